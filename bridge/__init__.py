@@ -1,0 +1,1 @@
+"""The HTTP bridge: API calls become inbox events; reads come from Redis."""

@@ -1,0 +1,1 @@
+"""The ``switchyard`` command: the composition root that wires settings into processes."""

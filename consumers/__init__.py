@@ -1,0 +1,1 @@
+"""Consumers of node-run requests: the worker SDK and the built-in executors."""

@@ -1,0 +1,1 @@
+"""The engine: the pure per-run state machine, templates, the Redis store, the processor."""

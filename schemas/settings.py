@@ -1,0 +1,69 @@
+"""The one settings object, read from the environment (``SWITCHYARD_`` prefix).
+
+Built once in an entry point (the CLI, a test fixture) and passed down; no module
+reads the environment on its own. Every field can be set as
+``SWITCHYARD_<FIELD>`` (``SWITCHYARD_KAFKA_BOOTSTRAP_SERVERS=host:9092``) or in a
+``.env`` file in the working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the services are, how the local stack is laid out, and engine limits."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SWITCHYARD_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # Services the engine, the bridge and the workers talk to.
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:19092", description="Kafka bootstrap servers, comma-separated."
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:16379/0", description="Redis URL.")
+    topic_prefix: str = Field(
+        default="switchyard.", description="Prefix of every topic name, to share a cluster."
+    )
+    inbox_partitions: int = Field(
+        default=12,
+        ge=1,
+        le=1024,
+        description="Partitions of the inbox; fixed at creation (changing it remaps run ids).",
+    )
+    topic_replication_factor: int = Field(default=1, ge=1)
+
+    # The local stack (`switchyard stack up`).
+    home: Path = Field(
+        default=Path(".switchyard"),
+        description="Folder for the local stack's data, logs, pid files and jar cache.",
+    )
+    kafka_version: str = Field(default="3.9.1", description="Apache Kafka release of the broker.")
+    kafka_port: int = Field(default=19092, ge=1, le=65535)
+    kafka_controller_port: int = Field(default=19093, ge=1, le=65535)
+    kafka_heap: str = Field(default="512m", pattern=r"^\d+[mg]$", description="JVM -Xmx.")
+    redis_port: int = Field(default=16379, ge=1, le=65535)
+    bridge_host: str = Field(default="127.0.0.1")
+    bridge_port: int = Field(default=8080, ge=1, le=65535)
+
+    @property
+    def cache_dir(self) -> Path:
+        """Downloads that survive `stack down` (the broker's jars)."""
+        return self.home / "cache"
+
+    @property
+    def run_dir(self) -> Path:
+        """Pid files of the processes `stack up` started."""
+        return self.home / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"

@@ -1,0 +1,1 @@
+"""Kafka names and typed I/O: the topic registry, topic creation, the producer."""
