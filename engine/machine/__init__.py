@@ -1,0 +1,1 @@
+"""The pure per-run state machine: decide(state, event, ...) -> Decision(state, effects)."""
