@@ -1,0 +1,71 @@
+"""Creating the registry's topics, idempotently (`switchyard topics ensure`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from switchyard.schemas.settings import Settings
+from switchyard.topics.registry import Topic, TopicRegistry
+
+# Kafka error code for "topic already exists": a concurrent `ensure` created it first.
+_TOPIC_ALREADY_EXISTS = 36
+
+
+class TopicMismatch(Exception):
+    """An existing topic has a partition count other than the registry's."""
+
+
+@dataclass(frozen=True)
+class EnsureReport:
+    created: tuple[str, ...]
+    existing: tuple[str, ...]
+
+
+async def ensure_topics(settings: Settings, registry: TopicRegistry | None = None) -> EnsureReport:
+    """Create every missing topic; check the partition counts of the existing ones.
+
+    A mismatch is an error, never "fixed": adding partitions to the inbox would
+    remap run ids to partitions under running engines.
+    """
+    registry = registry or TopicRegistry.from_settings(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = await _partition_counts(admin, registry.all())
+        missing = [t for t in registry.all() if t.name not in existing]
+        for topic in registry.all():
+            have = existing.get(topic.name)
+            if have is not None and have != topic.partitions:
+                raise TopicMismatch(
+                    f"topic {topic.name} has {have} partitions, the registry says "
+                    f"{topic.partitions}; set SWITCHYARD_INBOX_PARTITIONS={have} or use a new "
+                    "SWITCHYARD_TOPIC_PREFIX"
+                )
+        if missing:
+            await _create(admin, missing, settings.topic_replication_factor)
+        return EnsureReport(
+            created=tuple(t.name for t in missing),
+            existing=tuple(t.name for t in registry.all() if t.name in existing),
+        )
+    finally:
+        await admin.close()
+
+
+async def _partition_counts(
+    admin: AIOKafkaAdminClient, topics: tuple[Topic, ...]
+) -> dict[str, int]:
+    described = await admin.describe_topics([t.name for t in topics])
+    # Error code 0 means the topic exists; 3 (unknown topic) means it does not.
+    return {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
+
+
+async def _create(admin: AIOKafkaAdminClient, topics: list[Topic], replication: int) -> None:
+    response = await admin.create_topics(
+        [NewTopic(t.name, t.partitions, replication, topic_configs=t.configs()) for t in topics]
+    )
+    for name, code, *rest in response.topic_errors:
+        if code not in (0, _TOPIC_ALREADY_EXISTS):
+            message = rest[0] if rest else ""
+            raise RuntimeError(f"creating topic {name} failed: error {code} {message}")

@@ -1,0 +1,96 @@
+"""Every Kafka topic Switchyard uses: name, key, value, partitions, retention.
+
+Names on the wire live here and nowhere else. The inbox's partition count is
+fixed at creation: events are keyed by run id, and changing the count would move
+a run's later events to another partition (and so another engine process).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from switchyard.schemas.settings import Settings
+
+_DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One topic of the registry."""
+
+    name: str
+    key: str
+    value: str  # the name of the message model in switchyard.schemas
+    partitions: int
+    retention_ms: int
+    purpose: str
+
+    def configs(self) -> dict[str, str]:
+        return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete"}
+
+
+@dataclass(frozen=True)
+class TopicRegistry:
+    """The topics of one deployment (names carry the settings' prefix)."""
+
+    inbox: Topic
+    node_run_requests: Topic
+    webhook_requests: Topic
+    run_events: Topic
+    dead_letter: Topic
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TopicRegistry:
+        prefix = settings.topic_prefix
+        fanout = settings.inbox_partitions
+        return cls(
+            inbox=Topic(
+                name=f"{prefix}inbox",
+                key="run id (wfr_…)",
+                value="InboxEvent",
+                partitions=settings.inbox_partitions,
+                retention_ms=7 * _DAY_MS,
+                purpose="RunTriggered, NodeRunUpdated, RunCommand, TimerFired: the engine's input",
+            ),
+            node_run_requests=Topic(
+                name=f"{prefix}node-run-requests",
+                key="run id (wfr_…)",
+                value="NodeRunRequest",
+                partitions=fanout,
+                retention_ms=7 * _DAY_MS,
+                purpose="one message per KAFKA node run, for external consumers",
+            ),
+            webhook_requests=Topic(
+                name=f"{prefix}webhook-requests",
+                key="run id (wfr_…)",
+                value="WebhookRequest",
+                partitions=fanout,
+                retention_ms=1 * _DAY_MS,
+                purpose="WEBHOOK node runs, for the built-in webhook executor",
+            ),
+            run_events=Topic(
+                name=f"{prefix}run-events",
+                key="run id (wfr_…)",
+                value="RunEvent",
+                partitions=fanout,
+                retention_ms=7 * _DAY_MS,
+                purpose="every state change of a run or node run: audit, live views, subscribers",
+            ),
+            dead_letter=Topic(
+                name=f"{prefix}dead-letter",
+                key="the rejected message's key",
+                value="DeadLetter",
+                partitions=1,
+                retention_ms=30 * _DAY_MS,
+                purpose="messages the engine could not decode or had to reject, with the reason",
+            ),
+        )
+
+    def all(self) -> tuple[Topic, ...]:
+        return (
+            self.inbox,
+            self.node_run_requests,
+            self.webhook_requests,
+            self.run_events,
+            self.dead_letter,
+        )
