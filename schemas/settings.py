@@ -50,6 +50,20 @@ class Settings(BaseSettings):
     bridge_host: str = Field(default="127.0.0.1")
     bridge_port: int = Field(default=8080, ge=1, le=65535)
 
+    # Bounds on `{{ jq }}` templates: a template can't hang or bloat the engine.
+    template_timeout_ms: int = Field(
+        default=1000, ge=10, le=60_000, description="Wall time one template may take."
+    )
+    template_max_output_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest result of one template, as JSON."
+    )
+    template_memory_mb: int = Field(
+        default=256, ge=64, description="Address-space cap of each jq sandbox process."
+    )
+    template_workers: int = Field(
+        default=2, ge=1, le=64, description="jq sandbox processes kept running per engine."
+    )
+
     @property
     def cache_dir(self) -> Path:
         """Downloads that survive `stack down` (the broker's jars)."""
