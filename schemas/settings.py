@@ -42,6 +42,10 @@ class Settings(BaseSettings):
         default=Path(".switchyard"),
         description="Folder for the local stack's data, logs, pid files and jar cache.",
     )
+    cache_home: Path | None = Field(
+        default=None,
+        description="Folder for downloads that survive `stack down` (default: <home>/cache).",
+    )
     kafka_version: str = Field(default="3.9.1", description="Apache Kafka release of the broker.")
     kafka_port: int = Field(default=19092, ge=1, le=65535)
     kafka_controller_port: int = Field(default=19093, ge=1, le=65535)
@@ -67,7 +71,7 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         """Downloads that survive `stack down` (the broker's jars)."""
-        return self.home / "cache"
+        return self.cache_home or self.home / "cache"
 
     @property
     def run_dir(self) -> Path:

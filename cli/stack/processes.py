@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ class ProcessSpec:
     marker: str  # a string its /proc/<pid>/cmdline contains
     pid_file: Path
     log_file: Path
-    cwd: Path | None = None
     env: Mapping[str, str] | None = None
 
 
@@ -62,22 +60,28 @@ def is_alive(pid: int) -> bool:
 
 
 def start(spec: ProcessSpec) -> int:
-    """Start ``spec`` detached (its own session, survives the caller) and record its pid."""
+    """Start ``spec`` detached (its own session, survives the caller) and record its pid.
+
+    posix_spawn rather than Popen: the process outlives any Popen object we could
+    keep, and ``is_alive`` reaps it if it exits while we are still its parent.
+    """
     spec.log_file.parent.mkdir(parents=True, exist_ok=True)
     spec.pid_file.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ if spec.env is None else spec.env)
-    with spec.log_file.open("ab") as log:
-        proc = subprocess.Popen(
-            list(spec.argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=spec.cwd,
-            env=env,
-            start_new_session=True,
-        )
-    spec.pid_file.write_text(f"{proc.pid}\n")
-    return proc.pid
+    log_flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    pid = os.posix_spawn(
+        spec.argv[0],
+        list(spec.argv),
+        env,
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(spec.log_file), log_flags, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ],
+        setsid=True,
+    )
+    spec.pid_file.write_text(f"{pid}\n")
+    return pid
 
 
 def stop(spec: ProcessSpec, grace_seconds: float = 20.0) -> bool:

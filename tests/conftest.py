@@ -1,0 +1,142 @@
+"""Where the tests find Kafka and Redis, in this order:
+
+1. ``KAFKA_BOOTSTRAP_SERVERS`` and ``REDIS_URL`` from the environment;
+2. testcontainers, when a Docker daemon answers;
+3. the project's own launcher (``switchyard stack up``) with a test home and test ports.
+
+When none works the session fails with a message saying how to provide one; it
+never skips. Unit tests don't ask for these fixtures, so they need no services.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from switchyard.cli.stack.errors import StackError
+from switchyard.cli.stack.launcher import Stack
+from switchyard.schemas.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_HOME = REPO / ".switchyard" / "test"
+HOW_TO = (
+    "set KAFKA_BOOTSTRAP_SERVERS and REDIS_URL to running services, start a Docker "
+    "daemon, or install java, mvn and redis-server (scripts/bootstrap does) so the "
+    "launcher can start them"
+)
+
+
+@dataclass(frozen=True)
+class Services:
+    kafka_bootstrap: str
+    redis_url: str
+    source: str  # "environment", "testcontainers" or "launcher"
+
+
+def docker_daemon_available(timeout: float = 1.0) -> bool:
+    """A fast probe: no docker import and no I/O when there is no socket to try."""
+    if not os.environ.get("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
+        return False
+    try:
+        import docker
+
+        client = docker.from_env(timeout=timeout)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def _containers() -> Iterator[Services]:
+    import warnings
+
+    with warnings.catch_warnings():
+        # testcontainers 4.x warns that these modules moved to testcontainers.community.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from testcontainers.kafka import KafkaContainer
+        from testcontainers.redis import RedisContainer
+
+    with (
+        KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft() as kafka,
+        RedisContainer("redis:7.2") as redis_container,
+    ):
+        host = redis_container.get_container_host_ip()
+        port = redis_container.get_exposed_port(6379)
+        yield Services(kafka.get_bootstrap_server(), f"redis://{host}:{port}/0", "testcontainers")
+
+
+def launcher_settings() -> Settings:
+    """The test stack: its own home and ports, the shared jar cache."""
+    return Settings(
+        home=TEST_HOME,
+        cache_home=REPO / ".switchyard" / "cache",
+        kafka_port=29092,
+        kafka_controller_port=29093,
+        redis_port=26379,
+    )
+
+
+@contextlib.contextmanager
+def _launcher() -> Iterator[Services]:
+    settings = launcher_settings()
+    stack = Stack(settings)
+    if all(s.pid is None for s in stack.status()):
+        # Nothing of an earlier session runs: start from empty data folders.
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
+    try:
+        stack.up(say=lambda line: print(f"[test stack] {line}"))
+    except StackError as exc:
+        stack.down(say=lambda _: None)
+        pytest.fail(f"could not start the local stack: {exc}\nTo run the tests, {HOW_TO}.")
+    try:
+        yield Services(
+            f"127.0.0.1:{settings.kafka_port}",
+            f"redis://127.0.0.1:{settings.redis_port}/0",
+            "launcher",
+        )
+    finally:
+        stack.down(say=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    redis_url = os.environ.get("REDIS_URL")
+    if kafka and redis_url:
+        yield Services(kafka, redis_url, "environment")
+    elif kafka or redis_url:
+        pytest.fail("set both KAFKA_BOOTSTRAP_SERVERS and REDIS_URL, or neither")
+    elif docker_daemon_available():
+        with _containers() as found:
+            yield found
+    else:
+        with _launcher() as found:
+            yield found
+
+
+@pytest.fixture(scope="session")
+def session_tag() -> str:
+    """Unique per test session, so topics and keys of one run never meet another's."""
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def settings(services: Services, session_tag: str) -> Settings:
+    """Settings pointing at the test services, with a per-session topic prefix."""
+    return Settings(
+        kafka_bootstrap_servers=services.kafka_bootstrap,
+        redis_url=services.redis_url,
+        topic_prefix=f"test-{session_tag}.",
+        home=TEST_HOME,
+        cache_home=REPO / ".switchyard" / "cache",
+    )

@@ -1,0 +1,95 @@
+"""`switchyard stack up | status | down` against real processes, on ports of its own."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from switchyard.cli.main import main
+from switchyard.cli.stack import processes
+from switchyard.cli.stack.errors import ToolMissing
+from switchyard.cli.stack.launcher import Stack
+from switchyard.cli.stack.redis import RedisServer
+from switchyard.schemas.settings import Settings
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def own_settings(tmp_path: Path) -> Settings:
+    return Settings(
+        home=tmp_path / "stack",
+        cache_home=REPO / ".switchyard" / "cache",
+        kafka_port=_free_port(),
+        kafka_controller_port=_free_port(),
+        redis_port=_free_port(),
+        kafka_heap="256m",
+    )
+
+
+def test_up_status_down_cycle_and_up_is_idempotent(
+    own_settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "SWITCHYARD_HOME": str(own_settings.home),
+        "SWITCHYARD_CACHE_HOME": str(own_settings.cache_dir),
+        "SWITCHYARD_KAFKA_PORT": str(own_settings.kafka_port),
+        "SWITCHYARD_KAFKA_CONTROLLER_PORT": str(own_settings.kafka_controller_port),
+        "SWITCHYARD_REDIS_PORT": str(own_settings.redis_port),
+        "SWITCHYARD_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{own_settings.kafka_port}",
+        "SWITCHYARD_TOPIC_PREFIX": "launcher-test.",
+        "SWITCHYARD_KAFKA_HEAP": "256m",
+    }.items():
+        monkeypatch.setenv(name, value)
+    stack = Stack(own_settings)
+    try:
+        assert main(["stack", "up"]) == 0
+        first = {s.name: s.pid for s in stack.status()}
+        assert all(first.values()), first
+        out = capsys.readouterr().out
+        assert "kafka: ready on" in out
+        assert "topics: created launcher-test.inbox" in out
+
+        assert main(["stack", "up"]) == 0
+        out = capsys.readouterr().out
+        assert "kafka: already running" in out
+        assert "redis: already running" in out
+        assert "topics: all 5 present" in out
+        assert {s.name: s.pid for s in stack.status()} == first
+
+        assert main(["stack", "status"]) == 0
+        out = capsys.readouterr().out
+        assert f"127.0.0.1:{own_settings.kafka_port}" in out
+        assert out.count("running") == 2
+    finally:
+        assert main(["stack", "down"]) == 0
+    assert [s.pid for s in stack.status()] == [None, None]
+    assert not any(processes.is_alive(pid) for pid in first.values() if pid)
+    assert main(["stack", "status"]) == 3
+    assert "stopped" in capsys.readouterr().out
+
+
+def test_down_leaves_a_process_it_did_not_start_alone(own_settings: Settings) -> None:
+    # A pid file naming a process that is not ours (here: this test's own pid).
+    server = RedisServer(own_settings)
+    server.spec.pid_file.parent.mkdir(parents=True)
+    server.spec.pid_file.write_text(f"{__import__('os').getpid()}\n")
+    assert server.pid() is None
+    assert server.stop() is False  # and, evidently, we are still alive
+
+
+def test_missing_tool_is_named_with_its_fix(
+    own_settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ToolMissing, match=r"redis-server not found on PATH: .*apt-get install"):
+        RedisServer(own_settings).start()

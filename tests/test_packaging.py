@@ -1,0 +1,40 @@
+"""The distribution installs every top-level folder under the switchyard namespace."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+
+from tests.conftest import REPO
+
+FOLDERS = ("schemas", "topics", "engine", "consumers", "bridge", "cli")
+
+
+def test_every_package_folder_is_listed_in_pyproject() -> None:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    on_disk = {
+        "switchyard." + ".".join(init.parent.relative_to(REPO).parts)
+        for folder in FOLDERS
+        for init in (REPO / folder).rglob("__init__.py")
+    }
+    assert on_disk - listed == set(), "add these to [tool.setuptools] packages"
+    assert {config["package-dir"][f"switchyard.{f}"] for f in FOLDERS} == set(FOLDERS)
+
+
+def test_namespace_imports_and_bare_folder_imports_fail_outside_the_repo(tmp_path: object) -> None:
+    code = (
+        "import importlib, sys\n"
+        "import switchyard.engine, switchyard.schemas, switchyard.cli.main\n"
+        "for bare in ('engine', 'schemas', 'topics', 'consumers', 'bridge', 'cli'):\n"
+        "    try:\n"
+        "        importlib.import_module(bare)\n"
+        "    except ModuleNotFoundError:\n"
+        "        continue\n"
+        "    sys.exit(f'bare import {bare} worked')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
