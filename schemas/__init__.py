@@ -1,4 +1,128 @@
 """Switchyard's data: workflow definitions, runs, events on the wire, settings.
 
-Imports nothing else of Switchyard; every other package builds on it.
+Imports nothing else of Switchyard; every other package builds on it. ``__all__``
+is the public surface (pinned by ``tests/unit/schemas/test_exports.py``).
 """
+
+from switchyard.schemas.codec import decode, decode_inbox, encode
+from switchyard.schemas.errors import (
+    DecodeError,
+    InputsInvalid,
+    Problem,
+    ProblemsError,
+    SchemaError,
+    WorkflowInvalid,
+)
+from switchyard.schemas.events import (
+    InboxEvent,
+    LogEntry,
+    NodeRunContext,
+    NodeRunRequest,
+    NodeRunUpdated,
+    RunCommand,
+    RunEvent,
+    RunEventKind,
+    RunTriggered,
+    TimerFired,
+    WebhookRequest,
+)
+from switchyard.schemas.ids import (
+    Identifier,
+    NodeRunId,
+    RunId,
+    is_node_run_id,
+    is_run_id,
+    new_run_id,
+    node_run_id,
+)
+from switchyard.schemas.inputs import validate_inputs
+from switchyard.schemas.run import (
+    LogLevel,
+    NodeRef,
+    NodeRun,
+    NodeRunLog,
+    NodeRunResult,
+    NodeRunStatus,
+    RunResult,
+    RunStatus,
+    RunVariables,
+    WorkflowRef,
+    WorkflowRun,
+)
+from switchyard.schemas.timestamps import Timestamp, format_timestamp
+from switchyard.schemas.user_inputs import InputProperty, UserInputs
+from switchyard.schemas.workflow import (
+    ActionConfig,
+    ConditionConfig,
+    Connection,
+    IntegrationActionConfig,
+    KafkaConfig,
+    Node,
+    NodeConfig,
+    Outlet,
+    SelfServeTriggerConfig,
+    TriggerPermissions,
+    WebhookConfig,
+    Workflow,
+)
+from switchyard.schemas.workflow_rules import graph_problems, parse_workflow
+
+__all__ = [
+    "ActionConfig",
+    "ConditionConfig",
+    "Connection",
+    "DecodeError",
+    "Identifier",
+    "InboxEvent",
+    "InputProperty",
+    "InputsInvalid",
+    "IntegrationActionConfig",
+    "KafkaConfig",
+    "LogEntry",
+    "LogLevel",
+    "Node",
+    "NodeConfig",
+    "NodeRef",
+    "NodeRun",
+    "NodeRunContext",
+    "NodeRunId",
+    "NodeRunLog",
+    "NodeRunRequest",
+    "NodeRunResult",
+    "NodeRunStatus",
+    "NodeRunUpdated",
+    "Outlet",
+    "Problem",
+    "ProblemsError",
+    "RunCommand",
+    "RunEvent",
+    "RunEventKind",
+    "RunId",
+    "RunResult",
+    "RunStatus",
+    "RunTriggered",
+    "RunVariables",
+    "SchemaError",
+    "SelfServeTriggerConfig",
+    "TimerFired",
+    "Timestamp",
+    "TriggerPermissions",
+    "UserInputs",
+    "WebhookConfig",
+    "WebhookRequest",
+    "Workflow",
+    "WorkflowInvalid",
+    "WorkflowRef",
+    "WorkflowRun",
+    "decode",
+    "decode_inbox",
+    "encode",
+    "format_timestamp",
+    "graph_problems",
+    "is_node_run_id",
+    "is_run_id",
+    "new_run_id",
+    "node_run_id",
+    "parse_workflow",
+    "validate_inputs",
+]

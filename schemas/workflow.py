@@ -1,0 +1,191 @@
+"""Workflow definitions in Port's JSON format.
+
+Current spellings are stored and emitted; older ones are accepted on input
+(``options`` for a CONDITION's ``outlets``, ``sourceOptionIdentifier`` for a
+connection's ``sourceOutletIdentifier``). Field-level rules live on the models;
+the graph rules (SPEC §1) are checked by :func:`switchyard.schemas.parse_workflow`,
+which is the one way untrusted JSON becomes a :class:`Workflow`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from switchyard.schemas.base import WireModel
+from switchyard.schemas.ids import Identifier
+from switchyard.schemas.user_inputs import UserInputs
+
+OnFailure = Literal["terminate", "continue"]
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+TRIGGER_TYPES = frozenset({"SELF_SERVE_TRIGGER"})
+BRANCHING_TYPES = frozenset({"CONDITION"})
+SUPPORTED_TYPES = ("SELF_SERVE_TRIGGER", "CONDITION", "WEBHOOK", "KAFKA", "INTEGRATION_ACTION")
+
+
+def _rename_legacy(data: Any, old: str, new: str) -> Any:
+    """Move ``old`` to ``new`` in a raw dict; both given and different is an error."""
+    if isinstance(data, dict) and old in data:
+        data = dict(data)
+        value = data.pop(old)
+        if new in data and data[new] != value:
+            raise ValueError(f"{old} (legacy) and {new} disagree; give only {new}")
+        data.setdefault(new, value)
+    return data
+
+
+class TriggerPermissions(WireModel):
+    """Who may run a self-service trigger; all empty means Admins only (SPEC §6)."""
+
+    roles: list[str] = Field(default_factory=list)
+    users: list[str] = Field(default_factory=list)
+    teams: list[str] = Field(default_factory=list)
+    policy: dict[str, Any] | None = None
+
+
+class SelfServeTriggerConfig(WireModel):
+    type: Literal["SELF_SERVE_TRIGGER"]
+    published: bool = True
+    variant: Literal["DEFAULT", "ALERT"] | None = None
+    action_card_button_text: str | None = Field(default=None, min_length=1, max_length=15)
+    execute_action_button_text: str | None = Field(default=None, min_length=1, max_length=15)
+    permissions: TriggerPermissions | None = None
+    contexts: list[dict[str, Any]] | None = None
+    user_inputs: UserInputs = Field(default_factory=UserInputs)
+
+
+class Outlet(WireModel):
+    """One branch of a CONDITION: taken when ``expression`` (bare jq) yields ``true``."""
+
+    identifier: Identifier
+    title: str = ""
+    expression: str = Field(min_length=1)
+    status_label: dict[str, Any] | None = None
+    workflow_status_label: dict[str, Any] | None = None
+
+
+class ConditionConfig(WireModel):
+    type: Literal["CONDITION"]
+    outlets: list[Outlet] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_options(cls, data: Any) -> Any:
+        return _rename_legacy(data, "options", "outlets")
+
+
+class WebhookConfig(WireModel):
+    """An HTTP call made by the built-in webhook executor (or, async, a callback)."""
+
+    type: Literal["WEBHOOK"]
+    url: str = Field(min_length=1)
+    method: HttpMethod = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: dict[str, Any] | list[Any] | str | None = None
+    synchronized: bool = True
+    agent: bool = False
+    on_timeout: Literal["fail", "continue"] = "fail"
+    # Not in Port: our per-node timeout (SPEC §7); the executor's default applies if unset.
+    timeout_seconds: float | None = Field(default=None, gt=0, le=3600)
+    on_failure: OnFailure = "terminate"
+
+    @model_validator(mode="after")
+    def _no_agent(self) -> WebhookConfig:
+        # Agent mode (P1) has no executor yet: refuse it now rather than accept a
+        # node that would wait forever.
+        if self.agent:
+            raise ValueError("agent: true is not supported by this server yet")
+        return self
+
+
+class KafkaConfig(WireModel):
+    """A message on the node-run request topic; a consumer completes the node."""
+
+    type: Literal["KAFKA"]
+    payload: dict[str, Any] | list[Any] = Field(default_factory=dict)
+    on_failure: OnFailure = "terminate"
+
+
+class IntegrationActionConfig(WireModel):
+    """Work claimed by an integration worker (claim → ack → PATCH)."""
+
+    type: Literal["INTEGRATION_ACTION"]
+    installation_id: str | None = Field(default=None, min_length=1)
+    integration_provider: str = Field(min_length=1)
+    integration_invocation_type: str = Field(min_length=1)
+    integration_action_execution_properties: dict[str, Any] = Field(default_factory=dict)
+    defer_integration_installation: bool = False
+    on_failure: OnFailure = "terminate"
+
+    @model_validator(mode="after")
+    def _installation_given(self) -> IntegrationActionConfig:
+        if self.installation_id is None and not self.defer_integration_installation:
+            raise ValueError("installationId is required unless deferIntegrationInstallation")
+        return self
+
+
+ActionConfig = WebhookConfig | KafkaConfig | IntegrationActionConfig
+NodeConfig = Annotated[
+    SelfServeTriggerConfig | ConditionConfig | ActionConfig, Field(discriminator="type")
+]
+
+
+class Node(WireModel):
+    identifier: Identifier
+    title: str | None = None
+    icon: str | None = None
+    description: str | None = None
+    config: NodeConfig
+    variables: dict[str, Any] = Field(default_factory=dict)
+    links: list[str] = Field(default_factory=list, max_length=3)
+    verbose: bool = False
+
+    @property
+    def type(self) -> str:
+        return self.config.type
+
+    @property
+    def is_trigger(self) -> bool:
+        return self.config.type in TRIGGER_TYPES
+
+    @property
+    def is_branching(self) -> bool:
+        return self.config.type in BRANCHING_TYPES
+
+
+class Connection(WireModel):
+    source_identifier: Identifier
+    target_identifier: Identifier
+    source_outlet_identifier: Identifier | None = None
+    fallback: bool = False
+    description: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_option(cls, data: Any) -> Any:
+        return _rename_legacy(data, "sourceOptionIdentifier", "sourceOutletIdentifier")
+
+
+class Workflow(WireModel):
+    """A workflow definition; ``version`` and the audit fields are set by the server."""
+
+    identifier: Identifier
+    title: str | None = Field(default=None, max_length=100)
+    icon: str | None = None
+    description: str | None = Field(default=None, max_length=1100)
+    category: str | None = Field(default=None, max_length=40)
+    allow_anyone_to_view_runs: bool = True
+    nodes: list[Node] = Field(min_length=1, max_length=100)
+    connections: list[Connection] = Field(default_factory=list)
+    version: int | None = Field(default=None, ge=1)
+    # Set by the server; accepted so that a definition read back by GET can be PUT.
+    org_id: str | None = None
+    created_by: str | None = None
+    updated_by: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+    def node(self, identifier: str) -> Node | None:
+        return next((n for n in self.nodes if n.identifier == identifier), None)
