@@ -195,6 +195,8 @@ class KafkaBroker:
         return props
 
     def _format(self, libs: Path, props: Path) -> None:
+        if (self.home / "data" / "meta.properties").exists():
+            return  # formatted by an earlier `up`; skipping saves a JVM start
         cluster_file = self.home / "cluster.id"
         if not cluster_file.exists():
             raw = uuid.uuid4().bytes
