@@ -1,1 +1,52 @@
-"""The pure per-run state machine: decide(state, event, ...) -> Decision(state, effects)."""
+"""The pure per-run state machine: decide(state, event, ...) -> Decision(state, effects).
+
+No asyncio, Redis, Kafka, clock or randomness inside: the processor passes the
+workflow version, the time, the template engine and the secrets in, stores the new
+state and the effects (an outbox) atomically, then carries the effects out.
+"""
+
+from switchyard.engine.machine.decide import decide
+from switchyard.engine.machine.effects import (
+    EFFECTS,
+    AppendLogs,
+    ClearPendingClaim,
+    Decision,
+    Effect,
+    EmitRunEvent,
+    MarkPendingClaim,
+    PublishNodeRunRequest,
+    PublishWebhookRequest,
+    Rejection,
+    RejectionCode,
+    RunFinished,
+)
+from switchyard.engine.machine.projection import to_workflow_run
+from switchyard.engine.machine.state import (
+    NodeRunState,
+    RunState,
+    dump_state,
+    load_state,
+    problems,
+)
+
+__all__ = [
+    "EFFECTS",
+    "AppendLogs",
+    "ClearPendingClaim",
+    "Decision",
+    "Effect",
+    "EmitRunEvent",
+    "MarkPendingClaim",
+    "NodeRunState",
+    "PublishNodeRunRequest",
+    "PublishWebhookRequest",
+    "Rejection",
+    "RejectionCode",
+    "RunFinished",
+    "RunState",
+    "decide",
+    "dump_state",
+    "load_state",
+    "problems",
+    "to_workflow_run",
+]

@@ -1,0 +1,82 @@
+"""What templates see (SPEC §3), and masking of secrets in what is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from switchyard.engine.machine.state import NodeRunState, RunState
+from switchyard.schemas import format_timestamp
+
+MASK = "****"
+# Shorter values are not masked: replacing every "ab" in outputs would garble them
+# and hide nothing a guess wouldn't find.
+MIN_MASKED_LENGTH = 4
+
+
+class Masker:
+    """Replaces secret values with ``****`` in strings, recursively in JSON values."""
+
+    def __init__(self, secrets: Mapping[str, str]) -> None:
+        values = {v for v in secrets.values() if isinstance(v, str)}
+        # Longest first, so that a secret containing another is masked whole.
+        self._values = sorted(
+            (v for v in values if len(v) >= MIN_MASKED_LENGTH), key=len, reverse=True
+        )
+
+    def text(self, value: str) -> str:
+        for secret in self._values:
+            if secret in value:
+                value = value.replace(secret, MASK)
+        return value
+
+    def value(self, value: Any) -> Any:
+        if not self._values:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.text(str(k)): self.value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(item) for item in value]
+        return value
+
+
+def outputs_view(state: RunState) -> dict[str, Any]:
+    """``.outputs``: stored outputs, plus ``trigger`` for the trigger that fired."""
+    outputs = dict(state.outputs)
+    if state.trigger in outputs:
+        outputs["trigger"] = outputs[state.trigger]
+    return outputs
+
+
+def template_context(
+    state: RunState, node_run: NodeRunState, secrets: Mapping[str, str]
+) -> dict[str, Any]:
+    """The context of a node's config templates, rendered just before it runs."""
+    return {
+        "outputs": outputs_view(state),
+        "secrets": dict(secrets),
+        "workflow": {"identifier": state.workflow_identifier, "version": state.workflow_version},
+        "workflowRun": {
+            "identifier": state.run_id,
+            "createdAt": format_timestamp(state.created_at),
+            "trigger": {"identifier": state.trigger, "by": state.created_by},
+        },
+        "workflowNodeRun": {
+            "identifier": node_run.id,
+            "createdAt": format_timestamp(node_run.created_at),
+        },
+    }
+
+
+def variables_context(
+    state: RunState, node_run: NodeRunState, secrets: Mapping[str, str], raw: Any
+) -> dict[str, Any]:
+    """The context of ``variables`` and ``links``: ``.result`` is the raw output.
+
+    The raw output's keys are also at the root, for definitions written against
+    Port's older docs (``{{ .response.data.id }}``); the named keys win over them.
+    """
+    root = dict(raw) if isinstance(raw, dict) else {}
+    return {**root, "result": raw, **template_context(state, node_run, secrets)}

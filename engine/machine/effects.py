@@ -1,0 +1,145 @@
+"""What a decision asks the outside world to do: effects are data, stored in an outbox.
+
+Every effect has a deterministic ``id`` (built from the run id, node-run id, event
+seq or step), so a consumer or the store that sees one twice can tell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from switchyard.engine.machine.state import RunState
+from switchyard.schemas import (
+    NodeRunLog,
+    NodeRunRequest,
+    RunEvent,
+    RunResult,
+    WebhookRequest,
+)
+
+
+class _Effect(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+
+
+class PublishNodeRunRequest(_Effect):
+    """Send a KAFKA node's ``{payload, context}`` to the node-run request topic."""
+
+    kind: Literal["PublishNodeRunRequest"] = "PublishNodeRunRequest"
+    request: NodeRunRequest
+
+
+class PublishWebhookRequest(_Effect):
+    """Hand a rendered WEBHOOK node to the built-in webhook executor."""
+
+    kind: Literal["PublishWebhookRequest"] = "PublishWebhookRequest"
+    request: WebhookRequest
+
+
+class MarkPendingClaim(_Effect):
+    """Make an INTEGRATION_ACTION node run claimable by its installation's workers.
+
+    ``config`` is the rendered node config (camelCase, ``type`` kept) that the
+    claim response shows under ``config`` and ``node.config``.
+    """
+
+    kind: Literal["MarkPendingClaim"] = "MarkPendingClaim"
+    installation_id: str
+    node_run_id: str
+    run_id: str
+    config: dict[str, Any]
+
+
+class ClearPendingClaim(_Effect):
+    """The node run is over (completed or cancelled): no worker may claim it any more."""
+
+    kind: Literal["ClearPendingClaim"] = "ClearPendingClaim"
+    installation_id: str
+    node_run_id: str
+    run_id: str
+
+
+class AppendLogs(_Effect):
+    """Append lines to a node run's logs (kept beside the state, never rewritten)."""
+
+    kind: Literal["AppendLogs"] = "AppendLogs"
+    run_id: str
+    node_run_id: str
+    entries: list[NodeRunLog]
+
+
+class EmitRunEvent(_Effect):
+    """Publish a state change on the run events topic."""
+
+    kind: Literal["EmitRunEvent"] = "EmitRunEvent"
+    event: RunEvent
+
+
+class RunFinished(_Effect):
+    """The run is COMPLETED: the store moves it between its status indexes."""
+
+    kind: Literal["RunFinished"] = "RunFinished"
+    run_id: str
+    workflow_identifier: str
+    result: RunResult
+    completed_at: datetime
+
+
+Effect = Annotated[
+    PublishNodeRunRequest
+    | PublishWebhookRequest
+    | MarkPendingClaim
+    | ClearPendingClaim
+    | AppendLogs
+    | EmitRunEvent
+    | RunFinished,
+    Field(discriminator="kind"),
+]
+EFFECTS: TypeAdapter[list[Effect]] = TypeAdapter(list[Effect])
+"""For the store's outbox: ``EFFECTS.dump_json(effects)``, ``EFFECTS.validate_json(raw)``."""
+
+RejectionCode = Literal[
+    "unknown_run",
+    "wrong_run",
+    "duplicate_trigger",
+    "workflow_mismatch",
+    "no_trigger",
+    "trigger_unpublished",
+    "invalid_inputs",
+    "unknown_node_run",
+    "node_run_frozen",
+    "run_completed",
+    "run_cancelling",
+    "unknown_timer",
+    "unknown_event",
+]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why an event was not applied; the state is unchanged and no effect is produced.
+
+    ``code`` is stable (tests, metrics, dead-letter reasons); ``reason`` is a sentence.
+    """
+
+    code: RejectionCode
+    reason: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one event: the new state and effects, or a rejection."""
+
+    state: RunState | None
+    effects: tuple[Effect, ...] = field(default=())
+    rejection: Rejection | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.rejection is None

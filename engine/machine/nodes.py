@@ -1,0 +1,178 @@
+"""Starting a node: CONDITION runs here; action nodes become effects and wait.
+
+Config templates are rendered just before the node runs (SPEC §3); a template that
+fails fails the node with an ERROR log naming the expression.
+
+| kind                 | effect                  | waits for                                  |
+|----------------------|-------------------------|--------------------------------------------|
+| CONDITION            | none                    | nothing: completes at once                 |
+| WEBHOOK synchronized | PublishWebhookRequest   | the executor's NodeRunUpdated              |
+| WEBHOOK async        | PublishWebhookRequest   | the receiver's PATCH (executor posts only) |
+| KAFKA                | PublishNodeRunRequest   | the consumer's PATCH or NodeRunUpdated     |
+| INTEGRATION_ACTION   | MarkPendingClaim        | claim → ack → PATCH by a worker            |
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from switchyard.engine.machine.context import template_context
+from switchyard.engine.machine.effects import (
+    MarkPendingClaim,
+    PublishNodeRunRequest,
+    PublishWebhookRequest,
+)
+from switchyard.engine.machine.outcome import complete, describe, fail
+from switchyard.engine.machine.state import NodeRunState
+from switchyard.engine.machine.step import Step
+from switchyard.schemas import (
+    ConditionConfig,
+    IntegrationActionConfig,
+    KafkaConfig,
+    Node,
+    NodeRunContext,
+    NodeRunRequest,
+    WebhookConfig,
+    WebhookRequest,
+)
+
+_NOT_RENDERED = object()
+
+
+def start_node(step: Step, node: Node) -> None:
+    """Create ``node``'s node run and start it (a trigger is never started here)."""
+    node_run = step.new_node_run(node)
+    config = node.config
+    if isinstance(config, ConditionConfig):
+        _run_condition(step, node_run, config)
+    elif isinstance(config, WebhookConfig):
+        _start_webhook(step, node, node_run, config)
+    elif isinstance(config, KafkaConfig):
+        _start_kafka(step, node, node_run, config)
+    elif isinstance(config, IntegrationActionConfig):
+        _start_integration(step, node_run, config)
+    else:  # a second trigger can't be reached: parse_workflow forbids edges into triggers
+        fail(step, node_run, f"{config.type} nodes can't run inside a run")
+
+
+def _render(step: Step, node_run: NodeRunState, value: Any, *, secrets: bool = True) -> Any:
+    """``value`` rendered; on failure the node is failed and ``_NOT_RENDERED`` returned."""
+    context = template_context(step.state, node_run, step.secrets if secrets else {})
+    try:
+        return step.templates.render(value, context)
+    except Exception as error:  # a template plug-in's failure fails one node, no more
+        fail(step, node_run, f"template failed: {describe(error)}")
+        return _NOT_RENDERED
+
+
+def _request_context(step: Step, node_run: NodeRunState) -> NodeRunContext:
+    return NodeRunContext(
+        workflow_identifier=step.state.workflow_identifier,
+        workflow_run_id=step.state.run_id,
+        node_run_id=node_run.id,
+        node_identifier=node_run.node,
+        run_id=node_run.id,
+    )
+
+
+def _run_condition(step: Step, node_run: NodeRunState, config: ConditionConfig) -> None:
+    """First outlet whose expression yields ``true`` wins, else the fallback, else the
+    branch ends. Output ``{selectedOutlet, fallback}``; ``fallback`` is true when no
+    outlet matched (whether or not a fallback connection exists)."""
+    context = template_context(step.state, node_run, step.secrets)
+    for outlet in config.outlets:
+        try:
+            value = step.templates.evaluate(outlet.expression, context)
+        except Exception as error:  # see _render
+            fail(step, node_run, f"outlet {outlet.identifier!r}: {describe(error)}")
+            return
+        if value is True:
+            step.log(node_run, "INFO", f"outlet {outlet.identifier!r} matched")
+            selected = {"identifier": outlet.identifier, "title": outlet.title}
+            edges = step.graph.outlet_edge(node_run.node, outlet.identifier)
+            complete(step, node_run, {"selectedOutlet": selected, "fallback": False}, edges)
+            return
+    edges = step.graph.outlet_edge(node_run.node, None)
+    step.log(
+        node_run,
+        "INFO",
+        "no outlet matched: following the fallback"
+        if edges
+        else "no outlet matched and there is no fallback: this branch ends",
+    )
+    complete(step, node_run, {"selectedOutlet": None, "fallback": True}, edges)
+
+
+def _start_webhook(step: Step, node: Node, node_run: NodeRunState, config: WebhookConfig) -> None:
+    rendered = _render(
+        step, node_run, {"url": config.url, "headers": config.headers, "body": config.body}
+    )
+    if rendered is _NOT_RENDERED:
+        return
+    url, headers = rendered["url"], rendered["headers"]
+    if not isinstance(url, str) or not url:
+        fail(step, node_run, f"url: must render to a non-empty string (got {url!r})")
+        return
+    request = WebhookRequest(
+        url=url,
+        method=config.method,
+        # A header template may yield a number or an object; HTTP wants text.
+        headers={k: v if isinstance(v, str) else _json(v) for k, v in headers.items()},
+        body=rendered["body"],
+        synchronized=config.synchronized,
+        timeout_seconds=config.timeout_seconds,
+        on_timeout=config.on_timeout,
+        verbose=node.verbose,
+        context=_request_context(step, node_run),
+    )
+    step.add(PublishWebhookRequest(id=f"{node_run.id}:webhook", request=request))
+    waits = "the response" if config.synchronized else "the receiver to report back"
+    step.log(
+        node_run,
+        "INFO",
+        f"{config.method} {url}: sent to the webhook executor, waiting for {waits}",
+    )
+    if node.verbose:
+        step.log(node_run, "DEBUG", f"request headers: {_json(request.headers)}")
+        step.log(node_run, "DEBUG", f"request body: {_json(request.body)}")
+
+
+def _start_kafka(step: Step, node: Node, node_run: NodeRunState, config: KafkaConfig) -> None:
+    payload = _render(step, node_run, config.payload)
+    if payload is _NOT_RENDERED:
+        return
+    request = NodeRunRequest(payload=payload, context=_request_context(step, node_run))
+    step.add(PublishNodeRunRequest(id=f"{node_run.id}:request", request=request))
+    step.log(node_run, "INFO", "published to the node-run request topic, waiting for a consumer")
+    if node.verbose:
+        step.log(node_run, "DEBUG", f"payload: {_json(payload)}")
+
+
+def _start_integration(step: Step, node_run: NodeRunState, config: IntegrationActionConfig) -> None:
+    # No secrets here: Port doesn't allow them in integration actions, and the rendered
+    # config is shown to every worker that claims the node run.
+    raw = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    rendered = _render(step, node_run, raw, secrets=False)
+    if rendered is _NOT_RENDERED:
+        return
+    installation = rendered.get("installationId")
+    if not isinstance(installation, str) or not installation:
+        fail(step, node_run, "installationId: not set, no worker can claim this node run")
+        return
+    node_run.installation_id = installation
+    step.add(
+        MarkPendingClaim(
+            id=f"{node_run.id}:claim",
+            installation_id=installation,
+            node_run_id=node_run.id,
+            run_id=step.state.run_id,
+            config=rendered,
+        )
+    )
+    step.log(node_run, "INFO", f"pending for installation {installation!r}, waiting for a worker")
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
