@@ -36,6 +36,18 @@ class Settings(BaseSettings):
         description="Partitions of the inbox; fixed at creation (changing it remaps run ids).",
     )
     topic_replication_factor: int = Field(default=1, ge=1)
+    kafka_max_message_bytes: int = Field(
+        default=1048576, ge=1024, description="Largest message the producer sends."
+    )
+
+    # The engine.
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description='Secrets templates read as .secrets["name"], as JSON: {"name": "value"}.',
+    )
+    engine_group: str = Field(default="switchyard-engine", description="Consumer group.")
+    engine_batch_max: int = Field(default=200, ge=1, le=10000)
+    engine_batch_within_ms: int = Field(default=5, ge=0, le=10000)
 
     # The local stack (`switchyard stack up`).
     home: Path = Field(

@@ -1,0 +1,115 @@
+"""faust-streaming drives the inbox: one agent, ``concurrency=1``, batches of records.
+
+faust acks an event when the agent moves past it, even if the handler raised or
+was cancelled (faust-streaming #316, #606 and the ``finally`` ack in its stream
+iterator). So the handler never raises: infrastructure failures are retried until
+they pass, inside a shield, and the batch is acknowledged only after it is applied
+and its effects published. The state machine never sees faust.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+
+from switchyard.engine.processor import InboxProcessor, InboxRecord, retry_forever
+from switchyard.schemas.settings import Settings
+from switchyard.topics.registry import TopicRegistry
+
+log = logging.getLogger("switchyard.engine")
+
+
+def create_faust_app(settings: Settings) -> faust.App:
+    """The constrained faust configuration of DESIGN.md: no tables, state lives in Redis."""
+    return faust.App(
+        settings.engine_group,
+        broker=f"kafka://{settings.kafka_bootstrap_servers}",
+        store="memory://",
+        autodiscover=False,
+        processing_guarantee="at_least_once",
+        topic_partitions=settings.inbox_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        # A small in-flight set keeps redelivery after a rebalance small.
+        stream_buffer_maxsize=max(256, settings.engine_batch_max * 2),
+        broker_commit_every=100,
+        broker_commit_interval=1.0,
+        stream_wait_empty=True,
+        table_standby_replicas=0,
+        topic_disable_leader=True,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+    )
+
+
+class FaustInbox:
+    """Runs an :class:`InboxProcessor` over the inbox topic with faust."""
+
+    def __init__(self, settings: Settings, processor: InboxProcessor) -> None:
+        self.settings = settings
+        self.processor = processor
+        self.app = create_faust_app(settings)
+        self.processed = 0
+        self._busy = asyncio.Lock()
+        self._inflight: set[asyncio.Future[None]] = set()
+        self._state = "new"
+        topic = self.app.topic(
+            TopicRegistry.from_settings(settings).inbox.name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self.app.agent(topic, name="switchyard-inbox", concurrency=1)(self._agent)
+
+    async def _agent(self, stream: Any) -> None:
+        within = self.settings.engine_batch_within_ms / 1000
+        async for events in stream.take_events(self.settings.engine_batch_max, within=within):
+            records = [
+                InboxRecord(
+                    topic=e.message.topic,
+                    partition=e.message.partition,
+                    offset=e.message.offset,
+                    key=e.message.key,
+                    value=e.message.value,
+                )
+                for e in events
+            ]
+            # Shielded: a stop that cancels the agent must not abandon a batch that
+            # faust will ack anyway; stop() waits for these tasks.
+            task = asyncio.ensure_future(self._handle(records))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+            await asyncio.shield(task)
+
+    async def _handle(self, records: Sequence[InboxRecord]) -> None:
+        async with self._busy:
+            await retry_forever(lambda: self.processor.handle(records), what="inbox batch")
+            self.processed += len(records)
+
+    async def start(self) -> None:
+        if self._state != "new":
+            raise RuntimeError(f"FaustInbox.start() called when {self._state}")
+        self._state = "starting"
+        recovered = await self.processor.recover()
+        if recovered:
+            log.info("re-published %d outbox steps left by an earlier crash", recovered)
+        await self.app.start()
+        self._state = "started"
+
+    async def stop(self) -> None:
+        if self._state in {"new", "stopped"}:
+            self._state = "stopped"
+            return
+        self._state = "stopping"
+        # Holding the lock, no new batch starts while faust leaves the group; batches it
+        # acked on the way out are still applied below, before Redis and Kafka close.
+        async with self._busy:
+            await self.app.stop()
+        if self._inflight:
+            await asyncio.gather(*self._inflight)
+        self._state = "stopped"

@@ -1,0 +1,224 @@
+"""The inbox processor: decode, decide, apply atomically, publish, for a batch of events.
+
+Driver-independent: the faust agent in ``inbox.py`` hands it batches of records and
+commits their offsets only after :meth:`InboxProcessor.handle` returns. Effectively
+once: the stored run records the inbox offset it last applied, so a redelivered
+event is a no-op; a step's Kafka messages wait in an outbox written in the same
+atomic step and are re-published after a crash (deterministic ids let readers
+de-duplicate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from switchyard.engine.machine.decide import decide
+from switchyard.engine.machine.effects import Decision
+from switchyard.engine.store.plan import ApplyPlan, OutboxMessage, plan_decision
+from switchyard.engine.store.runs import RunStore, StoredRun
+from switchyard.engine.store.workflows import WorkflowStore
+from switchyard.engine.templates import Templates
+from switchyard.schemas import DecodeError, InboxEvent, RunTriggered, Workflow, decode_inbox
+from switchyard.topics.dead_letter import DeadLetter
+from switchyard.topics.producer import EventProducer
+from switchyard.topics.registry import TopicRegistry
+
+log = logging.getLogger("switchyard.engine")
+
+
+@dataclass(frozen=True)
+class InboxRecord:
+    """One Kafka record of the inbox, as any driver sees it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass
+class _Batch:
+    """What one batch has decided so far: plans to apply, messages to send after."""
+
+    runs: dict[str, StoredRun]
+    plans: list[ApplyPlan]
+    direct: list[OutboxMessage]  # no run to hold them: dead letters of unknown runs, re-keys
+    recovered: list[tuple[str, str, list[OutboxMessage]]]
+
+
+class InboxProcessor:
+    """Turns inbox records into state changes and published effects."""
+
+    def __init__(
+        self,
+        *,
+        store: RunStore,
+        workflows: WorkflowStore,
+        producer: EventProducer,
+        registry: TopicRegistry,
+        templates: Templates,
+        secrets: Mapping[str, str],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.workflows = workflows
+        self.producer = producer
+        self.registry = registry
+        self.templates = templates
+        self.secrets = dict(secrets)
+        self.clock = clock
+
+    async def recover(self) -> int:
+        """Publish every outbox a crash left behind; returns how many steps."""
+        pending = await self.store.pending_outboxes()
+        steps = [
+            (run, step, msgs) for run, by_step in pending.items() for step, msgs in by_step.items()
+        ]
+        await self._publish([m for _, _, msgs in steps for m in msgs])
+        await self.store.clear_outbox((run, step) for run, step, _ in steps)
+        return len(steps)
+
+    async def handle(self, records: Sequence[InboxRecord]) -> None:
+        """Process a batch in order. Raises only when Redis or Kafka fail (the caller
+        retries the whole batch: applied events are skipped by their offsets)."""
+        decoded: list[tuple[InboxRecord, InboxEvent]] = []
+        batch = _Batch(runs={}, plans=[], direct=[], recovered=[])
+        for record in records:
+            event = self._decode(record, batch)
+            if event is not None:
+                decoded.append((record, event))
+        batch.runs = await self.store.load(event.run_id for _, event in decoded)
+        for run_id, stored in batch.runs.items():
+            batch.recovered += [(run_id, step, msgs) for step, msgs in stored.outbox.items()]
+        for record, event in decoded:
+            await self._decide(record, event, batch)
+        applied = await self.store.apply(batch.plans)
+        messages = [m for _, _, msgs in batch.recovered for m in msgs] + batch.direct
+        for plan, ok in zip(batch.plans, applied, strict=True):
+            if ok:
+                messages += plan.outbox
+        await self._publish(messages)
+        cleared = [(run, step) for run, step, _ in batch.recovered]
+        cleared += [
+            (p.run_id, p.step)
+            for p, ok in zip(batch.plans, applied, strict=True)
+            if ok and p.outbox
+        ]
+        await self.store.clear_outbox(cleared)
+
+    def _decode(self, record: InboxRecord, batch: _Batch) -> InboxEvent | None:
+        try:
+            event = decode_inbox(record.value or b"")
+        except DecodeError as error:
+            batch.direct.append(self._dead_letter(record, "undecodable", error.reason))
+            return None
+        if record.key != event.run_id.encode():
+            # An event keyed by anything but its run id may sit in another run's
+            # partition: re-publish it under the right key, never apply it here.
+            batch.direct.append(OutboxMessage(record.topic, event.run_id, record.value or b""))
+            log.warning("re-keyed event for %s (key was %r)", event.run_id, record.key)
+            return None
+        return event
+
+    async def _decide(self, record: InboxRecord, event: InboxEvent, batch: _Batch) -> None:
+        stored = batch.runs.get(event.run_id)
+        if stored is not None and stored.offset >= record.offset:
+            return  # redelivered: already applied
+        workflow = await self._workflow(event, stored)
+        if workflow is None:
+            reason = f"workflow of {event.run_id} not found"
+            self._reject(record, event, stored, batch, "unknown_workflow", reason)
+            return
+        state = stored.state if stored else None
+        try:
+            decision = decide(
+                state, event, workflow=workflow, now=self.clock(),
+                templates=self.templates, secrets=self.secrets,
+            )  # fmt: skip
+        except Exception as error:  # a bug must not stop the engine: keep the event
+            log.exception("decide failed for %s", event.run_id)
+            self._reject(record, event, stored, batch, "engine_error", repr(error))
+            return
+        if decision.rejection is not None:
+            rejection = decision.rejection
+            self._reject(record, event, stored, batch, rejection.code, rejection.reason)
+            return
+        batch.plans.append(
+            plan_decision(state, decision, offset=record.offset, registry=self.registry)
+        )
+        self._remember(batch, event.run_id, decision, record.offset)
+
+    @staticmethod
+    def _remember(batch: _Batch, run_id: str, decision: Decision, offset: int) -> None:
+        if decision.state is not None:
+            batch.runs[run_id] = StoredRun(state=decision.state, offset=offset)
+
+    def _reject(
+        self,
+        record: InboxRecord,
+        event: InboxEvent,
+        stored: StoredRun | None,
+        batch: _Batch,
+        code: str,
+        reason: str,
+    ) -> None:
+        letter = self._dead_letter(record, code, reason)
+        if stored is None:
+            batch.direct.append(letter)
+            return
+        # A rejection changes nothing but the offset; its dead letter rides the outbox.
+        step = f"{stored.state.step}:{record.offset}"
+        plan = ApplyPlan(event.run_id, record.offset, step, outbox=[letter])
+        batch.plans.append(plan)
+        batch.runs[event.run_id] = StoredRun(state=stored.state, offset=record.offset)
+
+    async def _workflow(self, event: InboxEvent, stored: StoredRun | None) -> Workflow | None:
+        if stored is not None:
+            return await self.workflows.get(
+                stored.state.workflow_identifier, stored.state.workflow_version
+            )
+        if isinstance(event, RunTriggered):
+            return await self.workflows.get(event.workflow_identifier, event.workflow_version)
+        return None
+
+    def _dead_letter(self, record: InboxRecord, code: str, reason: str) -> OutboxMessage:
+        letter = DeadLetter.of(
+            code=code, reason=reason, topic=record.topic, partition=record.partition,
+            offset=record.offset, key=record.key, value=record.value, at=self.clock(),
+        )  # fmt: skip
+        log.warning("dead letter %s at %s/%s: %s", code, record.partition, record.offset, reason)
+        key = record.key.decode("utf-8", errors="replace") if record.key else "none"
+        return OutboxMessage(self.registry.dead_letter.name, key, letter.encode())
+
+    async def _publish(self, messages: Sequence[OutboxMessage]) -> None:
+        futures = [await self.producer.send(m.topic, m.key, m.value) for m in messages]
+        await self.producer.flush_sent(futures)
+
+
+async def retry_forever(
+    action: Callable[[], Awaitable[None]],
+    *,
+    what: str,
+    first_delay: float = 0.1,
+    max_delay: float = 5.0,
+) -> None:
+    """Retry ``action`` while Redis or Kafka are away, with capped exponential backoff.
+
+    Infrastructure failures never drop an event: the batch stays un-committed and is
+    retried until the service is back (the chaos test kills both)."""
+    delay = first_delay
+    while True:
+        try:
+            await action()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning("%s failed (%r); retrying in %.1f s", what, error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)

@@ -1,0 +1,81 @@
+"""Every Redis key Switchyard uses: its type, owner and lifetime, in one place.
+
+Run keys carry the run id as a hash tag (``{wfr_…}``) so that a Redis Cluster keeps
+one run's keys in one slot. Indexes span runs and so live in other slots; the apply
+script touches both, which is atomic on a single Redis node (what the stack runs).
+
+| key | type | owner (writer) | lifetime |
+|---|---|---|---|
+| ``sy:wf:{<workflow>}`` | hash: ``version`` (latest), ``deleted``, ``createdAt``, ``updatedAt`` | bridge | forever |
+| ``sy:wf:{<workflow>}:v:<n>`` | string: the definition JSON of version n (immutable) | bridge | forever |
+| ``sy:wfs`` | sorted set: workflow ids by creation time | bridge | forever |
+| ``sy:run:{<run>}`` | hash: ``state`` (RunState JSON), ``offset`` (last applied inbox offset) | engine | forever (P2: retention) |
+| ``sy:run:{<run>}:outbox`` | hash: step → Kafka messages still to publish for that step | engine | until published |
+| ``sy:run:{<run>}:logs:<node run>`` | list: log entries (JSON), appended, never rewritten | engine | as the run |
+| ``sy:outbox:pending`` | set: run ids whose outbox is not empty (crash recovery) | engine | while not empty |
+| ``sy:nr:<node run>`` | string: the run id of a node run (PATCH by node-run id) | engine | as the run |
+| ``sy:runs:all`` | sorted set: run ids by ``createdAt`` (ms) | engine | as the runs |
+| ``sy:runs:wf:<workflow>`` | sorted set: that workflow's runs by ``createdAt`` | engine | as the runs |
+| ``sy:runs:by:<creator>`` | sorted set: a creator's runs by ``createdAt`` | engine | as the runs |
+| ``sy:runs:status:<status>`` | sorted set: runs in IN_PROGRESS/CANCELLING/COMPLETED | engine | as the runs |
+| ``sy:runs:result:<result>`` | sorted set: completed runs by result | engine | as the runs |
+| ``sy:claims:<installation>`` | sorted set: pending node runs by visible-at (ms) | engine adds/removes; bridge claims | until done |
+| ``sy:claim:<node run>`` | hash: ``run``, ``installation``, ``config`` (JSON), ``acked`` | engine; bridge sets ``acked`` | until done |
+| ``sy:notify`` | pub/sub channel: run ids as the engine creates them | engine | — |
+"""
+
+from __future__ import annotations
+
+PREFIX = "sy:"
+OUTBOX_PENDING = f"{PREFIX}outbox:pending"
+RUNS_ALL = f"{PREFIX}runs:all"
+WORKFLOWS = f"{PREFIX}wfs"
+NOTIFY_CHANNEL = f"{PREFIX}notify"
+
+
+def workflow(identifier: str) -> str:
+    return f"{PREFIX}wf:{{{identifier}}}"
+
+
+def workflow_version(identifier: str, version: int) -> str:
+    return f"{PREFIX}wf:{{{identifier}}}:v:{version}"
+
+
+def run(run_id: str) -> str:
+    return f"{PREFIX}run:{{{run_id}}}"
+
+
+def outbox(run_id: str) -> str:
+    return f"{PREFIX}run:{{{run_id}}}:outbox"
+
+
+def logs(run_id: str, node_run_id: str) -> str:
+    return f"{PREFIX}run:{{{run_id}}}:logs:{node_run_id}"
+
+
+def node_run(node_run_id: str) -> str:
+    return f"{PREFIX}nr:{node_run_id}"
+
+
+def runs_of_workflow(identifier: str) -> str:
+    return f"{PREFIX}runs:wf:{identifier}"
+
+
+def runs_by(creator: str) -> str:
+    return f"{PREFIX}runs:by:{creator}"
+
+
+def runs_with_status(status: str) -> str:
+    return f"{PREFIX}runs:status:{status}"
+
+
+def runs_with_result(result: str) -> str:
+    return f"{PREFIX}runs:result:{result}"
+
+
+def claims(installation_id: str) -> str:
+    return f"{PREFIX}claims:{installation_id}"
+
+
+def claim(node_run_id: str) -> str:
+    return f"{PREFIX}claim:{node_run_id}"

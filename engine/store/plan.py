@@ -1,0 +1,155 @@
+"""From a decision to one atomic Redis step: pure, so it is tested without Redis.
+
+The plan is a list of Redis commands the apply script runs after checking the
+inbox offset, plus the Kafka messages the step must publish (its outbox). Index
+changes are derived from the old and new state, so a replayed event changes
+nothing: the script refuses an offset at or below the one already applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from switchyard.engine.machine.effects import (
+    AppendLogs,
+    ClearPendingClaim,
+    Decision,
+    EmitRunEvent,
+    MarkPendingClaim,
+    PublishNodeRunRequest,
+    PublishWebhookRequest,
+)
+from switchyard.engine.machine.state import RunState, dump_state
+from switchyard.engine.store import keys
+from switchyard.schemas import encode
+from switchyard.topics.registry import TopicRegistry
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A Kafka message a step still has to publish."""
+
+    topic: str
+    key: str
+    value: bytes
+
+    def to_json(self) -> dict[str, str]:
+        return {"topic": self.topic, "key": self.key, "value": self.value.decode()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> OutboxMessage:
+        return cls(topic=data["topic"], key=data["key"], value=data["value"].encode())
+
+
+@dataclass
+class ApplyPlan:
+    """Everything one inbox event changes, applied by ``apply.lua`` all or nothing."""
+
+    run_id: str
+    offset: int
+    step: str
+    commands: list[list[str]] = field(default_factory=list)
+    outbox: list[OutboxMessage] = field(default_factory=list)
+
+    def script_argument(self) -> bytes:
+        commands = list(self.commands)
+        if self.outbox:
+            payload = orjson.dumps([m.to_json() for m in self.outbox]).decode()
+            commands.append(["HSET", keys.outbox(self.run_id), self.step, payload])
+            commands.append(["SADD", keys.OUTBOX_PENDING, self.run_id])
+        return orjson.dumps(
+            {"run": keys.run(self.run_id), "offset": str(self.offset), "commands": commands}
+        )
+
+
+def _ms(value: datetime) -> str:
+    return str(int(value.timestamp() * 1000))
+
+
+def _index_commands(old: RunState | None, new: RunState) -> list[list[str]]:
+    score = _ms(new.created_at)
+    commands: list[list[str]] = []
+    if old is None:
+        commands += [
+            ["ZADD", keys.RUNS_ALL, score, new.run_id],
+            ["ZADD", keys.runs_of_workflow(new.workflow_identifier), score, new.run_id],
+            ["ZADD", keys.runs_by(new.created_by), score, new.run_id],
+            ["PUBLISH", keys.NOTIFY_CHANNEL, new.run_id],
+        ]
+    if old is None or old.status != new.status:
+        if old is not None:
+            commands.append(["ZREM", keys.runs_with_status(old.status), new.run_id])
+        commands.append(["ZADD", keys.runs_with_status(new.status), score, new.run_id])
+    if new.result is not None and (old is None or old.result != new.result):
+        commands.append(["ZADD", keys.runs_with_result(new.result), score, new.run_id])
+    known = {nr.id for nr in old.node_runs} if old else set()
+    commands += [
+        ["SET", keys.node_run(nr.id), new.run_id] for nr in new.node_runs if nr.id not in known
+    ]
+    return commands
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def plan_decision(
+    old: RunState | None,
+    decision: Decision,
+    *,
+    offset: int,
+    registry: TopicRegistry,
+    dead_letter: OutboxMessage | None = None,
+) -> ApplyPlan:
+    """The plan of an accepted decision, or of a rejection of an event for a known run.
+
+    A rejection still records the offset (the event is dealt with) and publishes its
+    dead letter from the outbox, so a crash can't lose the reason.
+    """
+    new = decision.state if decision.accepted else old
+    if new is None:
+        raise ValueError("a plan needs a run: reject events of unknown runs without one")
+    step = f"{new.step}:{offset}"
+    plan = ApplyPlan(run_id=new.run_id, offset=offset, step=step)
+    if dead_letter is not None:
+        plan.outbox.append(dead_letter)
+    if not decision.accepted or decision.state is None:
+        return plan
+    plan.commands.append(["HSET", keys.run(new.run_id), "state", dump_state(new).decode()])
+    plan.commands += _index_commands(old, new)
+    for effect in decision.effects:
+        _plan_effect(plan, effect, registry)
+    return plan
+
+
+def _plan_effect(plan: ApplyPlan, effect: object, registry: TopicRegistry) -> None:
+    run_id = plan.run_id
+    if isinstance(effect, AppendLogs) and effect.entries:
+        entries = [encode(entry).decode() for entry in effect.entries]
+        plan.commands.append(["RPUSH", keys.logs(run_id, effect.node_run_id), *entries])
+    elif isinstance(effect, MarkPendingClaim):
+        plan.commands += [
+            ["HSET", keys.claim(effect.node_run_id), "run", run_id,
+             "installation", effect.installation_id, "config", _json(effect.config)],
+            ["ZADD", keys.claims(effect.installation_id), "NX", "0", effect.node_run_id],
+        ]  # fmt: skip
+    elif isinstance(effect, ClearPendingClaim):
+        plan.commands += [
+            ["ZREM", keys.claims(effect.installation_id), effect.node_run_id],
+            ["DEL", keys.claim(effect.node_run_id)],
+        ]
+    elif isinstance(effect, PublishNodeRunRequest):
+        plan.outbox.append(
+            OutboxMessage(registry.node_run_requests.name, run_id, encode(effect.request))
+        )
+    elif isinstance(effect, PublishWebhookRequest):
+        plan.outbox.append(
+            OutboxMessage(registry.webhook_requests.name, run_id, encode(effect.request))
+        )
+    elif isinstance(effect, EmitRunEvent):
+        plan.outbox.append(OutboxMessage(registry.run_events.name, run_id, encode(effect.event)))
+    # RunFinished needs nothing more here: the status and result indexes follow the state.

@@ -1,0 +1,127 @@
+"""Run state in Redis: load runs for a batch of events, apply plans, clear outboxes.
+
+The processor is the only writer; the bridge reads through :meth:`RunStore.get` and
+:meth:`RunStore.logs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from switchyard.engine.machine.state import RunState, load_state
+from switchyard.engine.store import keys
+from switchyard.engine.store.plan import ApplyPlan, OutboxMessage
+from switchyard.schemas import NodeRunLog
+
+
+def _lua(name: str) -> str:
+    return resources.files("switchyard.engine.store").joinpath("lua", name).read_text()
+
+
+@dataclass
+class StoredRun:
+    """A run as read from Redis: state, last applied inbox offset, unpublished outbox."""
+
+    state: RunState
+    offset: int
+    outbox: dict[str, list[OutboxMessage]] = field(default_factory=dict)
+
+
+class RunStore:
+    """Reads and atomic writes of runs; shares the caller's Redis client."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self._apply = client.register_script(_lua("apply.lua"))
+        self._clear = client.register_script(_lua("clear_outbox.lua"))
+
+    async def load(self, run_ids: Iterable[str]) -> dict[str, StoredRun]:
+        """The stored runs among ``run_ids`` (missing ones are left out), in one round trip."""
+        ids = list(dict.fromkeys(run_ids))
+        if not ids:
+            return {}
+        async with self.client.pipeline(transaction=False) as pipe:
+            for run_id in ids:
+                pipe.hmget(keys.run(run_id), ["state", "offset"])
+                pipe.hgetall(keys.outbox(run_id))
+            replies = await pipe.execute()
+        found: dict[str, StoredRun] = {}
+        for run_id, (state, offset), outbox in zip(ids, replies[::2], replies[1::2], strict=True):
+            if state is None:
+                continue
+            found[run_id] = StoredRun(
+                state=load_state(state),
+                offset=int(offset) if offset is not None else -1,
+                outbox={_text(step): _messages(raw) for step, raw in outbox.items()},
+            )
+        return found
+
+    async def get(self, run_id: str) -> RunState | None:
+        raw = await self.client.hget(keys.run(run_id), "state")
+        return None if raw is None else load_state(raw)
+
+    async def run_of_node_run(self, node_run_id: str) -> str | None:
+        raw = await self.client.get(keys.node_run(node_run_id))
+        return None if raw is None else _text(raw)
+
+    async def logs(self, run_id: str, node_run_ids: Sequence[str]) -> dict[str, list[NodeRunLog]]:
+        if not node_run_ids:
+            return {}
+        async with self.client.pipeline(transaction=False) as pipe:
+            for node_run_id in node_run_ids:
+                pipe.lrange(keys.logs(run_id, node_run_id), 0, -1)
+            replies = await pipe.execute()
+        return {
+            node_run_id: [NodeRunLog.model_validate_json(line) for line in lines]
+            for node_run_id, lines in zip(node_run_ids, replies, strict=True)
+        }
+
+    async def apply(self, plans: Sequence[ApplyPlan]) -> list[bool]:
+        """Run each plan's atomic step, in order; False where the offset was already applied."""
+        if not plans:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for plan in plans:
+                await self._apply(args=[plan.script_argument()], client=pipe)
+            replies = await pipe.execute()
+        return [bool(reply) for reply in replies]
+
+    async def clear_outbox(self, steps: Iterable[tuple[str, str]]) -> None:
+        """Forget published outbox steps, given as ``(run_id, step)``."""
+        pending = list(steps)
+        if not pending:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for run_id, step in pending:
+                await self._clear(
+                    keys=[keys.outbox(run_id), keys.OUTBOX_PENDING],
+                    args=[run_id, step],
+                    client=pipe,
+                )
+            await pipe.execute()
+
+    async def pending_outboxes(self) -> dict[str, dict[str, list[OutboxMessage]]]:
+        """Every unpublished outbox (after a crash), by run id and step."""
+        run_ids = [_text(r) for r in await self.client.smembers(keys.OUTBOX_PENDING)]
+        result: dict[str, dict[str, list[OutboxMessage]]] = {}
+        for run_id in run_ids:
+            outbox = await self.client.hgetall(keys.outbox(run_id))
+            if outbox:
+                result[run_id] = {_text(step): _messages(raw) for step, raw in outbox.items()}
+            else:
+                await self.client.srem(keys.OUTBOX_PENDING, run_id)
+        return result
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _messages(raw: bytes | str) -> list[OutboxMessage]:
+    return [OutboxMessage.from_json(item) for item in orjson.loads(raw)]

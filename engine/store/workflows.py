@@ -1,0 +1,116 @@
+"""Workflow definitions in Redis: every update is a new, immutable version.
+
+A run is pinned to the version it started with, so versions are never rewritten;
+the engine caches parsed versions in memory for that reason.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from switchyard.engine.store import keys
+from switchyard.schemas import Workflow, encode, format_timestamp
+from switchyard.schemas.workflow_rules import parse_workflow
+
+# Create or update in one step: a concurrent PUT can't hand out the same version twice.
+_SAVE = """
+local exists = redis.call('HEXISTS', KEYS[1], 'version')
+if ARGV[1] == 'create' and exists == 1 and redis.call('HGET', KEYS[1], 'deleted') ~= '1' then
+  return -1
+end
+if ARGV[1] == 'update' and (exists == 0 or redis.call('HGET', KEYS[1], 'deleted') == '1') then
+  return -2
+end
+local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('HSET', KEYS[1], 'deleted', '0', 'updatedAt', ARGV[3])
+redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[3])
+-- Stored without its version (the key says it): cjson would turn [] into {}.
+redis.call('SET', KEYS[1] .. ':v:' .. version, ARGV[2])
+redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[5])
+return version
+"""
+
+
+class WorkflowExists(Exception):
+    """A create named an identifier that is taken."""
+
+
+class WorkflowMissing(Exception):
+    """An update or read named an identifier (or version) that does not exist."""
+
+
+class WorkflowStore:
+    """Versioned definitions; parsed versions are cached (they never change)."""
+
+    def __init__(self, client: aioredis.Redis, cache_size: int = 512) -> None:
+        self.client = client
+        self._save = client.register_script(_SAVE)
+        self._cache: OrderedDict[tuple[str, int], Workflow] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def save(self, workflow: Workflow, *, create: bool, now: datetime) -> Workflow:
+        """Store a new version; returns the workflow with its ``version`` set."""
+        document = orjson.loads(encode(workflow, exclude_none=True))
+        document.pop("version", None)
+        stamp = format_timestamp(now)
+        version = await self._save(
+            keys=[keys.workflow(workflow.identifier), keys.WORKFLOWS],
+            args=[
+                "create" if create else "update", orjson.dumps(document), stamp,
+                str(int(now.timestamp() * 1000)), workflow.identifier,
+            ],
+        )  # fmt: skip
+        if version == -1:
+            raise WorkflowExists(f"workflow {workflow.identifier} already exists")
+        if version == -2:
+            raise WorkflowMissing(f"workflow {workflow.identifier} does not exist")
+        return workflow.model_copy(update={"version": int(version)})
+
+    async def latest_version(self, identifier: str) -> int | None:
+        meta = await self.client.hmget(keys.workflow(identifier), ["version", "deleted"])
+        if meta[0] is None or meta[1] in (b"1", "1"):
+            return None
+        return int(meta[0])
+
+    async def get(self, identifier: str, version: int | None = None) -> Workflow | None:
+        """A version of a workflow (the latest live one when ``version`` is None)."""
+        if version is None:
+            version = await self.latest_version(identifier)
+            if version is None:
+                return None
+        cached = self._cache.get((identifier, version))
+        if cached is not None:
+            self._cache.move_to_end((identifier, version))
+            return cached
+        raw = await self.client.get(keys.workflow_version(identifier, version))
+        if raw is None:
+            return None
+        document = orjson.loads(raw)
+        document["version"] = version
+        workflow = parse_workflow(document)
+        self._cache[(identifier, version)] = workflow
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return workflow
+
+    async def delete(self, identifier: str, now: datetime) -> bool:
+        """Soft delete: runs keep reading their versions; new runs are refused."""
+        if await self.latest_version(identifier) is None:
+            return False
+        await self.client.hset(
+            keys.workflow(identifier), mapping={"deleted": "1", "updatedAt": format_timestamp(now)}
+        )
+        return True
+
+    async def meta(self, identifier: str) -> dict[str, Any]:
+        raw = await self.client.hgetall(keys.workflow(identifier))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,61 @@
+"""The one Kafka producer of a process: idempotent, acks from all replicas."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer
+
+from switchyard.schemas.settings import Settings
+
+
+class EventProducer:
+    """Sends keyed messages; ``send`` queues, ``flush_sent`` awaits a batch's acks.
+
+    Lifecycle: ``start()`` once (a second start is an error), ``stop()`` is idempotent.
+    """
+
+    def __init__(self, settings: Settings, *, linger_ms: int = 2) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=linger_ms,
+            max_request_size=settings.kafka_max_message_bytes,
+        )
+        self._state = "new"
+
+    async def start(self) -> None:
+        if self._state != "new":
+            raise RuntimeError(f"EventProducer.start() called when {self._state}")
+        await self._producer.start()
+        self._state = "started"
+
+    async def stop(self) -> None:
+        if self._state == "started":
+            await self._producer.stop()
+        self._state = "stopped"
+
+    async def __aenter__(self) -> EventProducer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    async def send(self, topic: str, key: str | bytes, value: bytes) -> asyncio.Future[object]:
+        """Queue one message; the returned future resolves when the broker has it."""
+        raw_key = key.encode() if isinstance(key, str) else key
+        future: asyncio.Future[object] = await self._producer.send(topic, value, key=raw_key)
+        return future
+
+    async def send_and_wait(self, topic: str, key: str | bytes, value: bytes) -> None:
+        await (await self.send(topic, key, value))
+
+    @staticmethod
+    async def flush_sent(futures: Iterable[asyncio.Future[object]]) -> None:
+        """Wait until every queued message is acknowledged (raises the first failure)."""
+        pending = list(futures)
+        if pending:
+            await asyncio.gather(*pending)
