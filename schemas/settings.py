@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -66,6 +66,27 @@ class Settings(BaseSettings):
     bridge_host: str = Field(default="127.0.0.1")
     bridge_port: int = Field(default=8080, ge=1, le=65535)
 
+    # The bridge (HTTP API): who may call it and how long a trigger waits for its run.
+    auth_file: Path | None = Field(
+        default=None,
+        description="JSON file of users and machine credentials (default: <home>/auth.json).",
+    )
+    token_secret: SecretStr | None = Field(
+        default=None, description="HMAC key that signs access tokens; the bridge needs it."
+    )
+    token_ttl_seconds: int = Field(
+        default=3600, ge=60, le=7 * 24 * 3600, description="Lifetime of an access token."
+    )
+    trigger_wait_ms: int = Field(
+        default=5000,
+        ge=0,
+        le=60_000,
+        description="How long POST .../runs waits for the engine before answering 202.",
+    )
+    idempotency_ttl_seconds: int = Field(
+        default=24 * 3600, ge=60, description="How long an Idempotency-Key maps to its run."
+    )
+
     # Bounds on `{{ jq }}` templates: a template can't hang or bloat the engine.
     template_timeout_ms: int = Field(
         default=1000, ge=10, le=60_000, description="Wall time one template may take."
@@ -79,6 +100,11 @@ class Settings(BaseSettings):
     template_workers: int = Field(
         default=2, ge=1, le=64, description="jq sandbox processes kept running per engine."
     )
+
+    @property
+    def auth_path(self) -> Path:
+        """The bridge's users and machine credentials."""
+        return self.auth_file or self.home / "auth.json"
 
     @property
     def cache_dir(self) -> Path:
