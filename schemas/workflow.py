@@ -181,6 +181,7 @@ class Workflow(WireModel):
     connections: list[Connection] = Field(default_factory=list)
     version: int | None = Field(default=None, ge=1)
     # Set by the server; accepted so that a definition read back by GET can be PUT.
+    id: str | None = None
     org_id: str | None = None
     created_by: str | None = None
     updated_by: str | None = None
