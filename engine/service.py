@@ -1,0 +1,67 @@
+"""The engine process: Redis, the producer, the processor and its faust driver, wired.
+
+``EngineService`` is an async context manager so that the CLI, the stack and the
+tests run the very same thing. Templates are passed in (the CLI passes the
+sandboxed jq engine; their lifecycle is the caller's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+
+from switchyard.engine.inbox import FaustInbox
+from switchyard.engine.processor import InboxProcessor
+from switchyard.engine.store.runs import RunStore
+from switchyard.engine.store.workflows import WorkflowStore
+from switchyard.engine.templates import Templates
+from switchyard.schemas.settings import Settings
+from switchyard.topics.producer import EventProducer
+from switchyard.topics.registry import TopicRegistry
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class EngineService:
+    """One engine process: consumes the inbox, applies runs, publishes effects."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        templates: Templates,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.redis = aioredis.Redis.from_url(settings.redis_url)
+        self.producer = EventProducer(settings)
+        self.processor = InboxProcessor(
+            store=RunStore(self.redis),
+            workflows=WorkflowStore(self.redis),
+            producer=self.producer,
+            registry=TopicRegistry.from_settings(settings),
+            templates=templates,
+            secrets=settings.secrets,
+            clock=clock,
+        )
+        self.inbox = FaustInbox(settings, self.processor)
+
+    async def start(self) -> None:
+        await self.producer.start()
+        await self.inbox.start()
+
+    async def stop(self) -> None:
+        await self.inbox.stop()
+        await self.producer.stop()
+        await self.redis.aclose()
+
+    async def __aenter__(self) -> EngineService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()

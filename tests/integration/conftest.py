@@ -1,0 +1,57 @@
+"""Fixtures of the engine's integration tests: topics, Redis, a producer, the engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from switchyard.engine.service import EngineService
+from switchyard.schemas.settings import Settings
+from switchyard.topics.admin import ensure_topics
+from switchyard.topics.producer import EventProducer
+from tests.integration.engine_support import Driver, echo_server
+from tests.unit.machine.conftest import JqTemplates
+
+
+@pytest.fixture
+def templates() -> Any:
+    return JqTemplates()
+
+
+@pytest.fixture
+async def topics(settings: Settings) -> Settings:
+    await ensure_topics(settings)
+    return settings
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(settings.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def producer(topics: Settings) -> AsyncIterator[EventProducer]:
+    async with EventProducer(topics) as p:
+        yield p
+
+
+@pytest.fixture
+def driver(topics: Settings, redis: aioredis.Redis, producer: EventProducer) -> Driver:
+    return Driver(topics, redis, producer)
+
+
+@pytest.fixture
+async def engine(topics: Settings, templates: Any) -> AsyncIterator[EngineService]:
+    async with EngineService(topics, templates) as service:
+        yield service
+
+
+@pytest.fixture
+def http() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    with echo_server() as server:
+        yield server
