@@ -1,0 +1,78 @@
+"""``create_app(settings)``: the bridge's FastAPI app (no module-level app).
+
+The lifespan opens Redis, the Kafka producer and the ``sy:notify`` subscription,
+and loads the auth file; it fails at start, with a message saying what to set,
+when the token secret or the auth file is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+
+from switchyard.bridge import auth, claims, node_runs, runs, workflows
+from switchyard.bridge.context import BridgeContext, utc_now
+from switchyard.bridge.credentials import Credentials
+from switchyard.bridge.errors import install_error_handlers
+from switchyard.bridge.notify import RunNotifier
+from switchyard.bridge.tokens import TokenSigner
+from switchyard.engine.store.runs import RunStore
+from switchyard.engine.store.workflows import WorkflowStore
+from switchyard.schemas.settings import Settings
+from switchyard.topics.producer import EventProducer
+from switchyard.topics.registry import TopicRegistry
+
+DESCRIPTION = """Switchyard's runs API, compatible with Port's Workflows API: get a token
+with `POST /v1/auth/access_token`, then send `Authorization: Bearer <token>`.
+Errors are `{ok: false, error, message}`, the message naming the field."""
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> FastAPI:
+    if settings.token_secret is None:
+        raise ValueError("the bridge needs SWITCHYARD_TOKEN_SECRET to sign access tokens")
+    signer = TokenSigner(settings.token_secret.get_secret_value(), settings.token_ttl_seconds)
+    credentials = Credentials.load(settings.auth_path)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        producer = EventProducer(settings)
+        notifier = RunNotifier(client)
+        try:
+            await producer.start()
+            await notifier.start()
+            app.state.bridge = BridgeContext(
+                settings=settings,
+                registry=TopicRegistry.from_settings(settings),
+                redis=client,
+                producer=producer,
+                runs=RunStore(client),
+                workflows=WorkflowStore(client),
+                notifier=notifier,
+                credentials=credentials,
+                signer=signer,
+                clock=clock,
+            )
+            yield
+        finally:
+            await notifier.stop()
+            await producer.stop()
+            await client.aclose()
+
+    app = FastAPI(
+        title="Switchyard",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    install_error_handlers(app)
+    # Runs first: /v1/workflows/runs must not be read as the workflow "runs".
+    for router in (auth.router, runs.router, node_runs.router, claims.router, workflows.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,80 @@
+"""``POST /v1/auth/access_token`` and the ``Authorization: Bearer`` check of every route.
+
+Tokens are HS256 JWTs signed with ``settings.token_secret``: ``sub`` is the client id,
+``exp`` the expiry. The actor is looked up again on every request, so a credential
+removed from the auth file stops working at the bridge's next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+
+from switchyard.bridge.context import BridgeContext, context
+from switchyard.bridge.credentials import Actor
+from switchyard.bridge.errors import json_response, unauthorized
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from /v1/auth/access_token.")
+
+
+def current_actor(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    """The caller, from ``Authorization: Bearer <token>``; 401 without a valid one."""
+    if not request.headers.get("authorization"):
+        raise unauthorized("Authorization header is required: Bearer <access token>")
+    if bearer is None or not bearer.credentials.strip():
+        raise unauthorized("Authorization header must be: Bearer <access token>")
+    ctx = context(request)
+    actor = ctx.credentials.actor(ctx.signer.client_id(bearer.credentials.strip()))
+    if actor is None:
+        raise unauthorized("the access token names a credential that no longer exists")
+    return actor
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+Ctx = Annotated[BridgeContext, Depends(context)]
+
+
+class AccessTokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    clientId: str = Field(min_length=1, description="The client id of a user or machine.")
+    clientSecret: str = Field(min_length=1, description="Its secret.")
+
+
+class AccessTokenResponse(BaseModel):
+    ok: bool = Field(description="Always true on success.")
+    accessToken: str = Field(description="Send as `Authorization: Bearer <accessToken>`.")
+    expiresIn: int = Field(description="Seconds until the token expires.")
+    tokenType: Literal["Bearer"] = Field(description="Always `Bearer`.")
+
+
+router = APIRouter(tags=["auth"])
+
+
+@router.post(
+    "/v1/auth/access_token",
+    response_model=AccessTokenResponse,
+    summary="Exchange client credentials for an access token",
+    responses={401: {"description": "Unknown client id or wrong secret."}},
+)
+async def access_token(body: AccessTokenRequest, ctx: Ctx) -> Response:
+    # scrypt takes tens of milliseconds: off the event loop.
+    actor = await asyncio.to_thread(ctx.credentials.authenticate, body.clientId, body.clientSecret)
+    if actor is None:
+        raise unauthorized("clientId or clientSecret is wrong")
+    return json_response(
+        {
+            "ok": True,
+            "accessToken": ctx.signer.issue(actor),
+            "expiresIn": ctx.signer.ttl_seconds,
+            "tokenType": "Bearer",
+        }
+    )

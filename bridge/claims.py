@@ -1,0 +1,192 @@
+"""Claim and ack of pending INTEGRATION_ACTION node runs, atomic in Redis.
+
+The engine puts a pending node run in ``sy:claims:<installation>`` with score 0
+(visible now) and its rendered config in ``sy:claim:<node run>``. A claim takes the
+members whose score is ≤ now and moves them to now + visibility timeout, in one
+script, so two concurrent claims never return the same node run and an unacked one
+comes back after its timeout. An ack sets ``acked`` and takes the node run out of
+the set for good; a second ack finds ``acked`` set (409).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter
+from fastapi import Path as PathParam
+from fastapi.responses import Response
+
+from switchyard.bridge.auth import Ctx, CurrentActor
+from switchyard.bridge.context import BridgeContext
+from switchyard.bridge.credentials import Actor
+from switchyard.bridge.errors import conflict, forbidden, json_response, not_found
+from switchyard.bridge.models import (
+    ERRORS,
+    AckRequest,
+    AckResponse,
+    ClaimedNodeRunsResponse,
+    ClaimRequest,
+)
+from switchyard.bridge.permissions import may_operate
+from switchyard.bridge.views import load_run, project
+from switchyard.engine.store import keys
+from switchyard.schemas import format_timestamp
+
+router = APIRouter(tags=["claim and ack"])
+
+# KEYS[1] sy:claims:<installation>. ARGV: now ms, limit, visibility ms, claim key
+# prefix, then node run ids to skip. Returns [id, run, config, ...] of claimed ones.
+_CLAIM = """
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local skip = {}
+for i = 5, #ARGV do skip[ARGV[i]] = true end
+local out = {}
+local count = 0
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+for _, id in ipairs(due) do
+  if count >= limit then break end
+  if not skip[id] then
+    local claim = redis.call('HMGET', ARGV[4] .. id, 'run', 'config', 'acked')
+    if not claim[1] or claim[3] == '1' then
+      redis.call('ZREM', KEYS[1], id)
+    else
+      redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), id)
+      table.insert(out, id)
+      table.insert(out, claim[1])
+      table.insert(out, claim[2] or '{}')
+      count = count + 1
+    end
+  end
+end
+return out
+"""
+
+# KEYS[1] sy:claim:<node run>. ARGV: node run id, claims key prefix.
+# Returns 1 acked now, 0 unknown, -1 already acked.
+_ACK = """
+local claim = redis.call('HMGET', KEYS[1], 'installation', 'acked')
+if not claim[1] then return 0 end
+if claim[2] == '1' then
+  redis.call('ZREM', ARGV[2] .. claim[1], ARGV[1])
+  return -1
+end
+redis.call('HSET', KEYS[1], 'acked', '1')
+redis.call('ZREM', ARGV[2] .. claim[1], ARGV[1])
+return 1
+"""
+
+
+def _check(actor: Actor) -> None:
+    if not may_operate(actor):
+        raise forbidden(f"{actor.name} may not claim or ack (Admins and machines may)")
+
+
+async def _claimed_node_run(
+    ctx: BridgeContext, node_run_id: str, run_id: str, config: Any, until: datetime, inst: str
+) -> dict[str, Any] | None:
+    loaded = await load_run(ctx, run_id)
+    if loaded is None:
+        return None
+    run = await project(ctx, loaded)
+    node_run = next((nr for nr in run.node_runs if nr.identifier == node_run_id), None)
+    if node_run is None:
+        return None
+    item = node_run.model_dump(mode="json", by_alias=True)
+    item["node"]["config"] = config
+    item.update(
+        config=config,
+        pendingExecution=True,
+        claimedUntil=format_timestamp(until),
+        installationId=inst,
+        workflowRun={"identifier": run_id},
+    )
+    return item
+
+
+async def _claim(ctx: BridgeContext, actor: Actor, body: ClaimRequest) -> Response:
+    _check(actor)
+    now = ctx.clock()
+    now_ms = int(now.timestamp() * 1000)
+    reply = await ctx.redis.eval(
+        _CLAIM,
+        1,
+        keys.claims(body.installationId),
+        now_ms,
+        body.limit,
+        body.visibilityTimeoutMs,
+        keys.claim(""),
+        *body.exclude,
+    )
+    until = datetime.fromtimestamp((now_ms + body.visibilityTimeoutMs) / 1000, UTC)
+    node_runs = []
+    for i in range(0, len(reply), 3):
+        node_run_id, run_id, raw = (_text(part) for part in reply[i : i + 3])
+        item = await _claimed_node_run(
+            ctx, node_run_id, run_id, orjson.loads(raw), until, body.installationId
+        )
+        if item is not None:
+            node_runs.append(item)
+    return json_response({"ok": True, "nodeRuns": node_runs})
+
+
+async def _ack(ctx: BridgeContext, actor: Actor, body: AckRequest) -> Response:
+    _check(actor)
+    node_run_id = body.nodeRunIdentifier
+    result = await ctx.redis.eval(_ACK, 1, keys.claim(node_run_id), node_run_id, keys.claims(""))
+    if result == 0:
+        raise not_found(f"node run {node_run_id} is not pending for any installation")
+    if result == -1:
+        raise conflict(f"node run {node_run_id} is already acknowledged")
+    return json_response({"ok": True, "acked": True})
+
+
+OrgPath = Annotated[str, PathParam(min_length=1, description="Organization id (ignored).")]
+
+
+@router.post(
+    "/v1/workflows/runs/claim-pending",
+    response_model=ClaimedNodeRunsResponse,
+    summary="Claim pending node runs of an installation",
+    responses=ERRORS,
+)
+async def claim_pending(body: ClaimRequest, ctx: Ctx, actor: CurrentActor) -> Response:
+    return await _claim(ctx, actor, body)
+
+
+@router.post(
+    "/v1/org/{org_id}/workflows/runs/claim-pending",
+    response_model=ClaimedNodeRunsResponse,
+    summary="Claim pending node runs of an installation (org path)",
+    responses=ERRORS,
+)
+async def claim_pending_org(
+    org_id: OrgPath, body: ClaimRequest, ctx: Ctx, actor: CurrentActor
+) -> Response:
+    return await _claim(ctx, actor, body)
+
+
+@router.patch(
+    "/v1/workflows/runs/ack",
+    response_model=AckResponse,
+    summary="Acknowledge a claimed node run",
+    responses=ERRORS,
+)
+async def ack(body: AckRequest, ctx: Ctx, actor: CurrentActor) -> Response:
+    return await _ack(ctx, actor, body)
+
+
+@router.patch(
+    "/v1/org/{org_id}/workflows/runs/ack",
+    response_model=AckResponse,
+    summary="Acknowledge a claimed node run (org path)",
+    responses=ERRORS,
+)
+async def ack_org(org_id: OrgPath, body: AckRequest, ctx: Ctx, actor: CurrentActor) -> Response:
+    return await _ack(ctx, actor, body)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,148 @@
+"""Request and response bodies of the runs API, as the OpenAPI document shows them.
+
+Requests refuse unknown keys (a misspelt field is a 422 naming it). Log lines take
+both spellings in use: ``logLevel``/``log`` (PATCH, seed 001) and ``level``/``message``
+(the logs endpoint as Port's integration clients call it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from switchyard.schemas import LogLevel, NodeRunResult, NodeRunStatus, Workflow, WorkflowRun
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TriggerRequest(_Request):
+    inputs: dict[str, Any] = Field(
+        default_factory=dict, description="Values for the trigger's userInputs."
+    )
+    nodeIdentifier: str | None = Field(
+        default=None,
+        description="Which self-service trigger to run; needed when there are several.",
+    )
+
+
+class LogLine(_Request):
+    logLevel: LogLevel = Field(description="DEBUG, INFO, WARN or ERROR (alias: level).")
+    log: str = Field(default="", description="The text (alias: message).")
+    tags: dict[str, str] = Field(default_factory=dict, description="Flat string tags.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _other_spelling(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            for old, new in (("level", "logLevel"), ("message", "log")):
+                if old in data:
+                    if new in data:
+                        raise ValueError(f"give {new} or {old}, not both")
+                    data[new] = data.pop(old)
+        return data
+
+
+class NodeRunPatch(_Request):
+    status: NodeRunStatus | None = Field(
+        default=None, description="IN_PROGRESS (default) or COMPLETED."
+    )
+    result: NodeRunResult | None = Field(
+        default=None, description="Required with COMPLETED: SUCCESS, FAILED or CANCELLED."
+    )
+    output: dict[str, Any] | None = Field(
+        default=None, description="The node's output, made available to later nodes."
+    )
+    logs: list[LogLine] = Field(default_factory=list, description="Lines appended to its logs.")
+    links: list[str] | None = Field(default=None, description="Links shown on the node run.")
+    externalRunId: str | None = Field(
+        default=None, min_length=1, description="The external system's id for this work."
+    )
+
+    @model_validator(mode="after")
+    def _result_with_completed(self) -> NodeRunPatch:
+        if self.status == "COMPLETED" and self.result is None:
+            raise ValueError("result is required when status is COMPLETED")
+        if self.status != "COMPLETED" and self.result is not None:
+            raise ValueError("result is only allowed with status COMPLETED")
+        return self
+
+
+class LogsRequest(_Request):
+    logs: list[LogLine] = Field(min_length=1, description="Lines appended to the node run.")
+
+
+class ClaimRequest(_Request):
+    installationId: str = Field(min_length=1, description="Whose pending node runs to claim.")
+    limit: int = Field(default=10, ge=1, le=100, description="At most this many (1-100).")
+    visibilityTimeoutMs: int = Field(
+        default=60_000,
+        ge=1000,
+        le=600_000,
+        description="How long claimed node runs stay hidden from other claims unless acked.",
+    )
+    exclude: list[str] = Field(default_factory=list, description="Node run ids to skip.")
+
+
+class AckRequest(_Request):
+    nodeRunIdentifier: str = Field(
+        pattern=r"^wfnr_[A-Za-z0-9]{16}$", description="The claimed node run."
+    )
+
+
+class OkResponse(BaseModel):
+    ok: bool = Field(description="true")
+
+
+class WorkflowRunResponse(BaseModel):
+    ok: bool
+    workflowRun: WorkflowRun
+
+
+class WorkflowRunsResponse(BaseModel):
+    ok: bool
+    workflowRuns: list[WorkflowRun] = Field(description="Newest first.")
+
+
+class AckResponse(BaseModel):
+    ok: bool
+    acked: bool
+
+
+class ClaimedNodeRunsResponse(BaseModel):
+    ok: bool
+    nodeRuns: list[dict[str, Any]] = Field(
+        description="Node runs with pendingExecution, claimedUntil, installationId, "
+        "config and node.config (the rendered INTEGRATION_ACTION config)."
+    )
+
+
+class WorkflowResponse(BaseModel):
+    ok: bool
+    workflow: Workflow
+
+
+class WorkflowsResponse(BaseModel):
+    ok: bool
+    workflows: list[Workflow]
+
+
+class ErrorResponse(BaseModel):
+    ok: bool = Field(description="false")
+    error: str = Field(description="A code: not_found, invalid_request, forbidden...")
+    message: str = Field(description="What is wrong, naming the field.")
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in (
+        (401, "No, expired or forged access token."),
+        (403, "The caller may not do this."),
+        (404, "Not found, or not visible to the caller."),
+        (409, "Conflicts with the current state."),
+        (422, "Invalid input; the message names each bad field."),
+    )
+}

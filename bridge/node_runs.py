@@ -1,0 +1,163 @@
+"""Node runs: PATCH (both paths), the logs endpoint, lookup by external run id.
+
+The bridge checks what it can (the body, that the node run exists and is not
+COMPLETED) and publishes ``NodeRunUpdated``; the engine applies it. A PATCH carrying
+``externalRunId`` also records the lookup key that
+``GET /v1/workflows/nodes/runs?external_run_id=`` reads.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
+
+from switchyard.bridge.auth import Ctx, CurrentActor
+from switchyard.bridge.context import BridgeContext
+from switchyard.bridge.credentials import Actor
+from switchyard.bridge.errors import conflict, forbidden, json_response, not_found
+from switchyard.bridge.models import ERRORS, LogLine, LogsRequest, NodeRunPatch, OkResponse
+from switchyard.bridge.permissions import may_operate
+from switchyard.bridge.views import LoadedRun, load_run, project
+from switchyard.engine.machine.state import NodeRunState
+from switchyard.engine.store import keys
+from switchyard.schemas import LogEntry, NodeRunUpdated, encode
+from switchyard.schemas.ids import NODE_RUN_ID_PATTERN, RUN_ID_PATTERN
+
+router = APIRouter(tags=["node runs"])
+
+NodeRunIdPath = Annotated[
+    str, Path(pattern=NODE_RUN_ID_PATTERN, description="wfnr_ + 16 letters/digits")
+]
+RunIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="wfr_ + 16 letters/digits")]
+
+
+def external_key(external_run_id: str) -> str:
+    """Bridge-owned: an external run id → its node run id (see keys.py, bridge section)."""
+    return f"{keys.PREFIX}bridge:ext:{external_run_id}"
+
+
+async def _open_node_run(
+    ctx: BridgeContext, actor: Actor, node_run_id: str, run_id: str | None
+) -> tuple[LoadedRun, NodeRunState]:
+    """The run and node run to update: 403, 404 or 409 (COMPLETED is frozen)."""
+    if not may_operate(actor):
+        raise forbidden(f"{actor.name} may not update node runs (Admins and machines may)")
+    owner = await ctx.runs.run_of_node_run(node_run_id)
+    if owner is None or (run_id is not None and owner != run_id):
+        where = f" in workflow run {run_id}" if run_id else ""
+        raise not_found(f"node run {node_run_id} not found{where}")
+    loaded = await load_run(ctx, owner)
+    node_run = loaded.state.node_run(node_run_id) if loaded else None
+    if loaded is None or node_run is None:
+        raise not_found(f"node run {node_run_id} not found")
+    if node_run.status == "COMPLETED":
+        raise conflict(f"node run {node_run_id} is COMPLETED ({node_run.result}); it is frozen")
+    return loaded, node_run
+
+
+def _entries(lines: list[LogLine]) -> list[LogEntry]:
+    return [LogEntry(log_level=line.logLevel, log=line.log, tags=line.tags) for line in lines]
+
+
+async def _patch(
+    ctx: BridgeContext, actor: Actor, node_run_id: str, run_id: str | None, body: NodeRunPatch
+) -> Response:
+    loaded, _ = await _open_node_run(ctx, actor, node_run_id, run_id)
+    event = NodeRunUpdated(
+        run_id=loaded.state.run_id,
+        node_run_id=node_run_id,
+        status=body.status or "IN_PROGRESS",
+        result=body.result,
+        output=body.output,
+        logs=_entries(body.logs),
+        links=body.links,
+        external_run_id=body.externalRunId,
+        sent_at=ctx.clock(),
+    )
+    if body.externalRunId is not None:
+        await ctx.redis.set(external_key(body.externalRunId), node_run_id)
+    await ctx.producer.send_and_wait(ctx.registry.inbox.name, event.run_id, encode(event))
+    return json_response({"ok": True})
+
+
+@router.patch(
+    "/v1/workflows/nodes/runs/{node_run_id}",
+    response_model=OkResponse,
+    summary="Update a node run",
+    responses=ERRORS,
+)
+async def patch_node_run(
+    node_run_id: NodeRunIdPath, body: NodeRunPatch, ctx: Ctx, actor: CurrentActor
+) -> Response:
+    return await _patch(ctx, actor, node_run_id, None, body)
+
+
+@router.patch(
+    "/v1/workflows/runs/{run_id}/nodes/{node_run_id}",
+    response_model=OkResponse,
+    summary="Update a node run of a run",
+    responses=ERRORS,
+)
+async def patch_node_run_of_run(
+    run_id: RunIdPath, node_run_id: NodeRunIdPath, body: NodeRunPatch, ctx: Ctx, actor: CurrentActor
+) -> Response:
+    return await _patch(ctx, actor, node_run_id, run_id, body)
+
+
+@router.post(
+    "/v1/workflows/nodes/runs/{node_run_id}/logs",
+    response_model=OkResponse,
+    summary="Append log lines to a node run",
+    responses=ERRORS,
+)
+async def post_logs(
+    node_run_id: NodeRunIdPath, body: LogsRequest, ctx: Ctx, actor: CurrentActor
+) -> Response:
+    loaded, _ = await _open_node_run(ctx, actor, node_run_id, None)
+    event = NodeRunUpdated(
+        run_id=loaded.state.run_id,
+        node_run_id=node_run_id,
+        status="IN_PROGRESS",
+        logs=_entries(body.logs),
+        sent_at=ctx.clock(),
+    )
+    await ctx.producer.send_and_wait(ctx.registry.inbox.name, event.run_id, encode(event))
+    return json_response({"ok": True})
+
+
+@router.get(
+    "/v1/workflows/nodes/runs",
+    summary="Find node runs by external run id",
+    responses=ERRORS,
+)
+async def find_node_runs(
+    ctx: Ctx,
+    actor: CurrentActor,
+    external_run_id: Annotated[str, Query(min_length=1, description="From a PATCH.")],
+    include: Annotated[list[str] | None, Query(description="nodeConfig: add node.config")] = None,
+) -> Response:
+    if not may_operate(actor):
+        raise forbidden(f"{actor.name} may not read node runs by external id")
+    found: list[dict[str, Any]] = []
+    node_run_id = await ctx.redis.get(external_key(external_run_id))
+    owner = await ctx.runs.run_of_node_run(_text(node_run_id)) if node_run_id else None
+    loaded = await load_run(ctx, owner) if owner else None
+    if loaded is not None:
+        run = await project(ctx, loaded)
+        for node_run in run.node_runs:
+            if node_run.external_run_id == external_run_id:
+                item = node_run.model_dump(mode="json", by_alias=True)
+                item["workflowRun"] = {"identifier": run.identifier}
+                if "nodeConfig" in (include or []):
+                    node = loaded.workflow.node(node_run.node.identifier)
+                    config = node.config.model_dump(mode="json", by_alias=True) if node else {}
+                    item["node"]["config"] = config
+                    item["config"] = config
+                found.append(item)
+    return json_response({"ok": True, "runs": found, "nodeRuns": found})
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,46 @@
+"""SPEC §6, as predicates over an actor: who may run, view, update, claim, ack, cancel.
+
+Admins and machine credentials may do everything. The rest:
+
+- run: the self-service trigger's ``permissions`` name the actor's role, email or
+  client id, or one of its teams; no permissions set means Admins only;
+- view a run: its creator, or anyone when the workflow's ``allowAnyoneToViewRuns``
+  (the flag of its newest version: turning it off hides the old runs too);
+- update node runs, claim, ack: nobody else;
+- cancel: the run's creator.
+"""
+
+from __future__ import annotations
+
+from switchyard.bridge.credentials import Actor
+from switchyard.schemas import SelfServeTriggerConfig
+
+
+def may_run(actor: Actor, trigger: SelfServeTriggerConfig) -> bool:
+    if actor.is_privileged:
+        return True
+    rules = trigger.permissions
+    if rules is None:
+        return False
+    if actor.role is not None and actor.role in rules.roles:
+        return True
+    if actor.is_named(rules.users):
+        return True
+    return any(team in rules.teams for team in actor.teams)
+
+
+def may_view(actor: Actor, created_by: str, allow_anyone: bool) -> bool:
+    return actor.is_privileged or allow_anyone or created_by == actor.name
+
+
+def may_operate(actor: Actor) -> bool:
+    """Update node runs, claim and ack."""
+    return actor.is_privileged
+
+
+def may_cancel(actor: Actor, created_by: str) -> bool:
+    return actor.is_privileged or created_by == actor.name
+
+
+def may_edit_workflows(actor: Actor) -> bool:
+    return actor.is_privileged

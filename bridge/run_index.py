@@ -1,0 +1,146 @@
+"""``GET /v1/workflows/runs`` over the engine's index sorted sets, without a scan of runs.
+
+Each filter is a union of index sets (``statuses=A&statuses=B`` → status:A or status:B);
+the filters are intersected, in one MULTI, into a temporary sorted set that is read
+newest first with ``offset``/``limit`` and then dropped. A Member's visibility is one
+more filter: their own runs or the runs of workflows that let anyone view runs.
+``workflowVersions`` has no index: it is checked on the loaded runs, reading the
+candidate set page by page (bounded by the other filters).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from redis.asyncio.client import Pipeline
+
+from switchyard.bridge.context import BridgeContext
+from switchyard.bridge.credentials import Actor
+from switchyard.bridge.views import LoadedRun, allow_anyone, load_run
+from switchyard.engine.store import keys
+
+_TEMP_TTL_SECONDS = 30
+_SCAN_PAGE = 200
+
+
+@dataclass
+class RunQuery:
+    workflow_identifiers: list[str] = field(default_factory=list)
+    run_identifiers: list[str] = field(default_factory=list)
+    workflow_versions: list[int] = field(default_factory=list)
+    created_by: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    results: list[str] = field(default_factory=list)
+    limit: int = 100
+    offset: int = 0
+
+
+def temp_key(tag: str) -> str:
+    """A bridge-owned scratch sorted set (see keys.py, bridge section)."""
+    return f"{keys.PREFIX}bridge:tmp:{tag}"
+
+
+async def _member_visible(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[str]:
+    """Index sets whose union is what a Member may see."""
+    if query.workflow_identifiers:
+        candidates = query.workflow_identifiers
+    else:
+        candidates = [_text(w) for w in await ctx.redis.zrange(keys.WORKFLOWS, 0, -1)]
+    open_ones = [w for w in candidates if await allow_anyone(ctx, w)]
+    return [keys.runs_by(actor.name)] + [keys.runs_of_workflow(w) for w in open_ones]
+
+
+async def _groups(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[list[str]]:
+    """One list of index keys per filter: the union of each, intersected together."""
+    pairs = (
+        (query.workflow_identifiers, keys.runs_of_workflow),
+        (query.created_by, keys.runs_by),
+        (query.statuses, keys.runs_with_status),
+        (query.results, keys.runs_with_result),
+    )
+    groups = [[key(value) for value in values] for values, key in pairs if values]
+    if not actor.is_privileged:
+        groups.append(await _member_visible(ctx, actor, query))
+    return groups
+
+
+async def find_runs(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[LoadedRun]:
+    groups = await _groups(ctx, actor, query)
+    tag = uuid.uuid4().hex
+    temps: list[str] = []
+    async with ctx.redis.pipeline(transaction=True) as pipe:
+        if query.run_identifiers:
+            scores = await ctx.redis.zmscore(keys.RUNS_ALL, query.run_identifiers)
+            members = {
+                run_id: score
+                for run_id, score in zip(query.run_identifiers, scores, strict=True)
+                if score is not None
+            }
+            if not members:
+                return []
+            ids_key = temp_key(f"{tag}:ids")
+            pipe.zadd(ids_key, members)
+            groups.append([ids_key])
+            temps.append(ids_key)
+        source = _combine(pipe, groups, tag, temps)
+        for temp in temps:
+            pipe.expire(temp, _TEMP_TTL_SECONDS)
+        await pipe.execute()
+    try:
+        return await _read(ctx, source, query)
+    finally:
+        if temps:
+            await ctx.redis.delete(*temps)
+
+
+def _combine(pipe: Pipeline, groups: list[list[str]], tag: str, temps: list[str]) -> str:
+    """Queue the unions and the intersection; returns the key holding the result."""
+    sources = []
+    for index, group in enumerate(groups):
+        if len(group) == 1:
+            sources.append(group[0])
+            continue
+        union = temp_key(f"{tag}:{index}")
+        pipe.zunionstore(union, group, aggregate="MAX")
+        temps.append(union)
+        sources.append(union)
+    if not sources:
+        return keys.RUNS_ALL
+    if len(sources) == 1:
+        return sources[0]
+    target = temp_key(tag)
+    pipe.zinterstore(target, sources, aggregate="MAX")
+    temps.append(target)
+    return target
+
+
+async def _read(ctx: BridgeContext, source: str, query: RunQuery) -> list[LoadedRun]:
+    if not query.workflow_versions:
+        ids = await ctx.redis.zrevrange(source, query.offset, query.offset + query.limit - 1)
+        return await _load_all(ctx, [_text(i) for i in ids])
+    wanted = set(query.workflow_versions)
+    matched: list[LoadedRun] = []
+    start = 0
+    while len(matched) < query.offset + query.limit:
+        ids = await ctx.redis.zrevrange(source, start, start + _SCAN_PAGE - 1)
+        if not ids:
+            break
+        start += len(ids)
+        loaded = await _load_all(ctx, [_text(i) for i in ids])
+        matched += [run for run in loaded if run.state.workflow_version in wanted]
+    return matched[query.offset : query.offset + query.limit]
+
+
+async def _load_all(ctx: BridgeContext, run_ids: Sequence[str]) -> list[LoadedRun]:
+    found = []
+    for run_id in run_ids:
+        loaded = await load_run(ctx, run_id)
+        if loaded is not None:
+            found.append(loaded)
+    return found
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

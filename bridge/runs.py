@@ -1,0 +1,226 @@
+"""Runs: trigger (``POST /v1/workflows/{id}/runs``), list, get, cancel.
+
+A trigger is validated here (inputs, trigger permissions), published as
+``RunTriggered`` and answered with the run the engine created: the bridge waits for
+the engine's ``sy:notify`` announcement (never polls), up to ``trigger_wait_ms``,
+then answers 202 with the run id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import Response
+
+from switchyard.bridge.auth import Ctx, CurrentActor
+from switchyard.bridge.context import BridgeContext
+from switchyard.bridge.credentials import Actor
+from switchyard.bridge.errors import conflict, forbidden, invalid, json_response, not_found
+from switchyard.bridge.models import (
+    ERRORS,
+    OkResponse,
+    TriggerRequest,
+    WorkflowRunResponse,
+    WorkflowRunsResponse,
+)
+from switchyard.bridge.permissions import may_cancel, may_run
+from switchyard.bridge.run_index import RunQuery, find_runs
+from switchyard.bridge.views import project, visible_run
+from switchyard.engine.machine.trigger import pick_trigger
+from switchyard.engine.store import keys
+from switchyard.schemas import (
+    RunCommand,
+    RunResult,
+    RunStatus,
+    RunTriggered,
+    SelfServeTriggerConfig,
+    encode,
+    new_run_id,
+    validate_inputs,
+)
+from switchyard.schemas.ids import RUN_ID_PATTERN, check_identifier
+
+router = APIRouter(tags=["runs"])
+
+RunIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="wfr_ + 16 letters/digits")]
+WorkflowIdPath = Annotated[str, Path(min_length=1, max_length=60, description="A workflow id.")]
+
+
+def idempotency_key(actor: Actor, workflow: str, key: str) -> str:
+    """Bridge-owned: an Idempotency-Key → its run id (see keys.py, bridge section)."""
+    return f"{keys.PREFIX}bridge:idem:{actor.client_id}:{workflow}:{key}"
+
+
+@router.post(
+    "/v1/workflows/{workflow_id}/runs",
+    status_code=201,
+    response_model=WorkflowRunResponse,
+    summary="Trigger a run",
+    responses={202: {"description": "Accepted; the engine has not created the run yet."}, **ERRORS},
+)
+async def trigger_run(
+    workflow_id: WorkflowIdPath,
+    body: TriggerRequest,
+    ctx: Ctx,
+    actor: CurrentActor,
+    idempotency: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", max_length=255, description="Repeat → the same run."),
+    ] = None,
+) -> Response:
+    try:
+        check_identifier(workflow_id)
+    except ValueError as error:
+        raise invalid(f"workflow_id: {error}") from None
+    workflow = await ctx.workflows.get(workflow_id)
+    if workflow is None:
+        raise not_found(f"workflow {workflow_id} not found")
+    trigger = pick_trigger(workflow, body.nodeIdentifier)
+    if isinstance(trigger, str):
+        raise invalid(f"body.nodeIdentifier: {trigger}")
+    assert isinstance(trigger.config, SelfServeTriggerConfig)
+    if not trigger.config.published:
+        raise invalid(f"body.nodeIdentifier: trigger {trigger.identifier} is not published")
+    if not may_run(actor, trigger.config):
+        raise forbidden(f"{actor.name} may not run trigger {trigger.identifier} of {workflow_id}")
+    inputs = validate_inputs(trigger.config, body.inputs)
+    run_id = new_run_id(os.urandom)
+    if idempotency:
+        key = idempotency_key(actor, workflow_id, idempotency)
+        ttl = ctx.settings.idempotency_ttl_seconds
+        earlier = await ctx.redis.set(key, run_id, nx=True, ex=ttl, get=True)
+        if earlier is not None:
+            return await _answer(ctx, actor, _text(earlier), publish=None)
+    event = RunTriggered(
+        run_id=run_id,
+        workflow_identifier=workflow.identifier,
+        workflow_version=workflow.version,
+        node_identifier=trigger.identifier,
+        inputs=inputs,
+        created_by=actor.name,
+        triggered_at=ctx.clock(),
+        idempotency_key=idempotency,
+    )
+    return await _answer(ctx, actor, run_id, publish=encode(event))
+
+
+async def _answer(ctx: BridgeContext, actor: Actor, run_id: str, publish: bytes | None) -> Response:
+    """Publish (when given) and wait for the run; 201 with it, or 202 with its id."""
+    waiter = ctx.notifier.expect(run_id)
+    try:
+        if publish is not None:
+            await ctx.producer.send_and_wait(ctx.registry.inbox.name, run_id, publish)
+        # One read covers an announcement made before we registered (a repeated
+        # Idempotency-Key) or lost while the subscription was re-established.
+        if not await ctx.redis.exists(keys.run(run_id)):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, ctx.settings.trigger_wait_ms / 1000)
+    finally:
+        ctx.notifier.forget(run_id, waiter)
+    if not await ctx.redis.exists(keys.run(run_id)):
+        body = {"ok": True, "workflowRun": {"identifier": run_id, "status": "IN_PROGRESS"}}
+        return json_response(body, 202, {"Location": f"/v1/workflows/runs/{run_id}"})
+    loaded = await visible_run(ctx, actor, run_id)
+    run = await project(ctx, loaded)
+    return json_response({"ok": True, "workflowRun": _dump(run)}, 201)
+
+
+def _dump(model: Any) -> Any:
+    return model.model_dump(mode="json", by_alias=True)
+
+
+def _multi(request: Request, name: str, given: list[Any] | None) -> list[str]:
+    """Repeated ``name=a&name=b``, ``name[]=a``, and ``name=a,b`` all work."""
+    values = [str(v) for v in (given or [])] + request.query_params.getlist(f"{name}[]")
+    return [part for value in values for part in value.split(",") if part]
+
+
+def _versions(raw: list[str]) -> list[int]:
+    versions = []
+    for value in raw:
+        if not value.isdigit() or int(value) < 1:
+            raise invalid(f"query.workflowVersions: must be positive integers (got {value!r})")
+        versions.append(int(value))
+    return versions
+
+
+@router.get(
+    "/v1/workflows/runs",
+    response_model=WorkflowRunsResponse,
+    summary="List runs, newest first",
+    responses=ERRORS,
+)
+async def list_runs(
+    request: Request,
+    ctx: Ctx,
+    actor: CurrentActor,
+    workflowIdentifiers: Annotated[list[str] | None, Query()] = None,
+    workflowRunIdentifiers: Annotated[list[str] | None, Query()] = None,
+    workflowVersions: Annotated[list[str] | None, Query()] = None,
+    createdBy: Annotated[list[str] | None, Query()] = None,
+    statuses: Annotated[list[RunStatus] | None, Query()] = None,
+    results: Annotated[list[RunResult] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    query = RunQuery(
+        workflow_identifiers=_multi(request, "workflowIdentifiers", workflowIdentifiers),
+        run_identifiers=_multi(request, "workflowRunIdentifiers", workflowRunIdentifiers),
+        workflow_versions=_versions(_multi(request, "workflowVersions", workflowVersions)),
+        created_by=_multi(request, "createdBy", createdBy),
+        statuses=_checked(_multi(request, "statuses", statuses), RunStatus, "statuses"),
+        results=_checked(_multi(request, "results", results), RunResult, "results"),
+        limit=limit,
+        offset=offset,
+    )
+    runs = [await project(ctx, loaded) for loaded in await find_runs(ctx, actor, query)]
+    return json_response({"ok": True, "workflowRuns": [_dump(run) for run in runs]})
+
+
+def _checked(values: list[str], kind: Any, name: str) -> list[str]:
+    allowed = kind.__args__
+    for value in values:
+        if value not in allowed:
+            raise invalid(f"query.{name}: must be one of {', '.join(allowed)} (got {value!r})")
+    return values
+
+
+@router.get(
+    "/v1/workflows/runs/{run_id}",
+    response_model=WorkflowRunResponse,
+    summary="Get a run",
+    responses=ERRORS,
+)
+async def get_run(run_id: RunIdPath, ctx: Ctx, actor: CurrentActor) -> Response:
+    run = await project(ctx, await visible_run(ctx, actor, run_id))
+    return json_response({"ok": True, "workflowRun": _dump(run)})
+
+
+@router.post(
+    "/v1/workflows/runs/{run_id}/cancel",
+    response_model=OkResponse,
+    summary="Cancel a run (graceful, or force=true)",
+    responses=ERRORS,
+)
+async def cancel_run(
+    run_id: RunIdPath,
+    ctx: Ctx,
+    actor: CurrentActor,
+    force: Annotated[bool, Query(description="End running node runs at once.")] = False,
+) -> Response:
+    loaded = await visible_run(ctx, actor, run_id)
+    if not may_cancel(actor, loaded.state.created_by):
+        raise forbidden(f"{actor.name} may not cancel run {run_id}")
+    if loaded.state.is_completed:
+        raise conflict(f"workflow run {run_id} is already COMPLETED")
+    command = RunCommand(run_id=run_id, command="cancel", force=force, by=actor.name)
+    await ctx.producer.send_and_wait(ctx.registry.inbox.name, run_id, encode(command))
+    return json_response({"ok": True})
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
