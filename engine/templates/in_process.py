@@ -20,7 +20,7 @@ from switchyard.engine.templates.limits import (
     too_big,
     too_deep,
 )
-from switchyard.engine.templates.sandbox_child import big_ints_to_floats
+from switchyard.engine.templates.sandbox_child import big_ints_to_floats, first_output
 
 
 class InProcessProgram:
@@ -43,9 +43,7 @@ class InProcessProgram:
         """The first output against ``context`` (JSON text), or ``None`` when there is none."""
         with self._lock:
             try:
-                outputs = iter(self._program.input_text(context))
-                value = next(outputs, None)
-                del outputs  # hand the jq state back to the program while locked
+                value = first_output(self._program, context)
             except ValueError as error:
                 raise jq_failed(self.expression, str(error)) from None
         return bounded(self.expression, value, limits)

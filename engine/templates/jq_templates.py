@@ -90,6 +90,7 @@ class JqTemplates:
         sandbox list only holds expressions earlier than any fast-path failure, so its
         failure, if any, is the first one.
         """
+        self._pool.check_running()  # even when every expression takes the fast path
         data = orjson.dumps(context)
         text = data.decode()
         results: dict[str, Any] = {}

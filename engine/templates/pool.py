@@ -85,7 +85,7 @@ class SandboxPool:
     def _borrow(self) -> SandboxWorker:
         with self._cond:
             while True:
-                self._check_running()
+                self.check_running()
                 while self._idle:
                     worker = self._idle.pop()
                     if worker.alive:
@@ -146,7 +146,8 @@ class SandboxPool:
                 return
         worker.close()
 
-    def _check_running(self) -> None:
+    def check_running(self) -> None:
+        """Raise :class:`TemplatesUnavailable` unless started and not stopped."""
         if self._state is _State.NEW:
             raise TemplatesUnavailable("the template sandbox is not started: call start() first")
         if self._state is _State.STOPPED:

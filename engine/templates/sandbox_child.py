@@ -123,10 +123,19 @@ class _Programs:
         return entry
 
 
-def _first_output(program: Any, context: str) -> Any:
-    for value in program.input_text(context):
-        return value
-    return None  # no output (``empty``, ``halt``) renders as null
+def first_output(program: Any, context: str) -> Any:
+    """The first output of a compiled program on ``context`` (JSON text); None if none.
+
+    The result iterator must die by reference count, here, and never in a garbage
+    cycle (say, a frame kept by a traceback): jq.py's iterator gives its jq state back
+    in ``__dealloc__`` through a field the cycle collector may already have cleared,
+    which crashes the interpreter. So it is never left in a local when this returns.
+    """
+    outputs = iter(program.input_text(context))
+    try:
+        return next(outputs, None)  # no output (``empty``, ``halt``) renders as null
+    finally:
+        del outputs
 
 
 def evaluate(programs: _Programs, expression: str, context: str, max_bytes: int) -> bytes:
@@ -135,7 +144,7 @@ def evaluate(programs: _Programs, expression: str, context: str, max_bytes: int)
     if isinstance(program, ValueError):
         return COMPILE_ERROR + _detail(program)
     try:
-        value = _first_output(program, context)
+        value = first_output(program, context)
     except ValueError as error:
         return RUNTIME_ERROR + _detail(error)
     try:
