@@ -1,0 +1,73 @@
+"""Fixtures of the bridge's tests: the app over real Kafka and Redis, the real engine,
+credentials for each kind of actor, and sample workflows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from pydantic import SecretStr
+
+from switchyard.bridge.app import create_app
+from switchyard.bridge.credentials import hash_secret
+from switchyard.engine.service import EngineService
+from switchyard.schemas.settings import Settings
+from switchyard.topics.admin import ensure_topics
+from tests.bridge.support import SECRET, TOKEN_SECRET, Api
+from tests.unit.machine.conftest import JqTemplates
+
+ACTORS: dict[str, tuple[str, dict[str, Any]]] = {
+    # client id: (kind, entry)
+    "admin": ("users", {"email": "admin@example.com", "role": "Admin", "teams": []}),
+    "member": ("users", {"email": "member@example.com", "role": "Member", "teams": ["dev"]}),
+    "other": ("users", {"email": "other@example.com", "role": "Member", "teams": ["ops"]}),
+    "machine": ("machines", {"name": "ci-bot"}),
+}
+
+
+@pytest.fixture(scope="session")
+def auth_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config: dict[str, list[dict[str, Any]]] = {"users": [], "machines": []}
+    secret_hash = hash_secret(SECRET)
+    for client_id, (kind, entry) in ACTORS.items():
+        config[kind].append({**entry, "clientId": client_id, "clientSecretHash": secret_hash})
+    path = tmp_path_factory.mktemp("auth") / "auth.json"
+    path.write_bytes(orjson.dumps(config))
+    return path
+
+
+@pytest.fixture
+async def bridge_settings(settings: Settings, auth_file: Path) -> Settings:
+    await ensure_topics(settings)
+    return settings.model_copy(
+        update={
+            "auth_file": auth_file,
+            "token_secret": SecretStr(TOKEN_SECRET),
+            "trigger_wait_ms": 10_000,
+        }
+    )
+
+
+@pytest.fixture
+async def engine(bridge_settings: Settings) -> AsyncIterator[EngineService]:
+    async with EngineService(bridge_settings, JqTemplates()) as service:
+        yield service
+
+
+@pytest.fixture
+async def api(bridge_settings: Settings) -> AsyncIterator[Api]:
+    app = create_app(bridge_settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as client:
+            yield Api(client, app)
+
+
+@pytest.fixture
+def wf_id() -> str:
+    return f"wf-{uuid.uuid4().hex[:10]}"
