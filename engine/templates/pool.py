@@ -7,7 +7,8 @@ import threading
 from typing import Any
 
 from switchyard.engine.templates.limits import TemplateLimits
-from switchyard.engine.templates.sandbox import SandboxWorker, TemplatesUnavailable
+from switchyard.engine.templates.protocol import TemplatesUnavailable
+from switchyard.engine.templates.sandbox import SandboxWorker
 
 
 class _State(enum.Enum):

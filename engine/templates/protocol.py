@@ -17,6 +17,14 @@ class TemplateError(Exception):
         self.message = message
 
 
+class TemplatesUnavailable(RuntimeError):
+    """Templates can't be evaluated right now: not started, stopped, or unable to start.
+
+    Not a :class:`TemplateError`: no template is at fault, so no node should fail for
+    it; the caller treats it like any other outage of a dependency.
+    """
+
+
 class Templates(Protocol):
     """Renders ``{{ jq }}`` in JSON values and evaluates bare jq expressions."""
 
@@ -24,13 +32,15 @@ class Templates(Protocol):
         """Return ``value`` with every template in its strings evaluated against ``context``.
 
         A string that is exactly one template keeps the JSON type of the result;
-        templates mixed with text are stringified. Raises :class:`TemplateError`.
+        templates mixed with text are stringified. Raises :class:`TemplateError`
+        (or :class:`TemplatesUnavailable` when the implementation is not running).
         """
         ...
 
     def evaluate(self, expression: str, context: Any) -> Any:
         """Evaluate a bare jq expression (a CONDITION outlet) and return its first output.
 
-        Raises :class:`TemplateError`.
+        An expression with no output (``empty``) gives ``None``. Raises
+        :class:`TemplateError` (or :class:`TemplatesUnavailable`, as ``render`` does).
         """
         ...

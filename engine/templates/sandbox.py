@@ -32,17 +32,11 @@ from switchyard.engine.templates.limits import (
     too_big,
     too_deep,
 )
+from switchyard.engine.templates.protocol import TemplatesUnavailable
 
 STARTUP_SECONDS = 10.0  # a cold interpreter importing jq takes ~50 ms; leave room for load
 _CHILD = str(Path(wire.__file__).resolve())
 _READ_SIZE = 1 << 16
-
-
-class TemplatesUnavailable(RuntimeError):
-    """The sandbox can't evaluate anything: not started, stopped, or unable to start.
-
-    Not a :class:`TemplateError`: the template is not at fault, so the node must not fail.
-    """
 
 
 class SandboxWorker:

@@ -22,7 +22,7 @@ ONE = TemplateLimits(timeout_ms=3000, workers=1)
 
 
 def test_limits_come_from_the_settings() -> None:
-    limits = TemplateLimits.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
+    limits = TemplateLimits.from_settings(Settings(_env_file=None))
     assert limits == TemplateLimits(
         timeout_ms=1000, max_output_bytes=1_048_576, memory_mb=256, workers=2
     )

@@ -45,7 +45,7 @@ def test_nested_values_and_keys_are_rendered(
     templates: JqTemplates, context: dict[str, Any]
 ) -> None:
     plain = {"retries": 3, "labels": ["x"]}
-    config = {
+    config: dict[str, Any] = {
         "url": '{{ .outputs["deploy-prod"].url }}/builds/{{ .outputs.build.id }}',
         "headers": {"X-{{ .workflow.identifier }}": "{{ .workflow.version }}"},
         "body": [{"ids": ["{{ .outputs.build.id }}", 7]}, "{{ .outputs.build.tags | length }}"],
