@@ -39,7 +39,7 @@ class SandboxPool:
         """Start the workers and wait until each has loaded jq; a second call is an error."""
         with self._cond:
             if self._state is not _State.NEW:
-                raise RuntimeError("templates: start() was already called; start once per object")
+                raise RuntimeError("templates: start() can be called once, and not after stop()")
             self._state = _State.RUNNING
         workers: list[SandboxWorker] = []
         try:

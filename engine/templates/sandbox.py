@@ -32,7 +32,7 @@ from switchyard.engine.templates.limits import (
     too_big,
     too_deep,
 )
-from switchyard.engine.templates.protocol import TemplatesUnavailable
+from switchyard.engine.templates.protocol import TemplateError, TemplatesUnavailable
 
 STARTUP_SECONDS = 10.0  # a cold interpreter importing jq takes ~50 ms; leave room for load
 _CHILD = str(Path(wire.__file__).resolve())
@@ -100,9 +100,16 @@ class SandboxWorker:
             self._send(wire.frame(header))
             self._send(wire.LENGTH.pack(len(context)))
             self._send(context)
+            return [self._result(expression) for expression in expressions]
         except BrokenPipeError:
             raise self._death(expressions[0]) from None
-        return [self._result(expression) for expression in expressions]
+        except TemplateError:
+            raise  # the child stopped after the failing expression: still in step
+        except BaseException:
+            # Interrupted mid-request (KeyboardInterrupt, a bug): replies may still be on
+            # their way, and the next borrower must not read them as its own.
+            self.kill()
+            raise
 
     def kill(self, *, stopping: bool = False) -> None:
         """End the process now; safe from another thread while ``run`` reads its pipe."""
