@@ -1,0 +1,85 @@
+"""Claim and ack: atomic, exclusive, visibility timeout, 409 on a second ack."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from switchyard.engine.service import EngineService
+from tests.bridge.support import Api, integration_workflow, new_installation
+
+
+async def _pending(api: Api, wf_id: str, count: int) -> tuple[str, list[dict[str, Any]]]:
+    installation = new_installation()
+    await api.define(integration_workflow(wf_id, installation))
+    runs = [await api.trigger(wf_id, {"name": f"n{i}"}) for i in range(count)]
+    return installation, runs
+
+
+async def _claim(api: Api, installation: str, path: str = "/v1/workflows/runs/claim-pending",
+                 **extra: Any) -> list[dict[str, Any]]:  # fmt: skip
+    body = {"installationId": installation, "limit": 10, "visibilityTimeoutMs": 1000, **extra}
+    response = await api.call("POST", path, "machine", json=body)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["nodeRuns"]
+    return items
+
+
+async def test_claim_returns_rendered_config(api: Api, engine: EngineService, wf_id: str) -> None:
+    installation, runs = await _pending(api, wf_id, 1)
+    [item] = await _claim(api, installation, "/v1/org/my-org/workflows/runs/claim-pending")
+    assert item["config"]["type"] == "INTEGRATION_ACTION"
+    assert item["config"]["integrationActionExecutionProperties"] == {"ref": "n0"}
+    assert item["node"]["config"] == item["config"]
+    assert item["installationId"] == installation
+    assert item["pendingExecution"] is True
+    assert item["workflowRun"]["identifier"] == runs[0]["identifier"]
+    assert await _claim(api, installation) == []  # hidden until the timeout
+
+
+async def test_concurrent_claims_never_share(api: Api, engine: EngineService, wf_id: str) -> None:
+    installation, _ = await _pending(api, wf_id, 4)
+    results = await asyncio.gather(*(_claim(api, installation, limit=1) for _ in range(6)))
+    claimed = [item["identifier"] for items in results for item in items]
+    assert len(claimed) == 4
+    assert len(set(claimed)) == 4
+
+
+async def test_unacked_claim_reappears_after_timeout(
+    api: Api, engine: EngineService, wf_id: str
+) -> None:
+    installation, _ = await _pending(api, wf_id, 1)
+    [first] = await _claim(api, installation)
+    real = api.ctx.clock
+    api.ctx.clock = lambda: real() + timedelta(seconds=2)  # past the 1 s visibility timeout
+    [again] = await _claim(api, installation)
+    assert again["identifier"] == first["identifier"]
+    ack = await api.call("PATCH", "/v1/org/o/workflows/runs/ack", "machine",
+                         json={"nodeRunIdentifier": first["identifier"]})  # fmt: skip
+    assert ack.status_code == 200
+    second = await api.call("PATCH", "/v1/workflows/runs/ack", "machine",
+                            json={"nodeRunIdentifier": first["identifier"]})  # fmt: skip
+    assert second.status_code == 409
+    api.ctx.clock = lambda: real() + timedelta(minutes=30)
+    assert await _claim(api, installation) == []  # acked: never again
+
+
+async def test_claim_and_ack_errors(api: Api) -> None:
+    path = "/v1/workflows/runs/claim-pending"
+    for body in ({}, {"installationId": "i", "limit": 0}, {"installationId": "i", "limit": 101},
+                 {"installationId": "i", "visibilityTimeoutMs": 999},
+                 {"installationId": "i", "visibilityTimeoutMs": 600_001}):  # fmt: skip
+        assert (await api.call("POST", path, "machine", json=body)).status_code == 422, body
+    assert (await api.call("POST", path, "member", json={"installationId": "i"})).status_code == 403
+    ack = "/v1/workflows/runs/ack"
+    assert (
+        await api.call("PATCH", ack, "machine", json={"nodeRunIdentifier": "x"})
+    ).status_code == 422
+    unknown = await api.call(
+        "PATCH", ack, "machine", json={"nodeRunIdentifier": "wfnr_AAAAAAAAAAAAAAAA"}
+    )
+    assert unknown.status_code == 404
+    assert (
+        await api.call("PATCH", ack, "member", json={"nodeRunIdentifier": "wfnr_AAAAAAAAAAAAAAAA"})
+    ).status_code == 403
