@@ -79,3 +79,14 @@ def claims(installation_id: str) -> str:
 
 def claim(node_run_id: str) -> str:
     return f"{PREFIX}claim:{node_run_id}"
+
+
+# ---------------------------------------------------------------------------
+# Keys owned by the bridge (switchyard.bridge); the engine never reads them.
+#
+# | key | type | owner (writer) | lifetime |
+# |---|---|---|---|
+# | ``sy:bridge:idem:<client>:<workflow>:<key>`` | string: the run id an Idempotency-Key started (SET NX) | bridge | ``idempotency_ttl_seconds`` |
+# | ``sy:bridge:ext:<external run id>`` | string: the node run a PATCH gave that externalRunId | bridge | as the run |
+# | ``sy:bridge:tmp:<uuid>[:<n>]`` | sorted set: scratch union/intersection of run indexes for one list query | bridge | deleted after the query; 30 s TTL |
+# ---------------------------------------------------------------------------
