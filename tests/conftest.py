@@ -90,7 +90,8 @@ def launcher_settings() -> Settings:
 def _launcher() -> Iterator[Services]:
     settings = launcher_settings()
     stack = Stack(settings)
-    if all(s.pid is None for s in stack.status()):
+    already_running = any(s.pid is not None for s in stack.status())
+    if not already_running:
         # Nothing of an earlier session runs: start from empty data folders.
         shutil.rmtree(settings.data_dir, ignore_errors=True)
     try:
@@ -105,7 +106,9 @@ def _launcher() -> Iterator[Services]:
             "launcher",
         )
     finally:
-        stack.down(say=lambda _: None)
+        # A stack another session started (a developer's parallel run) is left to it.
+        if not already_running:
+            stack.down(say=lambda _: None)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -45,6 +46,7 @@ async def ensure_topics(settings: Settings, registry: TopicRegistry | None = Non
                 )
         if missing:
             await _create(admin, missing, settings.topic_replication_factor)
+            await _wait_for_leaders(admin, missing)
         return EnsureReport(
             created=tuple(t.name for t in missing),
             existing=tuple(t.name for t in registry.all() if t.name in existing),
@@ -59,6 +61,28 @@ async def _partition_counts(
     described = await admin.describe_topics([t.name for t in topics])
     # Error code 0 means the topic exists; 3 (unknown topic) means it does not.
     return {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
+
+
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, topics: list[Topic], timeout: float = 30.0
+) -> None:
+    """Return once every partition has a leader: before that, produce and list-offsets
+    calls fail with NotLeaderForPartition, which clients retry but tests trip over."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    names = [t.name for t in topics]
+    while True:
+        described = await admin.describe_topics(names)
+        ready = all(
+            d["error_code"] == 0
+            and d["partitions"]
+            and all(p["error_code"] == 0 and p["leader"] >= 0 for p in d["partitions"])
+            for d in described
+        )
+        if ready:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"topics {names} have partitions without a leader after {timeout} s")
+        await asyncio.sleep(0.05)
 
 
 async def _create(admin: AIOKafkaAdminClient, topics: list[Topic], replication: int) -> None:

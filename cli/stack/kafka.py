@@ -203,7 +203,9 @@ class KafkaBroker:
             cluster_file.write_text(base64.urlsafe_b64encode(raw).rstrip(b"=").decode())
         result = subprocess.run(
             [*self._jvm_args(libs), "kafka.tools.StorageTool", "format",
-             "-t", cluster_file.read_text().strip(), "-c", str(props), "--ignore-formatted"],
+             # "=" form: a random id may start with "-", which argparse takes for an option.
+             f"--cluster-id={cluster_file.read_text().strip()}", f"--config={props}",
+             "--ignore-formatted"],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if result.returncode != 0:

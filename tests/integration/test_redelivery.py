@@ -1,0 +1,155 @@
+"""Effectively once: redelivered inbox events change nothing; a crash between the
+Redis step and the Kafka publish is repaired from the outbox with the same ids."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from switchyard.engine.processor import InboxProcessor, InboxRecord
+from switchyard.engine.store import keys
+from switchyard.engine.store.runs import RunStore
+from switchyard.engine.store.workflows import WorkflowStore
+from switchyard.schemas import NodeRunUpdated, RunTriggered, encode, node_run_id
+from switchyard.schemas.settings import Settings
+from switchyard.topics.producer import EventProducer
+from switchyard.topics.registry import TopicRegistry
+from tests.integration.engine_support import Driver, new_run_id, read_all
+
+pytestmark = pytest.mark.integration
+
+
+class BrokenProducer(EventProducer):
+    """A producer whose broker "goes away" after the Redis step: nothing is sent."""
+
+    async def send(self, topic: str, key: str | bytes, value: bytes) -> asyncio.Future[object]:
+        raise ConnectionError("broker unreachable (simulated crash before publish)")
+
+
+def _processor(
+    settings: Settings, redis: aioredis.Redis, producer: EventProducer, templates: Any
+) -> InboxProcessor:
+    return InboxProcessor(
+        store=RunStore(redis), workflows=WorkflowStore(redis), producer=producer,
+        registry=TopicRegistry.from_settings(settings), templates=templates,
+        secrets={}, clock=lambda: datetime.now(UTC),
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def workflow(driver: Driver) -> str:
+    identifier = f"once-{uuid.uuid4().hex[:6]}"
+    await driver.define({"identifier": identifier, "nodes": [
+        {"identifier": "trigger", "config": {"type": "SELF_SERVE_TRIGGER"}},
+        {"identifier": "work", "config": {"type": "KAFKA", "payload": {"n": 1}}},
+        {"identifier": "after", "config": {"type": "KAFKA", "payload": {"n": 2}}},
+    ], "connections": [
+        {"sourceIdentifier": "trigger", "targetIdentifier": "work"},
+        {"sourceIdentifier": "work", "targetIdentifier": "after"},
+    ]})  # fmt: skip
+    return identifier
+
+
+@pytest.fixture
+async def broken(topics: Settings) -> AsyncIterator[EventProducer]:
+    async with BrokenProducer(topics) as p:
+        yield p
+
+
+def _record(settings: Settings, offset: int, run_id: str, value: bytes) -> InboxRecord:
+    inbox = TopicRegistry.from_settings(settings).inbox.name
+    return InboxRecord(inbox, 0, offset, run_id.encode(), value)
+
+
+def _trigger(run_id: str, workflow: str) -> bytes:
+    return encode(RunTriggered.model_validate({
+        "runId": run_id, "workflowIdentifier": workflow, "createdBy": "tests",
+        "triggeredAt": datetime.now(UTC),
+    }))  # fmt: skip
+
+
+def _complete(run_id: str, node: str) -> bytes:
+    return encode(NodeRunUpdated.model_validate({
+        "runId": run_id, "nodeRunId": node_run_id(run_id, node), "status": "COMPLETED",
+        "result": "SUCCESS", "output": {"done": node}, "sentAt": datetime.now(UTC),
+    }))  # fmt: skip
+
+
+async def _requests_for(settings: Settings, run_id: str) -> list[dict[str, Any]]:
+    topic = TopicRegistry.from_settings(settings).node_run_requests.name
+    return [
+        orjson.loads(r.value) for r in await read_all(settings, topic) if r.key == run_id.encode()
+    ]
+
+
+async def _snapshot(redis: aioredis.Redis, run_id: str) -> dict[bytes, bytes]:
+    found: dict[bytes, bytes] = await redis.hgetall(keys.run(run_id))
+    return found
+
+
+async def test_the_same_event_twice_changes_nothing_the_second_time(
+    topics: Settings, redis: aioredis.Redis, producer: EventProducer, templates: Any, workflow: str
+) -> None:
+    run_id = new_run_id()
+    records = [
+        _record(topics, 100, run_id, _trigger(run_id, workflow)),
+        _record(topics, 101, run_id, _complete(run_id, "work")),
+    ]
+    await _processor(topics, redis, producer, templates).handle(records)
+    before = await _snapshot(redis, run_id)
+    logs_before = await redis.lrange(keys.logs(run_id, node_run_id(run_id, "work")), 0, -1)
+
+    # A restarted processor (nothing in memory) gets the uncommitted batch again.
+    await _processor(topics, redis, producer, templates).handle(records)
+    await _processor(topics, redis, producer, templates).handle(records[1:])
+
+    assert await _snapshot(redis, run_id) == before
+    assert await redis.lrange(keys.logs(run_id, node_run_id(run_id, "work")), 0, -1) == logs_before
+    requests = await _requests_for(topics, run_id)
+    assert [r["context"]["nodeRunId"] for r in requests] == [
+        node_run_id(run_id, "work"),
+        node_run_id(run_id, "after"),
+    ]
+
+
+async def test_a_crash_between_persist_and_publish_is_repaired_from_the_outbox(
+    topics: Settings, redis: aioredis.Redis, producer: EventProducer, broken: EventProducer,
+    templates: Any, workflow: str,
+) -> None:  # fmt: skip
+    run_id = new_run_id()
+    trigger = _record(topics, 7, run_id, _trigger(run_id, workflow))
+    with pytest.raises(ConnectionError):
+        await _processor(topics, redis, broken, templates).handle([trigger])
+    persisted = await RunStore(redis).get(run_id)
+    assert persisted is not None
+    assert persisted.waiting_on == [node_run_id(run_id, "work")]
+    assert await _requests_for(topics, run_id) == []
+    assert run_id.encode() in await redis.smembers(keys.OUTBOX_PENDING)
+
+    restarted = _processor(topics, redis, producer, templates)
+    assert await restarted.recover() >= 1
+    await restarted.handle([trigger])  # the uncommitted event comes back: a no-op
+
+    requests = await _requests_for(topics, run_id)
+    assert [r["context"]["nodeRunId"] for r in requests] == [node_run_id(run_id, "work")]
+    assert run_id.encode() not in await redis.smembers(keys.OUTBOX_PENDING)
+    assert await redis.hlen(keys.outbox(run_id)) == 0
+
+
+async def test_an_event_keyed_by_something_else_is_rekeyed_not_applied(
+    topics: Settings, redis: aioredis.Redis, producer: EventProducer, templates: Any, workflow: str
+) -> None:
+    run_id = new_run_id()
+    inbox = TopicRegistry.from_settings(topics).inbox.name
+    stray = InboxRecord(inbox, 3, 55, b"not-the-run-id", _trigger(run_id, workflow))
+    await _processor(topics, redis, producer, templates).handle([stray])
+    assert await RunStore(redis).get(run_id) is None
+    republished = [r for r in await read_all(topics, inbox) if r.key == run_id.encode()]
+    assert [orjson.loads(r.value)["runId"] for r in republished] == [run_id]
