@@ -64,11 +64,11 @@ async def _partition_counts(
 
 
 async def _wait_for_leaders(
-    admin: AIOKafkaAdminClient, topics: list[Topic], timeout: float = 30.0
+    admin: AIOKafkaAdminClient, topics: list[Topic], within: float = 30.0
 ) -> None:
     """Return once every partition has a leader: before that, produce and list-offsets
     calls fail with NotLeaderForPartition, which clients retry but tests trip over."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     names = [t.name for t in topics]
     while True:
         described = await admin.describe_topics(names)
@@ -81,7 +81,7 @@ async def _wait_for_leaders(
         if ready:
             return
         if asyncio.get_running_loop().time() > deadline:
-            raise RuntimeError(f"topics {names} have partitions without a leader after {timeout} s")
+            raise RuntimeError(f"topics {names} have partitions without a leader after {within} s")
         await asyncio.sleep(0.05)
 
 

@@ -89,8 +89,8 @@ async def _requests_for(settings: Settings, run_id: str) -> list[dict[str, Any]]
     ]
 
 
-async def _snapshot(redis: aioredis.Redis, run_id: str) -> dict[bytes, bytes]:
-    found: dict[bytes, bytes] = await redis.hgetall(keys.run(run_id))
+async def _snapshot(redis: aioredis.Redis, run_id: str) -> dict[bytes | str, bytes | str]:
+    found: dict[bytes | str, bytes | str] = await redis.hgetall(keys.run(run_id))
     return found
 
 
