@@ -1,0 +1,30 @@
+"""The auth file: hashed secrets, the dev config helper, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from switchyard.bridge.credentials import Credentials, CredentialsError, write_dev_config
+
+
+def test_dev_config_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "auth.json"
+    made = write_dev_config(path)
+    assert all(c.client_secret not in path.read_text() for c in made)  # only hashes stored
+    credentials = Credentials.load(path)
+    admin = credentials.authenticate(made[0].client_id, made[0].client_secret)
+    assert admin is not None and admin.is_admin
+    machine = credentials.authenticate(made[2].client_id, made[2].client_secret)
+    assert machine is not None and machine.is_machine
+    assert credentials.authenticate(made[1].client_id, "wrong") is None
+
+
+def test_missing_or_invalid_file_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(CredentialsError, match="SWITCHYARD_AUTH_FILE"):
+        Credentials.load(tmp_path / "none.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"users": [{"email": "x"}]}')
+    with pytest.raises(CredentialsError, match="invalid"):
+        Credentials.load(bad)
