@@ -15,9 +15,11 @@ def test_dev_config_round_trip(tmp_path: Path) -> None:
     assert all(c.client_secret not in path.read_text() for c in made)  # only hashes stored
     credentials = Credentials.load(path)
     admin = credentials.authenticate(made[0].client_id, made[0].client_secret)
-    assert admin is not None and admin.is_admin
+    assert admin is not None
+    assert admin.is_admin
     machine = credentials.authenticate(made[2].client_id, made[2].client_secret)
-    assert machine is not None and machine.is_machine
+    assert machine is not None
+    assert machine.is_machine
     assert credentials.authenticate(made[1].client_id, "wrong") is None
 
 
