@@ -9,16 +9,19 @@ import pytest
 import redis.asyncio as aioredis
 
 from switchyard.engine.service import EngineService
+from switchyard.engine.templates import JqTemplates, TemplateLimits
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
 from switchyard.topics.producer import EventProducer
 from tests.integration.engine_support import Driver, echo_server
-from tests.unit.machine.conftest import JqTemplates
 
 
 @pytest.fixture
-def templates() -> Any:
-    return JqTemplates()
+def templates(settings: Settings) -> Iterator[JqTemplates]:
+    """The engine's own bounded jq templates, with a short time bound for the tests."""
+    limits = TemplateLimits.from_settings(settings.model_copy(update={"template_timeout_ms": 500}))
+    with JqTemplates(limits) as templates:
+        yield templates
 
 
 @pytest.fixture

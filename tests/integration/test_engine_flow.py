@@ -207,3 +207,24 @@ async def test_malformed_event_goes_to_dead_letter_and_the_engine_goes_on(
     assert body["code"] == "undecodable"
     assert body["value_encoding"] == "base64"
     assert "not JSON" in body["reason"]
+
+
+@pytest.mark.usefixtures("engine")
+async def test_a_runaway_template_fails_its_node_and_the_engine_goes_on(driver: Driver) -> None:
+    workflow = f"abuse-{uuid.uuid4().hex[:6]}"
+    await driver.define({"identifier": workflow, "nodes": [
+        {"identifier": "trigger", "config": {"type": "SELF_SERVE_TRIGGER"}},
+        {"identifier": "spin", "config": {"type": "KAFKA", "payload": {"x": "{{ def f: f; f }}"}}},
+    ], "connections": [{"sourceIdentifier": "trigger", "targetIdentifier": "spin"}]})  # fmt: skip
+    run_id = await driver.trigger(workflow, {})
+    state = await driver.wait(run_id, lambda s: s.status == "COMPLETED")
+    assert state.result == "FAILED"
+    spin = state.node_run_of("spin")
+    assert spin is not None
+    logs = await driver.runs.logs(run_id, [spin.id])
+    errors = [e.log for e in logs[spin.id] if e.log_level == "ERROR"]
+    assert any("def f: f; f" in line and "500 ms" in line for line in errors), errors
+
+    # The engine still serves the next run.
+    other = await driver.trigger(workflow, {})
+    assert (await driver.wait(other, lambda s: s.status == "COMPLETED")).result == "FAILED"
