@@ -16,7 +16,7 @@ from switchyard.schemas import (
     parse_workflow,
 )
 
-TRIGGER = {
+TRIGGER: dict[str, Any] = {
     "identifier": "trigger",
     "config": {
         "type": "SELF_SERVE_TRIGGER",
