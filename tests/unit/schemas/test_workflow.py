@@ -42,7 +42,7 @@ DEPLOY = {
     "variables": {"id": "{{ .result.response.data.id }}"},
 }
 NOTIFY = {"identifier": "notify", "config": {"type": "KAFKA", "payload": {"a": 1}}}
-DISPATCH = {
+DISPATCH: dict[str, Any] = {
     "identifier": "dispatch",
     "config": {
         "type": "INTEGRATION_ACTION",
