@@ -91,8 +91,6 @@ class JqTemplates:
         failure, if any, is the first one.
         """
         self._pool.check_running()  # even when every expression takes the fast path
-        data = orjson.dumps(context)
-        text = data.decode()
         results: dict[str, Any] = {}
         sandboxed: list[str] = []
         failure: TemplateError | None = None
@@ -103,7 +101,7 @@ class JqTemplates:
                 failure = TemplateError(plan.expression, plan.message)
             elif isinstance(plan, InProcessProgram):
                 try:
-                    results[expression] = plan.run(text, self._limits)
+                    results[expression] = plan.run(context, self._limits)
                 except TemplateError as error:
                     failure = error
             else:
@@ -111,7 +109,8 @@ class JqTemplates:
             if failure is not None:
                 break
         if sandboxed:
-            results.update(zip(sandboxed, self._pool.run(sandboxed, data), strict=True))
+            values = self._pool.run(sandboxed, orjson.dumps(context))
+            results.update(zip(sandboxed, values, strict=True))
         if failure is not None:
             raise failure
         return results

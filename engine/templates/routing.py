@@ -40,6 +40,8 @@ from __future__ import annotations
 import enum
 import re
 
+import orjson
+
 from switchyard.engine.templates.protocol import TemplateError
 
 MAX_FAST_LENGTH = 512
@@ -65,6 +67,15 @@ _OPERATOR = rf"(?:{_WS}(?:==|!=|<=|>=|<|>|//){_WS}|[ \t\r\n]+(?:and|or)[ \t\r\n]
 # so the regex hardly backtracks, and the length cap bounds it on a hostile text.
 _FAST = re.compile(rf"{_WS}{_OPERAND}(?:{_OPERATOR}{_OPERAND})*{_WS}")
 
+# Cutting an accepted expression into its operands, and a path into its steps.
+_TOKEN = re.compile(rf"(?P<path>{_PATH})|{_LITERAL}|{_OPERATOR}|[ \t\r\n]+")
+_PART = re.compile(
+    rf"\.?(?:(?P<name>{_NAME})|(?P<string>{_STRING})"
+    rf"|\[{_WS}(?:(?P<key>{_STRING})|(?P<index>-?[0-9]+)){_WS}\])\??"
+)
+
+Step = str | int
+
 _DIRECTIVE = re.compile(r"(?:import|include|module)(?![A-Za-z0-9_])")
 
 
@@ -80,3 +91,40 @@ def route(expression: str) -> Route:
     if len(expression) <= MAX_FAST_LENGTH and _FAST.fullmatch(expression):
         return Route.IN_PROCESS
     return Route.SANDBOX
+
+
+def fast_paths(expression: str) -> list[tuple[Step, ...]] | None:
+    """The paths a fast-path expression reads, or None when it may read the whole input.
+
+    Only the values along these paths can change the result (see the grammar above),
+    so the in-process evaluator hands jq just those and jq's parsing of its input
+    stops growing with the size of the run's context. Anything unsure (the identity
+    ``.``, a string jq accepts and JSON doesn't) answers None: the whole context.
+    """
+    paths: list[tuple[Step, ...]] = []
+    position = 0
+    for token in _TOKEN.finditer(expression):
+        if token.start() != position:
+            return None
+        position = token.end()
+        if token["path"] is not None:
+            steps = _steps(token["path"])
+            if steps is None:
+                return None
+            paths.append(steps)
+    return paths if position == len(expression) else None
+
+
+def _steps(path: str) -> tuple[Step, ...] | None:
+    steps: list[Step] = []
+    for part in _PART.finditer(path):
+        if part["name"] is not None:
+            steps.append(part["name"])
+        elif part["index"] is not None:
+            steps.append(int(part["index"]))
+        else:
+            try:
+                steps.append(orjson.loads(part["string"] or part["key"]))
+            except orjson.JSONDecodeError:
+                return None
+    return tuple(steps) or None

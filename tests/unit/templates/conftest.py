@@ -18,6 +18,8 @@ CONTEXT: dict[str, Any] = {
         "trigger": {"environment": "staging", "dependencies": '["db", "cache"]'},
         "build": {"id": 42, "tags": ["a", "b"], "ok": True, "ratio": 0.5, "nothing": None},
         "deploy-prod": {"url": "https://example.test/x", "hits": [3, 1, 2]},
+        'a"b': {"c": None},
+        "": "empty key",
     },
     "secrets": {"token": "s3cr3t-value"},
     "workflow": {"identifier": "deploy", "version": 3},

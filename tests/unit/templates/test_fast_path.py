@@ -11,7 +11,7 @@ import jq
 import pytest
 
 from switchyard.engine.templates import JqTemplates, TemplateError, TemplateLimits
-from switchyard.engine.templates.routing import Route, route
+from switchyard.engine.templates.routing import Route, fast_paths, route
 
 from .conftest import wait_until
 
@@ -48,6 +48,15 @@ FAST = [
     ".outputs.build.ok and .outputs.build.nothing",
     ".outputs.build.nothing or .outputs.build.ok",
     ".outputs.big // null",
+    # Pruning the context to the paths read must not change any answer:
+    ".outputs[0]",
+    ".outputs.build == .outputs.build.id",
+    '.outputs.build < .outputs["deploy-prod"]',
+    '.outputs.build.artifacts == .outputs["deploy-prod"].hits',
+    '.outputs["deploy-prod"].hits[1] > .outputs.build.id',
+    '.outputs["a\\"b"].c // .outputs."a\\"b"',
+    '.outputs[""]',
+    ".workflowRun.trigger.identifier.deeper?",
 ]
 
 SLOW = [
@@ -79,6 +88,15 @@ def test_paths_literals_and_comparisons_take_the_fast_path(expression: str) -> N
 @pytest.mark.parametrize("expression", SLOW)
 def test_everything_else_goes_to_the_sandbox(expression: str) -> None:
     assert route(expression) is Route.SANDBOX
+
+
+def test_the_paths_an_expression_reads_are_known() -> None:
+    assert fast_paths('.outputs["deploy-prod"].hits[-1] == .secrets.token // 3') == [
+        ("outputs", "deploy-prod", "hits", -1),
+        ("secrets", "token"),
+    ]
+    assert fast_paths('"a.b" == null') == []
+    assert fast_paths(".a == .") is None  # the identity reads everything
 
 
 def _outcome(templates: JqTemplates, expression: str, context: Any) -> tuple[str, Any]:
