@@ -86,6 +86,29 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(
         default=24 * 3600, ge=60, description="How long an Idempotency-Key maps to its run."
     )
+    request_body_max_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest request body the bridge reads; a bigger one is answered 413.",
+    )
+
+    # Size bounds on what nodes send and report, and where webhook nodes may call.
+    node_output_max_bytes: int = Field(
+        default=262_144,
+        ge=1024,
+        description="Largest output (as JSON) a node run may report; a bigger one is refused.",
+    )
+    webhook_allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts and CIDRs webhook nodes may call even when they resolve to "
+        'loopback, link-local or private addresses, as JSON: ["127.0.0.1/32", "hooks.lan"].',
+    )
+    webhook_max_request_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body a webhook node sends."
+    )
+    webhook_max_response_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest response body a webhook node reads."
+    )
 
     # Bounds on `{{ jq }}` templates: a template can't hang or bloat the engine.
     template_timeout_ms: int = Field(
