@@ -38,7 +38,7 @@ def context() -> dict[str, Any]:
     return CONTEXT
 
 
-def wait_until(probe: Callable[[], Any], *, within: float = 5.0) -> Any:
+def _wait_until(probe: Callable[[], Any], within: float = 5.0) -> Any:
     """Poll ``probe`` until it is truthy; fail with the last value seen."""
     deadline = time.monotonic() + within
     while not (value := probe()):
@@ -46,3 +46,9 @@ def wait_until(probe: Callable[[], Any], *, within: float = 5.0) -> Any:
             raise AssertionError(f"condition not met within {within} s; last value: {value!r}")
         time.sleep(0.005)
     return value
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., Any]:
+    """Wait on a fact (a sandbox worker borrowed, say), never on a fixed sleep."""
+    return _wait_until

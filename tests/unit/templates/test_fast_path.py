@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import jq
@@ -12,8 +13,6 @@ import pytest
 
 from switchyard.engine.templates import JqTemplates, TemplateError, TemplateLimits
 from switchyard.engine.templates.routing import Route, fast_paths, route
-
-from .conftest import wait_until
 
 FAST = [
     ".",
@@ -141,7 +140,9 @@ def test_a_cache_hit_never_compiles(
     assert compiled == [expression]
 
 
-def test_the_fast_path_runs_while_every_sandbox_worker_is_busy(context: dict[str, Any]) -> None:
+def test_the_fast_path_runs_while_every_sandbox_worker_is_busy(
+    context: dict[str, Any], wait_until: Callable[..., Any]
+) -> None:
     with JqTemplates(TemplateLimits(timeout_ms=500, workers=1)) as templates:
         errors: list[TemplateError] = []
 

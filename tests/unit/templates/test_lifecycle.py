@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -15,8 +16,6 @@ from switchyard.engine.templates import (
     TemplatesUnavailable,
 )
 from switchyard.schemas.settings import Settings
-
-from .conftest import wait_until
 
 ONE = TemplateLimits(timeout_ms=3000, workers=1)
 
@@ -60,7 +59,7 @@ def test_the_context_manager_stops_the_sandbox() -> None:
         templates.evaluate(".a | length", {"a": "abc"})
 
 
-def test_stop_ends_a_call_in_flight_at_once() -> None:
+def test_stop_ends_a_call_in_flight_at_once(wait_until: Callable[..., Any]) -> None:
     templates = JqTemplates(ONE)
     templates.start()
     raised: list[BaseException] = []
