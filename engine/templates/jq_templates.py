@@ -124,7 +124,8 @@ class JqTemplates:
                 else:
                     plan = Route.SANDBOX
             except TemplateError as error:
-                plan = error
+                # Kept without the traceback, whose frames the cache would keep alive.
+                plan = TemplateError(error.expression, error.message)
             self._plans.put(expression, plan)
         return plan
 
