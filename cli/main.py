@@ -1,8 +1,12 @@
 """The ``switchyard`` command.
 
-    switchyard stack up        start Kafka (KRaft) and Redis locally, create the topics
+    switchyard stack up        start Kafka (KRaft), Redis, the topics, the engine, the webhook
+                               executor and the API locally (--infra-only: Kafka and Redis)
     switchyard stack status    what runs where, with resident memory
     switchyard stack down      stop what `stack up` started
+    switchyard auth init       write a dev auth file and print its credentials
+    switchyard demo            a sample workflow end to end through the API
+    switchyard engine          the engine in the foreground (also: executor, bridge)
     switchyard topics ensure   create the registry's topics (idempotent)
     switchyard topics list     the registry: name, key, value, partitions, retention
 
@@ -16,8 +20,13 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+from switchyard.bridge.credentials import write_dev_config
+from switchyard.cli import services
+from switchyard.cli.demo import DemoError, run_demo
 from switchyard.cli.stack.errors import StackError
+from switchyard.cli.stack.full import dev_credentials, full_stack, local_settings
 from switchyard.cli.stack.launcher import Stack
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import TopicMismatch, ensure_topics
@@ -30,28 +39,65 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def stack_up(settings: Settings, _: argparse.Namespace) -> int:
+def stack_up(settings: Settings, args: argparse.Namespace) -> int:
     started = time.monotonic()
-    Stack(settings).up(_say)
-    report = asyncio.run(ensure_topics(settings))
+    local = local_settings(settings)
+    infra, services = full_stack(local)
+    infra.up(_say)
+    report = asyncio.run(ensure_topics(local))
     if report.created:
         _say(f"topics: created {', '.join(report.created)}")
     else:
         _say(f"topics: all {len(report.existing)} present")
+    if not args.infra_only:
+        credentials = dev_credentials(local, _say)
+        services.up(_say)
+        _say(f"API: http://{local.bridge_host}:{local.bridge_port} (docs at /docs)")
+        for credential in credentials:
+            _say(f"  {credential.who}: clientId={credential.client_id} "
+                 f"clientSecret={credential.client_secret}")  # fmt: skip
     _say(f"stack up in {time.monotonic() - started:.1f} s")
     return 0
 
 
+def _whole(settings: Settings) -> Stack:
+    infra, services = full_stack(local_settings(settings))
+    return Stack(settings, infra.components + services.components)
+
+
 def stack_status(settings: Settings, _: argparse.Namespace) -> int:
-    statuses = Stack(settings).status()
+    statuses = _whole(settings).status()
     for status in statuses:
         _say(status.line())
-    return 0 if all(s.pid is not None for s in statuses) else 3
+    infra = {"redis", "kafka"}
+    return 0 if all(s.pid is not None for s in statuses if s.name in infra) else 3
 
 
 def stack_down(settings: Settings, _: argparse.Namespace) -> int:
-    Stack(settings).down(_say)
+    _whole(settings).down(_say)
     return 0
+
+
+def auth_init(settings: Settings, args: argparse.Namespace) -> int:
+    path: Path = args.file or settings.auth_path
+    if path.exists():
+        _say(f"{path} exists; leaving it alone")
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for credential in write_dev_config(path):
+        _say(f"{credential.who}: clientId={credential.client_id} "
+             f"clientSecret={credential.client_secret}")  # fmt: skip
+    _say(f"wrote {path} (secrets are stored hashed; these are shown once)")
+    return 0
+
+
+def demo(settings: Settings, _: argparse.Namespace) -> int:
+    final = run_demo(local_settings(settings), _say)
+    return 0 if final["result"] == "SUCCESS" else 1
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    return services.serve(args.group, settings, args.ready_file)
 
 
 def topics_ensure(settings: Settings, _: argparse.Namespace) -> int:
@@ -79,13 +125,33 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     stack = groups.add_parser("stack", help="the local Kafka + Redis stack")
     stack_cmds = stack.add_subparsers(dest="command", required=True, metavar="ACTION")
-    stack_cmds.add_parser("up", help="start everything (idempotent)").set_defaults(run=stack_up)
+    up = stack_cmds.add_parser("up", help="start everything (idempotent)")
+    up.add_argument("--infra-only", action="store_true", help="only Kafka and Redis (+ topics)")
+    up.set_defaults(run=stack_up)
     stack_cmds.add_parser("status", help="what runs where").set_defaults(run=stack_status)
     stack_cmds.add_parser("down", help="stop what `up` started").set_defaults(run=stack_down)
     topics = groups.add_parser("topics", help="Kafka topics of the registry")
     topic_cmds = topics.add_subparsers(dest="command", required=True, metavar="ACTION")
     topic_cmds.add_parser("ensure", help="create missing topics").set_defaults(run=topics_ensure)
     topic_cmds.add_parser("list", help="show the registry").set_defaults(run=topics_list)
+    auth = groups.add_parser("auth", help="users and machine credentials of the API")
+    auth_cmds = auth.add_subparsers(dest="command", required=True, metavar="ACTION")
+    init = auth_cmds.add_parser("init", help="write a dev auth file (Admin, Member, machine)")
+    init.add_argument(
+        "--file", type=Path, help="where (default: SWITCHYARD_AUTH_FILE or <home>/auth.json)"
+    )
+    init.set_defaults(run=auth_init)
+    groups.add_parser(
+        "demo", help="run a sample workflow end to end through the API (after `stack up`)"
+    ).set_defaults(run=demo)
+    for name, text in (
+        ("engine", "run the engine: the inbox processor (foreground)"),
+        ("executor", "run the built-in webhook executor (foreground)"),
+        ("bridge", "run the HTTP API (foreground)"),
+    ):
+        service = groups.add_parser(name, help=text)
+        service.add_argument("--ready-file", type=Path, help="write the pid here once serving")
+        service.set_defaults(run=serve)
     return parser
 
 
@@ -95,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Command = args.run
     try:
         return run(settings, args)
-    except (StackError, TopicMismatch) as exc:
+    except (StackError, TopicMismatch, DemoError) as exc:
         print(f"switchyard: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

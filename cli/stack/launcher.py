@@ -53,12 +53,19 @@ def _address(component: object) -> str:
     return str(getattr(component, "address", None) or getattr(component, "url", ""))
 
 
-class Stack:
-    """The infrastructure processes in start order; later issues append services."""
+def infrastructure(settings: Settings) -> list[Component]:
+    """Redis and Kafka, in start order."""
+    return [RedisServer(settings), KafkaBroker(settings)]
 
-    def __init__(self, settings: Settings, extra: Sequence[Component] = ()) -> None:
+
+class Stack:
+    """Processes in start order (default: the infrastructure only)."""
+
+    def __init__(self, settings: Settings, components: Sequence[Component] | None = None) -> None:
         self.settings = settings
-        self.components: list[Component] = [RedisServer(settings), KafkaBroker(settings), *extra]
+        self.components: list[Component] = list(
+            infrastructure(settings) if components is None else components
+        )
 
     def up(self, say: Say = print) -> list[ComponentStatus]:
         for component in self.components:

@@ -1,0 +1,113 @@
+"""Long-running processes: ``switchyard engine | executor | bridge``.
+
+Each runs until SIGTERM or SIGINT, then stops taking work, finishes what it holds
+and exits. With ``--ready-file`` it writes its pid there once it serves, which is
+how ``switchyard stack up`` knows it is ready (and removes it on the way out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable, Coroutine, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from switchyard.bridge.app import create_app
+from switchyard.consumers.webhook import WebhookService
+from switchyard.engine.service import EngineService
+from switchyard.engine.templates import JqTemplates, TemplateLimits
+from switchyard.schemas.settings import Settings
+from switchyard.topics.producer import EventProducer
+
+log = logging.getLogger("switchyard")
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    # aiokafka logs every transient coordinator error at ERROR; they are retried.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    logging.getLogger("faust").setLevel(logging.WARNING)
+    logging.getLogger("mode").setLevel(logging.WARNING)
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+@contextlib.contextmanager
+def _ready(ready_file: Path | None) -> Iterator[None]:
+    if ready_file is not None:
+        ready_file.parent.mkdir(parents=True, exist_ok=True)
+        ready_file.write_text(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        if ready_file is not None:
+            ready_file.unlink(missing_ok=True)
+
+
+async def run_engine(settings: Settings, ready_file: Path | None) -> None:
+    with JqTemplates(TemplateLimits.from_settings(settings)) as templates:
+        async with EngineService(settings, templates) as engine:
+            with _ready(ready_file):
+                log.info("engine consuming %s", engine.inbox.app.conf.broker)
+                await _until_signalled()
+            log.info("engine stopping after %d events", engine.inbox.processed)
+
+
+async def run_executor(settings: Settings, ready_file: Path | None) -> None:
+    async with httpx.AsyncClient() as http, EventProducer(settings) as producer:
+        service = WebhookService(settings, producer, http, lambda: datetime.now(UTC))
+        await service.loop.start()
+        task = asyncio.create_task(service.loop.run())
+        try:
+            with _ready(ready_file):
+                await _until_signalled()
+        finally:
+            service.loop.stop_soon()
+            await task
+            await service.loop.stop()
+
+
+async def run_bridge(settings: Settings, ready_file: Path | None) -> None:
+    config = uvicorn.Config(
+        create_app(settings), host=settings.bridge_host, port=settings.bridge_port,
+        log_level="warning", lifespan="on",
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            await serving  # raises what made it fail
+            return
+        await asyncio.sleep(0.02)
+    with _ready(ready_file):
+        await serving  # uvicorn handles SIGTERM itself and returns
+
+
+SERVICES: dict[str, Callable[[Settings, Path | None], Coroutine[Any, Any, None]]] = {
+    "engine": run_engine,
+    "executor": run_executor,
+    "bridge": run_bridge,
+}
+
+
+def serve(name: str, settings: Settings, ready_file: Path | None) -> int:
+    configure_logging()
+    asyncio.run(SERVICES[name](settings, ready_file))
+    return 0

@@ -1,0 +1,74 @@
+"""The whole local stack: infrastructure, topics, dev credentials, Switchyard's processes."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from pydantic import SecretStr
+
+from switchyard.bridge.credentials import DevCredential, write_dev_config
+from switchyard.cli.stack.launcher import Component, Say, Stack, infrastructure
+from switchyard.cli.stack.services import PythonService
+from switchyard.schemas.settings import Settings
+
+SERVICE_NAMES = ("engine", "executor", "bridge")
+
+
+def local_settings(settings: Settings) -> Settings:
+    """The settings the stack's own processes run with: the launched broker and Redis,
+    an absolute home, and a token secret kept in the home folder (made once)."""
+    home = settings.home.resolve()
+    secret = settings.token_secret
+    if secret is None:
+        path = home / "token-secret"
+        if not path.exists():
+            home.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        secret = SecretStr(path.read_text().strip())
+    return settings.model_copy(
+        update={
+            "home": home,
+            "kafka_bootstrap_servers": f"127.0.0.1:{settings.kafka_port}",
+            "redis_url": f"redis://127.0.0.1:{settings.redis_port}/0",
+            "token_secret": secret,
+        }
+    )
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """``settings`` as SWITCHYARD_* variables, so a child process rebuilds the same object."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        env[f"SWITCHYARD_{name.upper()}"] = text
+    return env
+
+
+def full_stack(settings: Settings) -> tuple[Stack, Stack]:
+    """(infrastructure, services): started in that order, with the topics between."""
+    env = environment(settings)
+    bridge_url = f"http://{settings.bridge_host}:{settings.bridge_port}"
+    services: list[Component] = [
+        PythonService(settings, name, env, address=bridge_url if name == "bridge" else "")
+        for name in SERVICE_NAMES
+    ]
+    return Stack(settings, infrastructure(settings)), Stack(settings, services)
+
+
+def dev_credentials(settings: Settings, say: Say) -> list[DevCredential]:
+    """Write a dev auth file on first use; the credentials are kept beside it (mode 600)."""
+    saved = settings.home / "dev-credentials.json"
+    if settings.auth_file is None and not settings.auth_path.exists():
+        made = write_dev_config(settings.auth_path)
+        saved.write_text(json.dumps([c.__dict__ for c in made], indent=2))
+        saved.chmod(0o600)
+        say(f"wrote dev users and machine credentials to {settings.auth_path}")
+    if not saved.exists():
+        return []
+    return [DevCredential(**c) for c in json.loads(saved.read_text())]

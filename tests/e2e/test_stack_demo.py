@@ -1,0 +1,54 @@
+"""The README's first command, minus the installs: the whole stack up, the demo, down."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from switchyard.cli.main import main
+from switchyard.cli.stack import processes
+from tests.conftest import REPO
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_stack_up_runs_the_demo_and_down_stops_every_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "stack"
+    for name, value in {
+        "SWITCHYARD_HOME": str(home),
+        "SWITCHYARD_CACHE_HOME": str(REPO / ".switchyard" / "cache"),
+        "SWITCHYARD_KAFKA_PORT": str(_free_port()),
+        "SWITCHYARD_KAFKA_CONTROLLER_PORT": str(_free_port()),
+        "SWITCHYARD_REDIS_PORT": str(_free_port()),
+        "SWITCHYARD_BRIDGE_PORT": str(_free_port()),
+        "SWITCHYARD_KAFKA_HEAP": "256m",
+        "SWITCHYARD_TEMPLATE_WORKERS": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    try:
+        assert main(["stack", "up"]) == 0
+        out = capsys.readouterr().out
+        for service in ("engine", "executor", "bridge"):
+            assert f"{service}: ready on" in out
+        assert "clientId=dev-machine" in out
+
+        assert main(["demo"]) == 0
+        out = capsys.readouterr().out
+        assert '"result": "SUCCESS"' in out
+        assert '"deploymentUrl": "https://checkout.example.com"' in out
+        pids = [int(p.read_text()) for p in (home / "run").glob("*.pid")]
+        assert len(pids) == 5
+    finally:
+        assert main(["stack", "down"]) == 0
+    assert not any(processes.is_alive(pid) for pid in pids)
+    assert list((home / "run").glob("*.pid")) == []
