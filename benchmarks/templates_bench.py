@@ -101,6 +101,10 @@ def main() -> None:
             ),
         )
         report(
+            "sandbox round trip alone: 1 + 1 on {}",
+            per_call(lambda: templates.evaluate("1 + 1", {}), 3000),
+        )
+        report(
             "sandbox hit: .outputs.build.id | tostring",
             per_call(lambda: templates.evaluate(".outputs.build.id | tostring", context), 3000),
         )
