@@ -1,36 +1,28 @@
 """The built-in WEBHOOK executor: makes the HTTP call and reports the node run's result.
 
-Synchronized nodes report ``{response: {status, data}}`` (non-2xx or a timeout fail
-the node; ``onTimeout: continue`` completes it with ``{timeout: true}``). Nodes with
-``synchronized: false`` get ``{payload, context}`` POSTed and wait for the receiver's
-PATCH; only a failed delivery is reported (as FAILED).
+It is a handler of the worker SDK (:class:`~switchyard.consumers.KafkaWorker`) reading
+the webhook-requests topic, so it reports, deduplicates and shuts down exactly as
+a user's worker does. Synchronized nodes report ``{response: {status, data}}``
+(non-2xx or a timeout fail the node; ``onTimeout: continue`` completes it with
+``{timeout: true}``). Nodes with ``synchronized: false`` get ``{payload, context}``
+POSTed and wait for the receiver's PATCH; only a failed delivery is reported (FAILED).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import httpx
 import orjson
-from aiokafka import ConsumerRecord
 
-from switchyard.consumers.loop import ConsumerLoop
-from switchyard.schemas import (
-    DecodeError,
-    LogEntry,
-    NodeRunUpdated,
-    WebhookRequest,
-    decode,
-    encode,
-)
+from switchyard.consumers.context import NodeLogger, Outcome, WorkContext
+from switchyard.consumers.kafka_worker import KafkaWorker
+from switchyard.schemas import WebhookRequest
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
-
-log = logging.getLogger("switchyard.executor")
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 _MAX_LOGGED_BODY = 4096
@@ -49,87 +41,65 @@ def _clip(value: Any) -> str:
 
 
 class WebhookExecutor:
-    """Turns one :class:`WebhookRequest` into one :class:`NodeRunUpdated` (or none)."""
+    """The handler: one :class:`WebhookRequest` (the context's payload) to one outcome."""
 
-    def __init__(self, http: httpx.AsyncClient, clock: Callable[[], datetime]) -> None:
+    def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
-        self.clock = clock
 
-    async def execute(self, request: WebhookRequest) -> NodeRunUpdated | None:
-        logs: list[LogEntry] = []
+    async def __call__(self, ctx: WorkContext) -> Outcome:
+        request: WebhookRequest = ctx.payload
+        return await self.execute(request, ctx.log)
+
+    async def send(self, request: WebhookRequest, body: Any, seconds: float) -> httpx.Response:
+        """The one outgoing HTTP call of a WEBHOOK node (guards on the URL go here)."""
+        return await self.http.request(
+            request.method, request.url, headers=request.headers,
+            json=None if request.method == "GET" else body, timeout=seconds,
+        )  # fmt: skip
+
+    async def execute(self, request: WebhookRequest, log: NodeLogger) -> Outcome:
         body = request.body if request.synchronized else {
             "payload": request.body,
             "context": request.context.model_dump(mode="json", by_alias=True),
         }  # fmt: skip
         if request.verbose:
-            logs.append(self._log("INFO", f"{request.method} {request.url} {_clip(body)}"))
+            log.info(f"{request.method} {request.url} {_clip(body)}")
         timeout = request.timeout_seconds or DEFAULT_TIMEOUT_SECONDS
         try:
-            response = await self.http.request(
-                request.method, request.url, headers=request.headers,
-                json=None if request.method == "GET" else body, timeout=timeout,
-            )  # fmt: skip
+            response = await self.send(request, body, timeout)
         except httpx.TimeoutException:
-            return self._timed_out(request, timeout, logs)
+            return self._timed_out(request, timeout, log)
         except httpx.HTTPError as error:
-            logs.append(self._log("ERROR", f"request to {request.url} failed: {error!r}"))
-            return self._report(request, "FAILED", {"error": {"message": str(error)}}, logs)
+            log.error(f"request to {request.url} failed: {error!r}")
+            return Outcome.failed({"error": {"message": str(error)}})
         data = _body_of(response)
         if request.verbose:
-            logs.append(self._log("INFO", f"response {response.status_code} {_clip(data)}"))
+            log.info(f"response {response.status_code} {_clip(data)}")
         output = {"response": {"status": response.status_code, "data": data}}
         if not response.is_success:
-            logs.append(self._log("ERROR", f"{request.url} answered {response.status_code}"))
-            return self._report(request, "FAILED", output, logs)
+            log.error(f"{request.url} answered {response.status_code}")
+            return Outcome.failed(output)
         if not request.synchronized:
-            # Delivered; the receiver completes the node with a PATCH.
-            return self._progress(request, logs) if logs else None
-        return self._report(request, "SUCCESS", output, logs)
+            # Delivered; the receiver completes the node with a PATCH. The worker
+            # sends the IN_PROGRESS update only when it carries log lines.
+            return Outcome.in_progress()
+        return Outcome.success(output)
 
-    def _timed_out(
-        self, request: WebhookRequest, timeout: float, logs: list[LogEntry]
-    ) -> NodeRunUpdated:
+    @staticmethod
+    def _timed_out(request: WebhookRequest, timeout: float, log: NodeLogger) -> Outcome:
         message = f"no answer from {request.url} within {timeout:g} s"
         if request.on_timeout == "continue":
-            logs.append(self._log("WARN", message + "; continuing (onTimeout: continue)"))
-            return self._report(request, "SUCCESS", {"timeout": True}, logs)
-        logs.append(self._log("ERROR", message))
-        return self._report(request, "FAILED", {"error": {"message": message}}, logs)
-
-    def _log(self, level: str, message: str) -> LogEntry:
-        return LogEntry.model_validate(
-            {"logLevel": level, "log": message, "createdAt": self.clock()}
-        )
-
-    def _report(
-        self, request: WebhookRequest, result: str, output: dict[str, Any], logs: list[LogEntry]
-    ) -> NodeRunUpdated:
-        return NodeRunUpdated.model_validate(
-            {
-                "runId": request.context.workflow_run_id,
-                "nodeRunId": request.context.node_run_id,
-                "status": "COMPLETED",
-                "result": result,
-                "output": output,
-                "logs": logs,
-                "sentAt": self.clock(),
-            }
-        )
-
-    def _progress(self, request: WebhookRequest, logs: list[LogEntry]) -> NodeRunUpdated:
-        return NodeRunUpdated.model_validate(
-            {
-                "runId": request.context.workflow_run_id,
-                "nodeRunId": request.context.node_run_id,
-                "status": "IN_PROGRESS",
-                "logs": logs,
-                "sentAt": self.clock(),
-            }
-        )
+            log.warn(message + "; continuing (onTimeout: continue)")
+            return Outcome.success({"timeout": True})
+        log.error(message)
+        return Outcome.failed({"error": {"message": message}})
 
 
 class WebhookService:
-    """The executor process: webhook-requests topic in, NodeRunUpdated on the inbox out."""
+    """The executor process: webhook-requests topic in, NodeRunUpdated on the inbox out.
+
+    ``loop`` is the SDK's Kafka worker (``start``, ``run``, ``stop_soon``, ``stop``).
+    """
 
     def __init__(
         self, settings: Settings, producer: EventProducer, http: httpx.AsyncClient,
@@ -138,20 +108,14 @@ class WebhookService:
         registry = TopicRegistry.from_settings(settings)
         self.inbox = registry.inbox.name
         self.producer = producer
-        self.executor = WebhookExecutor(http, clock)
-        self.loop = ConsumerLoop(
-            bootstrap=settings.kafka_bootstrap_servers,
-            topic=registry.webhook_requests.name,
+        self.executor = WebhookExecutor(http)
+        self.loop: KafkaWorker[WebhookRequest] = KafkaWorker(
+            settings,
+            self.executor,
             group=f"{settings.engine_group}-webhook-executor",
-            handler=self._handle,
+            max_records=200,
+            producer=producer,
+            clock=clock,
+            topic=registry.webhook_requests.name,
+            message_type=WebhookRequest,
         )
-
-    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        try:
-            request = decode(record.value or b"", WebhookRequest)
-        except DecodeError as error:
-            log.error("undecodable webhook request at %s: %s", record.offset, error.reason)
-            return
-        update = await self.executor.execute(request)
-        if update is not None:
-            await self.producer.send_and_wait(self.inbox, update.run_id, encode(update))

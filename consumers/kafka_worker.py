@@ -1,0 +1,210 @@
+"""The Kafka worker: node-run requests in, ``NodeRunUpdated`` on the inbox out.
+
+Delivery is at least once. Offsets are committed only after every record of a
+fetched batch has been handled and its update acknowledged by the broker, so a
+worker that dies mid-handler leaves its batch uncommitted and the group hands it to
+another worker. Duplicates are told apart by node-run id: this process skips a
+request it is already running or has finished, and the engine ignores (dead-letters)
+a second completion of a node run, so a node run is completed once in the run state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Collection
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import CommitFailedError, IllegalStateError
+
+from switchyard.consumers.context import Handler, Reporter, WorkContext, utc_now
+from switchyard.consumers.running import run_handler
+from switchyard.schemas import DecodeError, NodeRunRequest, NodeRunUpdated, WebhookRequest, decode
+from switchyard.schemas import encode as encode_event
+from switchyard.schemas.settings import Settings
+from switchyard.topics.producer import EventProducer
+from switchyard.topics.registry import TopicRegistry
+
+log = logging.getLogger("switchyard.worker")
+
+MessageT = TypeVar("MessageT", NodeRunRequest, WebhookRequest)
+
+_REMEMBERED = 10_000  # finished node-run ids kept to skip redeliveries
+
+
+class KafkaReporter:
+    """Produces updates to the inbox, keyed by run id (the engine's partitioning)."""
+
+    def __init__(self, producer: EventProducer, inbox: str) -> None:
+        self.producer = producer
+        self.inbox = inbox
+
+    async def report(self, update: NodeRunUpdated) -> None:
+        await self.producer.send_and_wait(self.inbox, update.run_id, encode_event(update))
+
+
+def default_group(settings: Settings, node_identifiers: Collection[str],
+                  workflows: Collection[str]) -> str:  # fmt: skip
+    """Workers with the same filters share work; workers with different filters must
+    not (each would skip the other's records), so the filters name the group."""
+    parts = [f"wf={w}" for w in sorted(workflows)] + [f"node={n}" for n in sorted(node_identifiers)]
+    return f"{settings.engine_group}-worker" + (f"-{'-'.join(parts)}" if parts else "")
+
+
+class KafkaWorker(Generic[MessageT]):
+    """Consumes node-run requests and runs ``handler`` for each; see the module doc.
+
+    ``node_identifiers`` / ``workflows`` keep only requests of those nodes or
+    workflows (others are skipped and committed). Up to ``concurrency`` handlers run
+    at once; a batch holds at most ``max_records``. Lifecycle: ``start()``, then
+    ``run()`` until ``stop_soon()``; or ``async with worker:`` which runs it in the
+    background and, on exit, lets in-flight handlers finish and commits.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        handler: Handler,
+        *,
+        node_identifiers: Collection[str] = (),
+        workflows: Collection[str] = (),
+        group: str | None = None,
+        concurrency: int = 32,
+        max_records: int = 100,
+        session_timeout_ms: int = 10_000,
+        producer: EventProducer | None = None,
+        reporter: Reporter | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        topic: str | None = None,
+        message_type: type[MessageT] | None = None,
+    ) -> None:
+        registry = TopicRegistry.from_settings(settings)
+        self.handler = handler
+        self.node_identifiers = frozenset(node_identifiers)
+        self.workflows = frozenset(workflows)
+        # WebhookRequest for the built-in webhook executor; NodeRunRequest otherwise.
+        self.message_type: type[Any] = message_type or NodeRunRequest
+        self.clock = clock
+        self._owns_producer = producer is None and reporter is None
+        self._producer = producer or (EventProducer(settings) if self._owns_producer else None)
+        self.reporter: Reporter = reporter or KafkaReporter(
+            self._producer,  # type: ignore[arg-type]  # set whenever reporter is None
+            registry.inbox.name,
+        )
+        self.topic = topic or registry.node_run_requests.name
+        self._consumer = AIOKafkaConsumer(
+            self.topic,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=group or default_group(settings, node_identifiers, workflows),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=max_records,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(500, session_timeout_ms // 4),
+        )
+        self._limit = asyncio.Semaphore(concurrency)
+        self._stopping = asyncio.Event()
+        self._state = "new"
+        self._running: set[str] = set()
+        self._done: OrderedDict[str, None] = OrderedDict()
+        self._task: asyncio.Task[None] | None = None
+        self.handled = 0  # records taken off the topic (run, skipped or filtered)
+        self.completed = 0  # handlers run to an update
+
+    async def start(self) -> None:
+        if self._state != "new":
+            raise RuntimeError(f"KafkaWorker.start() called when {self._state}")
+        if self._owns_producer and self._producer is not None:
+            await self._producer.start()
+        await self._consumer.start()
+        self._state = "started"
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop_soon`; the batch in hand is finished and committed."""
+        while not self._stopping.is_set():
+            batches = await self._consumer.getmany(timeout_ms=200)
+            if not batches:
+                continue
+            records = [r for rs in batches.values() for r in rs]
+            await asyncio.gather(*(self._one(r) for r in records))
+            await self._commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
+            self.handled += len(records)
+
+    def stop_soon(self) -> None:
+        """Stop taking work; :meth:`run` returns once the batch in hand is done."""
+        self._stopping.set()
+
+    async def stop(self) -> None:
+        """Drain (when running in the background) and close; idempotent."""
+        self._stopping.set()
+        if self._task is not None:
+            task, self._task = self._task, None
+            await task
+        if self._state == "started":
+            await self._consumer.stop()
+            if self._owns_producer and self._producer is not None:
+                await self._producer.stop()
+        self._state = "stopped"
+
+    async def __aenter__(self) -> KafkaWorker[MessageT]:
+        await self.start()
+        self._task = asyncio.create_task(self.run(), name="kafka-worker")
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    async def _commit(self, offsets: dict[Any, int]) -> None:
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as error:
+            # A rebalance took the partitions away mid-batch: their new owner
+            # redelivers what we did, and node-run ids make the repeat harmless.
+            log.warning("commit after rebalance failed (%s); records will be redelivered", error)
+
+    def _wanted(self, message: MessageT) -> bool:
+        context = message.context
+        if self.workflows and context.workflow_identifier not in self.workflows:
+            return False
+        return not self.node_identifiers or context.node_identifier in self.node_identifiers
+
+    async def _one(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        try:
+            message = decode(record.value or b"", self.message_type)
+        except DecodeError as error:
+            # No node-run id to report to: the engine only sends valid requests, so
+            # this is a foreign producer's message, skipped with a trace.
+            log.error("skipping undecodable record %s/%s: %s",
+                      record.partition, record.offset, error.reason)  # fmt: skip
+            return
+        node_run_id = message.context.node_run_id
+        if not self._wanted(message) or node_run_id in self._running or node_run_id in self._done:
+            return
+        self._running.add(node_run_id)
+        try:
+            async with self._limit:
+                update = await run_handler(self.handler, self._context(message))
+                if update is not None:
+                    await self.reporter.report(update)
+                self.completed += 1
+        finally:
+            self._running.discard(node_run_id)
+        self._done[node_run_id] = None
+        if len(self._done) > _REMEMBERED:
+            self._done.popitem(last=False)
+
+    def _context(self, message: MessageT) -> WorkContext:
+        context = message.context
+        payload = message.payload if isinstance(message, NodeRunRequest) else message
+        return WorkContext(
+            run_id=context.workflow_run_id,
+            node_run_id=context.node_run_id,
+            node_identifier=context.node_identifier,
+            workflow_identifier=context.workflow_identifier,
+            payload=payload,
+            reporter=self.reporter,
+            clock=self.clock,
+        )

@@ -1,0 +1,52 @@
+"""Running one handler for one node run and turning what it did into an update.
+
+Shared by the Kafka worker, the claim/ack worker and the test environment, so that
+all three end a node run the same way: an exception is a FAILED result with an
+ERROR log line, never an exception escaping into the worker's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from switchyard.consumers.context import Handler, Outcome, WorkContext
+from switchyard.schemas import NodeRunUpdated
+
+log = logging.getLogger("switchyard.worker")
+
+
+def as_outcome(returned: object) -> Outcome:
+    """A handler's return value as an :class:`Outcome` (TypeError for anything else)."""
+    if isinstance(returned, Outcome):
+        return returned
+    if returned is None:
+        return Outcome.success()
+    if isinstance(returned, dict):
+        return Outcome.success(returned)
+    raise TypeError(
+        f"a handler must return an Outcome, a dict (the output) or None, "
+        f"not {type(returned).__name__}"
+    )
+
+
+def failure_output(error: BaseException) -> dict[str, Any]:
+    return {"error": {"type": type(error).__name__, "message": str(error)}}
+
+
+async def run_handler(handler: Handler, ctx: WorkContext) -> NodeRunUpdated | None:
+    """Await ``handler(ctx)``; return the update that ends (or advances) the node run.
+
+    Cancellation (a forced shutdown) propagates: the node run is then left to be
+    redelivered, never reported FAILED for something the worker did to itself.
+    """
+    try:
+        outcome = as_outcome(await handler(ctx))
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:
+        log.exception("handler failed for %s", ctx.node_run_id)
+        ctx.log.error(f"handler failed: {type(error).__name__}: {error}")
+        outcome = Outcome.failed(failure_output(error))
+    return ctx.update_for(outcome)
