@@ -28,6 +28,7 @@ from switchyard.cli.demo import DemoError, run_demo
 from switchyard.cli.stack.errors import StackError
 from switchyard.cli.stack.full import dev_credentials, full_stack, local_settings
 from switchyard.cli.stack.launcher import Stack
+from switchyard.cli.worker import add_worker_commands
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import TopicMismatch, ensure_topics
 from switchyard.topics.registry import TopicRegistry
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     topic_cmds = topics.add_subparsers(dest="command", required=True, metavar="ACTION")
     topic_cmds.add_parser("ensure", help="create missing topics").set_defaults(run=topics_ensure)
     topic_cmds.add_parser("list", help="show the registry").set_defaults(run=topics_list)
+    add_worker_commands(groups)
     auth = groups.add_parser("auth", help="users and machine credentials of the API")
     auth_cmds = auth.add_subparsers(dest="command", required=True, metavar="ACTION")
     init = auth_cmds.add_parser("init", help="write a dev auth file (Admin, Member, machine)")

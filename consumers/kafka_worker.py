@@ -95,10 +95,11 @@ class KafkaWorker(Generic[MessageT]):
             registry.inbox.name,
         )
         self.topic = topic or registry.node_run_requests.name
+        self.group = group or default_group(settings, node_identifiers, workflows)
         self._consumer = AIOKafkaConsumer(
             self.topic,
             bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=group or default_group(settings, node_identifiers, workflows),
+            group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=max_records,
