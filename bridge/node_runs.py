@@ -33,11 +33,6 @@ NodeRunIdPath = Annotated[
 RunIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="wfr_ + 16 letters/digits")]
 
 
-def external_key(external_run_id: str) -> str:
-    """Bridge-owned: an external run id → its node run id (see keys.py, bridge section)."""
-    return f"{keys.PREFIX}bridge:ext:{external_run_id}"
-
-
 async def _open_node_run(
     ctx: BridgeContext, actor: Actor, node_run_id: str, run_id: str | None
 ) -> tuple[LoadedRun, NodeRunState]:
@@ -76,8 +71,6 @@ async def _patch(
         external_run_id=body.externalRunId,
         sent_at=ctx.clock(),
     )
-    if body.externalRunId is not None:
-        await ctx.redis.set(external_key(body.externalRunId), node_run_id)
     await ctx.producer.send_and_wait(ctx.registry.inbox.name, event.run_id, encode(event))
     return json_response({"ok": True})
 
@@ -141,7 +134,7 @@ async def find_node_runs(
     if not may_operate(actor):
         raise forbidden(f"{actor.name} may not read node runs by external id")
     found: list[dict[str, Any]] = []
-    node_run_id = await ctx.redis.get(external_key(external_run_id))
+    node_run_id = await ctx.redis.get(keys.external_run(external_run_id))
     owner = await ctx.runs.run_of_node_run(_text(node_run_id)) if node_run_id else None
     loaded = await load_run(ctx, owner) if owner else None
     if loaded is not None:

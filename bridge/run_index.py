@@ -4,8 +4,6 @@ Each filter is a union of index sets (``statuses=A&statuses=B`` → status:A or 
 the filters are intersected, in one MULTI, into a temporary sorted set that is read
 newest first with ``offset``/``limit`` and then dropped. A Member's visibility is one
 more filter: their own runs or the runs of workflows that let anyone view runs.
-``workflowVersions`` has no index: it is checked on the loaded runs, reading the
-candidate set page by page (bounded by the other filters).
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from switchyard.bridge.views import LoadedRun, allow_anyone, load_run
 from switchyard.engine.store import keys
 
 _TEMP_TTL_SECONDS = 30
-_SCAN_PAGE = 200
 
 
 @dataclass
@@ -61,6 +58,8 @@ async def _groups(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[lis
         (query.results, keys.runs_with_result),
     )
     groups = [[key(value) for value in values] for values, key in pairs if values]
+    if query.workflow_versions:
+        groups.append([keys.runs_of_version(v) for v in query.workflow_versions])
     if not actor.is_privileged:
         groups.append(await _member_visible(ctx, actor, query))
     return groups
@@ -117,20 +116,8 @@ def _combine(pipe: Pipeline, groups: list[list[str]], tag: str, temps: list[str]
 
 
 async def _read(ctx: BridgeContext, source: str, query: RunQuery) -> list[LoadedRun]:
-    if not query.workflow_versions:
-        ids = await ctx.redis.zrevrange(source, query.offset, query.offset + query.limit - 1)
-        return await _load_all(ctx, [_text(i) for i in ids])
-    wanted = set(query.workflow_versions)
-    matched: list[LoadedRun] = []
-    start = 0
-    while len(matched) < query.offset + query.limit:
-        ids = await ctx.redis.zrevrange(source, start, start + _SCAN_PAGE - 1)
-        if not ids:
-            break
-        start += len(ids)
-        loaded = await _load_all(ctx, [_text(i) for i in ids])
-        matched += [run for run in loaded if run.state.workflow_version in wanted]
-    return matched[query.offset : query.offset + query.limit]
+    ids = await ctx.redis.zrevrange(source, query.offset, query.offset + query.limit - 1)
+    return await _load_all(ctx, [_text(i) for i in ids])
 
 
 async def _load_all(ctx: BridgeContext, run_ids: Sequence[str]) -> list[LoadedRun]:

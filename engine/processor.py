@@ -21,7 +21,7 @@ from switchyard.engine.machine.effects import Decision
 from switchyard.engine.store.plan import ApplyPlan, OutboxMessage, plan_decision
 from switchyard.engine.store.runs import RunStore, StoredRun
 from switchyard.engine.store.workflows import WorkflowStore
-from switchyard.engine.templates import Templates
+from switchyard.engine.templates import Templates, TemplatesUnavailable
 from switchyard.schemas import DecodeError, InboxEvent, RunTriggered, Workflow, decode_inbox
 from switchyard.topics.dead_letter import DeadLetter
 from switchyard.topics.producer import EventProducer
@@ -140,6 +140,8 @@ class InboxProcessor:
                 state, event, workflow=workflow, now=self.clock(),
                 templates=self.templates, secrets=self.secrets,
             )  # fmt: skip
+        except TemplatesUnavailable:
+            raise  # the template sandbox is restarting or stopping: retry the batch
         except Exception as error:  # a bug must not stop the engine: keep the event
             log.exception("decide failed for %s", event.run_id)
             self._reject(record, event, stored, batch, "engine_error", repr(error))

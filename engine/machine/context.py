@@ -6,40 +6,26 @@ from collections.abc import Mapping
 from typing import Any
 
 from switchyard.engine.machine.state import NodeRunState, RunState
+from switchyard.engine.templates import mask_secrets
 from switchyard.schemas import format_timestamp
-
-MASK = "****"
-# Shorter values are not masked: replacing every "ab" in outputs would garble them
-# and hide nothing a guess wouldn't find.
-MIN_MASKED_LENGTH = 4
 
 
 class Masker:
-    """Replaces secret values with ``****`` in strings, recursively in JSON values."""
+    """Replaces secret values with ``****`` in strings, recursively in JSON values.
+
+    A thin holder of the server's secrets over :func:`mask_secrets`, which also masks
+    overlapping secrets as one span and their JSON-escaped forms.
+    """
 
     def __init__(self, secrets: Mapping[str, str]) -> None:
-        values = {v for v in secrets.values() if isinstance(v, str)}
-        # Longest first, so that a secret containing another is masked whole.
-        self._values = sorted(
-            (v for v in values if len(v) >= MIN_MASKED_LENGTH), key=len, reverse=True
-        )
+        self._secrets = {k: v for k, v in secrets.items() if isinstance(v, str)}
 
     def text(self, value: str) -> str:
-        for secret in self._values:
-            if secret in value:
-                value = value.replace(secret, MASK)
-        return value
+        masked: str = mask_secrets(value, self._secrets)
+        return masked
 
     def value(self, value: Any) -> Any:
-        if not self._values:
-            return value
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {self.text(str(k)): self.value(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.value(item) for item in value]
-        return value
+        return mask_secrets(value, self._secrets)
 
 
 def outputs_view(state: RunState) -> dict[str, Any]:

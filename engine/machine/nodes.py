@@ -27,6 +27,7 @@ from switchyard.engine.machine.effects import (
 from switchyard.engine.machine.outcome import complete, describe, fail
 from switchyard.engine.machine.state import NodeRunState
 from switchyard.engine.machine.step import Step
+from switchyard.engine.templates import TemplatesUnavailable
 from switchyard.schemas import (
     ConditionConfig,
     IntegrationActionConfig,
@@ -62,6 +63,8 @@ def _render(step: Step, node_run: NodeRunState, value: Any, *, secrets: bool = T
     context = template_context(step.state, node_run, step.secrets if secrets else {})
     try:
         return step.templates.render(value, context)
+    except TemplatesUnavailable:  # the engine is stopping: retry the event
+        raise
     except Exception as error:  # a template plug-in's failure fails one node, no more
         fail(step, node_run, f"template failed: {describe(error)}")
         return _NOT_RENDERED
@@ -85,6 +88,8 @@ def _run_condition(step: Step, node_run: NodeRunState, config: ConditionConfig) 
     for outlet in config.outlets:
         try:
             value = step.templates.evaluate(outlet.expression, context)
+        except TemplatesUnavailable:  # the engine is stopping: retry the event
+            raise
         except Exception as error:  # see _render
             fail(step, node_run, f"outlet {outlet.identifier!r}: {describe(error)}")
             return

@@ -16,7 +16,7 @@ from typing import Any
 from switchyard.engine.machine.context import variables_context
 from switchyard.engine.machine.state import NodeRunState
 from switchyard.engine.machine.step import Step
-from switchyard.engine.templates import TemplateError
+from switchyard.engine.templates import TemplateError, TemplatesUnavailable
 from switchyard.schemas import Node
 
 
@@ -39,6 +39,8 @@ def complete(step: Step, node_run: NodeRunState, raw: Any, edges: list[int]) -> 
         context = variables_context(step.state, node_run, step.secrets, raw)
         try:
             stored = step.templates.render(node.variables, context)
+        except TemplatesUnavailable:  # the engine is stopping: retry the event
+            raise
         except Exception as error:  # a template plug-in's failure fails one node, no more
             fail(step, node_run, f"variables: {describe(error)}", raw)
             return
@@ -55,6 +57,8 @@ def _render_links(step: Step, node: Node, node_run: NodeRunState, raw: Any) -> l
     for template in node.links:
         try:
             link = step.templates.render(template, context)
+        except TemplatesUnavailable:  # the engine is stopping: retry the event
+            raise
         except Exception as error:  # see complete()
             step.log(node_run, "WARN", f"link left out: {describe(error)}")
             continue

@@ -16,6 +16,8 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 | ``sy:nr:<node run>`` | string: the run id of a node run (PATCH by node-run id) | engine | as the run |
 | ``sy:runs:all`` | sorted set: run ids by ``createdAt`` (ms) | engine | as the runs |
 | ``sy:runs:wf:<workflow>`` | sorted set: that workflow's runs by ``createdAt`` | engine | as the runs |
+| ``sy:runs:version:<n>`` | sorted set: runs (of any workflow) pinned to version n | engine | as the runs |
+| ``sy:ext:<external run id>`` | string: the node run a worker gave that ``externalRunId`` | engine | as the run |
 | ``sy:runs:by:<creator>`` | sorted set: a creator's runs by ``createdAt`` | engine | as the runs |
 | ``sy:runs:status:<status>`` | sorted set: runs in IN_PROGRESS/CANCELLING/COMPLETED | engine | as the runs |
 | ``sy:runs:result:<result>`` | sorted set: completed runs by result | engine | as the runs |
@@ -61,6 +63,14 @@ def runs_of_workflow(identifier: str) -> str:
     return f"{PREFIX}runs:wf:{identifier}"
 
 
+def runs_of_version(version: int) -> str:
+    return f"{PREFIX}runs:version:{version}"
+
+
+def external_run(external_run_id: str) -> str:
+    return f"{PREFIX}ext:{external_run_id}"
+
+
 def runs_by(creator: str) -> str:
     return f"{PREFIX}runs:by:{creator}"
 
@@ -87,6 +97,5 @@ def claim(node_run_id: str) -> str:
 # | key | type | owner (writer) | lifetime |
 # |---|---|---|---|
 # | ``sy:bridge:idem:<client>:<workflow>:<key>`` | string: the run id an Idempotency-Key started (SET NX) | bridge | ``idempotency_ttl_seconds`` |
-# | ``sy:bridge:ext:<external run id>`` | string: the node run a PATCH gave that externalRunId | bridge | as the run |
 # | ``sy:bridge:tmp:<uuid>[:<n>]`` | sorted set: scratch union/intersection of run indexes for one list query | bridge | deleted after the query; 30 s TTL |
 # ---------------------------------------------------------------------------

@@ -78,6 +78,7 @@ def _index_commands(old: RunState | None, new: RunState) -> list[list[str]]:
             ["ZADD", keys.RUNS_ALL, score, new.run_id],
             ["ZADD", keys.runs_of_workflow(new.workflow_identifier), score, new.run_id],
             ["ZADD", keys.runs_by(new.created_by), score, new.run_id],
+            ["ZADD", keys.runs_of_version(new.workflow_version), score, new.run_id],
             ["PUBLISH", keys.NOTIFY_CHANNEL, new.run_id],
         ]
     if old is None or old.status != new.status:
@@ -86,10 +87,16 @@ def _index_commands(old: RunState | None, new: RunState) -> list[list[str]]:
         commands.append(["ZADD", keys.runs_with_status(new.status), score, new.run_id])
     if new.result is not None and (old is None or old.result != new.result):
         commands.append(["ZADD", keys.runs_with_result(new.result), score, new.run_id])
-    known = {nr.id for nr in old.node_runs} if old else set()
-    commands += [
-        ["SET", keys.node_run(nr.id), new.run_id] for nr in new.node_runs if nr.id not in known
-    ]
+    before = {nr.id: nr for nr in old.node_runs} if old else {}
+    for nr in new.node_runs:
+        if nr.id not in before:
+            commands.append(["SET", keys.node_run(nr.id), new.run_id])
+        previous = before.get(nr.id)
+        external = nr.external_run_id
+        if external and (previous is None or previous.external_run_id != external):
+            # Written by the engine, so a NodeRunUpdated produced straight to Kafka
+            # is found by GET /v1/workflows/nodes/runs?external_run_id= too.
+            commands.append(["SET", keys.external_run(external), nr.id])
     return commands
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -139,3 +140,26 @@ async def test_patch_validation_and_state(api: Api, engine: EngineService, wf_id
     frozen = await api.call("PATCH", path, "machine", json=DONE)
     assert frozen.status_code == 409
     assert frozen.json()["error"] == "conflict"
+
+
+@pytest.mark.usefixtures("engine")
+async def test_external_run_id_sent_straight_to_kafka_is_found_by_the_lookup(api: Api) -> None:
+    wf_id = f"ext-kafka-{uuid.uuid4().hex[:6]}"
+    await api.define(kafka_workflow(wf_id))
+    run = await api.trigger(wf_id, {"name": "ada"})
+    nr = node_run(run, "work")["identifier"]
+    event = NodeRunUpdated.model_validate({
+        "runId": run["identifier"], "nodeRunId": nr, "status": "IN_PROGRESS",
+        "externalRunId": f"job-{wf_id}", "sentAt": datetime.now(UTC),
+    })  # fmt: skip
+    await api.ctx.producer.send_and_wait(
+        api.ctx.registry.inbox.name, run["identifier"], encode(event)
+    )
+    query = {"external_run_id": f"job-{wf_id}"}
+    found = await until(
+        lambda: api.call("GET", "/v1/workflows/nodes/runs", "machine", params=query),
+        lambda response: bool(response.json()["runs"]),
+    )
+    [item] = found.json()["runs"]
+    assert item["identifier"] == nr
+    assert item["externalRunId"] == f"job-{wf_id}"
