@@ -1,0 +1,334 @@
+"""Who may do what (SPEC §6): every endpoint by every kind of caller → one expected status.
+
+Callers: no token, a malformed one, an expired one, one signed with another key (and
+an unsigned ``alg: none`` one), a Member, a Member of the team the workflows permit,
+an Admin, machine credentials. A test fails when the OpenAPI document has an
+endpoint this table lacks. Then: runs of ``allowAnyoneToViewRuns: false`` workflows
+never leak through list, get, logs, lookup or claim.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from tests.bridge.support import SECRET, integration_workflow, kafka_workflow, new_installation
+from tests.conftest import Services
+from tests.security.stack import (
+    PERMITTED_TEAM,
+    Stack,
+    running_stack,
+    stack_settings,
+    write_auth_file,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+
+BAD = ("none", "malformed", "expired", "foreign", "unsigned")
+GOOD = ("member", "teammate", "admin", "machine")
+CALLERS = BAD + GOOD
+TEAM = {"teams": [PERMITTED_TEAM]}
+
+
+@dataclass
+class World:
+    """What the requests act on; ``fresh_*`` make a new one for a request that changes it."""
+
+    stack: Stack
+    private_wf: str  # allowAnyoneToViewRuns false, runnable by the team
+    open_wf: str  # allowAnyoneToViewRuns true, runnable by the team
+    private_run: str  # the admin's run of private_wf
+    node_run: str  # its waiting KAFKA node run
+    external_id: str
+
+    async def fresh_workflow(self) -> str:
+        identifier = f"mx-{uuid.uuid4().hex[:10]}"
+        await self.stack.api.define(kafka_workflow(identifier, permissions=TEAM, anyone=True))
+        return identifier
+
+    async def fresh_open_run(self) -> str:
+        return str((await self.stack.api.trigger(self.open_wf, {"name": "x1"}))["identifier"])
+
+    async def fresh_pending_claim(self) -> str:
+        api = self.stack.api
+        identifier = f"mx-int-{uuid.uuid4().hex[:8]}"
+        await api.define(integration_workflow(identifier, new_installation()))
+        run = await api.trigger(identifier, {"name": "x1"})
+        return str(
+            next(nr["identifier"] for nr in run["nodeRuns"] if nr["node"]["identifier"] == "act")
+        )
+
+
+Request = tuple[str, str, dict[str, Any]]  # method, path, httpx keyword arguments
+Make = Callable[[World], Awaitable[Request]]
+
+
+def _fixed(method: str, path: str, **kwargs: Any) -> Make:
+    async def make(world: World) -> Request:
+        return method, path.format(w=world), kwargs
+
+    return make
+
+
+async def _put(world: World) -> Request:
+    wf = await world.fresh_workflow()
+    return "PUT", f"/v1/workflows/{wf}", {"json": kafka_workflow(wf, permissions=TEAM)}
+
+
+async def _delete(world: World) -> Request:
+    return "DELETE", f"/v1/workflows/{await world.fresh_workflow()}", {}
+
+
+async def _create(world: World) -> Request:
+    identifier = f"mx-{uuid.uuid4().hex[:10]}"
+    return "POST", "/v1/workflows", {"json": kafka_workflow(identifier)}
+
+
+async def _cancel(world: World) -> Request:
+    return "POST", f"/v1/workflows/runs/{await world.fresh_open_run()}/cancel", {}
+
+
+def _ack(prefix: str) -> Make:
+    async def make(world: World) -> Request:
+        node_run = await world.fresh_pending_claim()
+        return "PATCH", f"{prefix}/workflows/runs/ack", {"json": {"nodeRunIdentifier": node_run}}
+
+    return make
+
+
+PROGRESS = {"status": "IN_PROGRESS", "logs": [{"logLevel": "INFO", "log": "matrix"}]}
+CLAIM = {"installationId": "inst-matrix-nobody"}
+
+# endpoint: (request, expected status of: bad tokens, member, teammate, admin, machine)
+TABLE: dict[tuple[str, str], tuple[Make, tuple[int, int, int, int, int]]] = {
+    ("POST", "/v1/auth/access_token"): (
+        _fixed(
+            "POST", "/v1/auth/access_token", json={"clientId": "member", "clientSecret": SECRET}
+        ),
+        (200, 200, 200, 200, 200),  # no token needed: the header is ignored
+    ),
+    ("GET", "/v1/workflows"): (_fixed("GET", "/v1/workflows"), (401, 200, 200, 200, 200)),
+    ("POST", "/v1/workflows"): (_create, (401, 403, 403, 201, 201)),
+    ("GET", "/v1/workflows/{workflow_id}"): (
+        _fixed("GET", "/v1/workflows/{w.private_wf}"),
+        (401, 404, 200, 200, 200),  # a Member sees the workflows they may run
+    ),
+    ("PUT", "/v1/workflows/{workflow_id}"): (_put, (401, 403, 403, 200, 200)),
+    ("DELETE", "/v1/workflows/{workflow_id}"): (_delete, (401, 403, 403, 200, 200)),
+    ("POST", "/v1/workflows/{workflow_id}/runs"): (
+        _fixed("POST", "/v1/workflows/{w.private_wf}/runs", json={"inputs": {"name": "mx"}}),
+        (401, 403, 201, 201, 201),
+    ),
+    ("GET", "/v1/workflows/runs"): (_fixed("GET", "/v1/workflows/runs"), (401, 200, 200, 200, 200)),
+    ("GET", "/v1/workflows/runs/{run_id}"): (
+        _fixed("GET", "/v1/workflows/runs/{w.private_run}"),
+        (401, 404, 404, 200, 200),  # not visible reads as missing
+    ),
+    ("POST", "/v1/workflows/runs/{run_id}/cancel"): (_cancel, (401, 403, 403, 200, 200)),
+    ("PATCH", "/v1/workflows/nodes/runs/{node_run_id}"): (
+        _fixed("PATCH", "/v1/workflows/nodes/runs/{w.node_run}", json=PROGRESS),
+        (401, 403, 403, 200, 200),
+    ),
+    ("PATCH", "/v1/workflows/runs/{run_id}/nodes/{node_run_id}"): (
+        _fixed("PATCH", "/v1/workflows/runs/{w.private_run}/nodes/{w.node_run}", json=PROGRESS),
+        (401, 403, 403, 200, 200),
+    ),
+    ("POST", "/v1/workflows/nodes/runs/{node_run_id}/logs"): (
+        _fixed(
+            "POST",
+            "/v1/workflows/nodes/runs/{w.node_run}/logs",
+            json={"logs": [{"level": "INFO", "message": "matrix"}]},
+        ),
+        (401, 403, 403, 200, 200),
+    ),
+    ("GET", "/v1/workflows/nodes/runs"): (
+        _fixed("GET", "/v1/workflows/nodes/runs?external_run_id={w.external_id}"),
+        (401, 403, 403, 200, 200),
+    ),
+    ("POST", "/v1/workflows/runs/claim-pending"): (
+        _fixed("POST", "/v1/workflows/runs/claim-pending", json=CLAIM),
+        (401, 403, 403, 200, 200),
+    ),
+    ("POST", "/v1/org/{org_id}/workflows/runs/claim-pending"): (
+        _fixed("POST", "/v1/org/acme/workflows/runs/claim-pending", json=CLAIM),
+        (401, 403, 403, 200, 200),
+    ),
+    ("PATCH", "/v1/workflows/runs/ack"): (_ack("/v1"), (401, 403, 403, 200, 200)),
+    ("PATCH", "/v1/org/{org_id}/workflows/runs/ack"): (
+        _ack("/v1/org/acme"),
+        (401, 403, 403, 200, 200),
+    ),
+}
+
+
+def _expected(endpoint: tuple[str, str], caller: str) -> int:
+    bad, *good = TABLE[endpoint][1]
+    return bad if caller in BAD else good[GOOD.index(caller)]
+
+
+CASES = [
+    pytest.param(
+        endpoint, caller, _expected(endpoint, caller), id=f"{endpoint[0]} {endpoint[1]} {caller}"
+    )
+    for endpoint in TABLE
+    for caller in CALLERS
+]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def world(
+    services: Services, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[World]:
+    auth = write_auth_file(tmp_path_factory.mktemp("matrix"))
+    settings = stack_settings(services, f"mx{uuid.uuid4().hex[:8]}", auth)
+    async with running_stack(settings) as stack:
+        api = stack.api
+        private_wf, open_wf = f"mx-priv-{uuid.uuid4().hex[:8]}", f"mx-open-{uuid.uuid4().hex[:8]}"
+        await api.define(kafka_workflow(private_wf, permissions=TEAM, anyone=False))
+        await api.define(kafka_workflow(open_wf, permissions=TEAM, anyone=True))
+        run = await api.trigger(private_wf, {"name": "admin-run"})
+        node_run = next(nr for nr in run["nodeRuns"] if nr["node"]["identifier"] == "work")
+        external = f"ext-{uuid.uuid4().hex[:8]}"
+        patched = await api.call(
+            "PATCH", f"/v1/workflows/nodes/runs/{node_run['identifier']}",
+            json={"externalRunId": external},
+        )  # fmt: skip
+        assert patched.status_code == 200, patched.text
+        yield World(stack, private_wf, open_wf, run["identifier"], node_run["identifier"], external)
+
+
+async def test_the_table_covers_every_endpoint_of_the_openapi_document(world: World) -> None:
+    schema = world.stack.api.app.openapi()
+    documented = {
+        (method.upper(), path)
+        for path, operations in schema["paths"].items()
+        for method in operations
+    }
+    assert documented == set(TABLE)
+
+
+async def _headers(world: World, caller: str) -> dict[str, str]:
+    if caller in GOOD:
+        return {"Authorization": f"Bearer {world.stack.api.token(caller)}"}
+    header = world.stack.bad_tokens()[caller]
+    return {} if header is None else {"Authorization": header}
+
+
+@pytest.mark.parametrize(("endpoint", "caller", "status"), CASES)
+async def test_authorization_matrix(
+    world: World, endpoint: tuple[str, str], caller: str, status: int
+) -> None:
+    method, path, kwargs = await TABLE[endpoint][0](world)
+    response = await world.stack.api.client.request(
+        method, path, headers=await _headers(world, caller), **kwargs
+    )
+    assert response.status_code == status, f"{method} {path} as {caller}: {response.text}"
+    body = response.json()
+    if status >= 400:
+        assert body["ok"] is False
+        assert set(body) == {"ok", "error", "message"}
+        assert body["message"]
+    if status == 401:
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def _visible_ids(world: World, caller: str, query: str = "") -> list[str]:
+    response = await world.stack.api.call("GET", f"/v1/workflows/runs{query}", caller)
+    assert response.status_code == 200, response.text
+    return [run["identifier"] for run in response.json()["workflowRuns"]]
+
+
+async def test_private_runs_never_leak_to_members(world: World) -> None:
+    api = world.stack.api
+    own = (await api.trigger(world.private_wf, {"name": "mine"}, who="teammate"))["identifier"]
+    hidden = world.private_run
+    queries = [
+        "",
+        "?limit=1000",
+        f"?workflowRunIdentifiers={hidden}",
+        f"?workflowRunIdentifiers={hidden},{own}",
+        f"?workflowIdentifiers={world.private_wf}",
+        "?createdBy=admin@example.com",
+        "?statuses=IN_PROGRESS",
+        "?workflowVersions=1",
+    ]
+    bodies: list[str] = []
+    for caller in ("member", "teammate"):
+        for query in queries:
+            response = await api.call("GET", f"/v1/workflows/runs{query}", caller)
+            assert response.status_code == 200, response.text
+            bodies.append(response.text)
+            ids = [run["identifier"] for run in response.json()["workflowRuns"]]
+            assert hidden not in ids, (caller, query)
+            assert own not in ids or caller == "teammate"
+    # The creator sees their own run of the private workflow, filtered or not.
+    assert own in await _visible_ids(world, "teammate", f"?workflowIdentifiers={world.private_wf}")
+    assert own not in await _visible_ids(world, "member")
+    assert hidden in await _visible_ids(world, "admin", f"?workflowRunIdentifiers={hidden}")
+
+    # get: a run that is not visible reads exactly as one that does not exist.
+    missing = "wfr_" + "0" * 16
+    for caller in ("member", "teammate"):
+        seen = await api.call("GET", f"/v1/workflows/runs/{hidden}", caller)
+        absent = await api.call("GET", f"/v1/workflows/runs/{missing}", caller)
+        assert (seen.status_code, absent.status_code) == (404, 404)
+        assert seen.json()["message"].replace(hidden, missing) == absent.json()["message"]
+        bodies.append(seen.text)
+        # logs, lookup and claim: Members may not read node runs at all.
+        for method, path, kwargs in (
+            ("POST", f"/v1/workflows/nodes/runs/{world.node_run}/logs",
+             {"json": {"logs": [{"level": "INFO", "message": "peek"}]}}),
+            ("GET", f"/v1/workflows/nodes/runs?external_run_id={world.external_id}", {}),
+            ("GET", f"/v1/workflows/nodes/runs?external_run_id={world.external_id}"
+                    "&include=nodeConfig", {}),
+            ("POST", "/v1/workflows/runs/claim-pending", {"json": {"installationId": "x"}}),
+            ("PATCH", f"/v1/workflows/runs/{hidden}/nodes/{world.node_run}", {"json": PROGRESS}),
+            ("POST", f"/v1/workflows/runs/{hidden}/cancel", {}),
+        ):  # fmt: skip
+            response = await api.call(method, path, caller, **kwargs)
+            assert response.status_code in (403, 404), (method, path, response.text)
+            bodies.append(response.text)
+    for body in bodies:
+        assert hidden not in body.replace(f"workflow run {hidden} not found", "")
+        assert "admin-run" not in body  # the hidden run's inputs
+        assert world.external_id not in body
+
+
+async def test_turning_view_off_hides_earlier_runs_too(world: World) -> None:
+    api = world.stack.api
+    wf = await world.fresh_workflow()  # allowAnyoneToViewRuns: true
+    run_id = (await api.trigger(wf, {"name": "was-open"}))["identifier"]
+    assert run_id in await _visible_ids(world, "member", f"?workflowIdentifiers={wf}")
+    assert (await api.call("GET", f"/v1/workflows/runs/{run_id}", "member")).status_code == 200
+    updated = await api.call(
+        "PUT", f"/v1/workflows/{wf}", json=kafka_workflow(wf, permissions=TEAM, anyone=False)
+    )
+    assert updated.status_code == 200, updated.text
+    assert run_id not in await _visible_ids(world, "member", f"?workflowIdentifiers={wf}")
+    assert run_id not in await _visible_ids(world, "member")
+    assert (await api.call("GET", f"/v1/workflows/runs/{run_id}", "member")).status_code == 404
+
+
+async def test_a_token_of_a_removed_credential_or_with_a_forged_subject_is_refused(
+    world: World,
+) -> None:
+    from switchyard.bridge.credentials import Actor
+
+    signer = world.stack.api.ctx.signer
+    ghost = signer.issue(Actor("ghost", "user", "ghost@example.com", "Admin"))
+    response = await world.stack.api.client.get(
+        "/v1/workflows", headers={"Authorization": f"Bearer {ghost}"}
+    )
+    assert response.status_code == 401
+    assert "no longer exists" in response.json()["message"]
+    for header in ("Basic YWRtaW46c2VjcmV0", "Bearer", "Bearer    ", "bearer x.y.z", "Token abc"):
+        response = await world.stack.api.client.get(
+            "/v1/workflows", headers={"Authorization": header}
+        )
+        assert response.status_code == 401, header
+        assert response.json()["ok"] is False
