@@ -16,10 +16,10 @@ from pydantic import SecretStr
 from switchyard.bridge.app import create_app
 from switchyard.bridge.credentials import hash_secret
 from switchyard.engine.service import EngineService
+from switchyard.engine.templates import JqTemplates, TemplateLimits
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
 from tests.bridge.support import SECRET, TOKEN_SECRET, Api
-from tests.unit.machine.conftest import JqTemplates
 
 ACTORS: dict[str, tuple[str, dict[str, Any]]] = {
     # client id: (kind, entry)
@@ -55,8 +55,9 @@ async def bridge_settings(settings: Settings, auth_file: Path) -> Settings:
 
 @pytest.fixture
 async def engine(bridge_settings: Settings) -> AsyncIterator[EngineService]:
-    async with EngineService(bridge_settings, JqTemplates()) as service:
-        yield service
+    with JqTemplates(TemplateLimits.from_settings(bridge_settings)) as templates:
+        async with EngineService(bridge_settings, templates) as service:
+            yield service
 
 
 @pytest.fixture
