@@ -32,7 +32,8 @@ def as_outcome(returned: object) -> Outcome:
 
 
 def failure_output(error: BaseException) -> dict[str, Any]:
-    return {"error": {"type": type(error).__name__, "message": str(error)}}
+    # The engine keeps only error.message of a FAILED output: the type goes in it.
+    return {"error": {"message": f"{type(error).__name__}: {error}"}}
 
 
 async def run_handler(handler: Handler, ctx: WorkContext) -> NodeRunUpdated | None:
