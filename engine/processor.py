@@ -29,6 +29,11 @@ from switchyard.topics.registry import TopicRegistry
 
 log = logging.getLogger("switchyard.engine")
 
+# Rejections that at-least-once delivery produces on its own (a trigger or a final
+# report delivered twice): recorded and logged, not dead-lettered, so the dead-letter
+# topic holds only what needs a person's attention.
+BENIGN_REJECTIONS = frozenset({"duplicate_trigger", "duplicate_update"})
+
 
 @dataclass(frozen=True)
 class InboxRecord:
@@ -148,6 +153,12 @@ class InboxProcessor:
             return
         if decision.rejection is not None:
             rejection = decision.rejection
+            if rejection.code in BENIGN_REJECTIONS and stored is not None:
+                log.info("ignored %s: %s", rejection.code, rejection.reason)
+                step = f"{stored.state.step}:{record.offset}"
+                batch.plans.append(ApplyPlan(event.run_id, record.offset, step))
+                batch.runs[event.run_id] = StoredRun(state=stored.state, offset=record.offset)
+                return
             self._reject(record, event, stored, batch, rejection.code, rejection.reason)
             return
         batch.plans.append(

@@ -108,6 +108,7 @@ RejectionCode = Literal[
     "unknown_run",
     "wrong_run",
     "duplicate_trigger",
+    "duplicate_update",
     "workflow_mismatch",
     "no_trigger",
     "trigger_unpublished",

@@ -34,6 +34,14 @@ def on_node_run_updated(state: RunState, step: Step, event: NodeRunUpdated) -> D
             state, "unknown_node_run", f"run {state.run_id} has no node run {event.node_run_id}"
         )
     if not node_run.in_flight:
+        if event.status == "COMPLETED" and event.result == node_run.result:
+            # A redelivered report (an executor or worker restarted mid-batch): the
+            # same outcome again, which at-least-once delivery makes normal.
+            return reject(
+                state,
+                "duplicate_update",
+                f"node run {event.node_run_id} is already COMPLETED ({node_run.result})",
+            )
         return reject(
             state,
             "node_run_frozen",

@@ -153,3 +153,22 @@ async def test_an_event_keyed_by_something_else_is_rekeyed_not_applied(
     assert await RunStore(redis).get(run_id) is None
     republished = [r for r in await read_all(topics, inbox) if r.key == run_id.encode()]
     assert [orjson.loads(r.value)["runId"] for r in republished] == [run_id]
+
+
+async def test_a_report_delivered_twice_is_ignored_without_a_dead_letter(
+    topics: Settings, redis: aioredis.Redis, producer: EventProducer, templates: Any, workflow: str
+) -> None:
+    run_id = new_run_id()
+    processor = _processor(topics, redis, producer, templates)
+    await processor.handle([
+        _record(topics, 10, run_id, _trigger(run_id, workflow)),
+        _record(topics, 11, run_id, _complete(run_id, "work")),
+    ])  # fmt: skip
+    before = await _snapshot(redis, run_id)
+    # A worker restarted before committing reports the same outcome again (new offset).
+    await processor.handle([_record(topics, 12, run_id, _complete(run_id, "work"))])
+    after = await _snapshot(redis, run_id)
+    assert after[b"state"] == before[b"state"]
+    assert after[b"offset"] == b"12"
+    dead = TopicRegistry.from_settings(topics).dead_letter.name
+    assert [r for r in await read_all(topics, dead) if r.key == run_id.encode()] == []

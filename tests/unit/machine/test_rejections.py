@@ -51,9 +51,19 @@ def test_a_completed_node_run_is_frozen() -> None:
 
 def test_the_trigger_node_run_is_frozen_from_the_start() -> None:
     harness = started()
-    decision = harness.complete("trigger")
+    decision = harness.complete("trigger", "FAILED")
     assert decision.rejection is not None
     assert decision.rejection.code == "node_run_frozen"
+
+
+def test_the_same_final_report_again_is_a_duplicate_not_a_conflict() -> None:
+    harness = started()
+    harness.complete("a")
+    before = harness.run
+    decision = harness.complete("a", output={"other": "output"})
+    assert decision.rejection is not None
+    assert decision.rejection.code == "duplicate_update"
+    assert harness.run == before
 
 
 def test_a_second_trigger_for_the_same_run_is_a_no_op() -> None:
