@@ -23,23 +23,32 @@ class PythonService:
     """One Switchyard process of the stack."""
 
     def __init__(
-        self, settings: Settings, name: str, env: Mapping[str, str], address: str = ""
+        self,
+        settings: Settings,
+        name: str,
+        env: Mapping[str, str],
+        address: str = "",
+        *,
+        module: str = "switchyard.cli.main",
+        args: tuple[str, ...] | None = None,
+        ready_file: bool = True,
     ) -> None:
+        """``python -m module *args --ready-file F`` (default: ``switchyard.cli.main name``).
+
+        Without ``ready_file`` the process counts as ready once it runs (for commands
+        that take no ``--ready-file``, such as ``switchyard worker run``).
+        """
         self.settings = settings
         self.address = address or "-"
         self.ready_file = (settings.run_dir / f"{name}.ready").resolve()
+        self.uses_ready_file = ready_file
         self.env = {**os.environ, **env}
+        ready = ("--ready-file", str(self.ready_file)) if ready_file else ()
+        command = (module, *((name,) if args is None else args), *ready)
         self.spec = processes.ProcessSpec(
             name=name,
-            argv=(
-                sys.executable,
-                "-m",
-                "switchyard.cli.main",
-                name,
-                "--ready-file",
-                str(self.ready_file),
-            ),
-            marker=f"switchyard.cli.main {name} --ready-file {self.ready_file}",
+            argv=(sys.executable, "-m", *command),
+            marker=" ".join(command),
             pid_file=settings.run_dir / f"{name}.pid",
             log_file=settings.log_dir / f"{name}.log",
             env=self.env,
@@ -54,6 +63,10 @@ class PythonService:
 
     def wait_ready(self, pid: int, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
+        if not self.uses_ready_file:
+            if not processes.is_alive(pid):
+                raise StackError(f"{self.spec.name} exited:\n{processes.tail(self.spec.log_file)}")
+            return
         while True:
             try:
                 if int(self.ready_file.read_text().strip() or 0) == pid:

@@ -13,8 +13,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer
 
 from switchyard.engine.machine.state import RunState
 from switchyard.engine.store.runs import RunStore
@@ -22,6 +21,7 @@ from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.schemas import RunTriggered, encode, parse_workflow
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
+from switchyard.topics.reader import read_topic
 from switchyard.topics.registry import TopicRegistry
 from tests.helpers import until
 
@@ -122,30 +122,4 @@ async def consume(
 
 async def read_all(settings: Settings, topic: str) -> list[Any]:
     """Every record now on ``topic`` (up to its end offsets), without a consumer group."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        [described] = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-    assert partitions, f"topic {topic} has no partitions"
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        starts = await consumer.beginning_offsets(partitions)
-        records: list[Any] = []
-        for tp in partitions:
-            if ends[tp] <= starts[tp]:
-                continue
-            consumer.seek(tp, starts[tp])
-            while await consumer.position(tp) < ends[tp]:
-                batch = await consumer.getmany(tp, timeout_ms=1000)
-                records += batch.get(tp, [])
-        return records
-    finally:
-        await consumer.stop()
+    return await read_topic(settings.kafka_bootstrap_servers, topic)
