@@ -128,6 +128,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if error.status_code == 404:
             message = f"no route {request.method} {request.url.path}"
             return error_response(not_found(message))
+        if error.status_code == 400 and isinstance(error.__cause__, ValueError):
+            # FastAPI answers 400 to a body it can't decode at all (bytes that are not
+            # UTF-8); for the client that is invalid JSON like any other: 422.
+            return error_response(invalid(f"body: is not valid JSON ({error.__cause__})"))
         if error.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}"
             return error_response(ApiError(405, "method_not_allowed", message))
