@@ -54,18 +54,18 @@ def write_auth_file(folder: Path) -> Path:
 
 def stack_settings(services: Services, tag: str, auth_file: Path, **update: Any) -> Settings:
     """Settings for one module's stack: its own topic prefix, the test actors."""
-    return Settings(
-        kafka_bootstrap_servers=services.kafka_bootstrap,
-        redis_url=services.redis_url,
-        topic_prefix=f"test-{tag}.",
-        home=TEST_HOME,
-        cache_home=REPO / ".switchyard" / "cache",
-        auth_file=auth_file,
-        token_secret=SecretStr(TOKEN_SECRET),
-        trigger_wait_ms=10_000,
-        template_timeout_ms=500,
-        **update,
-    )
+    values: dict[str, Any] = {
+        "kafka_bootstrap_servers": services.kafka_bootstrap,
+        "redis_url": services.redis_url,
+        "topic_prefix": f"test-{tag}.",
+        "home": TEST_HOME,
+        "cache_home": REPO / ".switchyard" / "cache",
+        "auth_file": auth_file,
+        "token_secret": SecretStr(TOKEN_SECRET),
+        "trigger_wait_ms": 10_000,
+        "template_timeout_ms": 500,
+    }
+    return Settings(**{**values, **update})
 
 
 @dataclass
