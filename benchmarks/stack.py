@@ -1,0 +1,143 @@
+"""The benchmark's own stack (Kafka, Redis, engine, executor, bridge) on its own ports,
+and the benchmark's worker processes.
+
+Started with ``switchyard stack up`` in a fresh home folder, so figures never mix with
+a developer's stack or the tests'; stopped with ``stack down`` afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from switchyard.cli.stack.full import environment, local_settings
+from switchyard.cli.stack.processes import resident_kib
+from switchyard.engine.store.workflows import WorkflowExists, WorkflowStore
+from switchyard.schemas import parse_workflow
+from switchyard.schemas.settings import Settings
+
+
+@dataclass(frozen=True)
+class Ports:
+    kafka: int = 33092
+    controller: int = 33093
+    redis: int = 33379
+    bridge: int = 33080
+
+
+def bench_settings(home: Path, ports: Ports, cache: Path | None) -> Settings:
+    settings = Settings(
+        home=home, cache_home=cache, kafka_port=ports.kafka,
+        kafka_controller_port=ports.controller, redis_port=ports.redis,
+        bridge_port=ports.bridge,
+        # The webhook workload calls a server on loopback, which the egress guard refuses.
+        webhook_allow_hosts=["127.0.0.1/32"],
+    )  # fmt: skip
+    return local_settings(settings)
+
+
+class BenchStack:
+    """``stack up`` / ``stack down`` of the benchmark's settings, and what runs on it."""
+
+    def __init__(self, settings: Settings, say: Any = print) -> None:
+        self.settings = settings
+        self.say = say
+        self.env = {**os.environ, **environment(settings)}
+        self.env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(Path.cwd()), os.environ.get("PYTHONPATH", "")) if p
+        )
+        self._workers: list[subprocess.Popen[bytes]] = []
+
+    def _cli(self, *args: str) -> None:
+        command = [sys.executable, "-m", "switchyard.cli.main", *args]
+        done = subprocess.run(command, env=self.env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+
+    def up(self) -> None:
+        self._cli("stack", "down")
+        shutil.rmtree(self.settings.home, ignore_errors=True)  # fresh data every run
+        started = time.monotonic()
+        self._cli("stack", "up")
+        self.say(f"stack up in {time.monotonic() - started:.1f} s ({self.settings.home})")
+
+    def down(self) -> None:
+        for worker in list(self._workers):
+            self.stop_worker(worker)
+        self._cli("stack", "down")
+
+    def pid(self, name: str) -> int | None:
+        try:
+            return int((self.settings.run_dir / f"{name}.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def rss_mib(self, name: str) -> float | None:
+        pid = self.pid(name)
+        kib = resident_kib(pid) if pid else None
+        return round(kib / 1024, 1) if kib else None
+
+    def rss_of_services(self) -> dict[str, float | None]:
+        return {name: self.rss_mib(name) for name in ("engine", "executor", "bridge")}
+
+    def spawn(self, module: str, *args: str, extra_env: dict[str, str] | None = None
+              ) -> subprocess.Popen[bytes]:  # fmt: skip
+        """A helper process of the benchmark (raw pipeline roles, Temporal's worker)."""
+        return subprocess.Popen([sys.executable, "-m", module, *args],
+                                env={**self.env, **(extra_env or {})})  # fmt: skip
+
+    def redis(self) -> aioredis.Redis:
+        return aioredis.Redis.from_url(self.settings.redis_url)
+
+    async def define(self, *definitions: dict[str, Any]) -> None:
+        client = self.redis()
+        try:
+            store = WorkflowStore(client)
+            for definition in definitions:
+                workflow = parse_workflow(definition)
+                now = datetime.now(UTC)
+                try:
+                    await store.save(workflow, create=True, now=now)
+                except WorkflowExists:
+                    await store.save(workflow, create=False, now=now)
+        finally:
+            await client.aclose()
+
+    def start_worker(self, workload: str, *, timeout: float = 60) -> tuple[Any, dict[str, Any]]:
+        ready = self.settings.home / f"worker-{workload}.ready"
+        ready.unlink(missing_ok=True)
+        log = open(self.settings.log_dir / f"worker-{workload}.log", "wb")  # noqa: SIM115
+        process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.workers", workload, "--ready-file", str(ready)],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self._workers.append(process)
+        deadline = time.monotonic() + timeout
+        while not ready.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"worker {workload} did not start; see {log.name}")
+            time.sleep(0.05)
+        time.sleep(0.05)  # the file is written in one call; let it land
+        return process, json.loads(ready.read_text())
+
+    def stop_worker(self, process: subprocess.Popen[bytes]) -> None:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process in self._workers:
+            self._workers.remove(process)

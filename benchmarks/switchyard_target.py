@@ -1,0 +1,189 @@
+"""Switchyard as a load-generator target: ``RunTriggered`` produced to the inbox (the
+Kafka contract), completion read from the run-events topic.
+
+Every time is a Kafka message timestamp (CreateTime, set by the producing process):
+the trigger's, the run's ``run.completed`` event's, and for the engine's per-step
+overhead the worker's ``NodeRunUpdated`` on the inbox and the next node's request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from benchmarks.load import Completion
+from benchmarks.workloads import TRANSITION
+from switchyard.schemas import RunTriggered, encode, new_run_id, node_run_id
+from switchyard.schemas.settings import Settings
+from switchyard.topics.registry import TopicRegistry
+
+
+@dataclass
+class _Pending:
+    triggered_ms: float
+    first_request_ms: float | None = None
+    done_ms: float | None = None  # the measured step's NodeRunUpdated on the inbox
+    next_ms: float | None = None  # the next node's request
+
+
+class SwitchyardTarget:
+    """Fires runs of ``workflow``; ``observe_steps`` also times the engine's steps."""
+
+    def __init__(self, settings: Settings, workflow: str, *, observe_steps: bool) -> None:
+        self.name = f"switchyard:{workflow}"
+        self.settings = settings
+        self.workflow = workflow
+        self.observe_steps = observe_steps
+        self.registry = TopicRegistry.from_settings(settings)
+        self.completed: asyncio.Queue[Completion] = asyncio.Queue()
+        self._pending: dict[str, _Pending] = {}
+        self._by_node_run: dict[str, tuple[str, str]] = {}  # node run → (run, node)
+        self._n = 0
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            acks="all", enable_idempotence=True, linger_ms=2,
+        )  # fmt: skip
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=None, enable_auto_commit=False,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )  # fmt: skip
+        self._task: asyncio.Task[None] | None = None
+        self.sizes: dict[str, list[int]] = {}
+
+    async def __aenter__(self) -> SwitchyardTarget:
+        await self._producer.start()
+        await self._consumer.start()
+        topics = [self.registry.run_events.name]
+        if self.observe_steps:
+            topics += [self.registry.inbox.name, self.registry.node_run_requests.name]
+        parts = [
+            TopicPartition(t, p) for t in topics for p in range(self.settings.inbox_partitions)
+        ]
+        self._consumer.assign(parts)
+        await self._consumer.seek_to_end(*parts)
+        for tp in parts:  # resolve the end now: nothing produced from here on is missed
+            await self._consumer.position(tp)
+        self._task = asyncio.create_task(self._observe())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+        await self._producer.stop()
+
+    async def trigger(self) -> None:
+        self._n += 1
+        run_id = new_run_id(os.urandom)
+        event = RunTriggered(
+            run_id=run_id, workflow_identifier=self.workflow,
+            inputs={"service": f"svc-{self._n % 97}", "n": self._n},
+            created_by="bench", triggered_at=datetime.now(UTC),
+        )  # fmt: skip
+        now_ms = int(time.time() * 1000)
+        self._pending[run_id] = _Pending(triggered_ms=now_ms)
+        if self.observe_steps:
+            for node in TRANSITION:
+                self._by_node_run[node_run_id(run_id, node)] = (run_id, node)
+        await self._producer.send(
+            self.registry.inbox.name, encode(event), key=run_id.encode(), timestamp_ms=now_ms
+        )
+
+    async def trigger_many(self, count: int, workflow: str) -> None:
+        """Fire ``count`` runs of another workflow, unobserved (the in-flight phase)."""
+        futures = []
+        for n in range(count):
+            run_id = new_run_id(os.urandom)
+            event = RunTriggered(
+                run_id=run_id, workflow_identifier=workflow,
+                inputs={"service": "held", "n": n}, created_by="bench",
+                triggered_at=datetime.now(UTC),
+            )  # fmt: skip
+            futures.append(
+                await self._producer.send(
+                    self.registry.inbox.name, encode(event), key=run_id.encode()
+                )
+            )
+        await asyncio.gather(*futures)
+
+    async def _observe(self) -> None:
+        events = self.registry.run_events.name
+        requests = self.registry.node_run_requests.name
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100, max_records=5000)
+            for tp, records in batches.items():
+                for record in records:
+                    self._size(self._kind(tp.topic, record.value), record.value)
+                    if tp.topic == events:
+                        self._run_event(record.value, record.timestamp)
+                    elif tp.topic == requests:
+                        self._request(record.value, record.timestamp)
+                    else:
+                        self._inbox(record.value, record.timestamp)
+
+    def _kind(self, topic: str, value: bytes) -> str:
+        if topic != self.registry.inbox.name:
+            return topic
+        return "trigger" if b'"RunTriggered"' in value else "update"
+
+    def _size(self, topic: str, value: bytes | None) -> None:
+        sizes = self.sizes.setdefault(topic, [])
+        if len(sizes) < 20_000:
+            sizes.append(len(value or b""))
+
+    def _run_event(self, value: bytes, ts: int) -> None:
+        if b'"run.completed"' not in value:
+            return
+        event: dict[str, Any] = orjson.loads(value)
+        pending = self._pending.pop(event["runId"], None)
+        if pending is None:
+            return
+        transition = None
+        if pending.done_ms is not None and pending.next_ms is not None:
+            transition = pending.next_ms - pending.done_ms
+        first = None
+        if pending.first_request_ms is not None:
+            first = pending.first_request_ms - pending.triggered_ms
+        if self.observe_steps:
+            run_id = event["runId"]
+            for node in TRANSITION:
+                self._by_node_run.pop(node_run_id(run_id, node), None)
+        self.completed.put_nowait(Completion(
+            run_id=event["runId"], triggered_ms=pending.triggered_ms, completed_ms=ts,
+            transition_ms=transition, first_request_ms=first,
+        ))  # fmt: skip
+
+    def _request(self, value: bytes, ts: int) -> None:
+        context = orjson.loads(value)["context"]
+        found = self._by_node_run.get(context["nodeRunId"])
+        if found is None:
+            return
+        pending = self._pending.get(found[0])
+        if pending is None:
+            return
+        if found[1] == TRANSITION[0]:
+            pending.first_request_ms = ts
+        else:
+            pending.next_ms = ts
+
+    def _inbox(self, value: bytes, ts: int) -> None:
+        if b'"NodeRunUpdated"' not in value:
+            return
+        update = orjson.loads(value)
+        found = self._by_node_run.get(update.get("nodeRunId", ""))
+        if found is None or found[1] != TRANSITION[0] or update.get("status") != "COMPLETED":
+            return
+        pending = self._pending.get(found[0])
+        if pending is not None:
+            pending.done_ms = ts

@@ -1,0 +1,38 @@
+"""The ``chain`` shape on Temporal: a branch, then two activities that return at once.
+
+Kept apart from the driver: Temporal's workflow sandbox re-imports this module, so it
+imports nothing but the SDK.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import activity, workflow
+
+
+@activity.defn(name="first")
+async def first(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"ok": True}
+
+
+@activity.defn(name="second")
+async def second(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"ok": True}
+
+
+@workflow.defn(name="BenchChain")
+class BenchChain:
+    @workflow.run
+    async def run(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        if inputs["n"] < 0:  # the CONDITION node
+            return {}
+        timeout = timedelta(seconds=30)
+        one = await workflow.execute_activity(
+            first, {"service": inputs["service"], "n": inputs["n"]}, start_to_close_timeout=timeout
+        )
+        return await workflow.execute_activity(
+            second, {"service": inputs["service"], "previous": one["ok"]},
+            start_to_close_timeout=timeout,
+        )  # fmt: skip

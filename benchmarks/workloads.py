@@ -1,0 +1,83 @@
+"""The benchmark workflows, in Port's JSON, and the ids the observer needs from them.
+
+``chain``: SELF_SERVE_TRIGGER → CONDITION → KAFKA → KAFKA, inputs templated into the
+payloads. ``webhook``: trigger → synchronous WEBHOOK. ``claim``: trigger →
+INTEGRATION_ACTION. ``hold`` is ``chain`` under another identifier that no worker
+serves, so its runs stay in flight (the memory measurement).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+WORKLOADS = ("chain", "webhook", "claim")
+INSTALLATION = "bench-installation"
+
+_TRIGGER: dict[str, Any] = {
+    "identifier": "trigger",
+    "config": {
+        "type": "SELF_SERVE_TRIGGER",
+        "userInputs": {
+            "properties": {"service": {"type": "string"}, "n": {"type": "number"}},
+            "required": ["service", "n"],
+        },
+    },
+}
+
+
+def chain(identifier: str = "bench-chain") -> dict[str, Any]:
+    return {
+        "identifier": identifier,
+        "nodes": [
+            _TRIGGER,
+            {"identifier": "check", "config": {"type": "CONDITION", "outlets": [
+                {"identifier": "go", "expression": ".outputs.trigger.n >= 0"}]}},
+            {"identifier": "first", "config": {"type": "KAFKA", "payload": {
+                "service": "{{ .outputs.trigger.service }}", "n": "{{ .outputs.trigger.n }}"}}},
+            {"identifier": "second", "config": {"type": "KAFKA", "payload": {
+                "service": "{{ .outputs.trigger.service }}",
+                "previous": "{{ .outputs.first.ok }}"}}},
+        ],
+        "connections": [
+            {"sourceIdentifier": "trigger", "targetIdentifier": "check"},
+            {"sourceIdentifier": "check", "targetIdentifier": "first",
+             "sourceOutletIdentifier": "go"},
+            {"sourceIdentifier": "first", "targetIdentifier": "second"},
+        ],
+    }  # fmt: skip
+
+
+def webhook(url: str, identifier: str = "bench-webhook") -> dict[str, Any]:
+    return {
+        "identifier": identifier,
+        "nodes": [
+            _TRIGGER,
+            {"identifier": "call", "config": {
+                "type": "WEBHOOK", "url": url, "method": "POST", "synchronized": True,
+                "body": {"service": "{{ .outputs.trigger.service }}",
+                         "n": "{{ .outputs.trigger.n }}"}}},
+        ],
+        "connections": [{"sourceIdentifier": "trigger", "targetIdentifier": "call"}],
+    }  # fmt: skip
+
+
+def claim(identifier: str = "bench-claim") -> dict[str, Any]:
+    return {
+        "identifier": identifier,
+        "nodes": [
+            _TRIGGER,
+            {"identifier": "act", "config": {
+                "type": "INTEGRATION_ACTION", "installationId": INSTALLATION,
+                "integrationProvider": "bench", "integrationInvocationType": "noop",
+                "integrationActionExecutionProperties": {
+                    "service": "{{ .outputs.trigger.service }}", "n": "{{ .outputs.trigger.n }}"},
+            }},
+        ],
+        "connections": [{"sourceIdentifier": "trigger", "targetIdentifier": "act"}],
+    }  # fmt: skip
+
+
+# Node runs per completed run (trigger and CONDITION count: each is a node run).
+NODE_RUNS = {"chain": 4, "webhook": 2, "claim": 2}
+# The KAFKA → KAFKA step whose engine overhead is measured (chain only).
+TRANSITION = ("first", "second")
