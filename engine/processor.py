@@ -16,13 +16,22 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
+
 from switchyard.engine.machine.decide import decide
 from switchyard.engine.machine.effects import Decision
 from switchyard.engine.store.plan import ApplyPlan, OutboxMessage, plan_decision
 from switchyard.engine.store.runs import RunStore, StoredRun
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.engine.templates import Templates, TemplatesUnavailable
-from switchyard.schemas import DecodeError, InboxEvent, RunTriggered, Workflow, decode_inbox
+from switchyard.schemas import (
+    DecodeError,
+    InboxEvent,
+    NodeRunUpdated,
+    RunTriggered,
+    Workflow,
+    decode_inbox,
+)
 from switchyard.topics.dead_letter import DeadLetter
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
@@ -69,6 +78,8 @@ class InboxProcessor:
         templates: Templates,
         secrets: Mapping[str, str],
         clock: Callable[[], datetime],
+        max_output_bytes: int = 262_144,
+        max_message_bytes: int = 1_048_576,
     ) -> None:
         self.store = store
         self.workflows = workflows
@@ -77,6 +88,10 @@ class InboxProcessor:
         self.templates = templates
         self.secrets = dict(secrets)
         self.clock = clock
+        self.max_output_bytes = max_output_bytes
+        # A dead letter keeps at most this much of the rejected value, so that the
+        # letter of an event near the broker's limit still fits in one message.
+        self.max_letter_value_bytes = max(1024, max_message_bytes // 4)
 
     async def recover(self) -> int:
         """Publish every outbox a crash left behind; returns how many steps."""
@@ -134,6 +149,14 @@ class InboxProcessor:
         stored = batch.runs.get(event.run_id)
         if stored is not None and stored.offset >= record.offset:
             return  # redelivered: already applied
+        if stored is None and not isinstance(event, RunTriggered):
+            reason = f"run {event.run_id} does not exist (a {event.type} needs a started run)"
+            self._reject(record, event, stored, batch, "unknown_run", reason)
+            return
+        too_large = self._oversized_output(event)
+        if too_large is not None:
+            self._reject(record, event, stored, batch, "output_too_large", too_large)
+            return
         workflow = await self._workflow(event, stored)
         if workflow is None:
             reason = f"workflow of {event.run_id} not found"
@@ -165,6 +188,18 @@ class InboxProcessor:
             plan_decision(state, decision, offset=record.offset, registry=self.registry)
         )
         self._remember(batch, event.run_id, decision, record.offset)
+
+    def _oversized_output(self, event: InboxEvent) -> str | None:
+        """Why a NodeRunUpdated's output is refused for its size, or None."""
+        if not isinstance(event, NodeRunUpdated) or event.output is None:
+            return None
+        size = len(orjson.dumps(event.output))
+        if size <= self.max_output_bytes:
+            return None
+        return (
+            f"output of node run {event.node_run_id} is {size} bytes; at most "
+            f"{self.max_output_bytes} bytes are accepted (SWITCHYARD_NODE_OUTPUT_MAX_BYTES)"
+        )
 
     @staticmethod
     def _remember(batch: _Batch, run_id: str, decision: Decision, offset: int) -> None:
@@ -200,9 +235,17 @@ class InboxProcessor:
         return None
 
     def _dead_letter(self, record: InboxRecord, code: str, reason: str) -> OutboxMessage:
+        value = record.value or b""
+        if len(value) > self.max_letter_value_bytes:
+            # The whole value would not fit in the letter (JSON escaping or base64 grow
+            # it): a letter the producer refuses would stall the batch for good.
+            reason += (
+                f" (value cut to its first {self.max_letter_value_bytes} of {len(value)} bytes)"
+            )
+            value = value[: self.max_letter_value_bytes]
         letter = DeadLetter.of(
             code=code, reason=reason, topic=record.topic, partition=record.partition,
-            offset=record.offset, key=record.key, value=record.value, at=self.clock(),
+            offset=record.offset, key=record.key, value=value, at=self.clock(),
         )  # fmt: skip
         log.warning("dead letter %s at %s/%s: %s", code, record.partition, record.offset, reason)
         key = record.key.decode("utf-8", errors="replace") if record.key else "none"

@@ -47,6 +47,8 @@ class EngineService:
             templates=templates,
             secrets=settings.secrets,
             clock=clock,
+            max_output_bytes=settings.node_output_max_bytes,
+            max_message_bytes=settings.kafka_max_message_bytes,
         )
         self.inbox = FaustInbox(settings, self.processor)
 
