@@ -1,8 +1,10 @@
--- Forget a step's outbox once its messages are published.
--- KEYS[1]: the run's outbox hash; KEYS[2]: the pending-outbox set
--- ARGV[1]: run id; ARGV[2]: step
-redis.call('HDEL', KEYS[1], ARGV[2])
-if redis.call('HLEN', KEYS[1]) == 0 then
-  redis.call('SREM', KEYS[2], ARGV[1])
+-- Forget published outbox steps, a batch at a time.
+-- KEYS[1]: the pending-outbox set
+-- ARGV: triples (the run's outbox hash, run id, step)
+for i = 1, #ARGV, 3 do
+  redis.call('HDEL', ARGV[i], ARGV[i + 2])
+  if redis.call('HLEN', ARGV[i]) == 0 then
+    redis.call('SREM', KEYS[1], ARGV[i + 1])
+  end
 end
 return 1
