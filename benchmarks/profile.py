@@ -32,6 +32,10 @@ def record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | Non
     )  # fmt: skip
 
 
+# Frames every sample has (the event loop, the entry point): left out of "total".
+_PLUMBING = ("asyncio/", "runpy", "selectors.py", "cli/", "threading.py", "mode/", "retry_forever")
+
+
 def _short(frame: str) -> str:
     # "handle (switchyard/engine/processor.py:93)" → "handle (engine/processor.py)"
     name, _, where = frame.partition(" (")
@@ -58,7 +62,8 @@ def summarise(collapsed: Path, top: int = 15) -> dict[str, Any]:
         samples += count
         own[frames[-1]] += count
         for frame in set(frames):
-            total[frame] += count
+            if not any(part in frame for part in _PLUMBING):
+                total[frame] += count
 
     def share(counter: Counter[str]) -> list[dict[str, Any]]:
         return [{"function": f, "percent": round(100 * n / samples, 1)}

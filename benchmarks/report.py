@@ -79,6 +79,11 @@ def _notes(result: dict[str, Any]) -> list[str]:
                 f"redis per completed chain run: {redis['used_memory_delta_per_run']} B "
                 f"(INFO delta over {redis['runs']} runs); keys {redis['memory_usage_per_run']}"
             )
+        work = chain.get("redis_work_per_run")
+        if work:
+            lines.append(
+                "redis work per chain run: " + ", ".join(f"{k} {v}" for k, v in work.items())
+            )
         rss = chain.get("rss_mib_under_load", {})
         lines.append("RSS under load (MiB): " + ", ".join(f"{k} {v}" for k, v in rss.items()))
     flight = result.get("in_flight")

@@ -82,6 +82,7 @@ async def workload(stack: BenchStack, name: str, plan: Plan, args: argparse.Name
     flow = f"bench-{name}"
     entry: dict[str, Any] = {"node_runs_per_run": workloads.NODE_RUNS[name]}
     redis_before = await _redis_used(stack)
+    redis_stats = await _redis_stats(stack)
     completed = 0
     async with SwitchyardTarget(stack.settings, flow, observe_steps=False) as target:
         await closed_loop(target, window=50, warmup=0, seconds=plan.warmup)  # warm caches
@@ -115,8 +116,44 @@ async def workload(stack: BenchStack, name: str, plan: Plan, args: argparse.Name
         # Redis growth over every chain run completed so far (warm-up runs included).
         await asyncio.sleep(0.5)
         entry["redis_bytes_per_completed_run"] = await _redis_per_run(stack, redis_before)
+        entry["redis_work_per_run"] = await _redis_work(stack, redis_stats)
     stack.stop_worker(worker)
     result["workloads"][name] = entry
+
+
+async def _redis_stats(stack: BenchStack) -> dict[str, float]:
+    """Redis's CPU seconds and per-command call counts and time, cumulative."""
+    client = stack.redis()
+    try:
+        cpu = await client.info("cpu")
+        commands = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    stats = {"cpu_s": float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])}
+    for name, row in commands.items():
+        stats[f"{name}.calls"] = float(row["calls"])
+        stats[f"{name}.usec"] = float(row["usec"])
+    return stats
+
+
+async def _redis_work(stack: BenchStack, before: dict[str, float]) -> dict[str, float]:
+    """Redis work per chain run: CPU, and calls of the commands the engine sends most."""
+    after = await _redis_stats(stack)
+    client = stack.redis()
+    try:
+        runs = max(1, int(await client.zcard("sy:runs:wf:bench-chain")))
+    finally:
+        await client.aclose()
+    work = {"cpu_ms": round(1000 * (after["cpu_s"] - before["cpu_s"]) / runs, 3)}
+    calls = {k: after[k] - before.get(k, 0.0) for k in after if k.endswith(".calls")}
+    top = sorted(calls, key=lambda k: -calls[k])[:5]
+    for key in [*top, *(k for k in calls if "evalsha" in k and k not in top)]:
+        value = calls[key]
+        name = key.removeprefix("cmdstat_").removesuffix(".calls")
+        work[f"{name}_calls"] = round(value / runs, 2)
+        usec = after[key.replace(".calls", ".usec")] - before.get(key.replace(".calls", ".usec"), 0)
+        work[f"{name}_usec"] = round(usec / runs, 1)
+    return work
 
 
 async def _redis_per_run(stack: BenchStack, before: int) -> dict[str, Any]:
@@ -261,6 +298,7 @@ async def temporal(stack: BenchStack, plan: Plan, result: dict[str, Any]) -> Non
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     plan = Plan(args.quick, args.seconds)
+    plan.in_flight = args.in_flight or plan.in_flight
     settings = bench_settings(args.home.resolve(), Ports(kafka=args.kafka_port,
                               controller=args.kafka_port + 1, redis=args.redis_port,
                               bridge=args.bridge_port), args.cache_home)  # fmt: skip
@@ -309,6 +347,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         help="any of: ceiling, temporal, profile, in-flight",
     )
+    parser.add_argument("--in-flight", type=int, help="runs held in flight (default 10000)")
     parser.add_argument("--home", type=Path, default=Path("/tmp/switchyard-bench"))
     parser.add_argument(
         "--cache-home",
