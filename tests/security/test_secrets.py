@@ -50,7 +50,10 @@ async def stack(
     services: Services, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
     auth = write_auth_file(tmp_path_factory.mktemp("secrets"))
-    settings = stack_settings(services, f"sc{uuid.uuid4().hex[:8]}", auth, secrets=_secrets())
+    settings = stack_settings(
+        services, f"sc{uuid.uuid4().hex[:8]}", auth, secrets=_secrets(),
+        webhook_allow_hosts=["127.0.0.1/32"],  # the echo server, once the guard is wired
+    )  # fmt: skip
     async with running_stack(settings) as found:
         yield found
 
