@@ -43,6 +43,9 @@ def create_faust_app(settings: Settings) -> faust.App:
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        consumer_group_instance_id=settings.engine_instance_id,
+        broker_session_timeout=settings.engine_session_timeout_s,
+        broker_heartbeat_interval=settings.engine_session_timeout_s / 3,
     )
 
 

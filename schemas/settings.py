@@ -46,6 +46,14 @@ class Settings(BaseSettings):
         description='Secrets templates read as .secrets["name"], as JSON: {"name": "value"}.',
     )
     engine_group: str = Field(default="switchyard-engine", description="Consumer group.")
+    engine_instance_id: str | None = Field(
+        default=None,
+        description="Static group membership (KIP-345): a restarted engine with the same id "
+        "gets its partitions back at once instead of after a rebalance. Unique per process.",
+    )
+    engine_session_timeout_s: float = Field(
+        default=10.0, ge=3, le=300, description="How long a silent engine keeps its partitions."
+    )
     engine_batch_max: int = Field(default=200, ge=1, le=10000)
     engine_batch_within_ms: int = Field(default=5, ge=0, le=10000)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 
@@ -27,8 +28,15 @@ def local_settings(settings: Settings) -> Settings:
             path.write_text(secrets.token_urlsafe(32))
             path.chmod(0o600)
         secret = SecretStr(path.read_text().strip())
+    # One engine per local stack: a stable instance id lets a restarted engine take
+    # its partitions back at once (static membership) instead of after a rebalance.
+    instance = (
+        settings.engine_instance_id
+        or "engine-" + hashlib.sha256(str(home).encode()).hexdigest()[:12]
+    )
     return settings.model_copy(
         update={
+            "engine_instance_id": instance,
             "home": home,
             "kafka_bootstrap_servers": f"127.0.0.1:{settings.kafka_port}",
             "redis_url": f"redis://127.0.0.1:{settings.redis_port}/0",

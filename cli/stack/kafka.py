@@ -215,10 +215,10 @@ class KafkaBroker:
         """Fetch the jars if needed and start the broker (not waiting for it); returns its pid."""
         libs = ensure_jars(self.settings, say)
         for port in (self.settings.kafka_port, self.settings.kafka_controller_port):
-            if port_open("127.0.0.1", port):
+            if not wait_port_free("127.0.0.1", port):
                 raise StackError(
-                    f"port {port} is in use by another program; stop it or set "
-                    "SWITCHYARD_KAFKA_PORT / SWITCHYARD_KAFKA_CONTROLLER_PORT"
+                    f"port {port} is in use by another program ({listeners(port) or '?'}); "
+                    "stop it or set SWITCHYARD_KAFKA_PORT / SWITCHYARD_KAFKA_CONTROLLER_PORT"
                 )
         props = self._configure()
         self._format(libs, props)
@@ -257,6 +257,28 @@ async def metadata_ok(bootstrap: str) -> bool:
     finally:
         await admin.close()
     return True
+
+
+def wait_port_free(host: str, port: int, within: float = 5.0) -> bool:
+    """True once nothing listens on ``port``; a server killed a moment ago may still
+    hold it while the kernel tears its sockets down."""
+    deadline = time.monotonic() + within
+    while port_open(host, port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def listeners(port: int) -> str:
+    """Who listens on ``port``, for an error message (empty if ``ss`` can't tell)."""
+    try:
+        result = subprocess.run(
+            ["ss", "-Htlnp", f"sport = :{port}"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return result.stdout.strip()
 
 
 def port_open(host: str, port: int) -> bool:

@@ -14,7 +14,7 @@ import redis
 
 from switchyard.cli.stack import processes
 from switchyard.cli.stack.errors import StackError, ToolMissing
-from switchyard.cli.stack.kafka import Say, port_open
+from switchyard.cli.stack.kafka import Say, listeners, wait_port_free
 from switchyard.schemas.settings import Settings
 
 _REDIS_FIX = "install it (apt-get install -y redis-server)"
@@ -43,10 +43,11 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise ToolMissing("redis-server", _REDIS_FIX)
-        if port_open("127.0.0.1", self.settings.redis_port):
+        port = self.settings.redis_port
+        if not wait_port_free("127.0.0.1", port):
             raise StackError(
-                f"port {self.settings.redis_port} is in use by another program; stop it or "
-                "set SWITCHYARD_REDIS_PORT"
+                f"port {port} is in use by another program ({listeners(port) or '?'}); "
+                "stop it or set SWITCHYARD_REDIS_PORT"
             )
         self.home.mkdir(parents=True, exist_ok=True)
         argv = [

@@ -1,0 +1,38 @@
+"""The short chaos run: every kind of kill once under load, then every invariant.
+
+The long one is ``python -m benchmarks.chaos --minutes 10``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from benchmarks.chaos import KINDS, ChaosRun
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.mark.timeout(600)
+async def test_kills_of_every_process_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    lines: list[str] = []
+    chaos = ChaosRun(tmp_path / "stack", rate=8, seed=11, say=lines.append)
+    try:
+        await asyncio.to_thread(chaos.up)
+        # One of each kind of kill (shuffled), a few seconds apart, under a steady load.
+        report = await chaos.run(seconds=240, interval=(3.0, 5.0), max_kills=len(KINDS))
+    finally:
+        chaos.down()
+    summary = "\n".join(lines + report.lines())
+    assert dict(report.kills) == dict.fromkeys(KINDS, 1), summary
+    assert report.runs > 100, summary
+    assert report.lost == [], summary
+    assert report.failed == [], summary
+    assert report.stuck == {}, summary
+    assert report.duplicated == [], summary
+    assert report.conflicting_ids == [], summary
+    assert report.unexpected_dead_letters == [], summary
+    assert report.poison_dead_lettered == report.poison_sent > 0, summary
+    assert report.completed == report.runs, summary
