@@ -10,7 +10,7 @@ POSTed and wait for the receiver's PATCH; only a failed delivery is reported (FA
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -18,8 +18,10 @@ import httpx
 import orjson
 
 from switchyard.consumers.context import NodeLogger, Outcome, WorkContext
+from switchyard.consumers.egress import EgressPolicy, install_egress_guard
 from switchyard.consumers.kafka_worker import KafkaWorker
 from switchyard.schemas import WebhookRequest
+from switchyard.schemas.masking import mask_secrets
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
@@ -40,15 +42,37 @@ def _clip(value: Any) -> str:
     return text if len(text) <= _MAX_LOGGED_BODY else text[:_MAX_LOGGED_BODY] + "…"
 
 
+class _MaskedLog:
+    """The node logger, with the server's secrets masked in every line.
+
+    A rendered webhook carries secrets (headers, URL, body); its log lines go to the
+    node run and to this process's log, and neither may show them.
+    """
+
+    def __init__(self, log: NodeLogger, secrets: Mapping[str, str]) -> None:
+        self._log = log
+        self._secrets = secrets
+
+    def info(self, message: str) -> None:
+        self._log.info(mask_secrets(message, self._secrets))
+
+    def warn(self, message: str) -> None:
+        self._log.warn(mask_secrets(message, self._secrets))
+
+    def error(self, message: str) -> None:
+        self._log.error(mask_secrets(message, self._secrets))
+
+
 class WebhookExecutor:
     """The handler: one :class:`WebhookRequest` (the context's payload) to one outcome."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, secrets: Mapping[str, str] | None = None) -> None:
         self.http = http
+        self.secrets = dict(secrets or {})
 
     async def __call__(self, ctx: WorkContext) -> Outcome:
         request: WebhookRequest = ctx.payload
-        return await self.execute(request, ctx.log)
+        return await self.execute(request, _MaskedLog(ctx.log, self.secrets))
 
     async def send(self, request: WebhookRequest, body: Any, seconds: float) -> httpx.Response:
         """The one outgoing HTTP call of a WEBHOOK node (guards on the URL go here)."""
@@ -57,7 +81,7 @@ class WebhookExecutor:
             json=None if request.method == "GET" else body, timeout=seconds,
         )  # fmt: skip
 
-    async def execute(self, request: WebhookRequest, log: NodeLogger) -> Outcome:
+    async def execute(self, request: WebhookRequest, log: NodeLogger | _MaskedLog) -> Outcome:
         body = request.body if request.synchronized else {
             "payload": request.body,
             "context": request.context.model_dump(mode="json", by_alias=True),
@@ -86,7 +110,9 @@ class WebhookExecutor:
         return Outcome.success(output)
 
     @staticmethod
-    def _timed_out(request: WebhookRequest, timeout: float, log: NodeLogger) -> Outcome:
+    def _timed_out(
+        request: WebhookRequest, timeout: float, log: NodeLogger | _MaskedLog
+    ) -> Outcome:
         message = f"no answer from {request.url} within {timeout:g} s"
         if request.on_timeout == "continue":
             log.warn(message + "; continuing (onTimeout: continue)")
@@ -108,7 +134,8 @@ class WebhookService:
         registry = TopicRegistry.from_settings(settings)
         self.inbox = registry.inbox.name
         self.producer = producer
-        self.executor = WebhookExecutor(http)
+        install_egress_guard(http, EgressPolicy.from_settings(settings))
+        self.executor = WebhookExecutor(http, settings.secrets)
         self.loop: KafkaWorker[WebhookRequest] = KafkaWorker(
             settings,
             self.executor,

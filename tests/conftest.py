@@ -140,6 +140,9 @@ def settings(services: Services, session_tag: str) -> Settings:
         kafka_bootstrap_servers=services.kafka_bootstrap,
         redis_url=services.redis_url,
         topic_prefix=f"test-{session_tag}.",
+        # Webhook tests call servers on loopback, which the egress guard refuses
+        # unless allowed (tests of the refusal build their own settings).
+        webhook_allow_hosts=["127.0.0.1/32"],
         home=TEST_HOME,
         cache_home=REPO / ".switchyard" / "cache",
     )

@@ -8,8 +8,8 @@ engine's is :class:`JqTemplates`: bounded in time, output size and memory by
 
 from switchyard.engine.templates.jq_templates import JqTemplates
 from switchyard.engine.templates.limits import TemplateLimits
-from switchyard.engine.templates.masking import MASK, mask_secrets
 from switchyard.engine.templates.protocol import TemplateError, Templates, TemplatesUnavailable
+from switchyard.schemas.masking import MASK, mask_secrets
 
 __all__ = [
     "MASK",

@@ -228,3 +228,31 @@ async def test_a_runaway_template_fails_its_node_and_the_engine_goes_on(driver: 
     # The engine still serves the next run.
     other = await driver.trigger(workflow, {})
     assert (await driver.wait(other, lambda s: s.status == "COMPLETED")).result == "FAILED"
+
+
+@pytest.mark.usefixtures("engine")
+async def test_a_webhook_to_loopback_is_refused_unless_allowed(
+    driver: Driver, topics: Settings, producer: EventProducer,
+    http: tuple[str, list[dict[str, Any]]],
+) -> None:  # fmt: skip
+    url, requests = http
+    guarded = topics.model_copy(update={"webhook_allow_hosts": []})
+    async with httpx.AsyncClient() as client:
+        service = WebhookService(guarded, producer, client, lambda: datetime.now(UTC))
+        await service.loop.start()
+        task = asyncio.create_task(service.loop.run())
+        try:
+            workflow = f"ssrf-{uuid.uuid4().hex[:6]}"
+            await driver.define(deploy_workflow(workflow, f"{url}/deploy"))
+            run_id = await driver.trigger(workflow, {"service": "api", "environment": "production"})
+            state = await driver.wait(run_id, lambda s: s.status == "COMPLETED")
+        finally:
+            service.loop.stop_soon()
+            await task
+            await service.loop.stop()
+    assert state.result == "FAILED"
+    assert requests == []
+    call = state.node_run_of("call")
+    assert call is not None
+    logs = await driver.runs.logs(run_id, [call.id])
+    assert any("127.0.0.1" in e.log and e.log_level == "ERROR" for e in logs[call.id]), logs
