@@ -65,7 +65,11 @@ async def run_engine(settings: Settings, ready_file: Path | None) -> None:
     with JqTemplates(TemplateLimits.from_settings(settings)) as templates:
         async with EngineService(settings, templates) as engine:
             with _ready(ready_file):
-                log.info("engine consuming %s", engine.inbox.app.conf.broker)
+                log.info(
+                    "engine consuming %s with the %s driver",
+                    settings.kafka_bootstrap_servers,
+                    settings.engine_driver,
+                )
                 await _until_signalled()
             log.info("engine stopping after %d events", engine.inbox.processed)
 

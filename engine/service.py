@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 
 from switchyard.engine.inbox import FaustInbox
+from switchyard.engine.inbox_kafka import KafkaInbox
 from switchyard.engine.processor import InboxProcessor
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.workflows import WorkflowStore
@@ -50,7 +51,11 @@ class EngineService:
             max_output_bytes=settings.node_output_max_bytes,
             max_message_bytes=settings.kafka_max_message_bytes,
         )
-        self.inbox = FaustInbox(settings, self.processor)
+        self.inbox: KafkaInbox | FaustInbox = (
+            KafkaInbox(settings, self.processor)
+            if settings.engine_driver == "aiokafka"
+            else FaustInbox(settings, self.processor)
+        )
 
     async def start(self) -> None:
         await self.producer.start()

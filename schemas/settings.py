@@ -9,6 +9,7 @@ reads the environment on its own. Every field can be set as
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,11 @@ class Settings(BaseSettings):
         description='Secrets templates read as .secrets["name"], as JSON: {"name": "value"}.',
     )
     engine_group: str = Field(default="switchyard-engine", description="Consumer group.")
+    engine_driver: Literal["aiokafka", "faust"] = Field(
+        default="aiokafka",
+        description="What drives the inbox: a plain aiokafka consumer loop (default) or "
+        "faust-streaming; both run the same processor (README: Inbox drivers).",
+    )
     engine_instance_id: str | None = Field(
         default=None,
         description="Static group membership (KIP-345): a restarted engine with the same id "

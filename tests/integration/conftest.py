@@ -48,9 +48,13 @@ def driver(topics: Settings, redis: aioredis.Redis, producer: EventProducer) -> 
     return Driver(topics, redis, producer)
 
 
-@pytest.fixture
-async def engine(topics: Settings, templates: Any) -> AsyncIterator[EngineService]:
-    async with EngineService(topics, templates) as service:
+@pytest.fixture(params=["aiokafka", "faust"])
+async def engine(
+    request: pytest.FixtureRequest, topics: Settings, templates: Any
+) -> AsyncIterator[EngineService]:
+    """The engine, once with each inbox driver: both must pass the same tests."""
+    driver = topics.model_copy(update={"engine_driver": request.param})
+    async with EngineService(driver, templates) as service:
         yield service
 
 
