@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
@@ -63,6 +63,7 @@ class _Batch:
     plans: list[ApplyPlan]
     direct: list[OutboxMessage]  # no run to hold them: dead letters of unknown runs, re-keys
     recovered: list[tuple[str, str, list[OutboxMessage]]]
+    latest: dict[str, int] = field(default_factory=dict)  # workflow → latest version
 
 
 class InboxProcessor:
@@ -113,6 +114,13 @@ class InboxProcessor:
             if event is not None:
                 decoded.append((record, event))
         batch.runs = await self.store.load(event.run_id for _, event in decoded)
+        # Triggers without a version start the latest one: one round trip per batch.
+        unpinned = [
+            e.workflow_identifier
+            for _, e in decoded
+            if isinstance(e, RunTriggered) and e.workflow_version is None
+        ]
+        batch.latest = await self.workflows.latest_versions(unpinned)
         for run_id, stored in batch.runs.items():
             batch.recovered += [(run_id, step, msgs) for step, msgs in stored.outbox.items()]
         for record, event in decoded:
@@ -157,7 +165,7 @@ class InboxProcessor:
         if too_large is not None:
             self._reject(record, event, stored, batch, "output_too_large", too_large)
             return
-        workflow = await self._workflow(event, stored)
+        workflow = await self._workflow(event, stored, batch.latest)
         if workflow is None:
             reason = f"workflow of {event.run_id} not found"
             self._reject(record, event, stored, batch, "unknown_workflow", reason)
@@ -225,13 +233,18 @@ class InboxProcessor:
         batch.plans.append(plan)
         batch.runs[event.run_id] = StoredRun(state=stored.state, offset=record.offset)
 
-    async def _workflow(self, event: InboxEvent, stored: StoredRun | None) -> Workflow | None:
+    async def _workflow(
+        self, event: InboxEvent, stored: StoredRun | None, latest: dict[str, int]
+    ) -> Workflow | None:
         if stored is not None:
             return await self.workflows.get(
                 stored.state.workflow_identifier, stored.state.workflow_version
             )
         if isinstance(event, RunTriggered):
-            return await self.workflows.get(event.workflow_identifier, event.workflow_version)
+            version = event.workflow_version or latest.get(event.workflow_identifier)
+            if version is None:
+                return None
+            return await self.workflows.get(event.workflow_identifier, version)
         return None
 
     def _dead_letter(self, record: InboxRecord, code: str, reason: str) -> OutboxMessage:

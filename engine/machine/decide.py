@@ -15,7 +15,7 @@ from switchyard.engine.machine.handlers import (
     on_timer_fired,
     reject,
 )
-from switchyard.engine.machine.state import RunState
+from switchyard.engine.machine.state import RunState, clone_state
 from switchyard.engine.machine.step import Step
 from switchyard.engine.machine.trigger import on_run_triggered
 from switchyard.engine.templates import Templates
@@ -67,7 +67,7 @@ def decide(
         return reject(None, "unknown_run", f"run {event.run_id} does not exist")
     if state.run_id != event.run_id:
         return reject(state, "wrong_run", f"event for {event.run_id} given run {state.run_id}")
-    copy = state.model_copy(deep=True)
+    copy = clone_state(state)
     copy.step += 1
     step = Step(copy, graph, now, templates, secrets, Masker(secrets))
     return handler(state, step, event)

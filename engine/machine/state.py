@@ -101,6 +101,26 @@ def problems(state: RunState) -> list[str]:
     return found
 
 
+def clone_state(state: RunState) -> RunState:
+    """A working copy the machine may change without touching ``state``.
+
+    Only the containers the machine mutates are copied (the outputs dict, the lists,
+    each node run); the JSON values inside are always replaced, never changed in
+    place, so they are shared. A deep copy cost 11% of the engine's time; the
+    harness checks after every event of every test that the given state is unchanged.
+    """
+    return state.model_copy(
+        update={
+            "outputs": dict(state.outputs),
+            "node_runs": [
+                nr.model_copy(update={"links": list(nr.links)}) for nr in state.node_runs
+            ],
+            "taken": list(state.taken),
+            "dead": list(state.dead),
+        }
+    )
+
+
 def dump_state(state: RunState) -> bytes:
     """The stored JSON; defaults are left out to keep it small."""
     return state.model_dump_json(exclude_defaults=True).encode()

@@ -7,6 +7,7 @@ the engine caches parsed versions in memory for that reason.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +71,21 @@ class WorkflowStore:
         if version == -2:
             raise WorkflowMissing(f"workflow {workflow.identifier} does not exist")
         return workflow.model_copy(update={"version": int(version)})
+
+    async def latest_versions(self, identifiers: Iterable[str]) -> dict[str, int]:
+        """The latest live version of each workflow that has one, in one round trip."""
+        ids = list(dict.fromkeys(identifiers))
+        if not ids:
+            return {}
+        async with self.client.pipeline(transaction=False) as pipe:
+            for identifier in ids:
+                pipe.hmget(keys.workflow(identifier), ["version", "deleted"])
+            replies = await pipe.execute()
+        return {
+            identifier: int(version)
+            for identifier, (version, deleted) in zip(ids, replies, strict=True)
+            if version is not None and deleted not in (b"1", "1")
+        }
 
     async def latest_version(self, identifier: str) -> int | None:
         meta = await self.client.hmget(keys.workflow(identifier), ["version", "deleted"])
