@@ -163,18 +163,12 @@ async def _redis_per_run(stack: BenchStack, before: int) -> dict[str, Any]:
         runs = int(await client.zcard("sy:runs:wf:bench-chain"))
         completed = int(await client.zcount("sy:runs:status:COMPLETED", "-inf", "+inf"))
         sample = [m.decode() for m in await client.zrange("sy:runs:wf:bench-chain", 0, 99)]
-        from switchyard.engine.machine.state import load_state
         from switchyard.engine.store import keys
 
-        per_key: dict[str, list[int]] = {"run hash": [], "node-run keys": [], "logs": []}
+        per_key: dict[str, list[int]] = {"run hash": [], "logs": []}
         for run_id in sample:
             per_key["run hash"].append(int(await client.memory_usage(keys.run(run_id)) or 0))
-            state = load_state(await client.hget(keys.run(run_id), "state"))
-            nr = [int(await client.memory_usage(keys.node_run(n.id)) or 0) for n in state.node_runs]
-            per_key["node-run keys"].append(sum(nr))
-            logs = [int(await client.memory_usage(keys.logs(run_id, n.id)) or 0)
-                    for n in state.node_runs]  # fmt: skip
-            per_key["logs"].append(sum(logs))
+            per_key["logs"].append(int(await client.memory_usage(keys.logs(run_id)) or 0))
     finally:
         await client.aclose()
     return {

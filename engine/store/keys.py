@@ -11,9 +11,9 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 | ``sy:wfs`` | sorted set: workflow ids by creation time | bridge | forever |
 | ``sy:run:{<run>}`` | hash: ``state`` (RunState JSON), ``offset`` (last applied inbox offset) | engine | forever (P2: retention) |
 | ``sy:run:{<run>}:outbox`` | hash: step → Kafka messages still to publish for that step | engine | until published |
-| ``sy:run:{<run>}:logs:<node run>`` | list: log entries (JSON), appended, never rewritten | engine | as the run |
+| ``sy:run:{<run>}:logs`` | list: the run's log lines, each JSON with its node run id (``n``), appended, never rewritten | engine | as the run |
 | ``sy:outbox:pending`` | set: run ids whose outbox is not empty (crash recovery) | engine | while not empty |
-| ``sy:nr:<node run>`` | string: the run id of a node run (PATCH by node-run id) | engine | as the run |
+| ``sy:nr:<2 chars>`` | hash: node run id → its run id (PATCH by node-run id), bucketed by the id's first two characters so each bucket stays a compact listpack | engine | as the runs |
 | ``sy:runs:all`` | sorted set: run ids by ``createdAt`` (ms) | engine | as the runs |
 | ``sy:runs:wf:<workflow>`` | sorted set: that workflow's runs by ``createdAt`` | engine | as the runs |
 | ``sy:runs:version:<n>`` | sorted set: runs (of any workflow) pinned to version n | engine | as the runs |
@@ -51,12 +51,13 @@ def outbox(run_id: str) -> str:
     return f"{PREFIX}run:{{{run_id}}}:outbox"
 
 
-def logs(run_id: str, node_run_id: str) -> str:
-    return f"{PREFIX}run:{{{run_id}}}:logs:{node_run_id}"
+def logs(run_id: str) -> str:
+    return f"{PREFIX}run:{{{run_id}}}:logs"
 
 
-def node_run(node_run_id: str) -> str:
-    return f"{PREFIX}nr:{node_run_id}"
+def node_runs_bucket(node_run_id: str) -> str:
+    """The hash holding ``node_run_id`` → run id (one key per node run cost ~100 B each)."""
+    return f"{PREFIX}nr:{node_run_id[5:7]}"
 
 
 def runs_of_workflow(identifier: str) -> str:

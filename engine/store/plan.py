@@ -25,7 +25,7 @@ from switchyard.engine.machine.effects import (
 )
 from switchyard.engine.machine.state import RunState, dump_state
 from switchyard.engine.store import keys
-from switchyard.schemas import encode
+from switchyard.schemas import NodeRunLog, encode
 from switchyard.topics.registry import TopicRegistry
 
 
@@ -90,7 +90,7 @@ def _index_commands(old: RunState | None, new: RunState) -> list[list[str]]:
     before = {nr.id: nr for nr in old.node_runs} if old else {}
     for nr in new.node_runs:
         if nr.id not in before:
-            commands.append(["SET", keys.node_run(nr.id), new.run_id])
+            commands.append(["HSET", keys.node_runs_bucket(nr.id), nr.id, new.run_id])
         previous = before.get(nr.id)
         external = nr.external_run_id
         if external and (previous is None or previous.external_run_id != external):
@@ -98,6 +98,14 @@ def _index_commands(old: RunState | None, new: RunState) -> list[list[str]]:
             # is found by GET /v1/workflows/nodes/runs?external_run_id= too.
             commands.append(["SET", keys.external_run(external), nr.id])
     return commands
+
+
+def log_line(node_run_id: str, entry: NodeRunLog) -> str:
+    """One stored log line: the entry's JSON with its node run (``n``), no empty tags."""
+    data = entry.model_dump(mode="json", by_alias=True)
+    if not data.get("tags"):
+        data.pop("tags", None)
+    return orjson.dumps({"n": node_run_id, **data}).decode()
 
 
 def _json(value: Any) -> str:
@@ -136,8 +144,8 @@ def plan_decision(
 def _plan_effect(plan: ApplyPlan, effect: object, registry: TopicRegistry) -> None:
     run_id = plan.run_id
     if isinstance(effect, AppendLogs) and effect.entries:
-        entries = [encode(entry).decode() for entry in effect.entries]
-        plan.commands.append(["RPUSH", keys.logs(run_id, effect.node_run_id), *entries])
+        entries = [log_line(effect.node_run_id, entry) for entry in effect.entries]
+        plan.commands.append(["RPUSH", keys.logs(run_id), *entries])
     elif isinstance(effect, MarkPendingClaim):
         plan.commands += [
             ["HSET", keys.claim(effect.node_run_id), "run", run_id,

@@ -67,20 +67,20 @@ class RunStore:
         return None if raw is None else load_state(raw)
 
     async def run_of_node_run(self, node_run_id: str) -> str | None:
-        raw = await self.client.get(keys.node_run(node_run_id))
+        raw = await self.client.hget(keys.node_runs_bucket(node_run_id), node_run_id)
         return None if raw is None else _text(raw)
 
     async def logs(self, run_id: str, node_run_ids: Sequence[str]) -> dict[str, list[NodeRunLog]]:
-        if not node_run_ids:
-            return {}
-        async with self.client.pipeline(transaction=False) as pipe:
-            for node_run_id in node_run_ids:
-                pipe.lrange(keys.logs(run_id, node_run_id), 0, -1)
-            replies = await pipe.execute()
-        return {
-            node_run_id: [NodeRunLog.model_validate_json(line) for line in lines]
-            for node_run_id, lines in zip(node_run_ids, replies, strict=True)
-        }
+        """The log lines of the given node runs of ``run_id``, in the order they came."""
+        found: dict[str, list[NodeRunLog]] = {node_run_id: [] for node_run_id in node_run_ids}
+        if not found:
+            return found
+        for raw in await self.client.lrange(keys.logs(run_id), 0, -1):
+            line = orjson.loads(raw)
+            lines = found.get(line.pop("n"))
+            if lines is not None:
+                lines.append(NodeRunLog.model_validate(line))
+        return found
 
     async def apply(self, plans: Sequence[ApplyPlan]) -> list[bool]:
         """Run each plan's atomic step, in order; False where the offset was already applied.

@@ -104,14 +104,14 @@ async def test_the_same_event_twice_changes_nothing_the_second_time(
     ]
     await _processor(topics, redis, producer, templates).handle(records)
     before = await _snapshot(redis, run_id)
-    logs_before = await redis.lrange(keys.logs(run_id, node_run_id(run_id, "work")), 0, -1)
+    logs_before = await redis.lrange(keys.logs(run_id), 0, -1)
 
     # A restarted processor (nothing in memory) gets the uncommitted batch again.
     await _processor(topics, redis, producer, templates).handle(records)
     await _processor(topics, redis, producer, templates).handle(records[1:])
 
     assert await _snapshot(redis, run_id) == before
-    assert await redis.lrange(keys.logs(run_id, node_run_id(run_id, "work")), 0, -1) == logs_before
+    assert await redis.lrange(keys.logs(run_id), 0, -1) == logs_before
     requests = await _requests_for(topics, run_id)
     assert [r["context"]["nodeRunId"] for r in requests] == [
         node_run_id(run_id, "work"),
