@@ -196,7 +196,7 @@ class ChaosRun:
             "worker": PythonService(
                 self.settings, "worker", env, ready_file=False,
                 args=("worker", "run", "benchmarks.chaos_handlers:echo", "--node-type", "KAFKA",
-                      "--session-timeout-ms", "6000"),
+                      "--session-timeout-ms", "6000", "--instance-id", "chaos-worker"),
             ),
         }  # fmt: skip
         self.report = Report()

@@ -81,6 +81,7 @@ async def _kafka(settings: Settings, handler: Handler, args: argparse.Namespace)
     worker: KafkaWorker[Any] = KafkaWorker(
         settings, handler, node_identifiers=args.node, workflows=args.workflow, group=args.group,
         concurrency=args.concurrency, session_timeout_ms=args.session_timeout_ms,
+        instance_id=args.instance_id,
     )  # fmt: skip
     log.info("worker consuming %s as group %s", worker.topic, worker.group)
     await _serve(worker, args.grace)
@@ -128,6 +129,11 @@ def add_worker_commands(groups: Any) -> None:
     run.add_argument("--concurrency", type=int, default=16, help="handlers at once")
     run.add_argument("--session-timeout-ms", type=int, default=10_000,
                      help="how soon a dead worker's partitions move to another")  # fmt: skip
+    run.add_argument(
+        "--instance-id",
+        help="static group membership: a restart with the same "
+        "id rejoins at once (unique per worker process)",
+    )
     run.add_argument("--installation-id", help="claim/ack INTEGRATION_ACTION node runs for it")
     run.add_argument("--api-url", help="the runs API (default: the settings' bridge address)")
     run.add_argument("--client-id", default=os.environ.get("SWITCHYARD_CLIENT_ID"))

@@ -58,7 +58,8 @@ class KafkaWorker(Generic[MessageT]):
     """Consumes node-run requests and runs ``handler`` for each; see the module doc.
 
     ``node_identifiers`` / ``workflows`` keep only requests of those nodes or
-    workflows (others are skipped and committed). Up to ``concurrency`` handlers run
+    workflows (others are skipped and committed). ``instance_id`` (unique per process)
+    makes a restart rejoin at once (static membership). Up to ``concurrency`` handlers run
     at once; a batch holds at most ``max_records``. Lifecycle: ``start()``, then
     ``run()`` until ``stop_soon()``; or ``async with worker:`` which runs it in the
     background and, on exit, lets in-flight handlers finish and commits.
@@ -75,6 +76,7 @@ class KafkaWorker(Generic[MessageT]):
         concurrency: int = 32,
         max_records: int = 100,
         session_timeout_ms: int = 10_000,
+        instance_id: str | None = None,
         producer: EventProducer | None = None,
         reporter: Reporter | None = None,
         clock: Callable[[], datetime] = utc_now,
@@ -105,6 +107,9 @@ class KafkaWorker(Generic[MessageT]):
             max_poll_records=max_records,
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(500, session_timeout_ms // 4),
+            # Static membership: a restarted worker with the same id gets its
+            # partitions back at once instead of waiting out the session timeout.
+            group_instance_id=instance_id,
         )
         self._limit = asyncio.Semaphore(concurrency)
         self._stopping = asyncio.Event()

@@ -140,6 +140,7 @@ class WebhookService:
             settings,
             self.executor,
             group=f"{settings.engine_group}-webhook-executor",
+            instance_id=settings.executor_instance_id,
             max_records=200,
             producer=producer,
             clock=clock,

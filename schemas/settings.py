@@ -57,6 +57,10 @@ class Settings(BaseSettings):
         description="Static group membership (KIP-345): a restarted engine with the same id "
         "gets its partitions back at once instead of after a rebalance. Unique per process.",
     )
+    executor_instance_id: str | None = Field(
+        default=None,
+        description="Static group membership of the webhook executor (as engine_instance_id).",
+    )
     engine_session_timeout_s: float = Field(
         default=10.0, ge=3, le=300, description="How long a silent engine keeps its partitions."
     )
