@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import tomllib
+import zipfile
+from pathlib import Path
 
 from tests.conftest import REPO
 
@@ -23,7 +25,7 @@ def test_every_package_folder_is_listed_in_pyproject() -> None:
     assert {config["package-dir"][f"switchyard.{f}"] for f in FOLDERS} == set(FOLDERS)
 
 
-def test_namespace_imports_and_bare_folder_imports_fail_outside_the_repo(tmp_path: object) -> None:
+def test_namespace_imports_and_bare_folder_imports_fail_outside_the_repo(tmp_path: Path) -> None:
     code = (
         "import importlib, sys\n"
         "import switchyard.engine, switchyard.schemas, switchyard.cli.main\n"
@@ -38,3 +40,21 @@ def test_namespace_imports_and_bare_folder_imports_fail_outside_the_repo(tmp_pat
         [sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_the_wheel_carries_every_file_of_the_packages(tmp_path: Path) -> None:
+    """A non-editable install (the Docker image) must have the Lua scripts and the rest."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    [wheel] = tmp_path.glob("switchyard-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    expected = {
+        "switchyard/" + path.relative_to(REPO).as_posix()
+        for folder in FOLDERS
+        for path in (REPO / folder).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert expected - shipped == set()
