@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -44,8 +45,19 @@ def test_namespace_imports_and_bare_folder_imports_fail_outside_the_repo(tmp_pat
 
 def test_the_wheel_carries_every_file_of_the_packages(tmp_path: Path) -> None:
     """A non-editable install (the Docker image) must have the Lua scripts and the rest."""
+    # Built from a copy of the source files: a build/ folder in the checkout would
+    # otherwise leak files of an earlier build into the wheel.
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    source = tmp_path / "src"
+    for name in listed:
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
