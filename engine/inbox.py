@@ -16,7 +16,7 @@ from typing import Any
 
 import faust
 
-from switchyard.engine.processor import InboxProcessor, InboxRecord, retry_forever
+from switchyard.engine.processor import InboxProcessor, InboxRecord, handle_batch
 from switchyard.schemas.settings import Settings
 from switchyard.topics.registry import TopicRegistry
 
@@ -91,7 +91,7 @@ class FaustInbox:
 
     async def _handle(self, records: Sequence[InboxRecord]) -> None:
         async with self._busy:
-            await retry_forever(lambda: self.processor.handle(records), what="inbox batch")
+            await handle_batch(self.processor, records)
             self.processed += len(records)
 
     async def start(self) -> None:

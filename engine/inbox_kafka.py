@@ -22,7 +22,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from switchyard.engine.processor import InboxProcessor, InboxRecord, retry_forever
+from switchyard.engine.processor import InboxProcessor, InboxRecord, handle_batch
 from switchyard.schemas.settings import Settings
 from switchyard.topics.registry import TopicRegistry
 
@@ -107,7 +107,7 @@ class KafkaInbox:
                 for batch in fetched.values()
                 for r in batch
             ]
-            await retry_forever(lambda: self.processor.handle(records), what="inbox batch")
+            await handle_batch(self.processor, records)
             offsets = {tp: batch[-1].offset + 1 for tp, batch in fetched.items()}
             try:
                 await self.consumer.commit(offsets)

@@ -15,8 +15,13 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 import orjson
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from switchyard.engine.machine.decide import decide
 from switchyard.engine.machine.effects import Decision
@@ -247,6 +252,13 @@ class InboxProcessor:
             return await self.workflows.get(event.workflow_identifier, version)
         return None
 
+    def dead_letter_for(self, record: InboxRecord, code: str, reason: str) -> OutboxMessage:
+        """The dead letter of ``record`` (for a driver that gives up on it)."""
+        return self._dead_letter(record, code, reason)
+
+    async def publish(self, messages: Sequence[OutboxMessage]) -> None:
+        await self._publish(messages)
+
     def _dead_letter(self, record: InboxRecord, code: str, reason: str) -> OutboxMessage:
         value = record.value or b""
         if len(value) > self.max_letter_value_bytes:
@@ -269,6 +281,18 @@ class InboxProcessor:
         await self.producer.flush_sent(futures)
 
 
+def is_infrastructure(error: BaseException) -> bool:
+    """Redis, Kafka or the template sandboxes away (retry until back), as opposed to a
+    fault of one event. A message too large for the broker is the event's fault."""
+    if isinstance(error, MessageSizeTooLargeError):
+        return False
+    return isinstance(
+        error,
+        RedisConnectionError | RedisTimeoutError | BusyLoadingError | KafkaError | OSError
+        | TimeoutError | TemplatesUnavailable,
+    )  # fmt: skip
+
+
 async def retry_forever(
     action: Callable[[], Awaitable[None]],
     *,
@@ -289,5 +313,44 @@ async def retry_forever(
             raise
         except Exception as error:
             log.warning("%s failed (%r); retrying in %.1f s", what, error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+
+async def handle_batch(processor: InboxProcessor, records: Sequence[InboxRecord]) -> None:
+    """What a driver calls: never raises, never stalls on one bad event.
+
+    Redis or Kafka failures are retried until they pass. Any other failure is a
+    fault of some event (an engine bug it triggers): the batch is split and handled
+    one record at a time, and a record that still fails goes to the dead-letter topic
+    with the error, so the partition moves on.
+    """
+    try:
+        await retry_forever_on_infrastructure(lambda: processor.handle(records))
+        return
+    except Exception as error:
+        log.exception("inbox batch failed (%r); handling its records one by one", error)
+    for record in records:
+        try:
+            await retry_forever_on_infrastructure(partial(processor.handle, [record]))
+        except Exception as error:
+            log.exception("record %s/%s failed", record.partition, record.offset)
+            letter = processor.dead_letter_for(record, "engine_error", repr(error))
+            await retry_forever(partial(processor.publish, [letter]), what="dead letter")
+
+
+async def retry_forever_on_infrastructure(
+    action: Callable[[], Awaitable[None]], *, max_delay: float = 5.0
+) -> None:
+    """Run ``action``; retry while the failure is Redis or Kafka being away, raise otherwise."""
+    delay = 0.1
+    while True:
+        try:
+            await action()
+            return
+        except Exception as error:
+            if not is_infrastructure(error):
+                raise
+            log.warning("inbox batch failed (%r); retrying in %.1f s", error, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)

@@ -12,9 +12,12 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-from switchyard.engine.processor import InboxProcessor, InboxRecord
+from switchyard.engine import processor as processor_module
+from switchyard.engine.processor import InboxProcessor, InboxRecord, handle_batch
 from switchyard.engine.store import keys
+from switchyard.engine.store import plan as plan_module
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.schemas import NodeRunUpdated, RunTriggered, encode, node_run_id
@@ -170,5 +173,58 @@ async def test_a_report_delivered_twice_is_ignored_without_a_dead_letter(
     after = await _snapshot(redis, run_id)
     assert after[b"state"] == before[b"state"]
     assert after[b"offset"] == b"12"
+    dead = TopicRegistry.from_settings(topics).dead_letter.name
+    assert [r for r in await read_all(topics, dead) if r.key == run_id.encode()] == []
+
+
+async def test_a_record_that_breaks_the_engine_is_dead_lettered_and_the_rest_applied(
+    topics: Settings, redis: aioredis.Redis, producer: EventProducer, templates: Any,
+    workflow: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    good, bad = new_run_id(), new_run_id()
+    processor = _processor(topics, redis, producer, templates)
+    real = plan_module.plan_decision
+
+    def plan_or_fail(old: Any, decision: Any, **kwargs: Any) -> Any:
+        if decision.state is not None and decision.state.run_id == bad:
+            raise ValueError("a bug this event triggers")
+        return real(old, decision, **kwargs)
+
+    monkeypatch.setattr(processor_module, "plan_decision", plan_or_fail)
+    await handle_batch(processor, [
+        _record(topics, 20, bad, _trigger(bad, workflow)),
+        _record(topics, 21, good, _trigger(good, workflow)),
+    ])  # fmt: skip
+    assert await RunStore(redis).get(bad) is None
+    applied = await RunStore(redis).get(good)
+    assert applied is not None
+    assert applied.waiting_on == [node_run_id(good, "work")]
+    dead = TopicRegistry.from_settings(topics).dead_letter.name
+    [letter] = [
+        orjson.loads(r.value) for r in await read_all(topics, dead) if r.key == bad.encode()
+    ]
+    assert letter["code"] == "engine_error"
+    assert "a bug this event triggers" in letter["reason"]
+
+
+async def test_redis_away_is_retried_not_dead_lettered(
+    topics: Settings, redis: aioredis.Redis, producer: EventProducer, templates: Any,
+    workflow: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    run_id = new_run_id()
+    processor = _processor(topics, redis, producer, templates)
+    real = processor.store.apply
+    failures = [2]
+
+    async def flaky(plans: Any) -> Any:
+        if failures[0]:
+            failures[0] -= 1
+            raise RedisConnectionError("Redis restarting (simulated)")
+        return await real(plans)
+
+    monkeypatch.setattr(processor.store, "apply", flaky)
+    await handle_batch(processor, [_record(topics, 30, run_id, _trigger(run_id, workflow))])
+    assert failures == [0]
+    assert await RunStore(redis).get(run_id) is not None
     dead = TopicRegistry.from_settings(topics).dead_letter.name
     assert [r for r in await read_all(topics, dead) if r.key == run_id.encode()] == []
