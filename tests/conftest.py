@@ -14,15 +14,19 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from switchyard.cli.stack.errors import StackError
 from switchyard.cli.stack.launcher import Stack
 from switchyard.schemas.settings import Settings
+from switchyard.topics.admin import ensure_topics
+from switchyard.topics.producer import EventProducer
+from tests.integration.engine_support import Driver
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_HOME = REPO / ".switchyard" / "test"
@@ -146,3 +150,29 @@ def settings(services: Services, session_tag: str) -> Settings:
         home=TEST_HOME,
         cache_home=REPO / ".switchyard" / "cache",
     )
+
+
+@pytest.fixture
+async def topics(settings: Settings) -> Settings:
+    """The session's settings with the registry's topics created (packages may override)."""
+    await ensure_topics(settings)
+    return settings
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(settings.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def producer(topics: Settings) -> AsyncIterator[EventProducer]:
+    async with EventProducer(topics) as p:
+        yield p
+
+
+@pytest.fixture
+def driver(topics: Settings, redis: aioredis.Redis, producer: EventProducer) -> Driver:
+    """Talks to the engine as the bridge and external systems do (Kafka and Redis)."""
+    return Driver(topics, redis, producer)

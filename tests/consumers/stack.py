@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
-import redis.asyncio as aioredis
 import uvicorn
 from pydantic import SecretStr
 
@@ -22,9 +21,7 @@ from switchyard.engine.service import EngineService
 from switchyard.engine.templates import JqTemplates, TemplateLimits
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
-from switchyard.topics.producer import EventProducer
 from tests.helpers import until
-from tests.integration.engine_support import Driver
 
 
 @dataclass(frozen=True)
@@ -51,24 +48,6 @@ async def topics(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
             "trigger_wait_ms": 10_000,
         }
     )
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(settings.redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def producer(topics: Settings) -> AsyncIterator[EventProducer]:
-    async with EventProducer(topics) as p:
-        yield p
-
-
-@pytest.fixture
-def driver(topics: Settings, redis: aioredis.Redis, producer: EventProducer) -> Driver:
-    return Driver(topics, redis, producer)
 
 
 @pytest.fixture

@@ -6,14 +6,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from switchyard.engine.service import EngineService
 from switchyard.engine.templates import JqTemplates, TemplateLimits
 from switchyard.schemas.settings import Settings
-from switchyard.topics.admin import ensure_topics
-from switchyard.topics.producer import EventProducer
-from tests.integration.engine_support import Driver, echo_server
+from tests.integration.engine_support import echo_server
 
 
 @pytest.fixture
@@ -22,30 +19,6 @@ def templates(settings: Settings) -> Iterator[JqTemplates]:
     limits = TemplateLimits.from_settings(settings.model_copy(update={"template_timeout_ms": 500}))
     with JqTemplates(limits) as templates:
         yield templates
-
-
-@pytest.fixture
-async def topics(settings: Settings) -> Settings:
-    await ensure_topics(settings)
-    return settings
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(settings.redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def producer(topics: Settings) -> AsyncIterator[EventProducer]:
-    async with EventProducer(topics) as p:
-        yield p
-
-
-@pytest.fixture
-def driver(topics: Settings, redis: aioredis.Redis, producer: EventProducer) -> Driver:
-    return Driver(topics, redis, producer)
 
 
 @pytest.fixture(params=["aiokafka", "faust"])
