@@ -63,7 +63,9 @@ def _ready(ready_file: Path | None) -> Iterator[None]:
 
 async def run_engine(settings: Settings, ready_file: Path | None) -> None:
     with JqTemplates(TemplateLimits.from_settings(settings)) as templates:
-        async with EngineService(settings, templates) as engine:
+        engine = EngineService(settings, templates)
+        await engine.start()
+        try:
             with _ready(ready_file):
                 log.info(
                     "engine consuming %s with the %s driver",
@@ -71,7 +73,23 @@ async def run_engine(settings: Settings, ready_file: Path | None) -> None:
                     settings.engine_driver,
                 )
                 await _until_signalled()
+        finally:
             log.info("engine stopping after %d events", engine.inbox.processed)
+            await _stop_within(engine.stop(), settings.shutdown_grace_s, "engine")
+
+
+async def _stop_within(stopping: Coroutine[Any, Any, None], grace: float, what: str) -> None:
+    """Drain for at most ``grace`` seconds. A batch still held then (Redis or Kafka
+    away) is given up: its offsets were never committed, so it is redelivered to
+    whoever owns the partition next and its stored offsets make that safe."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    # A stop cut short may swallow its cancellation and return: judge by the clock.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping, grace)
+    if loop.time() - started >= grace:
+        log.error("%s did not drain within %.0f s; exiting, the batch in hand is redelivered",
+                  what, grace)  # fmt: skip
 
 
 async def run_executor(settings: Settings, ready_file: Path | None) -> None:
@@ -84,8 +102,12 @@ async def run_executor(settings: Settings, ready_file: Path | None) -> None:
                 await _until_signalled()
         finally:
             service.loop.stop_soon()
-            await task
-            await service.loop.stop()
+
+            async def drain() -> None:
+                await task
+                await service.loop.stop()
+
+            await _stop_within(drain(), settings.shutdown_grace_s, "executor")
 
 
 async def run_bridge(settings: Settings, ready_file: Path | None) -> None:

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     engine_session_timeout_s: float = Field(
         default=10.0, ge=3, le=300, description="How long a silent engine keeps its partitions."
     )
+    shutdown_grace_s: float = Field(
+        default=30.0,
+        ge=0.5,
+        le=600,
+        description="How long a process drains on SIGTERM before it exits regardless.",
+    )
     engine_batch_max: int = Field(default=200, ge=1, le=10000)
     engine_batch_within_ms: int = Field(default=5, ge=0, le=10000)
 

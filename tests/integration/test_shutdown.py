@@ -1,0 +1,83 @@
+"""SIGTERM stops the engine within its grace period, even while Redis is away."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from switchyard.cli.stack import processes
+from switchyard.cli.stack.full import environment
+from switchyard.cli.stack.redis import RedisServer
+from switchyard.schemas import RunTriggered, encode
+from switchyard.schemas.settings import Settings
+from switchyard.topics.producer import EventProducer
+from tests.helpers import until
+from tests.integration.engine_support import new_run_id
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _log_has(log: Path, text: bytes) -> bool:
+    return log.exists() and text in log.read_bytes()
+
+
+async def test_sigterm_exits_within_the_grace_period_while_redis_is_down(
+    topics: Settings, tmp_path: Path
+) -> None:
+    port = _free_port()
+    settings = topics.model_copy(
+        update={"home": tmp_path, "redis_port": port, "redis_url": f"redis://127.0.0.1:{port}/0",
+                "shutdown_grace_s": 2.0, "engine_group": f"shutdown-{port}"}
+    )  # fmt: skip
+    redis = RedisServer(settings)
+    redis.wait_ready(redis.start())
+    ready, log = tmp_path / "engine.ready", tmp_path / "engine.log"
+    with log.open("wb") as sink:
+        engine = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "switchyard.cli.main", "engine", "--ready-file", str(ready),
+            env={**os.environ, **environment(settings)},
+            stdout=asyncio.subprocess.DEVNULL, stderr=sink,
+        )  # fmt: skip
+    try:
+        await until(lambda: asyncio.sleep(0, ready.exists() or engine.returncode is not None),
+                    within=60)  # fmt: skip
+        assert engine.returncode is None, log.read_text()[-2000:]
+        pid = redis.pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)  # Redis goes away: the next batch can't be applied
+        await until(lambda: asyncio.sleep(0, not processes.is_alive(pid)))
+        run_id = new_run_id()
+        event = RunTriggered.model_validate({
+            "runId": run_id, "workflowIdentifier": "any", "createdBy": "t",
+            "triggeredAt": datetime.now(UTC),
+        })  # fmt: skip
+        async with EventProducer(settings) as producer:
+            await producer.send_and_wait(f"{settings.topic_prefix}inbox", run_id, encode(event))
+        # The batch is held, retried while Redis is away.
+        await until(lambda: asyncio.sleep(0, _log_has(log, b"retrying")), within=30)
+
+        started = asyncio.get_running_loop().time()
+        engine.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(engine.wait(), 30)
+        took = asyncio.get_running_loop().time() - started
+        assert code == 0, log.read_text()[-2000:]
+        assert took < 15, f"took {took:.1f} s"
+        assert b"did not drain within 2 s" in log.read_bytes()
+    finally:
+        if engine.returncode is None:
+            engine.kill()
+            await engine.wait()
+        redis.stop()
