@@ -105,7 +105,7 @@ class InboxProcessor:
         steps = [
             (run, step, msgs) for run, by_step in pending.items() for step, msgs in by_step.items()
         ]
-        await self._publish([m for _, _, msgs in steps for m in msgs])
+        await self.publish([m for _, _, msgs in steps for m in msgs])
         await self.store.clear_outbox((run, step) for run, step, _ in steps)
         return len(steps)
 
@@ -135,7 +135,7 @@ class InboxProcessor:
         for plan, ok in zip(batch.plans, applied, strict=True):
             if ok:
                 messages += plan.outbox
-        await self._publish(messages)
+        await self.publish(messages)
         cleared = [(run, step) for run, step, _ in batch.recovered]
         cleared += [
             (p.run_id, p.step)
@@ -148,7 +148,7 @@ class InboxProcessor:
         try:
             event = decode_inbox(record.value or b"")
         except DecodeError as error:
-            batch.direct.append(self._dead_letter(record, "undecodable", error.reason))
+            batch.direct.append(self.dead_letter(record, "undecodable", error.reason))
             return None
         if record.key != event.run_id.encode():
             # An event keyed by anything but its run id may sit in another run's
@@ -228,7 +228,7 @@ class InboxProcessor:
         code: str,
         reason: str,
     ) -> None:
-        letter = self._dead_letter(record, code, reason)
+        letter = self.dead_letter(record, code, reason)
         if stored is None:
             batch.direct.append(letter)
             return
@@ -252,14 +252,8 @@ class InboxProcessor:
             return await self.workflows.get(event.workflow_identifier, version)
         return None
 
-    def dead_letter_for(self, record: InboxRecord, code: str, reason: str) -> OutboxMessage:
-        """The dead letter of ``record`` (for a driver that gives up on it)."""
-        return self._dead_letter(record, code, reason)
-
-    async def publish(self, messages: Sequence[OutboxMessage]) -> None:
-        await self._publish(messages)
-
-    def _dead_letter(self, record: InboxRecord, code: str, reason: str) -> OutboxMessage:
+    def dead_letter(self, record: InboxRecord, code: str, reason: str) -> OutboxMessage:
+        """The dead letter of ``record``, ready to publish."""
         value = record.value or b""
         if len(value) > self.max_letter_value_bytes:
             # The whole value would not fit in the letter (JSON escaping or base64 grow
@@ -276,7 +270,7 @@ class InboxProcessor:
         key = record.key.decode("utf-8", errors="replace") if record.key else "none"
         return OutboxMessage(self.registry.dead_letter.name, key, letter.encode())
 
-    async def _publish(self, messages: Sequence[OutboxMessage]) -> None:
+    async def publish(self, messages: Sequence[OutboxMessage]) -> None:
         futures = [await self.producer.send(m.topic, m.key, m.value) for m in messages]
         await self.producer.flush_sent(futures)
 
@@ -293,25 +287,27 @@ def is_infrastructure(error: BaseException) -> bool:
     )  # fmt: skip
 
 
-async def retry_forever(
+async def retry(
     action: Callable[[], Awaitable[None]],
     *,
     what: str,
-    first_delay: float = 0.1,
+    only_infrastructure: bool = False,
     max_delay: float = 5.0,
 ) -> None:
-    """Retry ``action`` while Redis or Kafka are away, with capped exponential backoff.
+    """Run ``action``, retrying with capped exponential backoff.
 
-    Infrastructure failures never drop an event: the batch stays un-committed and is
-    retried until the service is back (the chaos test kills both)."""
-    delay = first_delay
+    With ``only_infrastructure``, only Redis, Kafka or sandbox outages are retried and
+    any other error is raised; otherwise every error is retried. Either way nothing
+    is dropped while a service is away: the batch stays un-committed until it passes.
+    """
+    delay = 0.1
     while True:
         try:
             await action()
             return
-        except asyncio.CancelledError:
-            raise
         except Exception as error:
+            if only_infrastructure and not is_infrastructure(error):
+                raise
             log.warning("%s failed (%r); retrying in %.1f s", what, error, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)
@@ -326,31 +322,17 @@ async def handle_batch(processor: InboxProcessor, records: Sequence[InboxRecord]
     with the error, so the partition moves on.
     """
     try:
-        await retry_forever_on_infrastructure(lambda: processor.handle(records))
+        await retry(
+            partial(processor.handle, records), what="inbox batch", only_infrastructure=True
+        )
         return
     except Exception as error:
         log.exception("inbox batch failed (%r); handling its records one by one", error)
     for record in records:
         try:
-            await retry_forever_on_infrastructure(partial(processor.handle, [record]))
+            await retry(partial(processor.handle, [record]), what="inbox record",
+                        only_infrastructure=True)  # fmt: skip
         except Exception as error:
             log.exception("record %s/%s failed", record.partition, record.offset)
-            letter = processor.dead_letter_for(record, "engine_error", repr(error))
-            await retry_forever(partial(processor.publish, [letter]), what="dead letter")
-
-
-async def retry_forever_on_infrastructure(
-    action: Callable[[], Awaitable[None]], *, max_delay: float = 5.0
-) -> None:
-    """Run ``action``; retry while the failure is Redis or Kafka being away, raise otherwise."""
-    delay = 0.1
-    while True:
-        try:
-            await action()
-            return
-        except Exception as error:
-            if not is_infrastructure(error):
-                raise
-            log.warning("inbox batch failed (%r); retrying in %.1f s", error, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)
+            letter = processor.dead_letter(record, "engine_error", repr(error))
+            await retry(partial(processor.publish, [letter]), what="dead letter")

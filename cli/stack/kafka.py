@@ -11,7 +11,6 @@ import asyncio
 import base64
 import dataclasses
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -215,9 +214,10 @@ class KafkaBroker:
         """Fetch the jars if needed and start the broker (not waiting for it); returns its pid."""
         libs = ensure_jars(self.settings, say)
         for port in (self.settings.kafka_port, self.settings.kafka_controller_port):
-            if not wait_port_free("127.0.0.1", port):
+            if not processes.wait_port_free("127.0.0.1", port):
+                holder = processes.listeners(port) or "?"
                 raise StackError(
-                    f"port {port} is in use by another program ({listeners(port) or '?'}); "
+                    f"port {port} is in use by another program ({holder}); "
                     "stop it or set SWITCHYARD_KAFKA_PORT / SWITCHYARD_KAFKA_CONTROLLER_PORT"
                 )
         props = self._configure()
@@ -229,7 +229,7 @@ class KafkaBroker:
     def wait_ready(self, pid: int, timeout: float = 90.0) -> None:
         """Block until a metadata request succeeds; raise with the log's tail if it dies."""
         deadline = time.monotonic() + timeout
-        while not port_open("127.0.0.1", self.settings.kafka_port):
+        while not processes.port_open("127.0.0.1", self.settings.kafka_port):
             self._check(pid, deadline)
             time.sleep(0.1)
         while not asyncio.run(metadata_ok(self.address)):
@@ -257,33 +257,3 @@ async def metadata_ok(bootstrap: str) -> bool:
     finally:
         await admin.close()
     return True
-
-
-def wait_port_free(host: str, port: int, within: float = 5.0) -> bool:
-    """True once nothing listens on ``port``; a server killed a moment ago may still
-    hold it while the kernel tears its sockets down."""
-    deadline = time.monotonic() + within
-    while port_open(host, port):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def listeners(port: int) -> str:
-    """Who listens on ``port``, for an error message (empty if ``ss`` can't tell)."""
-    try:
-        result = subprocess.run(
-            ["ss", "-Htlnp", f"sport = :{port}"], capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return result.stdout.strip()
-
-
-def port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False

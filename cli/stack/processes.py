@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
+import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -121,3 +123,33 @@ def tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return f"(no log at {path})"
+
+
+def wait_port_free(host: str, port: int, within: float = 5.0) -> bool:
+    """True once nothing listens on ``port``; a server killed a moment ago may still
+    hold it while the kernel tears its sockets down."""
+    deadline = time.monotonic() + within
+    while port_open(host, port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def listeners(port: int) -> str:
+    """Who listens on ``port``, for an error message (empty if ``ss`` can't tell)."""
+    try:
+        result = subprocess.run(
+            ["ss", "-Htlnp", f"sport = :{port}"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return result.stdout.strip()
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False

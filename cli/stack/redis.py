@@ -14,7 +14,7 @@ import redis
 
 from switchyard.cli.stack import processes
 from switchyard.cli.stack.errors import StackError, ToolMissing
-from switchyard.cli.stack.kafka import Say, listeners, wait_port_free
+from switchyard.cli.stack.kafka import Say
 from switchyard.schemas.settings import Settings
 
 _REDIS_FIX = "install it (apt-get install -y redis-server)"
@@ -44,9 +44,9 @@ class RedisServer:
         if binary is None:
             raise ToolMissing("redis-server", _REDIS_FIX)
         port = self.settings.redis_port
-        if not wait_port_free("127.0.0.1", port):
+        if not processes.wait_port_free("127.0.0.1", port):
             raise StackError(
-                f"port {port} is in use by another program ({listeners(port) or '?'}); "
+                f"port {port} is in use by another program ({processes.listeners(port) or '?'}); "
                 "stop it or set SWITCHYARD_REDIS_PORT"
             )
         self.home.mkdir(parents=True, exist_ok=True)
