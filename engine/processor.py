@@ -1,21 +1,27 @@
 """The inbox processor: decode, decide, apply atomically, publish, for a batch of events.
 
-Driver-independent: the faust agent in ``inbox.py`` hands it batches of records and
-commits their offsets only after :meth:`InboxProcessor.handle` returns. Effectively
-once: the stored run records the inbox offset it last applied, so a redelivered
-event is a no-op; a step's Kafka messages wait in an outbox written in the same
-atomic step and are re-published after a crash (deterministic ids let readers
-de-duplicate).
+Driver-independent: the drivers (``inbox_kafka.py``, ``inbox.py``) hand it batches of
+records and commit their offsets only after :meth:`InboxProcessor.handle` returns.
+Effectively once: the stored run records the inbox partition and offset it last
+applied, so a redelivered event is a no-op; a step's Kafka messages wait in an
+outbox written in the same atomic step and are re-published after a crash
+(deterministic ids let readers de-duplicate). A run's events are applied only from
+its own partition (the murmur2 partition of its id): a record anywhere else is
+moved there, never applied where it landed, so offsets are only compared within
+one partition.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from functools import partial
+from typing import TypeVar
 
 import orjson
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
@@ -24,8 +30,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from switchyard.engine.machine.decide import decide
-from switchyard.engine.machine.effects import Decision
-from switchyard.engine.store.plan import ApplyPlan, OutboxMessage, plan_decision
+from switchyard.engine.machine.state import RunState
+from switchyard.engine.store.plan import ApplyPlan, OutboxMessage, move_plan, plan_decision
 from switchyard.engine.store.runs import RunStore, StoredRun
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.engine.templates import Templates, TemplatesUnavailable
@@ -38,10 +44,12 @@ from switchyard.schemas import (
     decode_inbox,
 )
 from switchyard.topics.dead_letter import DeadLetter
+from switchyard.topics.partitioning import partition_of
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
 
 log = logging.getLogger("switchyard.engine")
+T = TypeVar("T")
 
 # Rejections that at-least-once delivery produces on its own (a trigger or a final
 # report delivered twice): recorded and logged, not dead-lettered, so the dead-letter
@@ -60,19 +68,45 @@ class InboxRecord:
     value: bytes | None
 
 
+class Outcome(StrEnum):
+    """What became of one inbox record. Nothing accepted is dropped in silence: a
+    record not applied is a proven redelivery, a benign duplicate (logged), a stray
+    moved to its run's partition, or a dead letter with its reason."""
+
+    APPLIED = "applied"
+    # Its partition's offset was already applied (the same record, redelivered).
+    REDELIVERED = "redelivered"
+    # A trigger or final report delivered twice: logged, the offset recorded.
+    DUPLICATE = "duplicate"
+    # It sat outside its run's partition (or under another key): re-published there.
+    MOVED = "moved"
+    DEAD_LETTERED = "dead_lettered"
+
+
 @dataclass
 class _Batch:
     """What one batch has decided so far: plans to apply, messages to send after."""
 
     runs: dict[str, StoredRun]
     plans: list[ApplyPlan]
-    direct: list[OutboxMessage]  # no run to hold them: dead letters of unknown runs, re-keys
+    direct: list[OutboxMessage]  # no run to hold them: dead letters of unknown runs
     recovered: list[tuple[str, str, list[OutboxMessage]]]
     latest: dict[str, int] = field(default_factory=dict)  # workflow → latest version
+    outcomes: list[Outcome | None] = field(default_factory=list)  # one per record
+    # One per plan: its record's index, and the outcome once the plan is applied.
+    owners: list[tuple[int, Outcome]] = field(default_factory=list)
+
+    def plan(self, index: int, plan: ApplyPlan, outcome: Outcome) -> None:
+        self.plans.append(plan)
+        self.owners.append((index, outcome))
 
 
 class InboxProcessor:
-    """Turns inbox records into state changes and published effects."""
+    """Turns inbox records into state changes and published effects.
+
+    ``inbox_partitions`` is the inbox's partition count: a run's events are applied
+    only from ``partition_of(run id, inbox_partitions)``.
+    """
 
     def __init__(
         self,
@@ -84,6 +118,7 @@ class InboxProcessor:
         templates: Templates,
         secrets: Mapping[str, str],
         clock: Callable[[], datetime],
+        inbox_partitions: int,
         max_output_bytes: int = 262_144,
         max_message_bytes: int = 1_048_576,
     ) -> None:
@@ -94,10 +129,16 @@ class InboxProcessor:
         self.templates = templates
         self.secrets = dict(secrets)
         self.clock = clock
+        self.inbox_partitions = inbox_partitions
         self.max_output_bytes = max_output_bytes
         # A dead letter keeps at most this much of the rejected value, so that the
         # letter of an event near the broker's limit still fits in one message.
         self.max_letter_value_bytes = max(1024, max_message_bytes // 4)
+        self.outcomes: Counter[Outcome] = Counter()
+
+    def home(self, run_id: str) -> int:
+        """The inbox partition every event of ``run_id`` is applied from."""
+        return partition_of(run_id, self.inbox_partitions)
 
     async def recover(self) -> int:
         """Publish every outbox a crash left behind; returns how many steps."""
@@ -109,71 +150,103 @@ class InboxProcessor:
         await self.store.clear_outbox((run, step) for run, step, _ in steps)
         return len(steps)
 
-    async def handle(self, records: Sequence[InboxRecord]) -> None:
-        """Process a batch in order. Raises only when Redis or Kafka fail (the caller
-        retries the whole batch: applied events are skipped by their offsets)."""
-        decoded: list[tuple[InboxRecord, InboxEvent]] = []
+    async def handle(self, records: Sequence[InboxRecord]) -> list[Outcome]:
+        """Process a batch in order; returns what became of each record. Raises only
+        when Redis or Kafka fail (the caller retries the whole batch: applied events
+        are skipped by their offsets)."""
+        decoded: list[tuple[int, InboxRecord, InboxEvent]] = []
         batch = _Batch(runs={}, plans=[], direct=[], recovered=[])
-        for record in records:
-            event = self._decode(record, batch)
+        batch.outcomes = [None] * len(records)
+        for index, record in enumerate(records):
+            event = self._route(index, record, batch)
             if event is not None:
-                decoded.append((record, event))
-        batch.runs = await self.store.load(event.run_id for _, event in decoded)
+                decoded.append((index, record, event))
+        batch.runs = await self.store.load(event.run_id for _, _, event in decoded)
         # Triggers without a version start the latest one: one round trip per batch.
         unpinned = [
             e.workflow_identifier
-            for _, e in decoded
+            for _, _, e in decoded
             if isinstance(e, RunTriggered) and e.workflow_version is None
         ]
         batch.latest = await self.workflows.latest_versions(unpinned)
         for run_id, stored in batch.runs.items():
             batch.recovered += [(run_id, step, msgs) for step, msgs in stored.outbox.items()]
-        for record, event in decoded:
-            await self._decide(record, event, batch)
+        for index, record, event in decoded:
+            await self._decide(index, record, event, batch)
         applied = await self.store.apply(batch.plans)
         messages = [m for _, _, msgs in batch.recovered for m in msgs] + batch.direct
-        for plan, ok in zip(batch.plans, applied, strict=True):
-            if ok:
-                messages += plan.outbox
-        await self.publish(messages)
         cleared = [(run, step) for run, step, _ in batch.recovered]
-        cleared += [
-            (p.run_id, p.step)
-            for p, ok in zip(batch.plans, applied, strict=True)
-            if ok and p.outbox
-        ]
+        for plan, (index, outcome), reply in zip(batch.plans, batch.owners, applied, strict=True):
+            if reply == 1:
+                messages += plan.outbox
+                cleared += [(plan.run_id, plan.step)] if plan.outbox else []
+                batch.outcomes[index] = outcome
+            elif reply == 0:
+                batch.outcomes[index] = Outcome.REDELIVERED
+            else:  # another engine applied this run from another partition meanwhile
+                record = records[index]
+                reason = f"{plan.guard or plan.run_id} was applied from another partition"
+                messages.append(self.dead_letter(record, "partition_mismatch", reason))
+                batch.outcomes[index] = Outcome.DEAD_LETTERED
+        await self.publish(messages)
         await self.store.clear_outbox(cleared)
+        outcomes = [outcome or Outcome.DEAD_LETTERED for outcome in batch.outcomes]
+        self.outcomes.update(outcomes)
+        return outcomes
 
-    def _decode(self, record: InboxRecord, batch: _Batch) -> InboxEvent | None:
+    def _route(self, index: int, record: InboxRecord, batch: _Batch) -> InboxEvent | None:
+        """The event of ``record`` when it is to be applied here, else None (its
+        outcome is then set: a dead letter, or a move to the run's partition)."""
         try:
             event = decode_inbox(record.value or b"")
         except DecodeError as error:
             batch.direct.append(self.dead_letter(record, "undecodable", error.reason))
+            batch.outcomes[index] = Outcome.DEAD_LETTERED
             return None
-        if record.key != event.run_id.encode():
-            # An event keyed by anything but its run id may sit in another run's
-            # partition: re-publish it under the right key, never apply it here.
-            batch.direct.append(OutboxMessage(record.topic, event.run_id, record.value or b""))
-            log.warning("re-keyed event for %s (key was %r)", event.run_id, record.key)
-            return None
-        return event
+        home = self.home(event.run_id)
+        if record.key == event.run_id.encode() and record.partition == home:
+            return event
+        # Keyed by anything but its run id, or placed by a partitioner other than
+        # murmur2 (librdkafka's default): applying it here would compare offsets of
+        # two partitions. Re-publish it to the run's partition, explicitly, once.
+        log.warning(
+            "moving inbox record %s/%s (key %r) of %s to partition %s",
+            record.partition, record.offset, record.key, event.run_id, home,
+        )  # fmt: skip
+        inbox = self.registry.inbox.name
+        message = OutboxMessage(inbox, event.run_id, record.value or b"", home)
+        move = move_plan(event.run_id, record.topic, record.partition, record.offset, message)
+        batch.plan(index, move, Outcome.MOVED)
+        return None
 
-    async def _decide(self, record: InboxRecord, event: InboxEvent, batch: _Batch) -> None:
+    async def _decide(
+        self, index: int, record: InboxRecord, event: InboxEvent, batch: _Batch
+    ) -> None:
         stored = batch.runs.get(event.run_id)
+        if stored is not None and stored.partition not in {None, record.partition}:
+            reason = (
+                f"run {event.run_id} was applied from inbox partition {stored.partition}, "
+                f"this event came from {record.partition}: offsets of two partitions can't "
+                "be compared (was the inbox's partition count changed?)"
+            )
+            batch.direct.append(self.dead_letter(record, "partition_mismatch", reason))
+            batch.outcomes[index] = Outcome.DEAD_LETTERED
+            return
         if stored is not None and stored.offset >= record.offset:
-            return  # redelivered: already applied
+            batch.outcomes[index] = Outcome.REDELIVERED  # proven: same partition, applied
+            return
         if stored is None and not isinstance(event, RunTriggered):
             reason = f"run {event.run_id} does not exist (a {event.type} needs a started run)"
-            self._reject(record, event, stored, batch, "unknown_run", reason)
+            self._reject(index, record, event, stored, batch, "unknown_run", reason)
             return
         too_large = self._oversized_output(event)
         if too_large is not None:
-            self._reject(record, event, stored, batch, "output_too_large", too_large)
+            self._reject(index, record, event, stored, batch, "output_too_large", too_large)
             return
         workflow = await self._workflow(event, stored, batch.latest)
         if workflow is None:
             reason = f"workflow of {event.run_id} not found"
-            self._reject(record, event, stored, batch, "unknown_workflow", reason)
+            self._reject(index, record, event, stored, batch, "unknown_workflow", reason)
             return
         state = stored.state if stored else None
         try:
@@ -185,22 +258,26 @@ class InboxProcessor:
             raise  # the template sandbox is restarting or stopping: retry the batch
         except Exception as error:  # a bug must not stop the engine: keep the event
             log.exception("decide failed for %s", event.run_id)
-            self._reject(record, event, stored, batch, "engine_error", repr(error))
+            self._reject(index, record, event, stored, batch, "engine_error", repr(error))
             return
         if decision.rejection is not None:
             rejection = decision.rejection
             if rejection.code in BENIGN_REJECTIONS and stored is not None:
                 log.info("ignored %s: %s", rejection.code, rejection.reason)
                 step = f"{stored.state.step}:{record.offset}"
-                batch.plans.append(ApplyPlan(event.run_id, record.offset, step))
-                batch.runs[event.run_id] = StoredRun(state=stored.state, offset=record.offset)
+                plan = ApplyPlan(event.run_id, record.offset, step, partition=record.partition)
+                batch.plan(index, plan, Outcome.DUPLICATE)
+                batch.runs[event.run_id] = _stored(stored.state, record)
                 return
-            self._reject(record, event, stored, batch, rejection.code, rejection.reason)
+            self._reject(index, record, event, stored, batch, rejection.code, rejection.reason)
             return
-        batch.plans.append(
-            plan_decision(state, decision, offset=record.offset, registry=self.registry)
-        )
-        self._remember(batch, event.run_id, decision, record.offset)
+        plan = plan_decision(
+            state, decision, offset=record.offset, registry=self.registry,
+            partition=record.partition,
+        )  # fmt: skip
+        batch.plan(index, plan, Outcome.APPLIED)
+        if decision.state is not None:
+            batch.runs[event.run_id] = _stored(decision.state, record)
 
     def _oversized_output(self, event: InboxEvent) -> str | None:
         """Why a NodeRunUpdated's output is refused for its size, or None."""
@@ -214,13 +291,9 @@ class InboxProcessor:
             f"{self.max_output_bytes} bytes are accepted (SWITCHYARD_NODE_OUTPUT_MAX_BYTES)"
         )
 
-    @staticmethod
-    def _remember(batch: _Batch, run_id: str, decision: Decision, offset: int) -> None:
-        if decision.state is not None:
-            batch.runs[run_id] = StoredRun(state=decision.state, offset=offset)
-
     def _reject(
         self,
+        index: int,
         record: InboxRecord,
         event: InboxEvent,
         stored: StoredRun | None,
@@ -231,12 +304,15 @@ class InboxProcessor:
         letter = self.dead_letter(record, code, reason)
         if stored is None:
             batch.direct.append(letter)
+            batch.outcomes[index] = Outcome.DEAD_LETTERED
             return
         # A rejection changes nothing but the offset; its dead letter rides the outbox.
         step = f"{stored.state.step}:{record.offset}"
-        plan = ApplyPlan(event.run_id, record.offset, step, outbox=[letter])
-        batch.plans.append(plan)
-        batch.runs[event.run_id] = StoredRun(state=stored.state, offset=record.offset)
+        plan = ApplyPlan(
+            event.run_id, record.offset, step, partition=record.partition, outbox=[letter]
+        )
+        batch.plan(index, plan, Outcome.DEAD_LETTERED)
+        batch.runs[event.run_id] = _stored(stored.state, record)
 
     async def _workflow(
         self, event: InboxEvent, stored: StoredRun | None, latest: dict[str, int]
@@ -271,8 +347,16 @@ class InboxProcessor:
         return OutboxMessage(self.registry.dead_letter.name, key, letter.encode())
 
     async def publish(self, messages: Sequence[OutboxMessage]) -> None:
-        futures = [await self.producer.send(m.topic, m.key, m.value) for m in messages]
+        futures = [
+            await self.producer.send(m.topic, m.key, m.value, partition=m.partition)
+            for m in messages
+        ]
         await self.producer.flush_sent(futures)
+
+
+def _stored(state: RunState, record: InboxRecord) -> StoredRun:
+    """The run as the batch left it: later events of the batch compare against this."""
+    return StoredRun(state=state, offset=record.offset, partition=record.partition)
 
 
 def is_infrastructure(error: BaseException) -> bool:
@@ -288,12 +372,12 @@ def is_infrastructure(error: BaseException) -> bool:
 
 
 async def retry(
-    action: Callable[[], Awaitable[None]],
+    action: Callable[[], Awaitable[T]],
     *,
     what: str,
     only_infrastructure: bool = False,
     max_delay: float = 5.0,
-) -> None:
+) -> T:
     """Run ``action``, retrying with capped exponential backoff.
 
     With ``only_infrastructure``, only Redis, Kafka or sandbox outages are retried and
@@ -303,8 +387,7 @@ async def retry(
     delay = 0.1
     while True:
         try:
-            await action()
-            return
+            return await action()
         except Exception as error:
             if only_infrastructure and not is_infrastructure(error):
                 raise
@@ -313,7 +396,7 @@ async def retry(
             delay = min(delay * 2, max_delay)
 
 
-async def handle_batch(processor: InboxProcessor, records: Sequence[InboxRecord]) -> None:
+async def handle_batch(processor: InboxProcessor, records: Sequence[InboxRecord]) -> list[Outcome]:
     """What a driver calls: never raises, never stalls on one bad event.
 
     Redis or Kafka failures are retried until they pass. Any other failure is a
@@ -322,17 +405,20 @@ async def handle_batch(processor: InboxProcessor, records: Sequence[InboxRecord]
     with the error, so the partition moves on.
     """
     try:
-        await retry(
+        return await retry(
             partial(processor.handle, records), what="inbox batch", only_infrastructure=True
         )
-        return
     except Exception as error:
         log.exception("inbox batch failed (%r); handling its records one by one", error)
+    outcomes: list[Outcome] = []
     for record in records:
         try:
-            await retry(partial(processor.handle, [record]), what="inbox record",
-                        only_infrastructure=True)  # fmt: skip
+            outcomes += await retry(partial(processor.handle, [record]), what="inbox record",
+                                    only_infrastructure=True)  # fmt: skip
         except Exception as error:
             log.exception("record %s/%s failed", record.partition, record.offset)
             letter = processor.dead_letter(record, "engine_error", repr(error))
             await retry(partial(processor.publish, [letter]), what="dead letter")
+            processor.outcomes[Outcome.DEAD_LETTERED] += 1
+            outcomes.append(Outcome.DEAD_LETTERED)
+    return outcomes

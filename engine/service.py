@@ -7,6 +7,7 @@ sandboxed jq engine; their lifecycle is the caller's).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -21,6 +22,8 @@ from switchyard.engine.templates import Templates
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
+
+log = logging.getLogger("switchyard.engine")
 
 
 def utc_now() -> datetime:
@@ -48,6 +51,7 @@ class EngineService:
             templates=templates,
             secrets=settings.secrets,
             clock=clock,
+            inbox_partitions=settings.inbox_partitions,
             max_output_bytes=settings.node_output_max_bytes,
             max_message_bytes=settings.kafka_max_message_bytes,
         )
@@ -59,6 +63,16 @@ class EngineService:
 
     async def start(self) -> None:
         await self.producer.start()
+        inbox = self.processor.registry.inbox.name
+        actual = await self.producer.partition_count(inbox)
+        if actual != self.processor.inbox_partitions:
+            # Producers route by the topic's real count (as Kafka's clients do); so
+            # must the engine, or it would move every event back and forth.
+            log.warning(
+                "%s has %d partitions but SWITCHYARD_INBOX_PARTITIONS is %d; using %d",
+                inbox, actual, self.processor.inbox_partitions, actual,
+            )  # fmt: skip
+            self.processor.inbox_partitions = actual
         await self.inbox.start()
 
     async def stop(self) -> None:

@@ -1,4 +1,5 @@
-"""The one Kafka producer of a process: idempotent, acks from all replicas."""
+"""The one Kafka producer of a process: idempotent, acks from all replicas, and the
+partition of every message chosen by us from its key (``topics/partitioning.py``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaProducer
 
 from switchyard.schemas.settings import Settings
+from switchyard.topics.partitioning import partition_of
 
 
 class EventProducer:
@@ -25,6 +27,9 @@ class EventProducer:
             max_request_size=settings.kafka_max_message_bytes,
         )
         self._state = "new"
+        # Partition counts never change (the registry fixes them at creation), so one
+        # metadata look-up per topic is enough.
+        self._partitions: dict[str, int] = {}
 
     async def start(self) -> None:
         if self._state != "new":
@@ -44,10 +49,28 @@ class EventProducer:
     async def __aexit__(self, *_: object) -> None:
         await self.stop()
 
-    async def send(self, topic: str, key: str | bytes, value: bytes) -> asyncio.Future[object]:
-        """Queue one message; the returned future resolves when the broker has it."""
+    async def partition_count(self, topic: str) -> int:
+        """How many partitions ``topic`` has, from the broker's metadata (cached)."""
+        count = self._partitions.get(topic)
+        if count is None:
+            found = await self._producer.partitions_for(topic)
+            count = self._partitions[topic] = len(found)
+        return count
+
+    async def send(
+        self, topic: str, key: str | bytes, value: bytes, *, partition: int | None = None
+    ) -> asyncio.Future[object]:
+        """Queue one message; the returned future resolves when the broker has it.
+
+        The partition is the key's murmur2 partition (Kafka's Java default) unless
+        given: set explicitly, so no client library's partitioner can move a run.
+        """
         raw_key = key.encode() if isinstance(key, str) else key
-        future: asyncio.Future[object] = await self._producer.send(topic, value, key=raw_key)
+        if partition is None:
+            partition = partition_of(raw_key, await self.partition_count(topic))
+        future: asyncio.Future[object] = await self._producer.send(
+            topic, value, key=raw_key, partition=partition
+        )
         return future
 
     async def send_and_wait(self, topic: str, key: str | bytes, value: bytes) -> None:

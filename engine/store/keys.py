@@ -9,7 +9,8 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 | ``sy:wf:{<workflow>}`` | hash: ``version`` (latest), ``deleted``, ``createdAt``, ``updatedAt`` | bridge | forever |
 | ``sy:wf:{<workflow>}:v:<n>`` | string: the definition JSON of version n (immutable) | bridge | forever |
 | ``sy:wfs`` | sorted set: workflow ids by creation time | bridge | forever |
-| ``sy:run:{<run>}`` | hash: ``state`` (RunState JSON), ``offset`` (last applied inbox offset) | engine | forever (P2: retention) |
+| ``sy:run:{<run>}`` | hash: ``state`` (RunState JSON), ``offset`` (last applied inbox offset), ``partition`` (the inbox partition that offset is of) | engine | forever (P2: retention) |
+| ``sy:inbox:strays:<topic>:<partition>`` | hash: ``offset`` (last stray record of that inbox partition moved to its run's partition), ``partition`` | engine | forever (one per inbox partition) |
 | ``sy:run:{<run>}:outbox`` | hash: step → Kafka messages still to publish for that step | engine | until published |
 | ``sy:run:{<run>}:logs`` | list: the run's log lines, each JSON with its node run id (``n``), appended, never rewritten | engine | as the run |
 | ``sy:outbox:pending`` | set: run ids whose outbox is not empty (crash recovery) | engine | while not empty |
@@ -45,6 +46,11 @@ def workflow_version(identifier: str, version: int) -> str:
 
 def run(run_id: str) -> str:
     return f"{PREFIX}run:{{{run_id}}}"
+
+
+def strays(topic: str, partition: int) -> str:
+    """The guard of moves out of one inbox partition: a stray is moved once."""
+    return f"{PREFIX}inbox:strays:{topic}:{partition}"
 
 
 def outbox(run_id: str) -> str:

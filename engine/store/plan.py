@@ -31,29 +31,46 @@ from switchyard.topics.registry import TopicRegistry
 
 @dataclass(frozen=True)
 class OutboxMessage:
-    """A Kafka message a step still has to publish."""
+    """A Kafka message a step still has to publish.
+
+    ``partition`` None: the key's murmur2 partition, which the producer sets itself.
+    """
 
     topic: str
     key: str
     value: bytes
+    partition: int | None = None
 
-    def to_json(self) -> dict[str, str]:
-        return {"topic": self.topic, "key": self.key, "value": self.value.decode()}
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"topic": self.topic, "key": self.key, "value": self.value.decode()}
+        if self.partition is not None:
+            data["partition"] = self.partition
+        return data
 
     @classmethod
-    def from_json(cls, data: dict[str, str]) -> OutboxMessage:
-        return cls(topic=data["topic"], key=data["key"], value=data["value"].encode())
+    def from_json(cls, data: dict[str, Any]) -> OutboxMessage:
+        return cls(
+            topic=data["topic"], key=data["key"], value=data["value"].encode(),
+            partition=data.get("partition"),
+        )  # fmt: skip
 
 
 @dataclass
 class ApplyPlan:
-    """Everything one inbox event changes, applied by ``apply.lua`` all or nothing."""
+    """Everything one inbox event changes, applied by ``apply.lua`` all or nothing.
+
+    ``partition`` and ``offset`` say where the event sat in the inbox; the script
+    applies the plan only past the offset last applied from that partition, held in
+    ``guard`` (the run's hash, or for a stray being moved, its partition's hash).
+    """
 
     run_id: str
     offset: int
     step: str
+    partition: int = 0
     commands: list[list[str]] = field(default_factory=list)
     outbox: list[OutboxMessage] = field(default_factory=list)
+    guard: str | None = None
 
     def script_argument(self) -> bytes:
         commands = list(self.commands)
@@ -61,9 +78,24 @@ class ApplyPlan:
             payload = orjson.dumps([m.to_json() for m in self.outbox]).decode()
             commands.append(["HSET", keys.outbox(self.run_id), self.step, payload])
             commands.append(["SADD", keys.OUTBOX_PENDING, self.run_id])
-        return orjson.dumps(
-            {"run": keys.run(self.run_id), "offset": str(self.offset), "commands": commands}
-        )
+        return orjson.dumps({
+            "run": self.guard or keys.run(self.run_id), "offset": str(self.offset),
+            "partition": str(self.partition), "commands": commands,
+        })  # fmt: skip
+
+
+def move_plan(
+    run_id: str, topic: str, partition: int, offset: int, message: OutboxMessage
+) -> ApplyPlan:
+    """Re-publish a stray inbox record (``partition``/``offset``) to its run's partition.
+
+    Guarded by the stray partition's own offset, so a redelivered stray is not moved
+    twice; the message rides the run's outbox, so a crash can't lose it.
+    """
+    return ApplyPlan(
+        run_id=run_id, offset=offset, step=f"move:{partition}:{offset}", partition=partition,
+        outbox=[message], guard=keys.strays(topic, partition),
+    )  # fmt: skip
 
 
 def _ms(value: datetime) -> str:
@@ -118,6 +150,7 @@ def plan_decision(
     *,
     offset: int,
     registry: TopicRegistry,
+    partition: int = 0,
     dead_letter: OutboxMessage | None = None,
 ) -> ApplyPlan:
     """The plan of an accepted decision, or of a rejection of an event for a known run.
@@ -129,7 +162,7 @@ def plan_decision(
     if new is None:
         raise ValueError("a plan needs a run: reject events of unknown runs without one")
     step = f"{new.step}:{offset}"
-    plan = ApplyPlan(run_id=new.run_id, offset=offset, step=step)
+    plan = ApplyPlan(run_id=new.run_id, offset=offset, step=step, partition=partition)
     if dead_letter is not None:
         plan.outbox.append(dead_letter)
     if not decision.accepted or decision.state is None:

@@ -26,11 +26,13 @@ def _lua(name: str) -> str:
 
 @dataclass
 class StoredRun:
-    """A run as read from Redis: state, last applied inbox offset, unpublished outbox."""
+    """A run as read from Redis: state, last applied inbox offset and the partition it
+    is of (None for runs stored before partitions were recorded), unpublished outbox."""
 
     state: RunState
     offset: int
     outbox: dict[str, list[OutboxMessage]] = field(default_factory=dict)
+    partition: int | None = None
 
 
 class RunStore:
@@ -48,17 +50,20 @@ class RunStore:
             return {}
         async with self.client.pipeline(transaction=False) as pipe:
             for run_id in ids:
-                pipe.hmget(keys.run(run_id), ["state", "offset"])
+                pipe.hmget(keys.run(run_id), ["state", "offset", "partition"])
                 pipe.hgetall(keys.outbox(run_id))
             replies = await pipe.execute()
         found: dict[str, StoredRun] = {}
-        for run_id, (state, offset), outbox in zip(ids, replies[::2], replies[1::2], strict=True):
+        for run_id, (state, offset, partition), outbox in zip(
+            ids, replies[::2], replies[1::2], strict=True
+        ):
             if state is None:
                 continue
             found[run_id] = StoredRun(
                 state=load_state(state),
                 offset=int(offset) if offset is not None else -1,
                 outbox={_text(step): _messages(raw) for step, raw in outbox.items()},
+                partition=int(partition) if partition is not None else None,
             )
         return found
 
@@ -82,8 +87,10 @@ class RunStore:
                 lines.append(NodeRunLog.model_validate(line))
         return found
 
-    async def apply(self, plans: Sequence[ApplyPlan]) -> list[bool]:
-        """Run each plan's atomic step, in order; False where the offset was already applied.
+    async def apply(self, plans: Sequence[ApplyPlan]) -> list[int]:
+        """Run each plan's atomic step, in order. Per plan: 1 applied, 0 its offset was
+        already applied from its partition (a redelivery), -1 refused because its guard
+        records another partition (see ``apply.lua``).
 
         One script call for the whole batch (a call per plan cost more in round-trip
         bookkeeping than the plans themselves); each plan still checks its own offset.
@@ -91,7 +98,7 @@ class RunStore:
         if not plans:
             return []
         replies = await self._apply(args=[plan.script_argument() for plan in plans])
-        return [bool(reply) for reply in replies]
+        return [int(reply) for reply in replies]
 
     async def clear_outbox(self, steps: Iterable[tuple[str, str]]) -> None:
         """Forget published outbox steps, given as ``(run_id, step)``, in one script call."""

@@ -15,13 +15,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from switchyard.engine import processor as processor_module
-from switchyard.engine.processor import InboxProcessor, InboxRecord, handle_batch
+from switchyard.engine.processor import InboxProcessor, InboxRecord, Outcome, handle_batch
 from switchyard.engine.store import keys
 from switchyard.engine.store import plan as plan_module
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.schemas import NodeRunUpdated, RunTriggered, encode, node_run_id
 from switchyard.schemas.settings import Settings
+from switchyard.topics.partitioning import partition_of
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
 from tests.integration.engine_support import Driver, new_run_id, read_all
@@ -32,7 +33,9 @@ pytestmark = pytest.mark.integration
 class BrokenProducer(EventProducer):
     """A producer whose broker "goes away" after the Redis step: nothing is sent."""
 
-    async def send(self, topic: str, key: str | bytes, value: bytes) -> asyncio.Future[object]:
+    async def send(
+        self, topic: str, key: str | bytes, value: bytes, *, partition: int | None = None
+    ) -> asyncio.Future[object]:
         raise ConnectionError("broker unreachable (simulated crash before publish)")
 
 
@@ -43,6 +46,7 @@ def _processor(
         store=RunStore(redis), workflows=WorkflowStore(redis), producer=producer,
         registry=TopicRegistry.from_settings(settings), templates=templates,
         secrets={}, clock=lambda: datetime.now(UTC),
+        inbox_partitions=settings.inbox_partitions,
     )  # fmt: skip
 
 
@@ -67,8 +71,10 @@ async def broken(topics: Settings) -> AsyncIterator[EventProducer]:
 
 
 def _record(settings: Settings, offset: int, run_id: str, value: bytes) -> InboxRecord:
+    """A record where a run's events belong: its key, its murmur2 partition."""
     inbox = TopicRegistry.from_settings(settings).inbox.name
-    return InboxRecord(inbox, 0, offset, run_id.encode(), value)
+    home = partition_of(run_id, settings.inbox_partitions)
+    return InboxRecord(inbox, home, offset, run_id.encode(), value)
 
 
 def _trigger(run_id: str, workflow: str) -> bytes:
@@ -151,11 +157,13 @@ async def test_an_event_keyed_by_something_else_is_rekeyed_not_applied(
 ) -> None:
     run_id = new_run_id()
     inbox = TopicRegistry.from_settings(topics).inbox.name
-    stray = InboxRecord(inbox, 3, 55, b"not-the-run-id", _trigger(run_id, workflow))
-    await _processor(topics, redis, producer, templates).handle([stray])
+    home = partition_of(run_id, topics.inbox_partitions)
+    stray = InboxRecord(inbox, home, 55, b"not-the-run-id", _trigger(run_id, workflow))
+    assert await _processor(topics, redis, producer, templates).handle([stray]) == [Outcome.MOVED]
     assert await RunStore(redis).get(run_id) is None
     republished = [r for r in await read_all(topics, inbox) if r.key == run_id.encode()]
     assert [orjson.loads(r.value)["runId"] for r in republished] == [run_id]
+    assert [r.partition for r in republished] == [home]
 
 
 async def test_a_report_delivered_twice_is_ignored_without_a_dead_letter(
