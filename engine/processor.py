@@ -209,8 +209,12 @@ class InboxProcessor:
         # Keyed by anything but its run id, or placed by a partitioner other than
         # murmur2 (librdkafka's default): applying it here would compare offsets of
         # two partitions. Re-publish it to the run's partition, explicitly, once.
-        log.warning(
-            "moving inbox record %s/%s (key %r) of %s to partition %s",
+        # A librdkafka producer strays on most events: warn once, then log quietly.
+        level = logging.DEBUG if self.outcomes[Outcome.MOVED] else logging.WARNING
+        log.log(
+            level,
+            "moving inbox record %s/%s (key %r) of %s to partition %s; a producer sets the "
+            "murmur2 partition of the run id to save this hop (docs/kafka.md)",
             record.partition, record.offset, record.key, event.run_id, home,
         )  # fmt: skip
         inbox = self.registry.inbox.name

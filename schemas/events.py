@@ -13,12 +13,45 @@ from pydantic import Field, model_validator
 
 from switchyard.schemas.base import FrozenWireModel
 from switchyard.schemas.ids import Identifier, NodeRunId, RunId
-from switchyard.schemas.run import LogLevel, NodeRunResult, NodeRunStatus, RunResult, RunStatus
+from switchyard.schemas.run import (
+    LogLevel,
+    NodeRunResult,
+    NodeRunStatus,
+    RerunOf,
+    RunResult,
+    RunStatus,
+)
 from switchyard.schemas.timestamps import Timestamp
 
 
+class ReusedNodeRun(FrozenWireModel):
+    """A node run of the old run that a partial re-run keeps as it was.
+
+    ``stored`` is its ``variables.outputs`` entry (absent when it had none);
+    ``leads_to`` the nodes its taken connections led to, so the new run's walk
+    follows the same path out of it.
+    """
+
+    node_identifier: Identifier
+    node_run_id: NodeRunId
+    result: NodeRunResult
+    output: Any = None
+    has_stored: bool = False
+    stored: Any = None
+    leads_to: list[Identifier] = Field(default_factory=list)
+    links: list[str] = Field(default_factory=list)
+    external_run_id: str | None = None
+    attempt: int = Field(default=1, ge=1)
+    created_at: Timestamp
+    completed_at: Timestamp
+
+
 class RunTriggered(FrozenWireModel):
-    """Start run ``run_id`` of a workflow (from the bridge, or produced directly)."""
+    """Start run ``run_id`` of a workflow (from the bridge, or produced directly).
+
+    ``rerun_of`` and ``reuse`` are set by the engine for a re-run: the old run's
+    partition owner publishes them from the old run's state.
+    """
 
     type: Literal["RunTriggered"] = "RunTriggered"
     run_id: RunId
@@ -31,6 +64,8 @@ class RunTriggered(FrozenWireModel):
     created_by: str = Field(min_length=1)
     triggered_at: Timestamp
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    rerun_of: RerunOf | None = None
+    reuse: list[ReusedNodeRun] = Field(default_factory=list)
 
 
 class LogEntry(FrozenWireModel):
@@ -69,23 +104,56 @@ class NodeRunUpdated(FrozenWireModel):
 
 
 class RunCommand(FrozenWireModel):
-    """An operator's command for a run: ``cancel`` (graceful, or ``force``)."""
+    """An operator's command for a run.
+
+    ``cancel``: graceful, or ``force``. ``rerun``: start a new run ``new_run_id`` (None:
+    derived from this run and the command, so a redelivered command starts no second
+    run) with ``inputs`` (None: the old run's), from ``from_node`` (partial re-run: the
+    node runs not downstream of it are reused), on the old run's version (``pinned``)
+    or the newest; while the old run is in progress only with ``force`` (cancels it).
+    """
 
     type: Literal["RunCommand"] = "RunCommand"
     run_id: RunId
-    command: Literal["cancel"]
+    command: Literal["cancel", "rerun"]
     force: bool = False
     by: str = Field(min_length=1)
+    new_run_id: RunId | None = None
+    inputs: dict[str, Any] | None = None
+    from_node: Identifier | None = None
+    version: Literal["pinned", "latest"] = "pinned"
+
+    @model_validator(mode="after")
+    def _rerun_fields(self) -> RunCommand:
+        if self.command == "cancel" and (
+            self.new_run_id or self.inputs is not None or self.from_node or self.version != "pinned"
+        ):
+            raise ValueError("newRunId, inputs, fromNode and version are for command: rerun")
+        return self
+
+
+TimerPurpose = Literal["node_timeout", "run_timeout", "retry"]
 
 
 class TimerFired(FrozenWireModel):
-    """A timer the engine set has come due (sent by the timer service)."""
+    """A timer the engine set has come due (sent by the timer service).
+
+    ``timer_id`` is deterministic (:func:`timer_id`): a timer fired twice, or after
+    what it was for is over, is recognised and changes nothing.
+    """
 
     type: Literal["TimerFired"] = "TimerFired"
     run_id: RunId
     timer_id: str = Field(min_length=1)
     node_run_id: NodeRunId | None = None
+    purpose: TimerPurpose | None = None
+    due_at: Timestamp | None = None
     fired_at: Timestamp
+
+
+def timer_id(run_id: str, node_run_id: str | None, purpose: TimerPurpose) -> str:
+    """The one id of a run's (or a node run's) timer of ``purpose``."""
+    return f"{node_run_id or run_id}:{purpose}"
 
 
 InboxEvent = Annotated[

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from switchyard.schemas.base import WireModel
 from switchyard.schemas.ids import Identifier, NodeRunId, RunId
@@ -19,6 +19,10 @@ RunResult = Literal["SUCCESS", "FAILED", "CANCELLED"]
 NodeRunStatus = Literal["IN_PROGRESS", "COMPLETED"]
 NodeRunResult = Literal["SUCCESS", "FAILED", "CANCELLED"]
 LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR"]
+# What an IN_PROGRESS run waits on: a worker's report (KAFKA, async webhook), a
+# claim (INTEGRATION_ACTION), an HTTP call (synchronized webhook), an approval
+# (INPUT), or a timer (a retry's backoff).
+WaitKind = Literal["worker", "claim", "http", "approval", "timer"]
 
 
 class NodeRunLog(WireModel):
@@ -39,8 +43,30 @@ class WorkflowRef(WireModel):
     version: int
 
 
+class Wait(WireModel):
+    """One thing an IN_PROGRESS run waits on (SPEC §7): a run that waits on nothing
+    is stuck, which the engine never lets happen."""
+
+    node_run: NodeRunId
+    kind: WaitKind
+    deadline: Timestamp | None = None
+
+
+class RerunOf(WireModel):
+    """The run a re-run repeats; ``from_node`` set for a partial re-run (SPEC §7)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    identifier: RunId
+    from_node: Identifier | None = None
+
+
 class NodeRun(WireModel):
-    """One execution of one node inside a run."""
+    """One execution of one node inside a run.
+
+    ``attempt`` (1-based) is set on action node runs, ``retry_of`` on attempts after
+    the first, ``reused_from`` on node runs a partial re-run copied from the old run.
+    """
 
     identifier: NodeRunId
     node: NodeRef
@@ -56,6 +82,9 @@ class NodeRun(WireModel):
     created_at: Timestamp
     updated_at: Timestamp
     completed_at: Timestamp | None = None
+    attempt: int | None = None
+    retry_of: NodeRunId | None = None
+    reused_from: NodeRunId | None = None
 
 
 class RunVariables(WireModel):
@@ -77,3 +106,6 @@ class WorkflowRun(WireModel):
     updated_at: Timestamp
     completed_at: Timestamp | None = None
     created_by: str
+    rerun_of: RerunOf | None = None
+    # Empty once COMPLETED; while not, never empty (GET /v1/workflows/runs?stuck=true).
+    waiting_on: list[Wait] = Field(default_factory=list)

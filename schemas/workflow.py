@@ -20,6 +20,13 @@ from switchyard.schemas.user_inputs import UserInputs
 OnFailure = Literal["terminate", "continue"]
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
+# How long a node may wait on the outside world (a worker, a claim, a receiver's
+# PATCH): 30 days. A synchronized webhook's HTTP call stays bounded by an hour.
+MAX_WAIT_SECONDS = 30 * 24 * 3600
+MAX_HTTP_SECONDS = 3600
+WaitSeconds = Annotated[float, Field(gt=0, le=MAX_WAIT_SECONDS)]
+HttpStatus = Annotated[int, Field(ge=100, le=599)]
+
 TRIGGER_TYPES = frozenset({"SELF_SERVE_TRIGGER"})
 BRANCHING_TYPES = frozenset({"CONDITION"})
 SUPPORTED_TYPES = ("SELF_SERVE_TRIGGER", "CONDITION", "WEBHOOK", "KAFKA", "INTEGRATION_ACTION")
@@ -56,6 +63,38 @@ class SelfServeTriggerConfig(WireModel):
     user_inputs: UserInputs = Field(default_factory=UserInputs)
 
 
+class RetryPolicy(WireModel):
+    """Retries with exponential backoff of an action node (SPEC §7; not in Port).
+
+    Attempt n+1 starts ``interval(n)`` seconds after attempt n failed, while fewer
+    than ``max_attempts`` have run and the failure matches ``retry_on``: ``"timeout"``
+    (the node's deadline passed), ``"failure"`` (any other failure), or an HTTP status
+    (a webhook answered it). None: every failure is retried.
+    """
+
+    max_attempts: int = Field(default=1, ge=1, le=100)
+    initial_interval_seconds: float = Field(default=1.0, gt=0, le=MAX_WAIT_SECONDS)
+    backoff_coefficient: float = Field(default=2.0, ge=1, le=100)
+    maximum_interval_seconds: float = Field(default=300.0, gt=0, le=MAX_WAIT_SECONDS)
+    retry_on: list[Literal["timeout", "failure"] | HttpStatus] | None = Field(
+        default=None, min_length=1
+    )
+
+    def interval(self, attempt: int) -> float:
+        """Seconds between the failure of ``attempt`` (1-based) and the next one."""
+        grown = self.initial_interval_seconds * self.backoff_coefficient ** (attempt - 1)
+        return min(grown, self.maximum_interval_seconds)
+
+    def retries(self, attempt: int, cause: str, status: int | None) -> bool:
+        """Whether a failure of ``attempt`` (``cause`` "timeout" or "failure", with the
+        HTTP status a webhook got, if any) is followed by another attempt."""
+        if attempt >= self.max_attempts:
+            return False
+        if self.retry_on is None:
+            return True
+        return cause in self.retry_on or (status is not None and status in self.retry_on)
+
+
 class Outlet(WireModel):
     """One branch of a CONDITION: taken when ``expression`` (bare jq) yields ``true``."""
 
@@ -87,8 +126,11 @@ class WebhookConfig(WireModel):
     synchronized: bool = True
     agent: bool = False
     on_timeout: Literal["fail", "continue"] = "fail"
-    # Not in Port: our per-node timeout (SPEC §7); the executor's default applies if unset.
-    timeout_seconds: float | None = Field(default=None, gt=0, le=3600)
+    # Not in Port (SPEC §7). Synchronized: the HTTP call's bound (the executor's default
+    # if unset, at most an hour). Not synchronized: the engine's deadline for the
+    # receiver's PATCH, from the POST.
+    timeout_seconds: WaitSeconds | None = None
+    retry: RetryPolicy | None = None
     on_failure: OnFailure = "terminate"
 
     @model_validator(mode="after")
@@ -97,6 +139,11 @@ class WebhookConfig(WireModel):
         # node that would wait forever.
         if self.agent:
             raise ValueError("agent: true is not supported by this server yet")
+        if self.synchronized and (self.timeout_seconds or 0) > MAX_HTTP_SECONDS:
+            raise ValueError(
+                f"timeoutSeconds: at most {MAX_HTTP_SECONDS} for a synchronized webhook (an "
+                f"HTTP call); got {self.timeout_seconds:g}"
+            )
         return self
 
 
@@ -105,6 +152,9 @@ class KafkaConfig(WireModel):
 
     type: Literal["KAFKA"]
     payload: dict[str, Any] | list[Any] = Field(default_factory=dict)
+    # Not in Port (SPEC §7): the engine's deadline for the consumer's report.
+    timeout_seconds: WaitSeconds | None = None
+    retry: RetryPolicy | None = None
     on_failure: OnFailure = "terminate"
 
 
@@ -117,6 +167,9 @@ class IntegrationActionConfig(WireModel):
     integration_invocation_type: str = Field(min_length=1)
     integration_action_execution_properties: dict[str, Any] = Field(default_factory=dict)
     defer_integration_installation: bool = False
+    # Not in Port (SPEC §7): the engine's deadline, from pending to completion.
+    timeout_seconds: WaitSeconds | None = None
+    retry: RetryPolicy | None = None
     on_failure: OnFailure = "terminate"
 
     @model_validator(mode="after")
@@ -179,6 +232,8 @@ class Workflow(WireModel):
     allow_anyone_to_view_runs: bool = True
     nodes: list[Node] = Field(min_length=1, max_length=100)
     connections: list[Connection] = Field(default_factory=list)
+    # Not in Port (SPEC §7): the run is cancelled (forced) and FAILED after this long.
+    timeout_seconds: WaitSeconds | None = None
     version: int | None = Field(default=None, ge=1)
     # Set by the server; accepted so that a definition read back by GET can be PUT.
     id: str | None = None

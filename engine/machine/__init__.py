@@ -9,16 +9,19 @@ from switchyard.engine.machine.decide import decide
 from switchyard.engine.machine.effects import (
     EFFECTS,
     AppendLogs,
+    CancelTimer,
     ClearPendingClaim,
     Decision,
     Effect,
     EmitRunEvent,
     MarkPendingClaim,
+    PublishInboxEvent,
     PublishNodeRunRequest,
     PublishWebhookRequest,
     Rejection,
     RejectionCode,
     RunFinished,
+    SetTimer,
 )
 from switchyard.engine.machine.projection import to_workflow_run
 from switchyard.engine.machine.state import (
@@ -28,25 +31,30 @@ from switchyard.engine.machine.state import (
     load_state,
     problems,
 )
+from switchyard.engine.machine.waits import waits
 
 __all__ = [
     "EFFECTS",
     "AppendLogs",
+    "CancelTimer",
     "ClearPendingClaim",
     "Decision",
     "Effect",
     "EmitRunEvent",
     "MarkPendingClaim",
     "NodeRunState",
+    "PublishInboxEvent",
     "PublishNodeRunRequest",
     "PublishWebhookRequest",
     "Rejection",
     "RejectionCode",
     "RunFinished",
     "RunState",
+    "SetTimer",
     "decide",
     "dump_state",
     "load_state",
     "problems",
     "to_workflow_run",
+    "waits",
 ]

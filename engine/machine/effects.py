@@ -18,6 +18,8 @@ from switchyard.schemas import (
     NodeRunRequest,
     RunEvent,
     RunResult,
+    RunTriggered,
+    TimerPurpose,
     WebhookRequest,
 )
 
@@ -91,6 +93,35 @@ class RunFinished(_Effect):
     completed_at: datetime
 
 
+class SetTimer(_Effect):
+    """Arm timer ``timer_id`` (:func:`switchyard.schemas.timer_id`): at ``due_at`` the
+    timer service sends ``TimerFired`` to the inbox, keyed by ``run_id``. Setting an
+    armed timer again moves its due time."""
+
+    kind: Literal["SetTimer"] = "SetTimer"
+    timer_id: str
+    run_id: str
+    node_run_id: str | None = None
+    purpose: TimerPurpose
+    due_at: datetime
+
+
+class CancelTimer(_Effect):
+    """Disarm ``timer_id``: what it was for is over. (A firing already on its way is
+    harmless: the machine ignores a timer that no longer matches the state.)"""
+
+    kind: Literal["CancelTimer"] = "CancelTimer"
+    timer_id: str
+    run_id: str
+
+
+class PublishInboxEvent(_Effect):
+    """Send an event to another run's inbox partition (a re-run's ``RunTriggered``)."""
+
+    kind: Literal["PublishInboxEvent"] = "PublishInboxEvent"
+    event: RunTriggered
+
+
 Effect = Annotated[
     PublishNodeRunRequest
     | PublishWebhookRequest
@@ -98,7 +129,10 @@ Effect = Annotated[
     | ClearPendingClaim
     | AppendLogs
     | EmitRunEvent
-    | RunFinished,
+    | RunFinished
+    | SetTimer
+    | CancelTimer
+    | PublishInboxEvent,
     Field(discriminator="kind"),
 ]
 EFFECTS: TypeAdapter[list[Effect]] = TypeAdapter(list[Effect])
@@ -118,6 +152,10 @@ RejectionCode = Literal[
     "run_completed",
     "run_cancelling",
     "unknown_timer",
+    "stale_timer",
+    "late_update",
+    "run_in_progress",
+    "invalid_rerun",
     "unknown_event",
 ]
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from switchyard.engine.machine.graph import Graph
 from switchyard.engine.machine.state import NodeRunState, RunState
+from switchyard.engine.machine.waits import waits
 from switchyard.schemas import (
     NodeRef,
     NodeRun,
@@ -35,6 +37,8 @@ def to_workflow_run(
         updated_at=state.updated_at,
         completed_at=state.completed_at,
         created_by=state.created_by,
+        rerun_of=state.rerun_of,
+        waiting_on=waits(state, Graph.of(workflow)),
     )
 
 
@@ -55,4 +59,7 @@ def _node_run(node_run: NodeRunState, logs: Sequence[NodeRunLog], workflow: Work
         created_at=node_run.created_at,
         updated_at=node_run.updated_at,
         completed_at=node_run.completed_at,
+        attempt=node_run.attempt,
+        retry_of=node_run.retry_of,
+        reused_from=node_run.reused_from,
     )

@@ -13,7 +13,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from switchyard.schemas import NodeRunId, NodeRunResult, NodeRunStatus, RunId, RunResult, RunStatus
+from switchyard.schemas import (
+    NodeRunId,
+    NodeRunResult,
+    NodeRunStatus,
+    RerunOf,
+    RunId,
+    RunResult,
+    RunStatus,
+)
 
 STATE_FORMAT = 1
 
@@ -35,10 +43,25 @@ class NodeRunState(BaseModel):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
+    # Action nodes: 1-based attempt, and the attempt this one retries.
+    attempt: int | None = None
+    retry_of: NodeRunId | None = None
+    # A partial re-run's copy: the old run's node run it was copied from.
+    reused_from: NodeRunId | None = None
+    # When the engine fails it (node timeout); its timer is armed until then.
+    deadline: datetime | None = None
+    # A FAILED attempt whose retry is pending: when the next attempt starts.
+    retry_at: datetime | None = None
+    # It ended by its deadline: a late report is benign, not a fault.
+    timed_out: bool = False
 
     @property
     def in_flight(self) -> bool:
         return self.status == "IN_PROGRESS"
+
+    @property
+    def retry_pending(self) -> bool:
+        return self.retry_at is not None
 
 
 class RunState(BaseModel):
@@ -72,17 +95,22 @@ class RunState(BaseModel):
     # Last RunEvent seq emitted, and events applied (part of effect ids).
     seq: int = 0
     step: int = 0
+    # The workflow's timeoutSeconds: when the run is cancelled (forced) and FAILED.
+    deadline: datetime | None = None
+    rerun_of: RerunOf | None = None
 
     def node_run(self, node_run_id: str) -> NodeRunState | None:
         return next((nr for nr in self.node_runs if nr.id == node_run_id), None)
 
     def node_run_of(self, node_identifier: str) -> NodeRunState | None:
-        return next((nr for nr in self.node_runs if nr.node == node_identifier), None)
+        """The node's latest node run (its last attempt), if it ran."""
+        return next((nr for nr in reversed(self.node_runs) if nr.node == node_identifier), None)
 
     @property
     def waiting_on(self) -> list[str]:
-        """Ids of the node runs the run is waiting on (IN_PROGRESS ones)."""
-        return [nr.id for nr in self.node_runs if nr.in_flight]
+        """Ids of the node runs the run is waiting on: IN_PROGRESS ones, and FAILED
+        attempts whose retry is pending."""
+        return [nr.id for nr in self.node_runs if nr.in_flight or nr.retry_pending]
 
     @property
     def is_completed(self) -> bool:

@@ -71,4 +71,5 @@ def _settled(step: Step, node: str) -> bool:
     if node in step.state.dead:
         return True
     node_run = step.state.node_run_of(node)
-    return node_run is not None and not node_run.in_flight
+    # A failed attempt whose retry is pending is not over: the node is still running.
+    return node_run is not None and not node_run.in_flight and not node_run.retry_pending

@@ -141,6 +141,7 @@ def test_workflow_run_has_the_seed_shape() -> None:
     assert set(data) == {
         "identifier", "status", "result", "nodeRuns", "variables", "workflow",
         "workflowVersionId", "createdAt", "updatedAt", "completedAt", "createdBy",
+        "rerunOf", "waitingOn",
     }  # fmt: skip
     assert data["result"] is None
     assert data["completedAt"] is None
@@ -148,6 +149,7 @@ def test_workflow_run_has_the_seed_shape() -> None:
     assert set(data["nodeRuns"][0]) == {
         "identifier", "node", "nodeTitle", "nodeIcon", "nodeConfigType", "status", "result",
         "output", "nodeRunLogs", "links", "externalRunId", "createdAt", "updatedAt",
+        "attempt", "retryOf", "reusedFrom",
         "completedAt",
     }  # fmt: skip
     assert data["nodeRuns"][0]["nodeRunLogs"] == [
@@ -167,9 +169,14 @@ def test_workflow_run_has_the_seed_shape() -> None:
             "runId: String should match pattern",
         ),
         (
-            b'{"type": "RunCommand", "runId": "wfr_AbCdEfGh12345678", "command": "rerun",'
+            b'{"type": "RunCommand", "runId": "wfr_AbCdEfGh12345678", "command": "restart",'
             b' "by": "b"}',
-            "command: Input should be 'cancel' (got 'rerun')",
+            "command: Input should be 'cancel' or 'rerun' (got 'restart')",
+        ),
+        (
+            b'{"type": "RunCommand", "runId": "wfr_AbCdEfGh12345678", "command": "cancel",'
+            b' "by": "b", "fromNode": "deploy"}',
+            "newRunId, inputs, fromNode and version are for command: rerun",
         ),
         (
             b'{"type": "RunCommand", "runId": "wfr_AbCdEfGh12345678", "command": "cancel",'

@@ -5,6 +5,13 @@ from __future__ import annotations
 import switchyard.schemas as schemas
 
 EXPECTED = {
+    "timer_id",
+    "WaitKind",
+    "Wait",
+    "TimerPurpose",
+    "ReusedNodeRun",
+    "RetryPolicy",
+    "RerunOf",
     "ActionConfig",
     "ConditionConfig",
     "Connection",
