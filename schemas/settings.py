@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         le=600,
         description="How long a process drains on SIGTERM before it exits regardless.",
     )
+    default_node_timeout_s: float | None = Field(
+        default=None, gt=0, le=30 * 24 * 3600,
+        description="Deadline of waiting action nodes (KAFKA, INTEGRATION_ACTION, async "
+        "WEBHOOK) that set no timeoutSeconds of their own; none by default.",
+    )  # fmt: skip
+    # -- timer service (switchyard timers) --
     engine_batch_max: int = Field(default=200, ge=1, le=10000)
     engine_batch_within_ms: int = Field(default=5, ge=0, le=10000)
 

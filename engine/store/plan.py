@@ -20,6 +20,7 @@ from switchyard.engine.machine.effects import (
     Decision,
     EmitRunEvent,
     MarkPendingClaim,
+    PublishInboxEvent,
     PublishNodeRunRequest,
     PublishWebhookRequest,
 )
@@ -200,4 +201,8 @@ def _plan_effect(plan: ApplyPlan, effect: object, registry: TopicRegistry) -> No
         )
     elif isinstance(effect, EmitRunEvent):
         plan.outbox.append(OutboxMessage(registry.run_events.name, run_id, encode(effect.event)))
+    elif isinstance(effect, PublishInboxEvent):
+        # Keyed by the other run: the producer puts it in that run's partition.
+        event = effect.event
+        plan.outbox.append(OutboxMessage(registry.inbox.name, event.run_id, encode(event)))
     # RunFinished needs nothing more here: the status and result indexes follow the state.
