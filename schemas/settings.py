@@ -75,9 +75,9 @@ class Settings(BaseSettings):
         description="Deadline of waiting action nodes (KAFKA, INTEGRATION_ACTION, async "
         "WEBHOOK) that set no timeoutSeconds of their own; none by default.",
     )  # fmt: skip
-    # -- timer service (switchyard timers) --
     engine_batch_max: int = Field(default=200, ge=1, le=10000)
     engine_batch_within_ms: int = Field(default=5, ge=0, le=10000)
+    # -- the timer service (switchyard timers) --
 
     # The local stack (`switchyard stack up`).
     home: Path = Field(
