@@ -54,7 +54,10 @@ T = TypeVar("T")
 # Rejections that at-least-once delivery produces on its own (a trigger or a final
 # report delivered twice): recorded and logged, not dead-lettered, so the dead-letter
 # topic holds only what needs a person's attention.
-BENIGN_REJECTIONS = frozenset({"duplicate_trigger", "duplicate_update"})
+# A report for a node run the engine timed out, and a timer fired twice or after what
+# it was for ended, are benign the same way.
+BENIGN_REJECTIONS = frozenset({"duplicate_trigger", "duplicate_update", "late_update",
+                               "stale_timer"})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class InboxProcessor:
         secrets: Mapping[str, str],
         clock: Callable[[], datetime],
         inbox_partitions: int,
+        default_node_timeout_s: float | None = None,
         max_output_bytes: int = 262_144,
         max_message_bytes: int = 1_048_576,
     ) -> None:
@@ -130,6 +134,7 @@ class InboxProcessor:
         self.secrets = dict(secrets)
         self.clock = clock
         self.inbox_partitions = inbox_partitions
+        self.default_node_timeout_s = default_node_timeout_s
         self.max_output_bytes = max_output_bytes
         # A dead letter keeps at most this much of the rejected value, so that the
         # letter of an event near the broker's limit still fits in one message.
@@ -257,6 +262,7 @@ class InboxProcessor:
             decision = decide(
                 state, event, workflow=workflow, now=self.clock(),
                 templates=self.templates, secrets=self.secrets,
+                default_timeout_s=self.default_node_timeout_s,
             )  # fmt: skip
         except TemplatesUnavailable:
             raise  # the template sandbox is restarting or stopping: retry the batch

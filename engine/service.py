@@ -52,6 +52,7 @@ class EngineService:
             secrets=settings.secrets,
             clock=clock,
             inbox_partitions=settings.inbox_partitions,
+            default_node_timeout_s=settings.default_node_timeout_s,
             max_output_bytes=settings.node_output_max_bytes,
             max_message_bytes=settings.kafka_max_message_bytes,
         )

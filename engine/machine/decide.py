@@ -7,13 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from switchyard.engine.machine.context import Masker
-from switchyard.engine.machine.effects import Decision
+from switchyard.engine.machine.effects import Decision, reject
 from switchyard.engine.machine.graph import Graph
 from switchyard.engine.machine.handlers import (
     on_node_run_updated,
     on_run_command,
     on_timer_fired,
-    reject,
 )
 from switchyard.engine.machine.state import RunState, clone_state
 from switchyard.engine.machine.step import Step
@@ -46,11 +45,13 @@ def decide(
     now: datetime,
     templates: Templates,
     secrets: Mapping[str, str],
+    default_timeout_s: float | None = None,
 ) -> Decision:
     """Apply ``event`` to a run's ``state`` (None: the run doesn't exist yet).
 
     ``workflow`` is the version the run is pinned to (for a trigger: the version to
-    start), ``now`` the processor's clock, ``secrets`` the server's secrets. Pure: no
+    start), ``now`` the processor's clock, ``secrets`` the server's secrets,
+    ``default_timeout_s`` the deadline of waiting nodes without their own. Pure: no
     I/O, clock or randomness inside, ``state`` is not modified, and bad input gives a
     Decision with a ``rejection`` (state unchanged, no effects) rather than an error.
     """
@@ -58,8 +59,9 @@ def decide(
     graph = Graph.of(workflow)
     if isinstance(event, RunTriggered):
         return on_run_triggered(
-            state, event, graph=graph, now=now, templates=templates, secrets=secrets
-        )
+            state, event, graph=graph, now=now, templates=templates, secrets=secrets,
+            default_timeout_s=default_timeout_s,
+        )  # fmt: skip
     handler = _HANDLERS.get(type(event))
     if handler is None:  # a caller that bypassed the types; refuse, don't crash
         return reject(state, "unknown_event", f"no handler for {type(event).__name__}")
@@ -69,5 +71,5 @@ def decide(
         return reject(state, "wrong_run", f"event for {event.run_id} given run {state.run_id}")
     copy = clone_state(state)
     copy.step += 1
-    step = Step(copy, graph, now, templates, secrets, Masker(secrets))
+    step = Step(copy, graph, now, templates, secrets, Masker(secrets), default_timeout_s)
     return handler(state, step, event)

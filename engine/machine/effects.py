@@ -182,3 +182,8 @@ class Decision:
     @property
     def accepted(self) -> bool:
         return self.rejection is None
+
+
+def reject(state: RunState | None, code: RejectionCode, reason: str) -> Decision:
+    """The decision that refuses an event: ``state`` unchanged, no effects."""
+    return Decision(state=state, rejection=Rejection(code, reason))

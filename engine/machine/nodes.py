@@ -14,6 +14,7 @@ fails fails the node with an ERROR log naming the expression.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -42,9 +43,10 @@ from switchyard.schemas import (
 _NOT_RENDERED = object()
 
 
-def start_node(step: Step, node: Node) -> None:
-    """Create ``node``'s node run and start it (a trigger is never started here)."""
-    node_run = step.new_node_run(node)
+def start_node(step: Step, node: Node, attempt: int = 1, retry_of: str | None = None) -> None:
+    """Create ``node``'s node run (attempt ``attempt``) and start it (a trigger is never
+    started here); a node that waits on the outside world gets its deadline."""
+    node_run = step.new_node_run(node, attempt, retry_of)
     config = node.config
     if isinstance(config, ConditionConfig):
         _run_condition(step, node_run, config)
@@ -56,6 +58,28 @@ def start_node(step: Step, node: Node) -> None:
         _start_integration(step, node_run, config)
     else:  # a second trigger can't be reached: parse_workflow forbids edges into triggers
         fail(step, node_run, f"{config.type} nodes can't run inside a run")
+    if node_run.in_flight:
+        _arm_deadline(step, node, node_run)
+
+
+def node_timeout(step: Step, node: Node) -> float | None:
+    """The engine's deadline for ``node``, in seconds: its ``timeoutSeconds``, else the
+    server's default, for the kinds that wait on the outside world. A synchronized
+    webhook's timeout bounds its HTTP call in the executor instead."""
+    config = node.config
+    if isinstance(config, WebhookConfig) and config.synchronized:
+        return None
+    if isinstance(config, WebhookConfig | KafkaConfig | IntegrationActionConfig):
+        return config.timeout_seconds or step.default_timeout_s
+    return None
+
+
+def _arm_deadline(step: Step, node: Node, node_run: NodeRunState) -> None:
+    seconds = node_timeout(step, node)
+    if seconds is None:
+        return
+    node_run.deadline = step.now + timedelta(seconds=seconds)
+    step.set_timer("node_timeout", node_run.deadline, node_run)
 
 
 def _render(step: Step, node_run: NodeRunState, value: Any, *, secrets: bool = True) -> Any:

@@ -11,13 +11,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import timedelta
+from typing import Any, Literal
 
 from switchyard.engine.machine.context import variables_context
 from switchyard.engine.machine.state import NodeRunState
 from switchyard.engine.machine.step import Step
 from switchyard.engine.templates import TemplateError, TemplatesUnavailable
-from switchyard.schemas import Node
+from switchyard.schemas import Node, RetryPolicy
+
+# Why an action node failed, as a retry policy's ``retryOn`` names it.
+FailureCause = Literal["failure", "timeout"]
 
 
 def describe(error: Exception) -> str:
@@ -68,9 +72,18 @@ def _render_links(step: Step, node: Node, node_run: NodeRunState, raw: Any) -> l
 
 
 def fail(
-    step: Step, node_run: NodeRunState, message: str, raw: Any = None, *, log: bool = True
+    step: Step,
+    node_run: NodeRunState,
+    message: str,
+    raw: Any = None,
+    *,
+    log: bool = True,
+    cause: FailureCause | None = None,
 ) -> None:
-    """End ``node_run`` FAILED, then continue or end the run as ``onFailure`` says."""
+    """End ``node_run`` FAILED; then its next attempt after the backoff when its
+    ``retry`` policy takes this ``cause`` (None: a failure of the engine's own, such as
+    a template, which would only fail again), else continue or end the run as
+    ``onFailure`` says."""
     node = step.graph.nodes[node_run.node]
     if log:
         step.log(node_run, "ERROR", message)
@@ -79,11 +92,40 @@ def fail(
     step.close_node_run(node_run, "FAILED", output)
     if step.state.status == "CANCELLING":
         return
+    if cause is not None and _schedule_retry(step, node, node_run, cause, raw):
+        return
     if on_failure(node) == "continue":
         step.state.taken.extend(step.graph.edges_out(node.identifier))
         return
     step.cancel_in_flight(f"cancelled: the run failed at node {node.identifier!r}")
     step.finish_run("FAILED")
+
+
+def _schedule_retry(
+    step: Step, node: Node, node_run: NodeRunState, cause: FailureCause, raw: Any
+) -> bool:
+    """Arm the retry timer of FAILED ``node_run`` when its policy takes the failure."""
+    policy = getattr(node.config, "retry", None)
+    attempt = node_run.attempt or 1
+    if not isinstance(policy, RetryPolicy) or not policy.retries(attempt, cause, _status(raw)):
+        return False
+    delay = policy.interval(attempt)
+    node_run.retry_at = step.now + timedelta(seconds=delay)
+    step.set_timer("retry", node_run.retry_at, node_run)
+    step.log(
+        node_run, "WARN",
+        f"attempt {attempt} of {policy.max_attempts} failed ({cause}); "
+        f"attempt {attempt + 1} in {delay:g} s",
+    )  # fmt: skip
+    step.emit("nodeRun.updated", node_run)
+    return True
+
+
+def _status(raw: Any) -> int | None:
+    """The HTTP status a webhook's failed call got (``output.response.status``)."""
+    response = raw.get("response") if isinstance(raw, dict) else None
+    status = response.get("status") if isinstance(response, dict) else None
+    return status if isinstance(status, int) and not isinstance(status, bool) else None
 
 
 def cancelled(step: Step, node_run: NodeRunState, raw: Any) -> None:

@@ -15,16 +15,19 @@ from typing import Any
 from switchyard.engine.machine.context import Masker
 from switchyard.engine.machine.effects import (
     AppendLogs,
+    CancelTimer,
     ClearPendingClaim,
     Decision,
     Effect,
     EmitRunEvent,
     RunFinished,
+    SetTimer,
 )
 from switchyard.engine.machine.graph import Graph
 from switchyard.engine.machine.state import NodeRunState, RunState
 from switchyard.engine.templates import Templates
 from switchyard.schemas import (
+    ActionConfig,
     LogLevel,
     Node,
     NodeRunLog,
@@ -32,7 +35,9 @@ from switchyard.schemas import (
     RunEvent,
     RunEventKind,
     RunResult,
+    TimerPurpose,
     node_run_id,
+    timer_id,
 )
 
 
@@ -44,6 +49,8 @@ class Step:
     templates: Templates
     secrets: Mapping[str, str]
     masker: Masker
+    # SWITCHYARD_DEFAULT_NODE_TIMEOUT_S: the deadline of waiting nodes without their own.
+    default_timeout_s: float | None = None
     effects: list[Effect] = field(default_factory=list)
     logs: dict[str, list[NodeRunLog]] = field(default_factory=dict)
 
@@ -102,16 +109,40 @@ class Step:
 
     # -- node runs ------------------------------------------------------------------
 
-    def new_node_run(self, node: Node) -> NodeRunState:
+    def new_node_run(
+        self, node: Node, attempt: int = 1, retry_of: str | None = None
+    ) -> NodeRunState:
+        """A node run of ``node``; action nodes carry their 1-based ``attempt``."""
         node_run = NodeRunState(
-            id=node_run_id(self.state.run_id, node.identifier, 1),
+            id=node_run_id(self.state.run_id, node.identifier, attempt),
             node=node.identifier,
             created_at=self.now,
             updated_at=self.now,
+            attempt=attempt if isinstance(node.config, ActionConfig) else None,
+            retry_of=retry_of,
         )
         self.state.node_runs.append(node_run)
         self.emit("nodeRun.created", node_run)
         return node_run
+
+    # -- timers ---------------------------------------------------------------------
+
+    def set_timer(
+        self, purpose: TimerPurpose, due_at: datetime, node_run: NodeRunState | None = None
+    ) -> None:
+        """Arm the run's (or ``node_run``'s) timer of ``purpose`` for ``due_at``."""
+        nr_id = node_run.id if node_run is not None else None
+        timer = timer_id(self.state.run_id, nr_id, purpose)
+        effect = SetTimer(
+            id=f"{timer}:set:{self.state.step}", timer_id=timer, run_id=self.state.run_id,
+            node_run_id=nr_id, purpose=purpose, due_at=due_at,
+        )  # fmt: skip
+        self.add(effect)
+
+    def cancel_timer(self, purpose: TimerPurpose, node_run: NodeRunState | None = None) -> None:
+        timer = timer_id(self.state.run_id, node_run.id if node_run else None, purpose)
+        run_id = self.state.run_id
+        self.add(CancelTimer(id=f"{timer}:cancel:{self.state.step}", timer_id=timer, run_id=run_id))
 
     def close_node_run(
         self, node_run: NodeRunState, result: NodeRunResult, output: Any = None
@@ -122,6 +153,9 @@ class Step:
         if output is not None:
             node_run.output = self.masker.value(output)
         node_run.updated_at = node_run.completed_at = self.now
+        if node_run.deadline is not None:  # it ended in time: disarm its deadline
+            node_run.deadline = None
+            self.cancel_timer("node_timeout", node_run)
         if node_run.installation_id is not None:
             self.add(
                 ClearPendingClaim(
@@ -133,12 +167,24 @@ class Step:
             )
         self.emit("nodeRun.completed", node_run)
 
-    def cancel_in_flight(self, reason: str, keep: NodeRunState | None = None) -> None:
-        """End every IN_PROGRESS node run (but ``keep``) as CANCELLED, logging why."""
+    def cancel_in_flight(
+        self, reason: str, keep: NodeRunState | None = None, level: LogLevel = "WARN"
+    ) -> None:
+        """End every IN_PROGRESS node run (but ``keep``) as CANCELLED, logging why, and
+        drop every pending retry."""
         for node_run in self.state.node_runs:
             if node_run.in_flight and node_run is not keep:
-                self.log(node_run, "WARN", reason)
+                self.log(node_run, level, reason)
                 self.close_node_run(node_run, "CANCELLED")
+            elif node_run.retry_pending:
+                self.drop_retry(node_run, reason)
+
+    def drop_retry(self, node_run: NodeRunState, reason: str) -> None:
+        """The next attempt of FAILED ``node_run`` will not start."""
+        node_run.retry_at = None
+        self.log(node_run, "WARN", f"retry dropped: {reason}")
+        self.cancel_timer("retry", node_run)
+        self.emit("nodeRun.updated", node_run)
 
     # -- the run --------------------------------------------------------------------
 
@@ -147,6 +193,9 @@ class Step:
         self.state.status = "COMPLETED"
         self.state.result = result
         self.state.completed_at = self.now
+        if self.state.deadline is not None:
+            self.state.deadline = None
+            self.cancel_timer("run_timeout")
         self.emit("run.completed")
         self.add(
             RunFinished(

@@ -1,14 +1,17 @@
-"""``RunTriggered``: create the run and its trigger node run, then walk the graph."""
+"""``RunTriggered``: create the run and its trigger node run, then walk the graph.
+
+A re-run's trigger also carries the old run's node runs to reuse: they are copied
+(``reusedFrom``) and the walk follows their path, so it restarts where they end.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from switchyard.engine.machine.context import Masker
-from switchyard.engine.machine.effects import Decision
+from switchyard.engine.machine.effects import Decision, reject
 from switchyard.engine.machine.graph import Graph
-from switchyard.engine.machine.handlers import reject
 from switchyard.engine.machine.outcome import complete
 from switchyard.engine.machine.state import RunState
 from switchyard.engine.machine.step import Step
@@ -17,6 +20,7 @@ from switchyard.engine.templates import Templates
 from switchyard.schemas import (
     InputsInvalid,
     Node,
+    ReusedNodeRun,
     RunTriggered,
     SelfServeTriggerConfig,
     Workflow,
@@ -46,6 +50,7 @@ def on_run_triggered(
     now: datetime,
     templates: Templates,
     secrets: Mapping[str, str],
+    default_timeout_s: float | None = None,
 ) -> Decision:
     if state is not None:
         return reject(state, "duplicate_trigger", f"run {event.run_id} already exists")
@@ -81,10 +86,38 @@ def on_run_triggered(
         created_at=now,
         updated_at=now,
         step=1,
+        rerun_of=event.rerun_of,
     )
-    step = Step(state, graph, now, templates, secrets, Masker(secrets))
+    step = Step(state, graph, now, templates, secrets, Masker(secrets), default_timeout_s)
     step.emit("run.created")
+    if workflow.timeout_seconds is not None:
+        state.deadline = now + timedelta(seconds=workflow.timeout_seconds)
+        step.set_timer("run_timeout", state.deadline)
+    reused = {item.node_identifier: item for item in event.reuse}
     node_run = step.new_node_run(trigger)
+    if trigger.identifier in reused:
+        node_run.reused_from = reused.pop(trigger.identifier).node_run_id
     complete(step, node_run, inputs, graph.edges_out(trigger.identifier))
+    for item in reused.values():
+        _reuse(step, item)
     advance(step)
     return step.decision()
+
+
+def _reuse(step: Step, item: ReusedNodeRun) -> None:
+    """Copy a node run of the old run (a partial re-run) and follow its path out."""
+    node = step.graph.nodes.get(item.node_identifier)
+    if node is None or node.is_trigger:  # not in this version (a re-run on the latest)
+        return
+    node_run = step.new_node_run(node)
+    node_run.reused_from = item.node_run_id
+    node_run.output = item.output
+    node_run.links = list(item.links)
+    node_run.external_run_id = item.external_run_id
+    if item.has_stored:
+        step.state.outputs[node.identifier] = item.stored
+    step.close_node_run(node_run, item.result)
+    leads_to = set(item.leads_to)
+    step.state.taken.extend(
+        e for e in step.graph.edges_out(node.identifier) if step.graph.target(e) in leads_to
+    )
