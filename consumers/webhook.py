@@ -6,6 +6,12 @@ a user's worker does. Synchronized nodes report ``{response: {status, data}}``
 (non-2xx or a timeout fail the node; ``onTimeout: continue`` completes it with
 ``{timeout: true}``). Nodes with ``synchronized: false`` get ``{payload, context}``
 POSTed and wait for the receiver's PATCH; only a failed delivery is reported (FAILED).
+
+A non-2xx answer is reported FAILED with ``{response: {status, data}, error: {message}}``:
+``response.status`` is what a retry policy's ``retryOn`` HTTP statuses are matched
+against. Every call carries ``Idempotency-Key: <node-run id>`` (unless the node's own
+headers set one), so a receiver can tell a repeated delivery from a new attempt,
+which is a node run of its own.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from switchyard.topics.registry import TopicRegistry
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 _MAX_LOGGED_BODY = 4096
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 def _body_of(response: httpx.Response) -> Any:
@@ -35,6 +42,15 @@ def _body_of(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return response.text
+
+
+def headers_for(request: WebhookRequest) -> dict[str, str]:
+    """The node's headers, plus ``Idempotency-Key: <node-run id>`` when they have none
+    (header names are case-insensitive: the node's own ``idempotency-key`` wins)."""
+    headers = dict(request.headers)
+    if not any(name.lower() == IDEMPOTENCY_HEADER.lower() for name in headers):
+        headers[IDEMPOTENCY_HEADER] = request.context.node_run_id
+    return headers
 
 
 def _clip(value: Any) -> str:
@@ -77,7 +93,7 @@ class WebhookExecutor:
     async def send(self, request: WebhookRequest, body: Any, seconds: float) -> httpx.Response:
         """The one outgoing HTTP call of a WEBHOOK node (guards on the URL go here)."""
         return await self.http.request(
-            request.method, request.url, headers=request.headers,
+            request.method, request.url, headers=headers_for(request),
             json=None if request.method == "GET" else body, timeout=seconds,
         )  # fmt: skip
 
@@ -99,10 +115,11 @@ class WebhookExecutor:
         data = _body_of(response)
         if request.verbose:
             log.info(f"response {response.status_code} {_clip(data)}")
-        output = {"response": {"status": response.status_code, "data": data}}
+        output: dict[str, Any] = {"response": {"status": response.status_code, "data": data}}
         if not response.is_success:
-            log.error(f"{request.url} answered {response.status_code}")
-            return Outcome.failed(output)
+            message = f"{request.url} answered {response.status_code}"
+            log.error(message)
+            return Outcome.failed({**output, "error": {"message": message}})
         if not request.synchronized:
             # Delivered; the receiver completes the node with a PATCH. The worker
             # sends the IN_PROGRESS update only when it carries log lines.
