@@ -19,9 +19,12 @@ from switchyard.schemas import (
     NodeRunUpdated,
     RunCommand,
     RunTriggered,
+    TimerFired,
+    TimerPurpose,
     Workflow,
     node_run_id,
     parse_workflow,
+    timer_id,
 )
 
 RUN_ID = "wfr_AbCdEfGh12345678"
@@ -67,6 +70,7 @@ class Harness:
         self.now = START
         self.state: RunState | None = None
         self.decisions: list[Decision] = []
+        self.default_timeout_s: float | None = None
 
     def tick(self, seconds: float = 1) -> None:
         self.now += timedelta(seconds=seconds)
@@ -80,6 +84,7 @@ class Harness:
             now=self.now,
             templates=JqTemplates(),
             secrets=self.secrets,
+            default_timeout_s=self.default_timeout_s,
         )
         after = self.state.model_dump() if self.state is not None else None
         assert before == after, "decide modified the state it was given"
@@ -119,6 +124,19 @@ class Harness:
 
     def cancel(self, force: bool = False) -> Decision:
         return self.send(RunCommand(run_id=RUN_ID, command="cancel", force=force, by="bob"))
+
+    def fire(self, purpose: TimerPurpose, node: str | None = None, attempt: int = 1) -> Decision:
+        """The timer service's TimerFired for the run's (or ``node``'s) timer."""
+        nr_id = node_run_id(RUN_ID, node, attempt) if node else None
+        return self.send(
+            TimerFired(
+                run_id=RUN_ID,
+                timer_id=timer_id(RUN_ID, nr_id, purpose),
+                node_run_id=nr_id,
+                purpose=purpose,
+                fired_at=self.now,
+            )
+        )
 
     @property
     def run(self) -> RunState:

@@ -2,7 +2,9 @@
 
 A history is ``{description, workflow, events, expect}``. Events are inbox JSON as on
 the wire; the runner fills ``runId`` and the event time (one second apart) when left
-out, and turns ``"nodeRunId": "@<node>"`` into that node's deterministic node-run id.
+out, and turns ``"nodeRunId": "@<node>"`` (``"@<node>#<attempt>"``) into that node's
+deterministic node-run id, and ``"timerId": "@<node>[#<attempt>]:<purpose>"`` (or
+``"@run:run_timeout"``) into that timer's id.
 ``expect.rejections`` has one entry per event (null: applied); ``expect.run`` is the
 final run (null: none exists), compared on status, result, outputs, node runs in
 order as ``[node, status, result]`` and, when given, ``waitingOn`` (nodes).
@@ -17,7 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
-from switchyard.schemas import decode_inbox, node_run_id, parse_workflow
+from switchyard.schemas import decode_inbox, node_run_id, parse_workflow, timer_id
 
 from .conftest import RUN_ID, START, Harness
 
@@ -33,8 +35,17 @@ def wire_event(raw: dict[str, Any], index: int) -> bytes:
         event.setdefault(time_field, at.isoformat().replace("+00:00", "Z"))
     node_run = event.get("nodeRunId")
     if isinstance(node_run, str) and node_run.startswith("@"):
-        event["nodeRunId"] = node_run_id(RUN_ID, node_run[1:])
+        event["nodeRunId"] = _node_run(node_run[1:])
+    timer = event.get("timerId")
+    if isinstance(timer, str) and timer.startswith("@"):
+        owner, _, purpose = timer[1:].partition(":")
+        event["timerId"] = timer_id(RUN_ID, None if owner == "run" else _node_run(owner), purpose)
     return orjson.dumps(event)
+
+
+def _node_run(ref: str) -> str:
+    node, _, attempt = ref.partition("#")
+    return node_run_id(RUN_ID, node, int(attempt or 1))
 
 
 def summary(harness: Harness) -> dict[str, Any] | None:
@@ -46,7 +57,7 @@ def summary(harness: Harness) -> dict[str, Any] | None:
         "result": run.result,
         "outputs": run.outputs,
         "nodeRuns": [[nr.node, nr.status, nr.result] for nr in run.node_runs],
-        "waitingOn": [nr.node for nr in run.node_runs if nr.in_flight],
+        "waitingOn": [nr.node for nr in run.node_runs if nr.in_flight or nr.retry_pending],
     }
 
 
