@@ -7,7 +7,8 @@ own ports, triggers runs by producing ``RunTriggered`` to the inbox, and meanwhi
 at random moments: ``kill -9`` the engine, the executor and the worker (each is
 restarted), ``kill -9`` Redis (restarted from its AOF), and stops and restarts the
 broker. Then it stops the load, waits for the runs to settle and checks: every run
-COMPLETED/SUCCESS (or waiting, with the node it waits on named); no node run
+COMPLETED/SUCCESS (or waiting, with the node it waits on named); after every kill,
+no run that is not COMPLETED waits on nothing (its ``waitingOn``); no node run
 completed twice (from the run-events topic); one node-run id per node of a run
 (from the node-run-requests topic); the dead-letter topic holds only the poison it
 sent on purpose. It prints the counts and exits non-zero if an invariant broke.
@@ -39,6 +40,8 @@ from switchyard.cli.stack.kafka import KafkaBroker
 from switchyard.cli.stack.launcher import Component
 from switchyard.cli.stack.redis import RedisServer
 from switchyard.cli.stack.services import PythonService
+from switchyard.engine.machine import waits
+from switchyard.engine.machine.graph import Graph
 from switchyard.engine.machine.state import RunState
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.workflows import WorkflowStore
@@ -105,6 +108,9 @@ class Report:
     lost: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     stuck: dict[str, list[str]] = field(default_factory=dict)
+    # Runs seen not COMPLETED with an empty waitingOn, at any check during the chaos.
+    waiting_on_nothing: set[str] = field(default_factory=set)
+    wait_checks: int = 0
     duplicated: list[str] = field(default_factory=list)
     conflicting_ids: list[str] = field(default_factory=list)
     unexpected_dead_letters: list[str] = field(default_factory=list)
@@ -115,7 +121,8 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.failed or self.stuck or self.duplicated
+        return not (self.lost or self.failed or self.stuck or self.waiting_on_nothing
+                    or self.duplicated
                     or self.conflicting_ids or self.unexpected_dead_letters
                     or self.poison_dead_lettered != self.poison_sent)  # fmt: skip
 
@@ -128,6 +135,8 @@ class Report:
             f"lost             {len(self.lost)} {self.lost[:5]}",
             f"failed           {len(self.failed)} {self.failed[:5]}",
             f"stuck            {len(self.stuck)} {dict(list(self.stuck.items())[:5])}",
+            f"waiting on none  {len(self.waiting_on_nothing)} in {self.wait_checks} checks "
+            f"{sorted(self.waiting_on_nothing)[:5]}",
             f"duplicated       {len(self.duplicated)} {self.duplicated[:5]}",
             f"conflicting ids  {len(self.conflicting_ids)} {self.conflicting_ids[:5]}",
             f"dead letters     poison {self.poison_dead_lettered}/{self.poison_sent}, "
@@ -280,6 +289,7 @@ class ChaosRun:
                 order = list(kinds)
                 self.random.shuffle(order)
             await asyncio.to_thread(self.kill, order.pop())
+            await self._check_waits()
 
     async def run(
         self, seconds: float, interval: tuple[float, float], kinds: tuple[str, ...] = KINDS,
@@ -292,12 +302,30 @@ class ChaosRun:
         await asyncio.gather(self._load(until), self._chaos(until, interval, kinds, max_kills))
         self.report.runs = len(self.triggered)
         self.say(f"load stopped after {len(self.triggered)} runs; waiting for them to settle")
+        await self._check_waits()
         states = await self._settle(settle)
         await self._check(states)
         self.report.seconds = time.monotonic() - started
         return self.report
 
     # -- the invariants ----------------------------------------------------------
+    async def _check_waits(self) -> None:
+        """Every run not COMPLETED names what it waits on (SPEC §7), even mid-chaos."""
+        graph = Graph.of(parse_workflow({**chain_workflow(self.hook.url), "version": 1}))
+        client = aioredis.Redis.from_url(self.settings.redis_url)
+        try:
+            states = await self._states(RunStore(client))
+        except Exception as error:  # Redis may be the one just killed: the next check
+            self.say(f"  waits check skipped ({error!r})")
+            return
+        finally:
+            await client.aclose()
+        self.report.wait_checks += 1
+        self.report.waiting_on_nothing.update(
+            run_id for run_id, state in states.items()
+            if state.status != "COMPLETED" and not waits(state, graph)
+        )  # fmt: skip
+
     async def _states(self, store: RunStore) -> dict[str, RunState]:
         found: dict[str, RunState] = {}
         for i in range(0, len(self.triggered), 500):

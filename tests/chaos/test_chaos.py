@@ -31,6 +31,8 @@ async def test_kills_of_every_process_lose_and_duplicate_nothing(tmp_path: Path)
     assert report.lost == [], summary
     assert report.failed == [], summary
     assert report.stuck == {}, summary
+    assert report.wait_checks >= len(KINDS), summary  # mid-chaos, after each kill
+    assert report.waiting_on_nothing == set(), summary
     assert report.duplicated == [], summary
     assert report.conflicting_ids == [], summary
     assert report.unexpected_dead_letters == [], summary
