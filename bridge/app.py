@@ -14,7 +14,7 @@ from datetime import datetime
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from switchyard.bridge import auth, claims, node_runs, runs, workflows
+from switchyard.bridge import auth, claims, node_runs, reruns, runs, workflows
 from switchyard.bridge.body_limit import BodyLimit
 from switchyard.bridge.context import BridgeContext, utc_now
 from switchyard.bridge.credentials import Credentials
@@ -75,6 +75,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.request_body_max_bytes)
     # Runs first: /v1/workflows/runs must not be read as the workflow "runs".
-    for router in (auth.router, runs.router, node_runs.router, claims.router, workflows.router):
-        app.include_router(router)
+    routers = (auth, runs, reruns, node_runs, claims, workflows)
+    for module in routers:
+        app.include_router(module.router)
     return app

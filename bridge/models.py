@@ -7,11 +7,12 @@ both spellings in use: ``logLevel``/``log`` (PATCH, seed 001) and ``level``/``me
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from switchyard.schemas import LogLevel, NodeRunResult, NodeRunStatus, Workflow, WorkflowRun
+from switchyard.schemas.ids import Identifier
 
 
 class _Request(BaseModel):
@@ -25,6 +26,27 @@ class TriggerRequest(_Request):
     nodeIdentifier: str | None = Field(
         default=None,
         description="Which self-service trigger to run; needed when there are several.",
+    )
+
+
+class RerunRequest(_Request):
+    inputs: dict[str, Any] | None = Field(
+        default=None,
+        description="New inputs, validated as a trigger's; left out: the old run's inputs.",
+    )
+    fromNode: Identifier | None = Field(
+        default=None,
+        description="Partial re-run: restart at this node (it must have run in the old run); "
+        "node runs not downstream of it are reused with their outputs (reusedFrom). "
+        "Left out: a whole re-run.",
+    )
+    version: Literal["pinned", "latest"] = Field(
+        default="pinned",
+        description="pinned: the old run's workflow version; latest: the newest version.",
+    )
+    force: bool = Field(
+        default=False,
+        description="Re-run a run still in progress: it is cancelled (forced) first.",
     )
 
 

@@ -6,8 +6,8 @@ Admins and machine credentials may do everything. The rest:
   client id, or one of its teams; no permissions set means Admins only;
 - view a run: its creator, or anyone when the workflow's ``allowAnyoneToViewRuns``
   (the flag of its newest version: turning it off hides the old runs too);
-- update node runs, claim, ack: nobody else;
-- cancel: the run's creator.
+- update node runs, claim, ack, list stuck runs: nobody else;
+- cancel and re-run: the run's creator.
 """
 
 from __future__ import annotations
@@ -39,7 +39,13 @@ def may_operate(actor: Actor) -> bool:
 
 
 def may_cancel(actor: Actor, created_by: str) -> bool:
+    """Cancel a run, or re-run it."""
     return actor.is_privileged or created_by == actor.name
+
+
+def may_list_stuck(actor: Actor) -> bool:
+    """``GET /v1/workflows/runs?stuck=true``: an operator's diagnostic."""
+    return actor.is_privileged
 
 
 def may_edit_workflows(actor: Actor) -> bool:

@@ -4,12 +4,19 @@ Each filter is a union of index sets (``statuses=A&statuses=B`` → status:A or 
 the filters are intersected, in one MULTI, into a temporary sorted set that is read
 newest first with ``offset``/``limit`` and then dropped. A Member's visibility is one
 more filter: their own runs or the runs of workflows that let anyone view runs.
+
+``stuck=true`` (:func:`find_stuck`) reads the unfinished runs among those (the
+IN_PROGRESS and CANCELLING indexes) page by page and keeps the ones whose
+``waitingOn`` is empty; ``offset``/``limit`` count stuck runs. In a sound system it
+finds none, so it reads every unfinished run: a diagnostic, not a hot path.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from redis.asyncio.client import Pipeline
@@ -17,9 +24,15 @@ from redis.asyncio.client import Pipeline
 from switchyard.bridge.context import BridgeContext
 from switchyard.bridge.credentials import Actor
 from switchyard.bridge.views import LoadedRun, allow_anyone, load_run
+from switchyard.engine.machine.graph import Graph
+from switchyard.engine.machine.state import load_state
+from switchyard.engine.machine.waits import waits
 from switchyard.engine.store import keys
 
 _TEMP_TTL_SECONDS = 30
+# Runs read per round trip by the stuck scan.
+_STUCK_PAGE = 200
+UNFINISHED = ("IN_PROGRESS", "CANCELLING")
 
 
 @dataclass
@@ -66,19 +79,73 @@ async def _groups(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[lis
 
 
 async def find_runs(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[LoadedRun]:
+    async with _matching(ctx, actor, query) as source:
+        return [] if source is None else await _read(ctx, source, query)
+
+
+async def find_stuck(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[LoadedRun]:
+    """The runs matching ``query`` that are not COMPLETED and wait on nothing."""
+    statuses = [s for s in query.statuses or UNFINISHED if s in UNFINISHED]
+    if not statuses:
+        return []
+    narrowed = dataclasses.replace(query, statuses=statuses)
+    found: list[LoadedRun] = []
+    skipped = 0
+    async with _matching(ctx, actor, narrowed) as source:
+        start = 0
+        while source is not None and len(found) < query.limit:
+            ids = await ctx.redis.zrevrange(source, start, start + _STUCK_PAGE - 1)
+            if not ids:
+                break
+            start += len(ids)
+            if source.startswith(temp_key("")):  # a long scan outlives the scratch TTL
+                await ctx.redis.expire(source, _TEMP_TTL_SECONDS)
+            for loaded in await _stuck_among(ctx, [_text(i) for i in ids]):
+                if skipped < query.offset:
+                    skipped += 1
+                elif len(found) < query.limit:
+                    found.append(loaded)
+    return found
+
+
+async def _stuck_among(ctx: BridgeContext, run_ids: Sequence[str]) -> list[LoadedRun]:
+    """Those of ``run_ids`` whose stored state is unfinished with an empty ``waitingOn``
+    (their states in one round trip; workflows come from the store's cache)."""
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for run_id in run_ids:
+            pipe.hget(keys.run(run_id), "state")
+        raws = await pipe.execute()
+    stuck = []
+    for raw in raws:
+        state = load_state(raw) if raw is not None else None
+        if state is None or state.is_completed:
+            continue
+        workflow = await ctx.workflows.get(state.workflow_identifier, state.workflow_version)
+        if workflow is not None and not waits(state, Graph.of(workflow)):
+            stuck.append(LoadedRun(state, workflow))
+    return stuck
+
+
+@asynccontextmanager
+async def _matching(ctx: BridgeContext, actor: Actor, query: RunQuery) -> AsyncIterator[str | None]:
+    """The key of a sorted set of the runs matching ``query``'s filters (None: nothing
+    matches); scratch sets made for it are dropped on exit."""
     groups = await _groups(ctx, actor, query)
+    members: dict[str, float] = {}
+    if query.run_identifiers:
+        scores = await ctx.redis.zmscore(keys.RUNS_ALL, query.run_identifiers)
+        members = {
+            run_id: score
+            for run_id, score in zip(query.run_identifiers, scores, strict=True)
+            if score is not None
+        }
+        if not members:
+            yield None
+            return
     tag = uuid.uuid4().hex
     temps: list[str] = []
     async with ctx.redis.pipeline(transaction=True) as pipe:
-        if query.run_identifiers:
-            scores = await ctx.redis.zmscore(keys.RUNS_ALL, query.run_identifiers)
-            members = {
-                run_id: score
-                for run_id, score in zip(query.run_identifiers, scores, strict=True)
-                if score is not None
-            }
-            if not members:
-                return []
+        if members:
             ids_key = temp_key(f"{tag}:ids")
             pipe.zadd(ids_key, members)
             groups.append([ids_key])
@@ -88,7 +155,7 @@ async def find_runs(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[L
             pipe.expire(temp, _TEMP_TTL_SECONDS)
         await pipe.execute()
     try:
-        return await _read(ctx, source, query)
+        yield source
     finally:
         if temps:
             await ctx.redis.delete(*temps)

@@ -1,4 +1,5 @@
-"""Runs: trigger (``POST /v1/workflows/{id}/runs``), list, get, cancel.
+"""Runs: trigger (``POST /v1/workflows/{id}/runs``), list (and ``stuck=true``), get,
+cancel; re-run is in :mod:`switchyard.bridge.reruns`.
 
 A trigger is validated here (inputs, trigger permissions), published as
 ``RunTriggered`` and answered with the run the engine created: the bridge waits for
@@ -27,8 +28,8 @@ from switchyard.bridge.models import (
     WorkflowRunResponse,
     WorkflowRunsResponse,
 )
-from switchyard.bridge.permissions import may_cancel, may_run
-from switchyard.bridge.run_index import RunQuery, find_runs
+from switchyard.bridge.permissions import may_cancel, may_list_stuck, may_run
+from switchyard.bridge.run_index import RunQuery, find_runs, find_stuck
 from switchyard.bridge.views import project, visible_run
 from switchyard.engine.machine.trigger import pick_trigger
 from switchyard.engine.store import keys
@@ -94,7 +95,7 @@ async def trigger_run(
         ttl = ctx.settings.idempotency_ttl_seconds
         earlier = await ctx.redis.set(key, run_id, nx=True, ex=ttl, get=True)
         if earlier is not None:
-            return await _answer(ctx, actor, _text(earlier), publish=None)
+            return await answer(ctx, actor, _text(earlier), publish=None)
     event = RunTriggered(
         run_id=run_id,
         workflow_identifier=workflow.identifier,
@@ -105,15 +106,19 @@ async def trigger_run(
         triggered_at=ctx.clock(),
         idempotency_key=idempotency,
     )
-    return await _answer(ctx, actor, run_id, publish=encode(event))
+    return await answer(ctx, actor, run_id, publish=encode(event))
 
 
-async def _answer(ctx: BridgeContext, actor: Actor, run_id: str, publish: bytes | None) -> Response:
-    """Publish (when given) and wait for the run; 201 with it, or 202 with its id."""
+async def answer(
+    ctx: BridgeContext, actor: Actor, run_id: str, publish: bytes | None, key: str | None = None
+) -> Response:
+    """Publish (when given, keyed by ``key``, default ``run_id``) and wait for run
+    ``run_id``; 201 with it, or 202 with its id. A re-run's command is keyed by the
+    old run (its partition owner decides) and waited on by the new run's id."""
     waiter = ctx.notifier.expect(run_id)
     try:
         if publish is not None:
-            await ctx.producer.send_and_wait(ctx.registry.inbox.name, run_id, publish)
+            await ctx.producer.send_and_wait(ctx.registry.inbox.name, key or run_id, publish)
         # One read covers an announcement made before we registered (a repeated
         # Idempotency-Key) or lost while the subscription was re-established.
         if not await ctx.redis.exists(keys.run(run_id)):
@@ -126,10 +131,10 @@ async def _answer(ctx: BridgeContext, actor: Actor, run_id: str, publish: bytes 
         return json_response(body, 202, {"Location": f"/v1/workflows/runs/{run_id}"})
     loaded = await visible_run(ctx, actor, run_id)
     run = await project(ctx, loaded)
-    return json_response({"ok": True, "workflowRun": _dump(run)}, 201)
+    return json_response({"ok": True, "workflowRun": dump(run)}, 201)
 
 
-def _dump(model: Any) -> Any:
+def dump(model: Any) -> Any:
     return model.model_dump(mode="json", by_alias=True)
 
 
@@ -152,6 +157,10 @@ def _versions(raw: list[str]) -> list[int]:
     "/v1/workflows/runs",
     response_model=WorkflowRunsResponse,
     summary="List runs, newest first",
+    description="Runs the caller may view, newest first; each filter takes repeated values "
+    "(`statuses=A&statuses=B`), `statuses[]=A` or `statuses=A,B`, and the filters combine. "
+    "`stuck=true` (Admins and machines; 403 for others) lists only the unfinished runs whose "
+    "`waitingOn` is empty, i.e. that wait on nothing: always empty in a sound system.",
     responses=ERRORS,
 )
 async def list_runs(
@@ -166,7 +175,16 @@ async def list_runs(
     results: Annotated[list[RunResult] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
+    stuck: Annotated[
+        bool,
+        Query(
+            description="Only runs that are not COMPLETED and wait on nothing "
+            "(empty waitingOn); Admins and machines only."
+        ),
+    ] = False,
 ) -> Response:
+    if stuck and not may_list_stuck(actor):
+        raise forbidden(f"{actor.name} may not list stuck runs (Admins and machines may)")
     query = RunQuery(
         workflow_identifiers=_multi(request, "workflowIdentifiers", workflowIdentifiers),
         run_identifiers=_multi(request, "workflowRunIdentifiers", workflowRunIdentifiers),
@@ -177,8 +195,9 @@ async def list_runs(
         limit=limit,
         offset=offset,
     )
-    runs = [await project(ctx, loaded) for loaded in await find_runs(ctx, actor, query)]
-    return json_response({"ok": True, "workflowRuns": [_dump(run) for run in runs]})
+    found = await (find_stuck if stuck else find_runs)(ctx, actor, query)
+    runs = [await project(ctx, loaded) for loaded in found]
+    return json_response({"ok": True, "workflowRuns": [dump(run) for run in runs]})
 
 
 def _checked(values: list[str], kind: Any, name: str) -> list[str]:
@@ -197,7 +216,7 @@ def _checked(values: list[str], kind: Any, name: str) -> list[str]:
 )
 async def get_run(run_id: RunIdPath, ctx: Ctx, actor: CurrentActor) -> Response:
     run = await project(ctx, await visible_run(ctx, actor, run_id))
-    return json_response({"ok": True, "workflowRun": _dump(run)})
+    return json_response({"ok": True, "workflowRun": dump(run)})
 
 
 @router.post(
