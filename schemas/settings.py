@@ -78,6 +78,16 @@ class Settings(BaseSettings):
     engine_batch_max: int = Field(default=200, ge=1, le=10000)
     engine_batch_within_ms: int = Field(default=5, ge=0, le=10000)
     # -- the timer service (switchyard timers) --
+    timer_batch_max: int = Field(
+        default=500, ge=1, le=10_000,
+        description="Most due timers the timer service fires per Redis call and Kafka flush.",
+    )  # fmt: skip
+    timer_max_sleep_s: float = Field(
+        default=1.0, ge=0.01, le=60,
+        description="Longest the timer service sleeps between looks at the timer set; an "
+        "earlier timer armed meanwhile wakes it at once (Redis pub/sub), so this bounds the "
+        "lateness only when that wake-up is lost (Redis reconnecting).",
+    )  # fmt: skip
 
     # The local stack (`switchyard stack up`).
     home: Path = Field(

@@ -25,6 +25,9 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 | ``sy:claims:<installation>`` | sorted set: pending node runs by visible-at (ms) | engine adds/removes; bridge claims | until done |
 | ``sy:claim:<node run>`` | hash: ``run``, ``installation``, ``config`` (JSON), ``acked`` | engine; bridge sets ``acked`` | until done |
 | ``sy:notify`` | pub/sub channel: run ids as the engine creates them | engine | — |
+| ``sy:timers`` | sorted set: armed timer ids by due time (ms) | engine arms/disarms in the apply step; timer service removes fired ones (only at an unchanged score) | until fired or cancelled |
+| ``sy:timers:details`` | hash: timer id → JSON ``{runId, nodeRunId, purpose, dueAt}`` (what its ``TimerFired`` carries) | as ``sy:timers`` (written and removed together) | as the timer |
+| ``sy:timers:wake`` | pub/sub channel: the due time (ms) of each timer the apply step arms, so the timer service wakes before its capped sleep ends | engine | — |
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ OUTBOX_PENDING = f"{PREFIX}outbox:pending"
 RUNS_ALL = f"{PREFIX}runs:all"
 WORKFLOWS = f"{PREFIX}wfs"
 NOTIFY_CHANNEL = f"{PREFIX}notify"
+# Timers are one set for every run (the service takes due ones across runs in one
+# call); they are not hash-tagged by run, like the run indexes.
+TIMERS = f"{PREFIX}timers"
+TIMER_DETAILS = f"{PREFIX}timers:details"
+TIMERS_WAKE = f"{PREFIX}timers:wake"
 
 
 def workflow(identifier: str) -> str:

@@ -9,13 +9,14 @@ nothing: the script refuses an offset at or below the one already applied.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from switchyard.engine.machine.effects import (
     AppendLogs,
+    CancelTimer,
     ClearPendingClaim,
     Decision,
     EmitRunEvent,
@@ -23,10 +24,12 @@ from switchyard.engine.machine.effects import (
     PublishInboxEvent,
     PublishNodeRunRequest,
     PublishWebhookRequest,
+    SetTimer,
 )
 from switchyard.engine.machine.state import RunState, dump_state
 from switchyard.engine.store import keys
 from switchyard.schemas import NodeRunLog, encode
+from switchyard.schemas.timestamps import as_utc, format_timestamp
 from switchyard.topics.registry import TopicRegistry
 
 
@@ -205,4 +208,38 @@ def _plan_effect(plan: ApplyPlan, effect: object, registry: TopicRegistry) -> No
         # Keyed by the other run: the producer puts it in that run's partition.
         event = effect.event
         plan.outbox.append(OutboxMessage(registry.inbox.name, event.run_id, encode(event)))
+    elif isinstance(effect, SetTimer | CancelTimer):
+        plan.commands += _timer_commands(effect)
     # RunFinished needs nothing more here: the status and result indexes follow the state.
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def timer_score(due_at: datetime) -> int:
+    """A timer's score: its due time in ms since the epoch, rounded up (in integers,
+    not float seconds) so that a timer is never taken before it is due."""
+    return -(-(as_utc(due_at) - _EPOCH) // _MS)
+
+
+def _timer_commands(effect: SetTimer | CancelTimer) -> list[list[str]]:
+    """Arm (ZADD moves an armed timer's due time) or disarm a timer, in the step that
+    stores the state needing it, so a timer exists exactly when its state does."""
+    if isinstance(effect, CancelTimer):
+        return [
+            ["ZREM", keys.TIMERS, effect.timer_id],
+            ["HDEL", keys.TIMER_DETAILS, effect.timer_id],
+        ]
+    due = str(timer_score(effect.due_at))
+    details = {
+        "runId": effect.run_id, "nodeRunId": effect.node_run_id,
+        "purpose": effect.purpose, "dueAt": format_timestamp(effect.due_at),
+    }  # fmt: skip
+    return [
+        ["ZADD", keys.TIMERS, due, effect.timer_id],
+        ["HSET", keys.TIMER_DETAILS, effect.timer_id, _json(details)],
+        # The timer service sleeps until its earliest timer (capped): an earlier one
+        # armed meanwhile wakes it.
+        ["PUBLISH", keys.TIMERS_WAKE, due],
+    ]
