@@ -1,4 +1,4 @@
-"""Long-running processes: ``switchyard engine | executor | bridge``.
+"""Long-running processes: ``switchyard engine | executor | timers | bridge``.
 
 Each runs until SIGTERM or SIGINT, then stops taking work, finishes what it holds
 and exits. With ``--ready-file`` it writes its pid there once it serves, which is
@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis.asyncio as aioredis
 import uvicorn
 
 from switchyard.bridge.app import create_app
 from switchyard.consumers.webhook import WebhookService
 from switchyard.engine.service import EngineService
 from switchyard.engine.templates import JqTemplates, TemplateLimits
+from switchyard.engine.timers import TimerService
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 
@@ -110,6 +112,23 @@ async def run_executor(settings: Settings, ready_file: Path | None) -> None:
             await _stop_within(drain(), settings.shutdown_grace_s, "executor")
 
 
+async def run_timers(settings: Settings, ready_file: Path | None) -> None:
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        async with EventProducer(settings) as producer:
+            service = TimerService(settings, redis, producer)
+            await service.start()
+            try:
+                with _ready(ready_file):
+                    log.info("timers firing from %s to %s", settings.redis_url, service.inbox)
+                    await _until_signalled()
+            finally:
+                # A batch cut short stays armed in Redis and fires after a restart.
+                await _stop_within(service.stop(), settings.shutdown_grace_s, "timers")
+    finally:
+        await redis.aclose()
+
+
 async def run_bridge(settings: Settings, ready_file: Path | None) -> None:
     config = uvicorn.Config(
         create_app(settings), host=settings.bridge_host, port=settings.bridge_port,
@@ -129,6 +148,7 @@ async def run_bridge(settings: Settings, ready_file: Path | None) -> None:
 SERVICES: dict[str, Callable[[Settings, Path | None], Coroutine[Any, Any, None]]] = {
     "engine": run_engine,
     "executor": run_executor,
+    "timers": run_timers,
     "bridge": run_bridge,
 }
 

@@ -1,4 +1,4 @@
-"""Switchyard's own processes in the local stack: engine, executor, bridge.
+"""Switchyard's own processes in the local stack: engine, executor, timers, bridge.
 
 Each is ``python -m switchyard.cli.main <name> --ready-file …`` started detached with
 the stack's settings in its environment; it is ready when it has written its pid
