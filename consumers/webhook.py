@@ -135,7 +135,8 @@ class WebhookExecutor:
             log.warn(message + "; continuing (onTimeout: continue)")
             return Outcome.success({"timeout": True})
         log.error(message)
-        return Outcome.failed({"error": {"message": message}})
+        # ``timeout: true`` tells a retry policy's "timeout" from other failures.
+        return Outcome.failed({"timeout": True, "error": {"message": message}})
 
 
 class WebhookService:

@@ -4,6 +4,7 @@ it sends on every call, and where a non-2xx answer's status is in a FAILED repor
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -31,6 +32,8 @@ class _Recorder(BaseHTTPRequestHandler):
         seen = {"method": self.command, "path": self.path, "headers": dict(self.headers),
                 "body": body}  # fmt: skip
         self.server.seen.append(seen)  # type: ignore[attr-defined]
+        if self.path.startswith("/sleep/"):
+            time.sleep(int(self.path.split("/")[2]) / 1000)
         status = int(self.path.split("/")[2]) if self.path.startswith("/status/") else 200
         payload = orjson.dumps({"path": self.path})
         self.send_response(status)
@@ -154,3 +157,15 @@ async def test_an_async_webhook_refused_by_its_receiver_fails_with_the_status(
     assert outcome.output is not None
     assert outcome.output["response"]["status"] == 502
     assert _header(seen[0], "Idempotency-Key") == [NODE_RUN]
+
+
+async def test_a_call_that_times_out_fails_saying_so_for_the_retry_policy(
+    executor: WebhookExecutor, local: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, _ = local
+    outcome = await executor.execute(_request(f"{url}/sleep/1500", timeoutSeconds=0.2), _log())
+    assert (outcome.status, outcome.result) == ("COMPLETED", "FAILED")
+    assert outcome.output is not None
+    # The machine retries it when retryOn names "timeout".
+    assert outcome.output["timeout"] is True
+    assert outcome.output["error"]["message"] == f"no answer from {url}/sleep/1500 within 0.2 s"
