@@ -48,7 +48,12 @@ async def _open_node_run(
     if loaded is None or node_run is None:
         raise not_found(f"node run {node_run_id} not found")
     if node_run.status == "COMPLETED":
-        raise conflict(f"node run {node_run_id} is COMPLETED ({node_run.result}); it is frozen")
+        # Also a late report for a node run the engine ended itself (a timeout, a
+        # cancel): the engine would refuse it, so the sender learns it here.
+        why = ": it timed out" if node_run.timed_out else ""
+        raise conflict(
+            f"node run {node_run_id} is COMPLETED ({node_run.result}{why}); it is frozen"
+        )
     return loaded, node_run
 
 
