@@ -120,7 +120,7 @@ async def run_timers(settings: Settings, ready_file: Path | None) -> None:
             await service.start()
             try:
                 with _ready(ready_file):
-                    log.info("timers firing from %s to %s", settings.redis_url, service.inbox)
+                    log.info("timers firing into %s", service.inbox)
                     await _until_signalled()
             finally:
                 # A batch cut short stays armed in Redis and fires after a restart.

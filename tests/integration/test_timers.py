@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import os
 import signal
+import socket
 import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
@@ -23,6 +24,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from switchyard.cli.stack.full import environment
+from switchyard.cli.stack.redis import RedisServer
 from switchyard.engine.machine.effects import CancelTimer, Decision, SetTimer
 from switchyard.engine.machine.state import RunState
 from switchyard.engine.store import keys
@@ -337,3 +339,40 @@ async def test_kill_9_of_the_timers_process_loses_no_timer(
     for _, event in tap.fired(runs):
         assert event.due_at is not None
         assert event.fired_at >= event.due_at
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+async def test_timers_due_while_redis_is_away_fire_once_it_is_back(
+    timer_settings: Settings, tap: InboxTap, producer: EventProducer, tmp_path: Path
+) -> None:
+    port = _free_port()
+    settings = timer_settings.model_copy(
+        update={"home": tmp_path, "redis_port": port, "redis_url": f"redis://127.0.0.1:{port}/0"}
+    )
+    server = RedisServer(settings)
+    server.wait_ready(server.start())
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        runs = {new_run_id() for _ in range(20)}
+        now = datetime.now(UTC)
+        timers = [_set(r, now + timedelta(milliseconds=500 + 10 * i)) for i, r in enumerate(runs)]
+        await _apply(client, settings, timers)
+        async with TimerService(settings, client, producer) as service:
+            server.stop()  # a clean shutdown writes the AOF: the timers survive it
+            await until(lambda: asyncio.sleep(0, service.counts.failures), lambda n: n >= 2)
+            last_due = max(t.due_at for t in timers)
+            await until(lambda: asyncio.sleep(0, datetime.now(UTC) > last_due), within=5)
+            assert await tap.fired_ids(runs) == set()
+            server.wait_ready(server.start())
+            expected = {t.timer_id for t in timers}
+            await until(lambda: tap.fired_ids(runs), lambda ids: ids == expected, within=30)
+            await until(lambda: client.zcard(keys.TIMERS), lambda n: n == 0)
+    finally:
+        await client.aclose()
+        server.stop()
