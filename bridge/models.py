@@ -124,6 +124,24 @@ class WorkflowRunResponse(BaseModel):
     workflowRun: WorkflowRun
 
 
+class AcceptedRun(BaseModel):
+    identifier: str = Field(description="The run's id: GET it later.")
+    status: str = Field(description="IN_PROGRESS")
+
+
+class AcceptedRunResponse(BaseModel):
+    ok: bool
+    workflowRun: AcceptedRun
+
+
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {
+        "model": AcceptedRunResponse,
+        "description": "Accepted; the engine has not created the run yet (Location: the run).",
+    }
+}
+
+
 class WorkflowRunsResponse(BaseModel):
     ok: bool
     workflowRuns: list[WorkflowRun] = Field(description="Newest first.")

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from switchyard.bridge.auth import Ctx, CurrentActor
 from switchyard.bridge.context import BridgeContext
 from switchyard.bridge.errors import conflict, forbidden, invalid
-from switchyard.bridge.models import ERRORS, RerunRequest, WorkflowRunResponse
+from switchyard.bridge.models import ACCEPTED, ERRORS, RerunRequest, WorkflowRunResponse
 from switchyard.bridge.permissions import may_cancel
 from switchyard.bridge.runs import answer
 from switchyard.bridge.views import LoadedRun, visible_run
@@ -57,10 +57,7 @@ the old run is not COMPLETED, unless `force: true` (it is then cancelled first).
     response_model=WorkflowRunResponse,
     summary="Re-run a run, whole or from a node",
     description=DESCRIPTION,
-    responses={
-        202: {"description": "Accepted; the engine has not created the new run yet."},
-        **ERRORS,
-    },
+    responses={**ACCEPTED, **ERRORS},
 )
 async def rerun_run(
     run_id: RunIdPath,

@@ -22,6 +22,7 @@ from switchyard.bridge.context import BridgeContext
 from switchyard.bridge.credentials import Actor
 from switchyard.bridge.errors import conflict, forbidden, invalid, json_response, not_found
 from switchyard.bridge.models import (
+    ACCEPTED,
     ERRORS,
     OkResponse,
     TriggerRequest,
@@ -61,7 +62,7 @@ def idempotency_key(actor: Actor, workflow: str, key: str) -> str:
     status_code=201,
     response_model=WorkflowRunResponse,
     summary="Trigger a run",
-    responses={202: {"description": "Accepted; the engine has not created the run yet."}, **ERRORS},
+    responses={**ACCEPTED, **ERRORS},
 )
 async def trigger_run(
     workflow_id: WorkflowIdPath,

@@ -335,3 +335,20 @@ async def test_from_node_is_checked_in_the_version_used(
         f"body.fromNode: 'second' is not a node of {wf_id} v2"
     )
     assert (await _rerun(api, old, fromNode="second"))["workflow"]["version"] == 1
+
+
+def test_the_openapi_document_shows_rerun_stuck_and_the_run_control_fields(api: Api) -> None:
+    document = api.app.openapi()
+    rerun = document["paths"]["/v1/workflows/runs/{run_id}/rerun"]["post"]
+    assert rerun["summary"]
+    assert "fromNode" in rerun["description"]
+    assert set(rerun["responses"]) >= {"201", "202", "403", "404", "409", "422"}
+    listing = document["paths"]["/v1/workflows/runs"]["get"]
+    stuck = next(p for p in listing["parameters"] if p["name"] == "stuck")
+    assert "Admins and machines" in stuck["description"]
+    schemas = document["components"]["schemas"]
+    assert set(schemas["RerunRequest"]["properties"]) == {"inputs", "fromNode", "version", "force"}
+    assert {"waitingOn", "rerunOf"} <= set(schemas["WorkflowRun"]["properties"])
+    assert {"attempt", "retryOf", "reusedFrom"} <= set(schemas["NodeRun"]["properties"])
+    assert set(schemas["Wait"]["properties"]) == {"nodeRun", "kind", "deadline"}
+    assert set(schemas["RerunOf"]["properties"]) == {"identifier", "fromNode"}

@@ -19,6 +19,7 @@ import pytest_asyncio
 
 from tests.bridge.support import SECRET, integration_workflow, kafka_workflow, new_installation
 from tests.conftest import Services
+from tests.helpers import until
 from tests.security.stack import (
     PERMITTED_TEAM,
     Stack,
@@ -53,6 +54,18 @@ class World:
 
     async def fresh_open_run(self) -> str:
         return str((await self.stack.api.trigger(self.open_wf, {"name": "x1"}))["identifier"])
+
+    async def fresh_finished_open_run(self) -> str:
+        """An Admin's COMPLETED run of open_wf (a re-run needs a finished one)."""
+        api = self.stack.api
+        run = await api.trigger(self.open_wf, {"name": "x1"})
+        work = next(nr for nr in run["nodeRuns"] if nr["node"]["identifier"] == "work")
+        done = {"status": "COMPLETED", "result": "SUCCESS"}
+        patched = await api.call("PATCH", f"/v1/workflows/nodes/runs/{work['identifier']}",
+                                 json=done)  # fmt: skip
+        assert patched.status_code == 200, patched.text
+        await until(lambda: api.run(run["identifier"]), lambda r: r["status"] == "COMPLETED")
+        return str(run["identifier"])
 
     async def fresh_pending_claim(self) -> str:
         api = self.stack.api
@@ -93,6 +106,10 @@ async def _cancel(world: World) -> Request:
     return "POST", f"/v1/workflows/runs/{await world.fresh_open_run()}/cancel", {}
 
 
+async def _rerun(world: World) -> Request:
+    return "POST", f"/v1/workflows/runs/{await world.fresh_finished_open_run()}/rerun", {"json": {}}
+
+
 def _ack(prefix: str) -> Make:
     async def make(world: World) -> Request:
         node_run = await world.fresh_pending_claim()
@@ -130,6 +147,8 @@ TABLE: dict[tuple[str, str], tuple[Make, tuple[int, int, int, int, int]]] = {
         (401, 404, 404, 200, 200),  # not visible reads as missing
     ),
     ("POST", "/v1/workflows/runs/{run_id}/cancel"): (_cancel, (401, 403, 403, 200, 200)),
+    # Members see the open run but did not start it: re-run is as cancel.
+    ("POST", "/v1/workflows/runs/{run_id}/rerun"): (_rerun, (401, 403, 403, 201, 201)),
     ("PATCH", "/v1/workflows/nodes/runs/{node_run_id}"): (
         _fixed("PATCH", "/v1/workflows/nodes/runs/{w.node_run}", json=PROGRESS),
         (401, 403, 403, 200, 200),
@@ -237,6 +256,20 @@ async def test_authorization_matrix(
         assert response.headers["www-authenticate"] == "Bearer"
 
 
+STUCK = {"member": 403, "teammate": 403, "admin": 200, "machine": 200}
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+async def test_stuck_runs_are_for_admins_and_machines(world: World, caller: str) -> None:
+    response = await world.stack.api.client.get(
+        "/v1/workflows/runs?stuck=true", headers=await _headers(world, caller)
+    )
+    assert response.status_code == STUCK.get(caller, 401), response.text
+    if response.status_code == 200:
+        # Redis is shared with other sessions' tests: emptiness is test_stuck.py's matter.
+        assert isinstance(response.json()["workflowRuns"], list)
+
+
 async def _visible_ids(world: World, caller: str, query: str = "") -> list[str]:
     response = await world.stack.api.call("GET", f"/v1/workflows/runs{query}", caller)
     assert response.status_code == 200, response.text
@@ -289,6 +322,8 @@ async def test_private_runs_never_leak_to_members(world: World) -> None:
             ("POST", "/v1/workflows/runs/claim-pending", {"json": {"installationId": "x"}}),
             ("PATCH", f"/v1/workflows/runs/{hidden}/nodes/{world.node_run}", {"json": PROGRESS}),
             ("POST", f"/v1/workflows/runs/{hidden}/cancel", {}),
+            ("POST", f"/v1/workflows/runs/{hidden}/rerun", {"json": {"force": True}}),
+            ("GET", "/v1/workflows/runs?stuck=true", {}),
         ):  # fmt: skip
             response = await api.call(method, path, caller, **kwargs)
             assert response.status_code in (403, 404), (method, path, response.text)
