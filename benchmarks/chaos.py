@@ -4,8 +4,8 @@
 
 Starts its own stack (Kafka, Redis, engine, webhook executor, a Kafka worker) on its
 own ports, triggers runs by producing ``RunTriggered`` to the inbox, and meanwhile,
-at random moments: ``kill -9`` the engine, the executor and the worker (each is
-restarted), ``kill -9`` Redis (restarted from its AOF), and stops and restarts the
+at random moments: ``kill -9`` the engine, the executor, the timer service and the
+worker (each is restarted), ``kill -9`` Redis (restarted from its AOF), and stops and restarts the
 broker. Then it stops the load, waits for the runs to settle and checks: every run
 COMPLETED/SUCCESS (or waiting, with the node it waits on named); after every kill,
 no run that is not COMPLETED waits on nothing (its ``waitingOn``); no node run
@@ -51,7 +51,7 @@ from switchyard.topics.admin import ensure_topics
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
 
-KINDS = ("engine", "executor", "worker", "redis", "kafka")
+KINDS = ("engine", "executor", "worker", "timers", "redis", "kafka")
 WORKFLOW_ID = "chaos-chain"
 POISON = b"\x00poison, on purpose"
 
@@ -65,7 +65,8 @@ def chain_workflow(hook_url: str) -> dict[str, Any]:
                 "properties": {"n": {"type": "number"}}, "required": ["n"]}}},
             {"identifier": "check", "config": {"type": "CONDITION", "outlets": [
                 {"identifier": "go", "title": "Go", "expression": ".outputs.trigger.n >= 0"}]}},
-            {"identifier": "work", "config": {"type": "KAFKA",
+            # A deadline that never passes here: every run arms a timer and cancels it.
+            {"identifier": "work", "config": {"type": "KAFKA", "timeoutSeconds": 900,
                                               "payload": {"n": "{{ .outputs.trigger.n }}"}}},
             {"identifier": "notify", "config": {
                 "type": "WEBHOOK", "url": hook_url, "method": "POST",
@@ -202,6 +203,7 @@ class ChaosRun:
             "kafka": KafkaBroker(self.settings),
             "engine": PythonService(self.settings, "engine", env),
             "executor": PythonService(self.settings, "executor", env),
+            "timers": PythonService(self.settings, "timers", env),
             "worker": PythonService(
                 self.settings, "worker", env, ready_file=False,
                 args=("worker", "run", "benchmarks.chaos_handlers:echo", "--node-type", "KAFKA",
@@ -220,7 +222,7 @@ class ChaosRun:
         for name in ("redis", "kafka"):
             self._start(name)
         asyncio.run(self._prepare())
-        for name in ("engine", "executor", "worker"):
+        for name in ("engine", "executor", "timers", "worker"):
             self._start(name)
 
     async def _prepare(self) -> None:
