@@ -209,7 +209,7 @@ def _plan_effect(plan: ApplyPlan, effect: object, registry: TopicRegistry) -> No
         event = effect.event
         plan.outbox.append(OutboxMessage(registry.inbox.name, event.run_id, encode(event)))
     elif isinstance(effect, SetTimer | CancelTimer):
-        plan.commands += _timer_commands(effect)
+        plan.commands += timer_commands(effect)
     # RunFinished needs nothing more here: the status and result indexes follow the state.
 
 
@@ -223,7 +223,7 @@ def timer_score(due_at: datetime) -> int:
     return -(-(as_utc(due_at) - _EPOCH) // _MS)
 
 
-def _timer_commands(effect: SetTimer | CancelTimer) -> list[list[str]]:
+def timer_commands(effect: SetTimer | CancelTimer) -> list[list[str]]:
     """Arm (ZADD moves an armed timer's due time) or disarm a timer, in the step that
     stores the state needing it, so a timer exists exactly when its state does."""
     if isinstance(effect, CancelTimer):
