@@ -81,18 +81,18 @@ async def rerun_run(
     trigger = _trigger_of(workflow, state)
     if request.fromNode is not None:
         _check_from_node(state, workflow, request.fromNode)
+    new_id = new_run_id(os.urandom)
     command = RunCommand(
         run_id=run_id,
         command="rerun",
         force=request.force,
         by=actor.name,
-        new_run_id=new_run_id(os.urandom),
+        new_run_id=new_id,
         inputs=_inputs(trigger, state, workflow, request),
         from_node=request.fromNode,
         version=request.version,
     )
-    assert command.new_run_id is not None
-    return await answer(ctx, actor, command.new_run_id, publish=encode(command), key=run_id)
+    return await answer(ctx, actor, new_id, publish=encode(command), key=run_id)
 
 
 def _label(workflow: Workflow) -> str:
