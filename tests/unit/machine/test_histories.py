@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
 
-from switchyard.schemas import decode_inbox, node_run_id, parse_workflow, timer_id
+from switchyard.schemas import TimerPurpose, decode_inbox, node_run_id, parse_workflow, timer_id
 
 from .conftest import RUN_ID, START, Harness
 
@@ -39,7 +39,8 @@ def wire_event(raw: dict[str, Any], index: int) -> bytes:
     timer = event.get("timerId")
     if isinstance(timer, str) and timer.startswith("@"):
         owner, _, purpose = timer[1:].partition(":")
-        event["timerId"] = timer_id(RUN_ID, None if owner == "run" else _node_run(owner), purpose)
+        node_run = None if owner == "run" else _node_run(owner)
+        event["timerId"] = timer_id(RUN_ID, node_run, cast(TimerPurpose, purpose))
     return orjson.dumps(event)
 
 
