@@ -78,7 +78,7 @@ class TimerCounts:
     dead_lettered: int = 0
     failures: int = 0
     max_lateness_ms: float = 0.0
-    lateness_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+    lateness_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
 
 
 class TimerService:
@@ -122,23 +122,26 @@ class TimerService:
         ]
 
     async def stop(self) -> None:
-        if self._state != "started":
+        if self._state == "new":
             self._state = "stopped"
+        if self._state == "stopped":
             return
-        self._state = "stopping"
-        self._wake.set()
-        listener, loop = self._tasks
-        listener.cancel()
-        try:
-            await loop
-        finally:
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+        if self._state == "started":
+            self._state = "stopping"
+            self._wake.set()
+            self._tasks[0].cancel()  # the wake-up listener; the loop ends its batch
+        # Cancelled itself (a grace period ran out), this cancels the loop: what it had
+        # not forgotten stays armed and fires after a restart.
+        ended = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for outcome in ended:
+            if isinstance(outcome, Exception):
+                log.error("timers: %r on the way out", outcome)
+        if self._state != "stopped":
             self._state = "stopped"
+            counts = self.counts
             log.info(
                 "timers stopped: %d fired, %d forgotten, %d superseded, %d dead-lettered",
-                self.counts.fired, self.counts.forgotten, self.counts.superseded,
-                self.counts.dead_lettered,
+                counts.fired, counts.forgotten, counts.superseded, counts.dead_lettered,
             )  # fmt: skip
 
     async def __aenter__(self) -> TimerService:
@@ -242,7 +245,9 @@ class TimerService:
         pubsub = self._redis.pubsub()
         backoff = _FIRST_BACKOFF_S
         try:
-            while True:
+            # Checked, not only cancelled: redis-py's read timeout can swallow a
+            # cancellation that lands as it expires (then this ends within one read).
+            while self.running():
                 try:
                     if not pubsub.subscribed:
                         await pubsub.subscribe(keys.TIMERS_WAKE)

@@ -376,3 +376,19 @@ async def test_timers_due_while_redis_is_away_fire_once_it_is_back(
     finally:
         await client.aclose()
         server.stop()
+
+
+async def test_a_second_start_is_an_error_and_stop_is_idempotent(
+    timer_settings: Settings, timer_redis: aioredis.Redis, producer: EventProducer
+) -> None:
+    service = TimerService(timer_settings, timer_redis, producer)
+    await service.stop()  # never started: nothing to do
+    service = TimerService(timer_settings, timer_redis, producer)
+    await service.start()
+    with pytest.raises(RuntimeError, match=r"start\(\) called when started"):
+        await service.start()
+    await asyncio.gather(service.stop(), service.stop())  # the second waits for the first
+    await service.stop()
+    assert not service.running()
+    with pytest.raises(RuntimeError, match=r"start\(\) called when stopped"):
+        await service.start()
