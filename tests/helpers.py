@@ -7,6 +7,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from switchyard.schemas.settings import Settings
+
 T = TypeVar("T")
 
 
@@ -26,3 +28,15 @@ async def until(
         await asyncio.sleep(interval)
         value = await probe()
     return value
+
+
+def private_redis_db(settings: Settings, session_tag: str) -> Settings:
+    """``settings`` on a Redis database of this test session's own (1-15).
+
+    Armed timers are one sorted set per database: a timer service of another test
+    session on the same Redis would fire this session's timers into its own inbox
+    (and remove them). Tests that run a timer service use this.
+    """
+    db = 1 + int(session_tag, 16) % 15
+    base = settings.redis_url.rsplit("/", 1)[0]
+    return settings.model_copy(update={"redis_url": f"{base}/{db}"})

@@ -25,9 +25,16 @@ from switchyard.engine.timers import TimerService
 from switchyard.schemas import node_run_id
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
+from tests.helpers import private_redis_db
 from tests.integration.engine_support import Driver
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("engine", "timers", "executor")]
+
+
+@pytest.fixture
+def settings(settings: Settings, session_tag: str) -> Settings:
+    """On a Redis database of this session's own: the test runs a timer service."""
+    return private_redis_db(settings, session_tag)
 
 
 class _Flaky(BaseHTTPRequestHandler):

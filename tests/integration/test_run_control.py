@@ -25,9 +25,16 @@ from switchyard.schemas import NodeRunUpdated, RunCommand, encode, node_run_id
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
+from tests.helpers import private_redis_db
 from tests.integration.engine_support import Driver, echo_server, new_run_id, read_all
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def settings(settings: Settings, session_tag: str) -> Settings:
+    """On a Redis database of this session's own: the test runs a timer service."""
+    return private_redis_db(settings, session_tag)
 
 
 @pytest.fixture
