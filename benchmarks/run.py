@@ -93,7 +93,7 @@ async def workload(stack: BenchStack, name: str, plan: Plan, args: argparse.Name
         entry["closed"] = closed.as_dict()
         entry["closed"]["node_runs_per_s"] = round(closed.rate * workloads.NODE_RUNS[name], 1)
         entry["rss_mib_under_load"] = {
-            p: stack.rss_mib(p) for p in ("engine", "executor", "bridge")
+            p: stack.rss_mib(p) for p in ("engine", "executor", "timers", "bridge")
         }
         if name == "chain":
             result["sizes"] = {t: round(fmean(s)) for t, s in target.sizes.items() if s}

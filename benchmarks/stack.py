@@ -89,7 +89,7 @@ class BenchStack:
         return round(kib / 1024, 1) if kib else None
 
     def rss_of_services(self) -> dict[str, float | None]:
-        return {name: self.rss_mib(name) for name in ("engine", "executor", "bridge")}
+        return {name: self.rss_mib(name) for name in ("engine", "executor", "timers", "bridge")}
 
     def spawn(self, module: str, *args: str, extra_env: dict[str, str] | None = None
               ) -> subprocess.Popen[bytes]:  # fmt: skip
