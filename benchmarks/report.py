@@ -15,6 +15,13 @@ def _rate(entry: dict[str, Any] | None) -> float | None:
     return float(entry["closed"]["runs_per_s"])
 
 
+def _lateness(when: str, late: dict[str, Any]) -> str:
+    return (
+        f"timer lateness {when} (due → applied, {late['timed_out']}/{late['runs']} deadlines): "
+        f"p50 {late['p50_ms']} ms, p99 {late['p99_ms']} ms, max {late['max_ms']} ms"
+    )
+
+
 def table(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [
@@ -84,15 +91,12 @@ def _notes(result: dict[str, Any]) -> list[str]:
             lines.append(
                 "redis work per chain run: " + ", ".join(f"{k} {v}" for k, v in work.items())
             )
+        late = chain.get("timer_lateness_at_50")
+        if late and "p50_ms" in late:
+            lines.append(_lateness("under the chain load at 50%", late))
         rss = chain.get("rss_mib_under_load", {})
         lines.append("RSS under load (MiB): " + ", ".join(f"{k} {v}" for k, v in rss.items()))
-    flight = result.get("in_flight")
-    if flight:
-        lines.append(
-            f"{flight['runs']} runs in flight: engine RSS {flight['engine_rss_mib']} MiB "
-            f"(before {flight['engine_rss_mib_before']}), Redis "
-            f"{flight['redis_bytes_per_waiting_run']} B per waiting run"
-        )
+    lines += _flight_notes(result)
     prof = chain.get("profile") if chain else None
     if prof and "self" in prof:
         lines.append("engine profile at max rate (py-spy, % of busy samples, self / total):")
@@ -100,4 +104,19 @@ def _notes(result: dict[str, Any]) -> list[str]:
             lines.append(f"  self  {row['percent']:5.1f}%  {row['function']}")
         for row in prof["total"][:12]:
             lines.append(f"  total {row['percent']:5.1f}%  {row['function']}")
+    return lines
+
+
+def _flight_notes(result: dict[str, Any]) -> list[str]:
+    flight = result.get("in_flight")
+    if not flight:
+        return []
+    lines = [
+        f"{flight['runs']} runs in flight: engine RSS {flight['engine_rss_mib']} MiB "
+        f"(before {flight['engine_rss_mib_before']}), Redis "
+        f"{flight['redis_bytes_per_waiting_run']} B per waiting run"
+    ]
+    late = flight.get("timer_lateness")
+    if late and "p50_ms" in late:
+        lines.append(_lateness(f"with {flight['timers_pending']} timers pending", late))
     return lines

@@ -26,7 +26,7 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from benchmarks import ceiling, profile, workloads
+from benchmarks import ceiling, deadlines, profile, workloads
 from benchmarks.load import closed_loop, open_loop
 from benchmarks.report import table
 from benchmarks.stack import BenchStack, Ports, bench_settings
@@ -107,7 +107,14 @@ async def workload(stack: BenchStack, name: str, plan: Plan, args: argparse.Name
             _say(
                 f"{name}: open loop at {rate:.0f} runs/s ({fraction:.0%} of max), {plan.open:.0f} s"
             )
-            phase = await open_loop(target, rate=rate, seconds=plan.open)
+            if name == "chain" and fraction == 0.5:
+                # Timers coming due under the load: deadline runs beside the chain.
+                phase, entry["timer_lateness_at_50"] = await asyncio.gather(
+                    open_loop(target, rate=rate, seconds=plan.open),
+                    deadlines.probe(stack.settings, rate=10, seconds=plan.open),
+                )
+            else:
+                phase = await open_loop(target, rate=rate, seconds=plan.open)
             completed += len(phase.completions)
             entry["open"].append({"fraction_of_max": fraction, **phase.as_dict()})
             if name == "chain" and fraction == 0.25:
@@ -211,11 +218,15 @@ async def in_flight(stack: BenchStack, plan: Plan, result: dict[str, Any]) -> No
     await asyncio.sleep(1.0)
     held = int(await client.zcard("sy:runs:wf:bench-hold"))
     used = int((await client.info("memory"))["used_memory"])
+    pending = int(await client.zcard("sy:timers"))
+    _say(f"in flight: {pending} timers pending; deadline runs at 20/s")
+    lateness = await deadlines.probe(stack.settings, rate=20, seconds=min(10.0, plan.open))
     await client.aclose()
     result["in_flight"] = {
         "runs": held, "seconds_to_apply": round(applied, 1),
         "engine_rss_mib_before": before_rss, "engine_rss_mib": stack.rss_mib("engine"),
         "redis_bytes_per_waiting_run": round((used - before) / max(held, 1)),
+        "timers_pending": pending, "timer_lateness": lateness,
     }  # fmt: skip
 
 
@@ -302,7 +313,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     stack.up()
     try:
         result["rss_mib_idle"] = stack.rss_of_services()
-        await stack.define(workloads.chain(), workloads.chain("bench-hold"), workloads.claim())
+        await stack.define(
+            workloads.chain(), workloads.hold(), workloads.claim(), deadlines.workflow()
+        )
         for name in args.workloads:
             await workload(stack, name, plan, args, result)
         if "ceiling" not in args.skip:

@@ -3,7 +3,8 @@
 ``chain``: SELF_SERVE_TRIGGER → CONDITION → KAFKA → KAFKA, inputs templated into the
 payloads. ``webhook``: trigger → synchronous WEBHOOK. ``claim``: trigger →
 INTEGRATION_ACTION. ``hold`` is ``chain`` under another identifier that no worker
-serves, so its runs stay in flight (the memory measurement).
+serves, with an hour's deadline on its KAFKA nodes, so its runs stay in flight, each
+with an armed timer (the memory and pending-timers measurement).
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ def chain(identifier: str = "bench-chain") -> dict[str, Any]:
             {"sourceIdentifier": "first", "targetIdentifier": "second"},
         ],
     }  # fmt: skip
+
+
+def hold(identifier: str = "bench-hold") -> dict[str, Any]:
+    workflow = chain(identifier)
+    for node in workflow["nodes"]:
+        if node["config"]["type"] == "KAFKA":
+            node["config"]["timeoutSeconds"] = 3600
+    return workflow
 
 
 def webhook(url: str, identifier: str = "bench-webhook") -> dict[str, Any]:

@@ -70,3 +70,8 @@ def test_quick_benchmark_prints_the_table_and_writes_sane_json(tmp_path: Path) -
     assert result["raw_kafka"]["closed"]["runs_per_s"] > 0
     assert result["in_flight"]["runs"] == 200
     assert result["in_flight"]["engine_rss_mib"] > 0
+    # Every deadline run beside the load and beside the held runs timed out, measured.
+    assert result["in_flight"]["timers_pending"] >= 200
+    for late in (chain["timer_lateness_at_50"], result["in_flight"]["timer_lateness"]):
+        assert late["timed_out"] == late["runs"] > 0
+        assert 0 <= late["p50_ms"] <= late["p99_ms"] <= late["max_ms"]
