@@ -70,6 +70,30 @@ async def test_trigger_list_logs_update_and_cancel(client: RunsClient, driver: D
     assert second.run_id in caught.value.message
 
 
+async def test_rerun_whole_and_from_a_node(client: RunsClient, driver: Driver) -> None:
+    workflow = f"client-{uuid.uuid4().hex[:8]}"
+    await driver.define(_workflow(workflow))
+    first = await client.trigger(workflow, {"service": "api"})
+    with pytest.raises(ApiError) as running:
+        await client.rerun(first.run_id)
+    assert running.value.status_code == 409  # in progress, and no force
+    assert first.run is not None
+    work = next(nr for nr in first.run.node_runs if nr.node.identifier == "work")
+    await client.update_node_run(work.identifier, status="COMPLETED", result="FAILED")
+    await until(lambda: client.get_run(first.run_id), lambda r: r.status == "COMPLETED")
+
+    again = await client.rerun(first.run_id, inputs={"service": "web"})
+    assert again.run is not None
+    assert again.run.rerun_of is not None
+    assert (again.run.rerun_of.identifier, again.run.rerun_of.from_node) == (first.run_id, None)
+    assert again.run.variables.outputs["trigger"] == {"service": "web"}
+    partial = await client.rerun(first.run_id, from_node="work")
+    assert partial.run is not None
+    trigger = next(nr for nr in partial.run.node_runs if nr.node.identifier == "trigger")
+    assert trigger.reused_from is not None  # the same inputs: reused
+    assert [w.kind for w in partial.run.waiting_on] == ["worker"]  # work restarted
+
+
 async def test_errors_carry_the_api_code_and_message(client: RunsClient) -> None:
     with pytest.raises(ApiError) as missing:
         await client.get_run("wfr_AAAAAAAAAAAAAAAA")
