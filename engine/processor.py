@@ -30,6 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from switchyard.engine.machine.decide import decide
+from switchyard.engine.machine.options import MachineOptions
 from switchyard.engine.machine.state import RunState
 from switchyard.engine.store.plan import ApplyPlan, OutboxMessage, move_plan, plan_decision
 from switchyard.engine.store.runs import RunStore, StoredRun
@@ -134,7 +135,7 @@ class InboxProcessor:
         self.secrets = dict(secrets)
         self.clock = clock
         self.inbox_partitions = inbox_partitions
-        self.default_node_timeout_s = default_node_timeout_s
+        self.options = MachineOptions(default_timeout_s=default_node_timeout_s)
         self.max_output_bytes = max_output_bytes
         # A dead letter keeps at most this much of the rejected value, so that the
         # letter of an event near the broker's limit still fits in one message.
@@ -262,7 +263,7 @@ class InboxProcessor:
             decision = decide(
                 state, event, workflow=workflow, now=self.clock(),
                 templates=self.templates, secrets=self.secrets,
-                default_timeout_s=self.default_node_timeout_s,
+                options=self.options,
             )  # fmt: skip
         except TemplatesUnavailable:
             raise  # the template sandbox is restarting or stopping: retry the batch

@@ -20,6 +20,7 @@ from switchyard.schemas.run import (
     RerunOf,
     RunResult,
     RunStatus,
+    StatusLabel,
 )
 from switchyard.schemas.timestamps import Timestamp
 
@@ -92,6 +93,7 @@ class NodeRunUpdated(FrozenWireModel):
     logs: list[LogEntry] = Field(default_factory=list)
     links: list[str] | None = None
     external_run_id: str | None = None
+    status_label: StatusLabel | None = None
     sent_at: Timestamp
 
     @model_validator(mode="after")

@@ -43,6 +43,16 @@ class WorkflowRef(WireModel):
     version: int
 
 
+class StatusLabel(WireModel):
+    """A short label shown on a node run (or run): set by a worker's PATCH, or by the
+    CONDITION outlet taken (``statusLabel``; the run's from ``workflowStatusLabel``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    text: str = Field(min_length=1, max_length=200)
+    variant: str | None = Field(default=None, max_length=40)
+
+
 class Wait(WireModel):
     """One thing an IN_PROGRESS run waits on (SPEC §7): a run that waits on nothing
     is stuck, which the engine never lets happen."""
@@ -85,6 +95,7 @@ class NodeRun(WireModel):
     attempt: int | None = None
     retry_of: NodeRunId | None = None
     reused_from: NodeRunId | None = None
+    status_label: StatusLabel | None = None
 
 
 class RunVariables(WireModel):
@@ -107,5 +118,6 @@ class WorkflowRun(WireModel):
     completed_at: Timestamp | None = None
     created_by: str
     rerun_of: RerunOf | None = None
+    status_label: StatusLabel | None = None
     # Empty once COMPLETED; while not, never empty (GET /v1/workflows/runs?stuck=true).
     waiting_on: list[Wait] = Field(default_factory=list)

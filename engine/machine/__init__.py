@@ -23,6 +23,7 @@ from switchyard.engine.machine.effects import (
     RunFinished,
     SetTimer,
 )
+from switchyard.engine.machine.options import MachineOptions
 from switchyard.engine.machine.projection import to_workflow_run
 from switchyard.engine.machine.state import (
     NodeRunState,
@@ -41,6 +42,7 @@ __all__ = [
     "Decision",
     "Effect",
     "EmitRunEvent",
+    "MachineOptions",
     "MarkPendingClaim",
     "NodeRunState",
     "PublishInboxEvent",

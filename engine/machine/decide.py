@@ -14,6 +14,7 @@ from switchyard.engine.machine.handlers import (
     on_run_command,
     on_timer_fired,
 )
+from switchyard.engine.machine.options import MachineOptions
 from switchyard.engine.machine.state import RunState, clone_state
 from switchyard.engine.machine.step import Step
 from switchyard.engine.machine.trigger import on_run_triggered
@@ -28,6 +29,7 @@ from switchyard.schemas import (
 )
 from switchyard.schemas.timestamps import as_utc
 
+DEFAULT_OPTIONS = MachineOptions()
 _Handler = Callable[[RunState, Step, Any], Decision]
 # One handler per event type that needs an existing run (RunTriggered creates one).
 _HANDLERS: dict[type, _Handler] = {
@@ -45,13 +47,13 @@ def decide(
     now: datetime,
     templates: Templates,
     secrets: Mapping[str, str],
-    default_timeout_s: float | None = None,
+    options: MachineOptions = DEFAULT_OPTIONS,
 ) -> Decision:
     """Apply ``event`` to a run's ``state`` (None: the run doesn't exist yet).
 
     ``workflow`` is the version the run is pinned to (for a trigger: the version to
     start), ``now`` the processor's clock, ``secrets`` the server's secrets,
-    ``default_timeout_s`` the deadline of waiting nodes without their own. Pure: no
+    ``options`` what the server's configuration says (default deadlines...). Pure: no
     I/O, clock or randomness inside, ``state`` is not modified, and bad input gives a
     Decision with a ``rejection`` (state unchanged, no effects) rather than an error.
     """
@@ -60,7 +62,7 @@ def decide(
     if isinstance(event, RunTriggered):
         return on_run_triggered(
             state, event, graph=graph, now=now, templates=templates, secrets=secrets,
-            default_timeout_s=default_timeout_s,
+            options=options,
         )  # fmt: skip
     handler = _HANDLERS.get(type(event))
     if handler is None:  # a caller that bypassed the types; refuse, don't crash
@@ -71,5 +73,5 @@ def decide(
         return reject(state, "wrong_run", f"event for {event.run_id} given run {state.run_id}")
     copy = clone_state(state)
     copy.step += 1
-    step = Step(copy, graph, now, templates, secrets, Masker(secrets), default_timeout_s)
+    step = Step(copy, graph, now, templates, secrets, Masker(secrets), options)
     return handler(state, step, event)

@@ -83,6 +83,8 @@ def _apply_progress(step: Step, node_run: NodeRunState, event: NodeRunUpdated) -
         node_run.links = [step.masker.text(link) for link in event.links]
     if event.external_run_id is not None:
         node_run.external_run_id = event.external_run_id
+    if event.status_label is not None:
+        node_run.status_label = event.status_label
     node_run.updated_at = step.now
 
 

@@ -36,6 +36,7 @@ from switchyard.schemas import (
     Node,
     NodeRunContext,
     NodeRunRequest,
+    StatusLabel,
     WebhookConfig,
     WebhookRequest,
 )
@@ -70,7 +71,7 @@ def node_timeout(step: Step, node: Node) -> float | None:
     if isinstance(config, WebhookConfig) and config.synchronized:
         return None
     if isinstance(config, WebhookConfig | KafkaConfig | IntegrationActionConfig):
-        return config.timeout_seconds or step.default_timeout_s
+        return config.timeout_seconds or step.options.default_timeout_s
     return None
 
 
@@ -119,6 +120,7 @@ def _run_condition(step: Step, node_run: NodeRunState, config: ConditionConfig) 
             return
         if value is True:
             step.log(node_run, "INFO", f"outlet {outlet.identifier!r} matched")
+            _label(step, node_run, outlet.status_label, outlet.workflow_status_label)
             selected = {"identifier": outlet.identifier, "title": outlet.title}
             edges = step.graph.outlet_edge(node_run.node, outlet.identifier)
             complete(step, node_run, {"selectedOutlet": selected, "fallback": False}, edges)
@@ -132,6 +134,18 @@ def _run_condition(step: Step, node_run: NodeRunState, config: ConditionConfig) 
         else "no outlet matched and there is no fallback: this branch ends",
     )
     complete(step, node_run, {"selectedOutlet": None, "fallback": True}, edges)
+
+
+def _label(step: Step, node_run: NodeRunState, node_label: Any, run_label: Any) -> None:
+    """The taken outlet's ``statusLabel`` on the node run, its ``workflowStatusLabel``
+    on the run (a label without text is not shown)."""
+    for label, target in ((node_label, node_run), (run_label, step.state)):
+        if isinstance(label, dict) and isinstance(label.get("text"), str) and label["text"]:
+            variant = label.get("variant")
+            target.status_label = StatusLabel(
+                text=label["text"][:200],
+                variant=variant[:40] if isinstance(variant, str) else None,
+            )
 
 
 def _start_webhook(step: Step, node: Node, node_run: NodeRunState, config: WebhookConfig) -> None:

@@ -38,6 +38,7 @@ def to_workflow_run(
         completed_at=state.completed_at,
         created_by=state.created_by,
         rerun_of=state.rerun_of,
+        status_label=state.status_label,
         waiting_on=waits(state, Graph.of(workflow)),
     )
 
@@ -62,4 +63,5 @@ def _node_run(node_run: NodeRunState, logs: Sequence[NodeRunLog], workflow: Work
         attempt=node_run.attempt,
         retry_of=node_run.retry_of,
         reused_from=node_run.reused_from,
+        status_label=node_run.status_label,
     )

@@ -21,6 +21,7 @@ from switchyard.schemas import (
     RunId,
     RunResult,
     RunStatus,
+    StatusLabel,
 )
 
 STATE_FORMAT = 1
@@ -54,6 +55,7 @@ class NodeRunState(BaseModel):
     retry_at: datetime | None = None
     # It ended by its deadline: a late report is benign, not a fault.
     timed_out: bool = False
+    status_label: StatusLabel | None = None
 
     @property
     def in_flight(self) -> bool:
@@ -98,6 +100,7 @@ class RunState(BaseModel):
     # The workflow's timeoutSeconds: when the run is cancelled (forced) and FAILED.
     deadline: datetime | None = None
     rerun_of: RerunOf | None = None
+    status_label: StatusLabel | None = None
 
     def node_run(self, node_run_id: str) -> NodeRunState | None:
         return next((nr for nr in self.node_runs if nr.id == node_run_id), None)

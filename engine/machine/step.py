@@ -24,6 +24,7 @@ from switchyard.engine.machine.effects import (
     SetTimer,
 )
 from switchyard.engine.machine.graph import Graph
+from switchyard.engine.machine.options import MachineOptions
 from switchyard.engine.machine.state import NodeRunState, RunState
 from switchyard.engine.templates import Templates
 from switchyard.schemas import (
@@ -49,8 +50,7 @@ class Step:
     templates: Templates
     secrets: Mapping[str, str]
     masker: Masker
-    # SWITCHYARD_DEFAULT_NODE_TIMEOUT_S: the deadline of waiting nodes without their own.
-    default_timeout_s: float | None = None
+    options: MachineOptions = field(default_factory=MachineOptions)
     effects: list[Effect] = field(default_factory=list)
     logs: dict[str, list[NodeRunLog]] = field(default_factory=dict)
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from switchyard.engine.machine.context import Masker
 from switchyard.engine.machine.effects import Decision, reject
 from switchyard.engine.machine.graph import Graph
+from switchyard.engine.machine.options import MachineOptions
 from switchyard.engine.machine.outcome import complete
 from switchyard.engine.machine.state import RunState
 from switchyard.engine.machine.step import Step
@@ -50,7 +51,7 @@ def on_run_triggered(
     now: datetime,
     templates: Templates,
     secrets: Mapping[str, str],
-    default_timeout_s: float | None = None,
+    options: MachineOptions,
 ) -> Decision:
     if state is not None:
         return reject(state, "duplicate_trigger", f"run {event.run_id} already exists")
@@ -88,7 +89,7 @@ def on_run_triggered(
         step=1,
         rerun_of=event.rerun_of,
     )
-    step = Step(state, graph, now, templates, secrets, Masker(secrets), default_timeout_s)
+    step = Step(state, graph, now, templates, secrets, Masker(secrets), options)
     step.emit("run.created")
     if workflow.timeout_seconds is not None:
         state.deadline = now + timedelta(seconds=workflow.timeout_seconds)

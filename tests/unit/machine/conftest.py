@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from switchyard.engine.machine import Decision, RunState, decide, problems
+from switchyard.engine.machine.options import MachineOptions
 from switchyard.engine.templates import TemplateError
 from switchyard.schemas import (
     InboxEvent,
@@ -70,7 +71,7 @@ class Harness:
         self.now = START
         self.state: RunState | None = None
         self.decisions: list[Decision] = []
-        self.default_timeout_s: float | None = None
+        self.options = MachineOptions()
 
     def tick(self, seconds: float = 1) -> None:
         self.now += timedelta(seconds=seconds)
@@ -84,7 +85,7 @@ class Harness:
             now=self.now,
             templates=JqTemplates(),
             secrets=self.secrets,
-            default_timeout_s=self.default_timeout_s,
+            options=self.options,
         )
         after = self.state.model_dump() if self.state is not None else None
         assert before == after, "decide modified the state it was given"

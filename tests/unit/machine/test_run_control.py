@@ -10,6 +10,7 @@ import pytest
 
 from switchyard.engine.machine import Decision, decide, waits
 from switchyard.engine.machine.graph import Graph
+from switchyard.engine.machine.options import MachineOptions
 from switchyard.schemas import (
     NodeRunUpdated,
     RunCommand,
@@ -135,7 +136,7 @@ def test_a_synchronized_webhook_is_bounded_by_the_executor_not_by_a_timer() -> N
 
 def test_the_default_node_timeout_applies_to_nodes_without_their_own() -> None:
     h = harness(kafka(), kafka("own", timeoutSeconds=7))
-    h.default_timeout_s = 120
+    h.options = MachineOptions(default_timeout_s=120)
     started = h.now
     [timer] = h.effects("SetTimer", h.trigger())
     assert timer.due_at == started + timedelta(seconds=120)

@@ -141,7 +141,7 @@ def test_workflow_run_has_the_seed_shape() -> None:
     assert set(data) == {
         "identifier", "status", "result", "nodeRuns", "variables", "workflow",
         "workflowVersionId", "createdAt", "updatedAt", "completedAt", "createdBy",
-        "rerunOf", "waitingOn",
+        "rerunOf", "waitingOn", "statusLabel",
     }  # fmt: skip
     assert data["result"] is None
     assert data["completedAt"] is None
@@ -149,7 +149,7 @@ def test_workflow_run_has_the_seed_shape() -> None:
     assert set(data["nodeRuns"][0]) == {
         "identifier", "node", "nodeTitle", "nodeIcon", "nodeConfigType", "status", "result",
         "output", "nodeRunLogs", "links", "externalRunId", "createdAt", "updatedAt",
-        "attempt", "retryOf", "reusedFrom",
+        "attempt", "retryOf", "reusedFrom", "statusLabel",
         "completedAt",
     }  # fmt: skip
     assert data["nodeRuns"][0]["nodeRunLogs"] == [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import switchyard.schemas as schemas
 
 EXPECTED = {
+    "StatusLabel",
     "timer_id",
     "WaitKind",
     "Wait",
