@@ -22,6 +22,8 @@ import redis.asyncio as aioredis
 import uvicorn
 
 from switchyard.bridge.app import create_app
+from switchyard.consumers.ai import AiService
+from switchyard.consumers.kafka_worker import KafkaWorker
 from switchyard.consumers.webhook import WebhookService
 from switchyard.engine.service import EngineService
 from switchyard.engine.templates import JqTemplates, TemplateLimits
@@ -95,19 +97,27 @@ async def _stop_within(stopping: Coroutine[Any, Any, None], grace: float, what: 
 
 
 async def run_executor(settings: Settings, ready_file: Path | None) -> None:
+    """The built-in executors in one process: webhooks, and AI nodes (which fail
+    saying how to configure an endpoint when SWITCHYARD_AI_BASE_URL is unset)."""
     async with httpx.AsyncClient() as http, EventProducer(settings) as producer:
-        service = WebhookService(settings, producer, http, lambda: datetime.now(UTC))
-        await service.loop.start()
-        task = asyncio.create_task(service.loop.run())
+        clock = lambda: datetime.now(UTC)  # noqa: E731
+        webhooks = WebhookService(settings, producer, http, clock).loop
+        ai = AiService(settings, producer, http, clock).loop
+        loops: list[KafkaWorker[Any]] = [webhooks, ai]
+        for loop in loops:
+            await loop.start()
+        tasks = [asyncio.create_task(loop.run()) for loop in loops]
         try:
             with _ready(ready_file):
                 await _until_signalled()
         finally:
-            service.loop.stop_soon()
+            for loop in loops:
+                loop.stop_soon()
 
             async def drain() -> None:
-                await task
-                await service.loop.stop()
+                await asyncio.gather(*tasks)
+                for loop in loops:
+                    await loop.stop()
 
             await _stop_within(drain(), settings.shutdown_grace_s, "executor")
 

@@ -22,7 +22,14 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from switchyard.consumers.context import Handler, Reporter, WorkContext, utc_now
 from switchyard.consumers.running import run_handler
-from switchyard.schemas import DecodeError, NodeRunRequest, NodeRunUpdated, WebhookRequest, decode
+from switchyard.schemas import (
+    AiRequest,
+    DecodeError,
+    NodeRunRequest,
+    NodeRunUpdated,
+    WebhookRequest,
+    decode,
+)
 from switchyard.schemas import encode as encode_event
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
@@ -30,7 +37,9 @@ from switchyard.topics.registry import TopicRegistry
 
 log = logging.getLogger("switchyard.worker")
 
-MessageT = TypeVar("MessageT", NodeRunRequest, WebhookRequest)
+# The built-in executors' requests are messages of their own (the payload is the whole
+# request); a KAFKA node's is its rendered payload.
+MessageT = TypeVar("MessageT", NodeRunRequest, WebhookRequest, AiRequest)
 
 _REMEMBERED = 10_000  # finished node-run ids kept to skip redeliveries
 

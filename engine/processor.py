@@ -124,6 +124,7 @@ class InboxProcessor:
         clock: Callable[[], datetime],
         inbox_partitions: int,
         default_node_timeout_s: float | None = None,
+        ai_configured: bool = False,
         max_output_bytes: int = 262_144,
         max_message_bytes: int = 1_048_576,
     ) -> None:
@@ -135,7 +136,9 @@ class InboxProcessor:
         self.secrets = dict(secrets)
         self.clock = clock
         self.inbox_partitions = inbox_partitions
-        self.options = MachineOptions(default_timeout_s=default_node_timeout_s)
+        self.options = MachineOptions(
+            default_timeout_s=default_node_timeout_s, ai_configured=ai_configured
+        )
         self.max_output_bytes = max_output_bytes
         # A dead letter keeps at most this much of the rejected value, so that the
         # letter of an event near the broker's limit still fits in one message.

@@ -53,6 +53,7 @@ class EngineService:
             clock=clock,
             inbox_partitions=settings.inbox_partitions,
             default_node_timeout_s=settings.default_node_timeout_s,
+            ai_configured=settings.ai_base_url is not None,
             max_output_bytes=settings.node_output_max_bytes,
             max_message_bytes=settings.kafka_max_message_bytes,
         )

@@ -14,6 +14,7 @@ from switchyard.schemas.errors import (
     WorkflowInvalid,
 )
 from switchyard.schemas.events import (
+    AiRequest,
     InboxEvent,
     LogEntry,
     NodeRunContext,
@@ -60,6 +61,8 @@ from switchyard.schemas.timestamps import Timestamp, format_timestamp
 from switchyard.schemas.user_inputs import InputProperty, UserInputs
 from switchyard.schemas.workflow import (
     ActionConfig,
+    AiAgentConfig,
+    AiConfig,
     ConditionConfig,
     Connection,
     IntegrationActionConfig,
@@ -77,6 +80,9 @@ from switchyard.schemas.workflow_rules import graph_problems, parse_workflow
 
 __all__ = [
     "ActionConfig",
+    "AiAgentConfig",
+    "AiConfig",
+    "AiRequest",
     "ConditionConfig",
     "Connection",
     "DecodeError",

@@ -215,6 +215,24 @@ class WebhookRequest(FrozenWireModel):
         return self.context.workflow_run_id
 
 
+class AiRequest(FrozenWireModel):
+    """A rendered ``AI`` or ``AI_AGENT`` node for the built-in AI executor, which calls an
+    OpenAI-compatible chat-completions endpoint and reports ``{response,
+    invocationIdentifier}``."""
+
+    system_prompt: str = ""
+    user_prompt: str
+    # None: the executor's configured model (SWITCHYARD_AI_MODEL).
+    model: str | None = None
+    output_schema: dict[str, Any] | None = None
+    timeout_seconds: float | None = None
+    context: NodeRunContext
+
+    @property
+    def run_id(self) -> str:
+        return self.context.workflow_run_id
+
+
 RunEventKind = Literal[
     "run.created",
     "run.updated",

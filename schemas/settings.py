@@ -77,6 +77,17 @@ class Settings(BaseSettings):
     )  # fmt: skip
     engine_batch_max: int = Field(default=200, ge=1, le=10000)
     engine_batch_within_ms: int = Field(default=5, ge=0, le=10000)
+    ai_base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible API root for AI and AI_AGENT nodes, e.g. "
+        "https://api.openai.com/v1 (…/chat/completions is called); unset: those nodes fail "
+        "saying so.",
+    )
+    ai_api_key: SecretStr | None = Field(default=None, description="Bearer key for it.")
+    ai_model: str = Field(default="gpt-4o-mini", min_length=1,
+                          description="Model of nodes that name none.")  # fmt: skip
+    ai_timeout_s: float = Field(default=120.0, gt=0, le=3600,
+                                description="Bound of one chat-completions call.")  # fmt: skip
     # -- the timer service (switchyard timers) --
     timer_batch_max: int = Field(
         default=500, ge=1, le=10_000,

@@ -29,7 +29,9 @@ HttpStatus = Annotated[int, Field(ge=100, le=599)]
 
 TRIGGER_TYPES = frozenset({"SELF_SERVE_TRIGGER"})
 BRANCHING_TYPES = frozenset({"CONDITION"})
-SUPPORTED_TYPES = ("SELF_SERVE_TRIGGER", "CONDITION", "WEBHOOK", "KAFKA", "INTEGRATION_ACTION")
+SUPPORTED_TYPES = (
+    "SELF_SERVE_TRIGGER", "CONDITION", "WEBHOOK", "KAFKA", "INTEGRATION_ACTION", "AI", "AI_AGENT",
+)  # fmt: skip
 
 
 def _rename_legacy(data: Any, old: str, new: str) -> Any:
@@ -179,7 +181,50 @@ class IntegrationActionConfig(WireModel):
         return self
 
 
-ActionConfig = WebhookConfig | KafkaConfig | IntegrationActionConfig
+class McpServer(WireModel):
+    identifier: str = Field(min_length=1)
+
+
+class _AiFields(WireModel):
+    """What ``AI`` and ``AI_AGENT`` share (Port's fields). This server runs them through an
+    OpenAI-compatible chat-completions endpoint (``SWITCHYARD_AI_BASE_URL``); ``tools``
+    and ``mcpServers`` are accepted so that exported workflows load, and not used."""
+
+    user_prompt: str = Field(min_length=1)
+    tools: list[str] | None = None
+    mcp_servers: list[McpServer] | None = Field(default=None, max_length=5)
+    provider: str | None = Field(default=None, min_length=1)
+    model: str | None = Field(default=None, min_length=1)
+    output_schema: dict[str, Any] | None = None
+    timeout_seconds: WaitSeconds | None = None
+    retry: RetryPolicy | None = None
+    on_failure: OnFailure = "terminate"
+
+    @model_validator(mode="after")
+    def _pairs_and_schema(self) -> _AiFields:
+        if (self.provider is None) != (self.model is None):
+            raise ValueError("provider and model: set both or neither")
+        if self.output_schema is not None and self.output_schema.get("type") != "object":
+            got = self.output_schema.get("type")
+            raise ValueError(f'outputSchema.type: must be "object" (got {got!r})')
+        return self
+
+
+class AiConfig(_AiFields):
+    """An LLM call: the response completes the node (``{response, invocationIdentifier}``)."""
+
+    type: Literal["AI"]
+    system_prompt: str = ""
+
+
+class AiAgentConfig(_AiFields):
+    """An AI agent of Port's; here the agent's identifier frames the system prompt."""
+
+    type: Literal["AI_AGENT"]
+    agent_identifier: str = Field(min_length=1)
+
+
+ActionConfig = WebhookConfig | KafkaConfig | IntegrationActionConfig | AiConfig | AiAgentConfig
 NodeConfig = Annotated[
     SelfServeTriggerConfig | ConditionConfig | ActionConfig, Field(discriminator="type")
 ]

@@ -36,6 +36,7 @@ class TopicRegistry:
     inbox: Topic
     node_run_requests: Topic
     webhook_requests: Topic
+    ai_requests: Topic
     run_events: Topic
     dead_letter: Topic
 
@@ -68,6 +69,14 @@ class TopicRegistry:
                 retention_ms=1 * _DAY_MS,
                 purpose="WEBHOOK node runs, for the built-in webhook executor",
             ),
+            ai_requests=Topic(
+                name=f"{prefix}ai-requests",
+                key="run id (wfr_…)",
+                value="AiRequest",
+                partitions=fanout,
+                retention_ms=1 * _DAY_MS,
+                purpose="AI and AI_AGENT node runs, for the built-in AI executor",
+            ),
             run_events=Topic(
                 name=f"{prefix}run-events",
                 key="run id (wfr_…)",
@@ -91,6 +100,7 @@ class TopicRegistry:
             self.inbox,
             self.node_run_requests,
             self.webhook_requests,
+            self.ai_requests,
             self.run_events,
             self.dead_letter,
         )

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from switchyard.engine.machine.state import RunState
 from switchyard.schemas import (
+    AiRequest,
     NodeRunLog,
     NodeRunRequest,
     RunEvent,
@@ -42,6 +43,24 @@ class PublishWebhookRequest(_Effect):
 
     kind: Literal["PublishWebhookRequest"] = "PublishWebhookRequest"
     request: WebhookRequest
+
+
+class PublishAiRequest(_Effect):
+    """Hand a rendered AI or AI_AGENT node to the built-in AI executor."""
+
+    kind: Literal["PublishAiRequest"] = "PublishAiRequest"
+    request: AiRequest
+
+
+class PublishAgentRequest(_Effect):
+    """Hand an ``agent: true`` WEBHOOK node run to Port's execution agent (``<org
+    id>.runs``). ``message`` is the agent's envelope with empty ``headers``: the store's
+    plan signs it with the agent's client secret, stamped ``timestamp`` (the decision's
+    time, Unix seconds), so the machine holds no secret and no clock."""
+
+    kind: Literal["PublishAgentRequest"] = "PublishAgentRequest"
+    message: dict[str, Any]
+    timestamp: int
 
 
 class MarkPendingClaim(_Effect):
@@ -125,6 +144,8 @@ class PublishInboxEvent(_Effect):
 Effect = Annotated[
     PublishNodeRunRequest
     | PublishWebhookRequest
+    | PublishAgentRequest
+    | PublishAiRequest
     | MarkPendingClaim
     | ClearPendingClaim
     | AppendLogs

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from switchyard.engine.machine.ai import start_ai
 from switchyard.engine.machine.context import template_context
 from switchyard.engine.machine.effects import (
     MarkPendingClaim,
@@ -30,6 +31,8 @@ from switchyard.engine.machine.state import NodeRunState
 from switchyard.engine.machine.step import Step
 from switchyard.engine.templates import TemplatesUnavailable
 from switchyard.schemas import (
+    AiAgentConfig,
+    AiConfig,
     ConditionConfig,
     IntegrationActionConfig,
     KafkaConfig,
@@ -57,6 +60,8 @@ def start_node(step: Step, node: Node, attempt: int = 1, retry_of: str | None = 
         _start_kafka(step, node, node_run, config)
     elif isinstance(config, IntegrationActionConfig):
         _start_integration(step, node_run, config)
+    elif isinstance(config, AiConfig | AiAgentConfig):
+        start_ai(step, node, node_run, config)
     else:  # a second trigger can't be reached: parse_workflow forbids edges into triggers
         fail(step, node_run, f"{config.type} nodes can't run inside a run")
     if node_run.in_flight:
@@ -72,6 +77,8 @@ def node_timeout(step: Step, node: Node) -> float | None:
         return None
     if isinstance(config, WebhookConfig | KafkaConfig | IntegrationActionConfig):
         return config.timeout_seconds or step.options.default_timeout_s
+    if isinstance(config, AiConfig | AiAgentConfig):
+        return config.timeout_seconds  # the executor bounds each call as well
     return None
 
 

@@ -21,6 +21,7 @@ from switchyard.engine.machine.effects import (
     Decision,
     EmitRunEvent,
     MarkPendingClaim,
+    PublishAiRequest,
     PublishInboxEvent,
     PublishNodeRunRequest,
     PublishWebhookRequest,
@@ -198,6 +199,8 @@ def _plan_effect(plan: ApplyPlan, effect: object, registry: TopicRegistry) -> No
         plan.outbox.append(
             OutboxMessage(registry.node_run_requests.name, run_id, encode(effect.request))
         )
+    elif isinstance(effect, PublishAiRequest):
+        plan.outbox.append(OutboxMessage(registry.ai_requests.name, run_id, encode(effect.request)))
     elif isinstance(effect, PublishWebhookRequest):
         plan.outbox.append(
             OutboxMessage(registry.webhook_requests.name, run_id, encode(effect.request))

@@ -5,6 +5,9 @@ from __future__ import annotations
 import switchyard.schemas as schemas
 
 EXPECTED = {
+    "AiAgentConfig",
+    "AiConfig",
+    "AiRequest",
     "StatusLabel",
     "timer_id",
     "WaitKind",

@@ -134,7 +134,8 @@ def test_legacy_and_current_spellings_that_disagree_are_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "kind", ["UPSERT_ENTITY", "INPUT", "EVENT_TRIGGER", "SCHEDULE_TRIGGER", "AI", "GITHUB"]
+    "kind",
+    ["UPSERT_ENTITY", "INPUT", "EVENT_TRIGGER", "SCHEDULE_TRIGGER", "CURSOR_AGENT", "GITHUB"],
 )
 def test_unsupported_node_types_are_refused_by_name(kind: str) -> None:
     data = workflow([TRIGGER, {"identifier": "x", "config": {"type": kind}}], [])
@@ -155,13 +156,6 @@ def test_field_problems_name_the_field_inside_the_config() -> None:
     assert set(found) == {"nodes[1].config.url", "nodes[1].config.method", "nodes[1].config.x"}
     assert "got 'FETCH'" in found["nodes[1].config.method"]
     assert found["nodes[1].config.x"] == "is not a known field"
-
-
-def test_agent_webhooks_are_refused_until_supported() -> None:
-    agent = {"identifier": "hook", "config": {"type": "WEBHOOK", "url": "u", "agent": True}}
-    [(path, message)] = problems_of(workflow([TRIGGER, agent], []))
-    assert path == "nodes[1].config"
-    assert "agent: true is not supported" in message
 
 
 def test_integration_action_needs_an_installation() -> None:
