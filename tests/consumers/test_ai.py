@@ -39,6 +39,7 @@ class _Completions(BaseHTTPRequestHandler):
         self.server.seen.append({"path": self.path, "body": body,  # type: ignore[attr-defined]
                                  "auth": self.headers.get("Authorization")})  # fmt: skip
         prompt = body["messages"][-1]["content"]
+        answer: dict[str, Any]
         status, answer = 200, {
             "id": f"chatcmpl-{len(self.server.seen)}",  # type: ignore[attr-defined]
             "object": "chat.completion",
@@ -191,13 +192,14 @@ async def test_an_ai_node_feeds_the_next_node_through_the_real_stack(driver: Dri
         {"identifier": "ask", "config": ask},
         {"identifier": "after", "config": after},
     ]
-    definition = {
-        "identifier": f"ai-{uuid.uuid4().hex[:6]}", "nodes": chain,
+    identifier = f"ai-{uuid.uuid4().hex[:6]}"
+    definition: dict[str, Any] = {
+        "identifier": identifier, "nodes": chain,
         "connections": [{"sourceIdentifier": a["identifier"], "targetIdentifier": b["identifier"]}
                         for a, b in itertools.pairwise(chain)],
     }  # fmt: skip
     await driver.define(definition)
-    run_id = await driver.trigger(definition["identifier"], {})
+    run_id = await driver.trigger(identifier, {})
 
     def asked(state: RunState) -> bool:
         return state.node_run_of("after") is not None
