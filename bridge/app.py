@@ -14,7 +14,17 @@ from datetime import datetime
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from switchyard.bridge import auth, claims, node_runs, reruns, runs, workflows
+from switchyard.bridge import (
+    action_runs,
+    auth,
+    claims,
+    integrations,
+    node_runs,
+    organization,
+    reruns,
+    runs,
+    workflows,
+)
 from switchyard.bridge.body_limit import BodyLimit
 from switchyard.bridge.context import BridgeContext, utc_now
 from switchyard.bridge.credentials import Credentials
@@ -75,7 +85,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.request_body_max_bytes)
     # Runs first: /v1/workflows/runs must not be read as the workflow "runs".
-    routers = (auth, runs, reruns, node_runs, claims, workflows)
+    routers = (auth, runs, reruns, node_runs, claims, workflows, integrations, organization,
+               action_runs)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     return app

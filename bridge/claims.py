@@ -6,6 +6,12 @@ members whose score is ≤ now and moves them to now + visibility timeout, in on
 script, so two concurrent claims never return the same node run and an unacked one
 comes back after its timeout. An ack sets ``acked`` and takes the node run out of
 the set for good; a second ack finds ``acked`` set (409).
+
+``exclude`` names node uids (what Port's workers send: ``nodeUid``, stable for a node
+of a workflow) or node run ids. The script skips both kinds when it can tell: the
+bridge writes a claimed node run's ``uid`` into its claim record, so a node run seen
+once is skipped in the script from then on; one claimed for the first time whose uid
+is excluded is handed back (visible again) instead of returned.
 """
 
 from __future__ import annotations
@@ -30,14 +36,15 @@ from switchyard.bridge.models import (
     ClaimRequest,
 )
 from switchyard.bridge.permissions import may_operate
-from switchyard.bridge.views import load_run, project
+from switchyard.bridge.views import load_run, node_uid, project
 from switchyard.engine.store import keys
 from switchyard.schemas import format_timestamp
 
 router = APIRouter(tags=["claim and ack"])
 
 # KEYS[1] sy:claims:<installation>. ARGV: now ms, limit, visibility ms, claim key
-# prefix, then node run ids to skip. Returns [id, run, config, ...] of claimed ones.
+# prefix, then node run ids and node uids to skip. Returns [id, run, config, uid, ...]
+# of the claimed ones (uid '' when the record has none yet).
 _CLAIM = """
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
@@ -49,19 +56,30 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 for _, id in ipairs(due) do
   if count >= limit then break end
   if not skip[id] then
-    local claim = redis.call('HMGET', ARGV[4] .. id, 'run', 'config', 'acked')
+    local claim = redis.call('HMGET', ARGV[4] .. id, 'run', 'config', 'acked', 'uid')
     if not claim[1] or claim[3] == '1' then
       redis.call('ZREM', KEYS[1], id)
-    else
+    elseif not (claim[4] and skip[claim[4]]) then
       redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), id)
       table.insert(out, id)
       table.insert(out, claim[1])
       table.insert(out, claim[2] or '{}')
+      table.insert(out, claim[4] or '')
       count = count + 1
     end
   end
 end
 return out
+"""
+
+# KEYS[1] sy:claim:<node run>, KEYS[2] sy:claims:<installation>. ARGV: uid, node run
+# id, a score to hand the node run back at ('' to keep it claimed). A record the engine
+# removed meanwhile (the node run ended) is not brought back.
+_REMEMBER = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'uid', ARGV[1])
+if ARGV[3] ~= '' then redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[2]) end
+return 1
 """
 
 # KEYS[1] sy:claim:<node run>. ARGV: node run id, claims key prefix.
@@ -87,6 +105,9 @@ def _check(actor: Actor) -> None:
 async def _claimed_node_run(
     ctx: BridgeContext, node_run_id: str, run_id: str, config: Any, until: datetime, inst: str
 ) -> dict[str, Any] | None:
+    """The claim item: the node run as the run shows it, plus what workers parse:
+    ``nodeUid``, the rendered ``config`` (also under ``node.config``), served as the
+    engine stored it (an agent webhook's WEBHOOK config stays what it is)."""
     loaded = await load_run(ctx, run_id)
     if loaded is None:
         return None
@@ -98,6 +119,7 @@ async def _claimed_node_run(
     item["node"]["config"] = config
     item.update(
         config=config,
+        nodeUid=node_uid(run.workflow.identifier, node_run.node.identifier),
         pendingExecution=True,
         claimedUntil=format_timestamp(until),
         installationId=inst,
@@ -110,24 +132,29 @@ async def _claim(ctx: BridgeContext, actor: Actor, body: ClaimRequest) -> Respon
     _check(actor)
     now = ctx.clock()
     now_ms = int(now.timestamp() * 1000)
+    claims_key = keys.claims(body.installationId)
     reply = await ctx.redis.eval(
-        _CLAIM,
-        1,
-        keys.claims(body.installationId),
-        now_ms,
-        body.limit,
-        body.visibilityTimeoutMs,
-        keys.claim(""),
+        _CLAIM, 1, claims_key, now_ms, body.limit, body.visibilityTimeoutMs, keys.claim(""),
         *body.exclude,
-    )
+    )  # fmt: skip
     until = datetime.fromtimestamp((now_ms + body.visibilityTimeoutMs) / 1000, UTC)
+    excluded = set(body.exclude)
     node_runs = []
-    for i in range(0, len(reply), 3):
-        node_run_id, run_id, raw = (_text(part) for part in reply[i : i + 3])
+    for i in range(0, len(reply), 4):
+        node_run_id, run_id, raw, known_uid = (_text(part) for part in reply[i : i + 4])
         item = await _claimed_node_run(
             ctx, node_run_id, run_id, orjson.loads(raw), until, body.installationId
         )
-        if item is not None:
+        if item is None:
+            continue
+        uid = item["nodeUid"]
+        handed_back = uid in excluded
+        if uid != known_uid or handed_back:
+            back_at = str(now_ms) if handed_back else ""
+            await ctx.redis.eval(
+                _REMEMBER, 2, keys.claim(node_run_id), claims_key, uid, node_run_id, back_at
+            )
+        if not handed_back:
             node_runs.append(item)
     return json_response({"ok": True, "nodeRuns": node_runs})
 

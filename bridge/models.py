@@ -1,22 +1,52 @@
 """Request and response bodies of the runs API, as the OpenAPI document shows them.
 
-Requests refuse unknown keys (a misspelt field is a 422 naming it). Log lines take
-both spellings in use: ``logLevel``/``log`` (PATCH, seed 001) and ``level``/``message``
-(the logs endpoint as Port's integration clients call it).
+Our own requests (trigger, re-run) refuse unknown keys (a misspelt field is a 422
+naming it). The bodies Port's workers send (PATCH, logs, claim, ack) ignore unknown
+keys, logged at debug: Port's clients add fields over time and must keep working;
+the known fields are validated as strictly as ever. Log lines take both spellings in
+use: ``logLevel``/``log`` (PATCH, seed 001) and ``level``/``message`` (the logs
+endpoint as Port's integration clients call it).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import logging
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from switchyard.schemas import LogLevel, NodeRunResult, NodeRunStatus, Workflow, WorkflowRun
+from switchyard.schemas import (
+    LogLevel,
+    NodeRunResult,
+    NodeRunStatus,
+    StatusLabel,
+    Workflow,
+    WorkflowRun,
+)
 from switchyard.schemas.ids import Identifier
+
+log = logging.getLogger("switchyard.bridge")
 
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Lenient(BaseModel):
+    """A body a client of Port's sends: unknown keys are ignored (logged at debug)."""
+
+    model_config = ConfigDict(extra="ignore")
+    # Other spellings a before-validator of the subclass renames; known, not unknown.
+    _spellings: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _note_unknown(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(str(k) for k in set(data) - set(cls.model_fields) - cls._spellings)
+            if unknown:
+                log.debug("%s: ignoring unknown fields %s", cls.__name__, ", ".join(unknown))
+        return data
 
 
 class TriggerRequest(_Request):
@@ -50,7 +80,9 @@ class RerunRequest(_Request):
     )
 
 
-class LogLine(_Request):
+class LogLine(Lenient):
+    _spellings: ClassVar[frozenset[str]] = frozenset({"level", "message"})
+
     logLevel: LogLevel = Field(description="DEBUG, INFO, WARN or ERROR (alias: level).")
     log: str = Field(default="", description="The text (alias: message).")
     tags: dict[str, str] = Field(default_factory=dict, description="Flat string tags.")
@@ -68,7 +100,7 @@ class LogLine(_Request):
         return data
 
 
-class NodeRunPatch(_Request):
+class NodeRunPatch(Lenient):
     status: NodeRunStatus | None = Field(
         default=None, description="IN_PROGRESS (default) or COMPLETED."
     )
@@ -76,12 +108,17 @@ class NodeRunPatch(_Request):
         default=None, description="Required with COMPLETED: SUCCESS, FAILED or CANCELLED."
     )
     output: dict[str, Any] | None = Field(
-        default=None, description="The node's output, made available to later nodes."
+        default=None,
+        description="Replaces the node's stored output (made available to later nodes); "
+        "left out: the stored output stays ({} when there is none).",
     )
     logs: list[LogLine] = Field(default_factory=list, description="Lines appended to its logs.")
     links: list[str] | None = Field(default=None, description="Links shown on the node run.")
     externalRunId: str | None = Field(
         default=None, min_length=1, description="The external system's id for this work."
+    )
+    statusLabel: StatusLabel | None = Field(
+        default=None, description="A short label shown on the node run: {text, variant?}."
     )
 
     @model_validator(mode="after")
@@ -93,23 +130,34 @@ class NodeRunPatch(_Request):
         return self
 
 
-class LogsRequest(_Request):
+class LogsRequest(Lenient):
     logs: list[LogLine] = Field(min_length=1, description="Lines appended to the node run.")
 
 
-class ClaimRequest(_Request):
-    installationId: str = Field(min_length=1, description="Whose pending node runs to claim.")
-    limit: int = Field(default=10, ge=1, le=100, description="At most this many (1-100).")
+class ClaimRequest(Lenient):
+    installationId: str = Field(
+        min_length=1, max_length=200, description="Whose pending node runs to claim."
+    )
+    limit: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="At most this many (1-1000; Ocean sends its buffer room, 300 by default).",
+    )
     visibilityTimeoutMs: int = Field(
         default=60_000,
         ge=1000,
         le=600_000,
         description="How long claimed node runs stay hidden from other claims unless acked.",
     )
-    exclude: list[str] = Field(default_factory=list, description="Node run ids to skip.")
+    exclude: list[str] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Node uids (nodeUid) or node run ids to skip (a worker's saturated kinds).",
+    )
 
 
-class AckRequest(_Request):
+class AckRequest(Lenient):
     nodeRunIdentifier: str = Field(
         pattern=r"^wfnr_[A-Za-z0-9]{16}$", description="The claimed node run."
     )

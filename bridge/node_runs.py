@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
@@ -19,7 +20,7 @@ from switchyard.bridge.credentials import Actor
 from switchyard.bridge.errors import conflict, forbidden, json_response, not_found
 from switchyard.bridge.models import ERRORS, LogLine, LogsRequest, NodeRunPatch, OkResponse
 from switchyard.bridge.permissions import may_operate
-from switchyard.bridge.views import LoadedRun, load_run, project
+from switchyard.bridge.views import LoadedRun, load_run, node_uid, project
 from switchyard.engine.machine.state import NodeRunState
 from switchyard.engine.store import keys
 from switchyard.schemas import LogEntry, NodeRunUpdated, encode
@@ -74,6 +75,7 @@ async def _patch(
         logs=_entries(body.logs),
         links=body.links,
         external_run_id=body.externalRunId,
+        status_label=body.statusLabel,
         sent_at=ctx.clock(),
     )
     await ctx.producer.send_and_wait(ctx.registry.inbox.name, event.run_id, encode(event))
@@ -125,6 +127,17 @@ async def post_logs(
     return json_response({"ok": True})
 
 
+async def _rendered_config(ctx: BridgeContext, loaded: LoadedRun, node_run_id: str) -> Any:
+    """The config a worker claimed (rendered, in the claim record while the node run is
+    pending or acked), else the node's definition."""
+    raw = await ctx.redis.hget(keys.claim(node_run_id), "config")
+    if raw is not None:
+        return orjson.loads(raw)
+    node_run = loaded.state.node_run(node_run_id)
+    node = loaded.workflow.node(node_run.node) if node_run else None
+    return node.config.model_dump(mode="json", by_alias=True, exclude_none=True) if node else {}
+
+
 @router.get(
     "/v1/workflows/nodes/runs",
     summary="Find node runs by external run id",
@@ -134,7 +147,9 @@ async def find_node_runs(
     ctx: Ctx,
     actor: CurrentActor,
     external_run_id: Annotated[str, Query(min_length=1, description="From a PATCH.")],
-    include: Annotated[list[str] | None, Query(description="nodeConfig: add node.config")] = None,
+    include: Annotated[
+        list[str] | None, Query(description="nodeConfig (the config is always included)")
+    ] = None,
 ) -> Response:
     if not may_operate(actor):
         raise forbidden(f"{actor.name} may not read node runs by external id")
@@ -147,12 +162,13 @@ async def find_node_runs(
         for node_run in run.node_runs:
             if node_run.external_run_id == external_run_id:
                 item = node_run.model_dump(mode="json", by_alias=True)
-                item["workflowRun"] = {"identifier": run.identifier}
-                if "nodeConfig" in (include or []):
-                    node = loaded.workflow.node(node_run.node.identifier)
-                    config = node.config.model_dump(mode="json", by_alias=True) if node else {}
-                    item["node"]["config"] = config
-                    item["config"] = config
+                config = await _rendered_config(ctx, loaded, node_run.identifier)
+                item["node"]["config"] = config
+                item.update(
+                    config=config,
+                    nodeUid=node_uid(run.workflow.identifier, node_run.node.identifier),
+                    workflowRun={"identifier": run.identifier},
+                )
                 found.append(item)
     return json_response({"ok": True, "runs": found, "nodeRuns": found})
 

@@ -1,4 +1,10 @@
-"""Signed, expiring access tokens: HS256 JWTs with the client id as ``sub``."""
+"""Signed, expiring access tokens: HS256 JWTs with the client id as ``sub``.
+
+Port's integration framework (Ocean) decodes the token without verifying it and runs
+workflow node runs only when its ``isMachine`` claim is true, so the claims carry it
+(true for machine credentials, false for users) beside ``sub``, ``iat`` and ``exp``.
+We verify the signature, issuer and expiry on every request ourselves.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ class TokenSigner:
         claims = {
             "sub": actor.client_id,
             "kind": actor.kind,
+            "isMachine": actor.is_machine,
             "iss": _ISSUER,
             "iat": issued,
             "exp": issued + self.ttl_seconds,

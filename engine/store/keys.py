@@ -23,7 +23,8 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 | ``sy:runs:status:<status>`` | sorted set: runs in IN_PROGRESS/CANCELLING/COMPLETED | engine | as the runs |
 | ``sy:runs:result:<result>`` | sorted set: completed runs by result | engine | as the runs |
 | ``sy:claims:<installation>`` | sorted set: pending node runs by visible-at (ms) | engine adds/removes; bridge claims | until done |
-| ``sy:claim:<node run>`` | hash: ``run``, ``installation``, ``config`` (JSON), ``acked`` | engine; bridge sets ``acked`` | until done |
+| ``sy:claim:<node run>`` | hash: ``run``, ``installation``, ``config`` (JSON), ``acked``, ``uid`` (its nodeUid, once claimed) | engine; bridge sets ``acked`` and ``uid`` | until done |
+| ``sy:org`` | hash: ``settings`` (JSON object, e.g. ``portAgentStreamerName``), ``featureFlags`` (JSON list): the organization Port's clients read and set | bridge (``PATCH /v1/organization``); engine reads | forever |
 | ``sy:notify`` | pub/sub channel: run ids as the engine creates them | engine | — |
 | ``sy:timers`` | sorted set: armed timer ids by due time (ms) | engine arms/disarms in the apply step; timer service removes fired ones (only at an unchanged score) | until fired or cancelled |
 | ``sy:timers:details`` | hash: timer id → JSON ``{runId, nodeRunId, purpose, dueAt}`` (what its ``TimerFired`` carries) | as ``sy:timers`` (written and removed together) | as the timer |
@@ -42,6 +43,8 @@ NOTIFY_CHANNEL = f"{PREFIX}notify"
 TIMERS = f"{PREFIX}timers"
 TIMER_DETAILS = f"{PREFIX}timers:details"
 TIMERS_WAKE = f"{PREFIX}timers:wake"
+# The organization's settings and feature flags (bridge writes, engine reads).
+ORG = f"{PREFIX}org"
 
 
 def workflow(identifier: str) -> str:
@@ -113,4 +116,9 @@ def claim(node_run_id: str) -> str:
 # |---|---|---|---|
 # | ``sy:bridge:idem:<client>:<workflow>:<key>`` | string: the run id an Idempotency-Key started (SET NX) | bridge | ``idempotency_ttl_seconds`` |
 # | ``sy:bridge:tmp:<uuid>[:<n>]`` | sorted set: scratch union/intersection of run indexes for one list query | bridge | deleted after the query; 30 s TTL |
+# | ``sy:bridge:integration:<id>`` | string: an integration's JSON document (``POST/PATCH /v1/integration``) | bridge | forever |
 # ---------------------------------------------------------------------------
+
+
+def integration(identifier: str) -> str:
+    return f"{PREFIX}bridge:integration:{identifier}"

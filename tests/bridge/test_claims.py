@@ -1,4 +1,5 @@
-"""Claim and ack: atomic, exclusive, visibility timeout, 409 on a second ack."""
+"""Claim and ack: atomic, exclusive, visibility timeout, 409 on a second ack; the
+claim body and items as Port's workers send and parse them (nodeUid, exclude)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+from switchyard.bridge.views import node_uid
 from switchyard.engine.service import EngineService
 from tests.bridge.support import Api, integration_workflow, new_installation
 
@@ -35,7 +37,42 @@ async def test_claim_returns_rendered_config(api: Api, engine: EngineService, wf
     assert item["installationId"] == installation
     assert item["pendingExecution"] is True
     assert item["workflowRun"]["identifier"] == runs[0]["identifier"]
+    assert item["nodeUid"] == node_uid(wf_id, "act")
+    assert item["status"] == "IN_PROGRESS"
+    assert item["output"] == {}
+    assert item["config"]["integrationProvider"] == "github"
+    assert item["config"]["installationId"] == installation
     assert await _claim(api, installation) == []  # hidden until the timeout
+
+
+async def test_claim_takes_what_ocean_sends(api: Api, engine: EngineService, wf_id: str) -> None:
+    installation, _ = await _pending(api, wf_id, 1)
+    body = {"installationId": installation, "limit": 300, "somethingNew": {"a": 1}}
+    response = await api.call("POST", "/v1/workflows/runs/claim-pending", "machine", json=body,
+                              headers={"x-port-reserved-usage": "true"})  # fmt: skip
+    assert response.status_code == 200, response.text
+    [item] = response.json()["nodeRuns"]
+    ack = await api.call("PATCH", "/v1/workflows/runs/ack", "machine",
+                         json={"nodeRunIdentifier": item["identifier"], "more": True},
+                         headers={"x-port-reserved-usage": "true"})  # fmt: skip
+    assert ack.json() == {"ok": True, "acked": True}
+
+
+async def test_exclude_by_node_uid_or_node_run_id(
+    api: Api, engine: EngineService, wf_id: str
+) -> None:
+    installation, _ = await _pending(api, wf_id, 2)
+    uid = node_uid(wf_id, "act")
+    # Never seen: claimed, found excluded, handed back at once.
+    assert await _claim(api, installation, exclude=[uid]) == []
+    first, second = await _claim(api, installation, limit=1), await _claim(api, installation)
+    assert {first[0]["nodeUid"], second[0]["nodeUid"]} == {uid}
+    real = api.ctx.clock
+    api.ctx.clock = lambda: real() + timedelta(seconds=2)  # both visible again
+    # Seen once: the claim script skips it by the uid it remembered.
+    assert await _claim(api, installation, exclude=[uid]) == []
+    [only] = await _claim(api, installation, exclude=[first[0]["identifier"]])
+    assert only["identifier"] == second[0]["identifier"]
 
 
 async def test_concurrent_claims_never_share(api: Api, engine: EngineService, wf_id: str) -> None:
@@ -67,7 +104,7 @@ async def test_unacked_claim_reappears_after_timeout(
 
 async def test_claim_and_ack_errors(api: Api) -> None:
     path = "/v1/workflows/runs/claim-pending"
-    for body in ({}, {"installationId": "i", "limit": 0}, {"installationId": "i", "limit": 101},
+    for body in ({}, {"installationId": "i", "limit": 0}, {"installationId": "i", "limit": 1001},
                  {"installationId": "i", "visibilityTimeoutMs": 999},
                  {"installationId": "i", "visibilityTimeoutMs": 600_001}):  # fmt: skip
         assert (await api.call("POST", path, "machine", json=body)).status_code == 422, body

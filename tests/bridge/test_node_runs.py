@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from switchyard.bridge.views import node_uid
 from switchyard.engine.service import EngineService
 from switchyard.schemas import NodeRunUpdated, encode
 from tests.bridge.support import (
@@ -100,7 +101,8 @@ async def test_patch_validation_and_state(api: Api, engine: EngineService, wf_id
         ({"status": "COMPLETED", "result": "MAYBE"}, "body.result"),
         ({"status": "IN_PROGRESS", "output": "text"}, "body.output"),
         ({"status": "IN_PROGRESS", "logs": [{"logLevel": "LOUD"}]}, "body.logs[0].logLevel"),
-        ({"status": "IN_PROGRESS", "surprise": 1}, "body.surprise: is not a known field"),
+        ({"status": "IN_PROGRESS", "statusLabel": {"variant": "x"}}, "body.statusLabel.text"),
+        ({"status": "IN_PROGRESS", "surprise": 1, "result": "SUCCESS"}, "result is only allowed"),
     ]
     for body, expected in cases:
         response = await api.call("PATCH", path, "machine", json=body)
@@ -116,8 +118,10 @@ async def test_patch_validation_and_state(api: Api, engine: EngineService, wf_id
     )
     assert wrong_run.status_code == 404
     assert (await api.call("PATCH", path, "member", json=DONE)).status_code == 403
+    # Fields a newer client adds are ignored; statusLabel is Ocean's {text}.
     progress = {"status": "IN_PROGRESS", "externalRunId": f"ext-{wf_id}",
-                "logs": [{"logLevel": "INFO", "log": "started"}]}  # fmt: skip
+                "logs": [{"logLevel": "INFO", "log": "started"}], "reauthRequired": False,
+                "statusLabel": {"text": "Dispatched"}}  # fmt: skip
     assert (await api.call("PATCH", path, "machine", json=progress)).status_code == 200
     logs = {"logs": [{"level": "WARN", "message": "half way"}, {"logLevel": "INFO", "log": "x"}]}
     assert (await api.call("POST", f"{path}/logs", "machine", json=logs)).status_code == 200
@@ -128,13 +132,26 @@ async def test_patch_validation_and_state(api: Api, engine: EngineService, wf_id
         lambda r: (
             [x["log"] for x in node_run(r, "work")["nodeRunLogs"]][-3:]
             == ["started", "half way", "x"]
+            and node_run(r, "work")["statusLabel"] == {"text": "Dispatched", "variant": None}
         ),
     )
     query = {"external_run_id": f"ext-{wf_id}", "include": "nodeConfig"}
     found = await api.call("GET", "/v1/workflows/nodes/runs", "machine", params=query)
     [item] = found.json()["runs"]
+    assert found.json()["nodeRuns"] == [item]
     assert item["identifier"] == nr
     assert item["node"]["config"]["type"] == "KAFKA"
+    assert item["config"] == item["node"]["config"]
+    assert item["nodeUid"] == node_uid(wf_id, "work")
+    assert item["status"] == "IN_PROGRESS"
+    assert "output" in item
+    none = await api.call(
+        "GET",
+        "/v1/workflows/nodes/runs",
+        "machine",
+        params={"external_run_id": "never-given", "include": "nodeConfig"},
+    )
+    assert (none.status_code, none.json()["nodeRuns"]) == (200, [])
     assert (await api.call("PATCH", path, "machine", json=DONE)).status_code == 200
     await _completed(api, run["identifier"])
     frozen = await api.call("PATCH", path, "machine", json=DONE)

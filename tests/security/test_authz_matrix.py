@@ -118,6 +118,25 @@ def _ack(prefix: str) -> Make:
     return make
 
 
+async def _new_integration(world: World) -> Request:
+    body = {"installationId": f"mx-ocean-{uuid.uuid4().hex[:8]}", "config": {}}
+    return "POST", "/v1/integration", {"json": body}
+
+
+def _integration(method: str, suffix: str = "", **kwargs: Any) -> Make:
+    """A request on an integration that exists (registered by an Admin first)."""
+
+    async def make(world: World) -> Request:
+        identifier = f"mx-ocean-{uuid.uuid4().hex[:8]}"
+        created = await world.stack.api.call(
+            "POST", "/v1/integration", json={"installationId": identifier}
+        )
+        assert created.status_code == 201, created.text
+        return method, f"/v1/integration/{identifier}{suffix}", kwargs
+
+    return make
+
+
 PROGRESS = {"status": "IN_PROGRESS", "logs": [{"logLevel": "INFO", "log": "matrix"}]}
 CLAIM = {"installationId": "inst-matrix-nobody"}
 
@@ -181,6 +200,38 @@ TABLE: dict[tuple[str, str], tuple[Make, tuple[int, int, int, int, int]]] = {
     ("PATCH", "/v1/org/{org_id}/workflows/runs/ack"): (
         _ack("/v1/org/acme"),
         (401, 403, 403, 200, 200),
+    ),
+    # What an Ocean integration calls around the workflow endpoints.
+    ("GET", "/v1/integration/provision-enabled"): (
+        _fixed("GET", "/v1/integration/provision-enabled"),
+        (401, 403, 403, 200, 200),
+    ),
+    ("POST", "/v1/integration"): (_new_integration, (401, 403, 403, 201, 201)),
+    ("GET", "/v1/integration/{identifier}"): (_integration("GET"), (401, 403, 403, 200, 200)),
+    ("PATCH", "/v1/integration/{identifier}"): (
+        _integration("PATCH", json={"version": "0.2.0"}),
+        (401, 403, 403, 200, 200),
+    ),
+    ("PATCH", "/v1/integration/{identifier}/config"): (
+        _integration("PATCH", "/config", json={"config": {"resources": []}}),
+        (401, 403, 403, 200, 200),
+    ),
+    ("POST", "/v1/integration/{identifier}/logs"): (
+        _integration("POST", "/logs", json={"logs": [{"message": "matrix"}]}),
+        (401, 403, 403, 200, 200),
+    ),
+    ("GET", "/v1/organization"): (_fixed("GET", "/v1/organization"), (401, 403, 403, 200, 200)),
+    ("PATCH", "/v1/organization"): (
+        _fixed("PATCH", "/v1/organization", json={"settings": {"matrix": True}}),
+        (401, 403, 403, 200, 200),
+    ),
+    ("POST", "/v1/actions/runs/claim-pending"): (
+        _fixed("POST", "/v1/actions/runs/claim-pending", json=CLAIM),
+        (401, 403, 403, 200, 200),
+    ),
+    ("PATCH", "/v1/actions/runs/ack"): (
+        _fixed("PATCH", "/v1/actions/runs/ack", json={"runId": "r_matrix"}),
+        (401, 403, 403, 404, 404),  # no action runs exist
     ),
 }
 
