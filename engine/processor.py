@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from functools import partial
@@ -32,6 +32,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from switchyard.engine.machine.decide import decide
 from switchyard.engine.machine.options import MachineOptions
 from switchyard.engine.machine.state import RunState
+from switchyard.engine.store.org import agent_streamer
 from switchyard.engine.store.plan import ApplyPlan, OutboxMessage, move_plan, plan_decision
 from switchyard.engine.store.runs import RunStore, StoredRun
 from switchyard.engine.store.workflows import WorkflowStore
@@ -96,6 +97,7 @@ class _Batch:
     direct: list[OutboxMessage]  # no run to hold them: dead letters of unknown runs
     recovered: list[tuple[str, str, list[OutboxMessage]]]
     latest: dict[str, int] = field(default_factory=dict)  # workflow → latest version
+    options: MachineOptions = field(default_factory=MachineOptions)
     outcomes: list[Outcome | None] = field(default_factory=list)  # one per record
     # One per plan: its record's index, and the outcome once the plan is applied.
     owners: list[tuple[int, Outcome]] = field(default_factory=list)
@@ -127,6 +129,7 @@ class InboxProcessor:
         ai_configured: bool = False,
         max_output_bytes: int = 262_144,
         max_message_bytes: int = 1_048_576,
+        agent_secret: str | None = None,
     ) -> None:
         self.store = store
         self.workflows = workflows
@@ -140,6 +143,8 @@ class InboxProcessor:
             default_timeout_s=default_node_timeout_s, ai_configured=ai_configured
         )
         self.max_output_bytes = max_output_bytes
+        # Signs messages for Port's execution agent (SWITCHYARD_AGENT_CLIENT_SECRET).
+        self.agent_secret = agent_secret
         # A dead letter keeps at most this much of the rejected value, so that the
         # letter of an event near the broker's limit still fits in one message.
         self.max_letter_value_bytes = max(1024, max_message_bytes // 4)
@@ -178,6 +183,10 @@ class InboxProcessor:
             if isinstance(e, RunTriggered) and e.workflow_version is None
         ]
         batch.latest = await self.workflows.latest_versions(unpinned)
+        if decoded:  # how the agent takes agent: true webhooks may change at any time
+            batch.options = replace(
+                self.options, agent_streamer=await agent_streamer(self.store.client)
+            )
         for run_id, stored in batch.runs.items():
             batch.recovered += [(run_id, step, msgs) for step, msgs in stored.outbox.items()]
         for index, record, event in decoded:
@@ -266,7 +275,7 @@ class InboxProcessor:
             decision = decide(
                 state, event, workflow=workflow, now=self.clock(),
                 templates=self.templates, secrets=self.secrets,
-                options=self.options,
+                options=batch.options,
             )  # fmt: skip
         except TemplatesUnavailable:
             raise  # the template sandbox is restarting or stopping: retry the batch
@@ -287,7 +296,7 @@ class InboxProcessor:
             return
         plan = plan_decision(
             state, decision, offset=record.offset, registry=self.registry,
-            partition=record.partition,
+            partition=record.partition, agent_secret=self.agent_secret,
         )  # fmt: skip
         batch.plan(index, plan, Outcome.APPLIED)
         if decision.state is not None:

@@ -56,6 +56,11 @@ class EngineService:
             ai_configured=settings.ai_base_url is not None,
             max_output_bytes=settings.node_output_max_bytes,
             max_message_bytes=settings.kafka_max_message_bytes,
+            agent_secret=(
+                settings.agent_client_secret.get_secret_value()
+                if settings.agent_client_secret
+                else None
+            ),
         )
         self.inbox: KafkaInbox | FaustInbox = (
             KafkaInbox(settings, self.processor)
@@ -64,6 +69,11 @@ class EngineService:
         )
 
     async def start(self) -> None:
+        if self.processor.agent_secret is None:
+            log.warning(
+                "SWITCHYARD_AGENT_CLIENT_SECRET is not set: messages for Port's execution "
+                "agent go unsigned, and the agent fails their node runs"
+            )
         await self.producer.start()
         inbox = self.processor.registry.inbox.name
         actual = await self.producer.partition_count(inbox)

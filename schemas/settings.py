@@ -88,6 +88,23 @@ class Settings(BaseSettings):
                           description="Model of nodes that name none.")  # fmt: skip
     ai_timeout_s: float = Field(default=120.0, gt=0, le=3600,
                                 description="Bound of one chat-completions call.")  # fmt: skip
+    # -- Port's execution agent (agent: true webhooks; README: Execution agent) --
+    org_id: str = Field(
+        default="switchyard", pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$",
+        description="Organization id: agent: true webhooks are published to <org_id>.runs, "
+        "the topic Port's execution agent reads (its PORT_ORG_ID).",
+    )  # fmt: skip
+    agent_client_id: str | None = Field(
+        default=None, min_length=1,
+        description="clientId of the machine credential Port's execution agent logs in with "
+        "(its PORT_CLIENT_ID); the local stack makes one.",
+    )  # fmt: skip
+    agent_client_secret: SecretStr | None = Field(
+        default=None,
+        description="That credential's secret in plain text (its PORT_CLIENT_SECRET): the "
+        "engine signs agent messages with it. Unset: they go unsigned, and the agent fails "
+        "their node runs.",
+    )
     # -- the timer service (switchyard timers) --
     timer_batch_max: int = Field(
         default=500, ge=1, le=10_000,

@@ -118,7 +118,8 @@ class ConditionConfig(WireModel):
 
 
 class WebhookConfig(WireModel):
-    """An HTTP call made by the built-in webhook executor (or, async, a callback)."""
+    """An HTTP call made by the built-in webhook executor (or, async, a callback); with
+    ``agent: true``, made by Port's execution agent instead (README: Execution agent)."""
 
     type: Literal["WEBHOOK"]
     url: str = Field(min_length=1)
@@ -129,19 +130,17 @@ class WebhookConfig(WireModel):
     agent: bool = False
     on_timeout: Literal["fail", "continue"] = "fail"
     # Not in Port (SPEC §7). Synchronized: the HTTP call's bound (the executor's default
-    # if unset, at most an hour). Not synchronized: the engine's deadline for the
-    # receiver's PATCH, from the POST.
+    # if unset, at most an hour). Not synchronized, or agent: the engine's deadline for
+    # the receiver's (or the agent's) PATCH, from the hand-over.
     timeout_seconds: WaitSeconds | None = None
     retry: RetryPolicy | None = None
     on_failure: OnFailure = "terminate"
 
     @model_validator(mode="after")
-    def _no_agent(self) -> WebhookConfig:
-        # Agent mode (P1) has no executor yet: refuse it now rather than accept a
-        # node that would wait forever.
-        if self.agent:
-            raise ValueError("agent: true is not supported by this server yet")
-        if self.synchronized and (self.timeout_seconds or 0) > MAX_HTTP_SECONDS:
+    def _http_bound(self) -> WebhookConfig:
+        # With agent: true, Port's execution agent makes the call (its own HTTP timeout)
+        # and timeoutSeconds is the engine's deadline for its report, as for async ones.
+        if self.synchronized and not self.agent and (self.timeout_seconds or 0) > MAX_HTTP_SECONDS:
             raise ValueError(
                 f"timeoutSeconds: at most {MAX_HTTP_SECONDS} for a synchronized webhook (an "
                 f"HTTP call); got {self.timeout_seconds:g}"

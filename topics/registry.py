@@ -39,6 +39,8 @@ class TopicRegistry:
     ai_requests: Topic
     run_events: Topic
     dead_letter: Topic
+    agent_runs: Topic
+    agent_change_log: Topic
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TopicRegistry:
@@ -93,6 +95,24 @@ class TopicRegistry:
                 retention_ms=30 * _DAY_MS,
                 purpose="messages the engine could not decode or had to reject, with the reason",
             ),
+            # Port's execution agent reads <org id>.runs and <org id>.change.log by those
+            # names: no prefix (the org id tells deployments apart).
+            agent_runs=Topic(
+                name=f"{settings.org_id}.runs",
+                key="run id (wfr_…)",
+                value="agent envelope (docs/kafka.md)",
+                partitions=fanout,
+                retention_ms=7 * _DAY_MS,
+                purpose="agent: true WEBHOOK node runs, signed, for Port's execution agent",
+            ),
+            agent_change_log=Topic(
+                name=f"{settings.org_id}.change.log",
+                key="none",
+                value="none (Switchyard writes nothing)",
+                partitions=1,
+                retention_ms=1 * _DAY_MS,
+                purpose="exists because Port's execution agent subscribes to it too",
+            ),
         )
 
     def all(self) -> tuple[Topic, ...]:
@@ -103,4 +123,6 @@ class TopicRegistry:
             self.ai_requests,
             self.run_events,
             self.dead_letter,
+            self.agent_runs,
+            self.agent_change_log,
         )

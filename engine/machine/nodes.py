@@ -8,6 +8,7 @@ fails fails the node with an ERROR log naming the expression.
 | CONDITION            | none                    | nothing: completes at once                 |
 | WEBHOOK synchronized | PublishWebhookRequest   | the executor's NodeRunUpdated              |
 | WEBHOOK async        | PublishWebhookRequest   | the receiver's PATCH (executor posts only) |
+| WEBHOOK agent: true  | PublishAgentRequest or MarkPendingClaim (agent.py) | the agent's PATCH |
 | KAFKA                | PublishNodeRunRequest   | the consumer's PATCH or NodeRunUpdated     |
 | INTEGRATION_ACTION   | MarkPendingClaim        | claim → ack → PATCH by a worker            |
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from switchyard.engine.machine.agent import agent_polls, start_agent_webhook
 from switchyard.engine.machine.ai import start_ai
 from switchyard.engine.machine.context import template_context
 from switchyard.engine.machine.effects import (
@@ -71,9 +73,10 @@ def start_node(step: Step, node: Node, attempt: int = 1, retry_of: str | None = 
 def node_timeout(step: Step, node: Node) -> float | None:
     """The engine's deadline for ``node``, in seconds: its ``timeoutSeconds``, else the
     server's default, for the kinds that wait on the outside world. A synchronized
-    webhook's timeout bounds its HTTP call in the executor instead."""
+    webhook's timeout bounds its HTTP call in the executor instead (not an agent's:
+    the agent makes that call, and the engine waits for its report)."""
     config = node.config
-    if isinstance(config, WebhookConfig) and config.synchronized:
+    if isinstance(config, WebhookConfig) and config.synchronized and not config.agent:
         return None
     if isinstance(config, WebhookConfig | KafkaConfig | IntegrationActionConfig):
         return config.timeout_seconds or step.options.default_timeout_s
@@ -156,21 +159,34 @@ def _label(step: Step, node_run: NodeRunState, node_label: Any, run_label: Any) 
 
 
 def _start_webhook(step: Step, node: Node, node_run: NodeRunState, config: WebhookConfig) -> None:
-    rendered = _render(
-        step, node_run, {"url": config.url, "headers": config.headers, "body": config.body}
-    )
+    raw = {"url": config.url, "headers": config.headers, "body": config.body}
+    rendered = _render(step, node_run, raw, secrets=not agent_polls(step, config))
     if rendered is _NOT_RENDERED:
         return
-    url, headers = rendered["url"], rendered["headers"]
+    url = rendered["url"]
     if not isinstance(url, str) or not url:
         fail(step, node_run, f"url: must render to a non-empty string (got {url!r})")
         return
+    # A header template may yield a number or an object; HTTP wants text.
+    headers = {k: v if isinstance(v, str) else _json(v) for k, v in rendered["headers"].items()}
+    if config.agent:
+        start_agent_webhook(step, node_run, config, url, headers, rendered["body"])
+    else:
+        _send_webhook(step, node, node_run, config, url, headers, rendered["body"])
+    if node.verbose:
+        step.log(node_run, "DEBUG", f"request headers: {_json(headers)}")
+        step.log(node_run, "DEBUG", f"request body: {_json(rendered['body'])}")
+
+
+def _send_webhook(
+    step: Step, node: Node, node_run: NodeRunState, config: WebhookConfig,
+    url: str, headers: dict[str, str], body: Any,
+) -> None:  # fmt: skip
     request = WebhookRequest(
         url=url,
         method=config.method,
-        # A header template may yield a number or an object; HTTP wants text.
-        headers={k: v if isinstance(v, str) else _json(v) for k, v in headers.items()},
-        body=rendered["body"],
+        headers=headers,
+        body=body,
         synchronized=config.synchronized,
         timeout_seconds=config.timeout_seconds,
         on_timeout=config.on_timeout,
@@ -184,9 +200,6 @@ def _start_webhook(step: Step, node: Node, node_run: NodeRunState, config: Webho
         "INFO",
         f"{config.method} {url}: sent to the webhook executor, waiting for {waits}",
     )
-    if node.verbose:
-        step.log(node_run, "DEBUG", f"request headers: {_json(request.headers)}")
-        step.log(node_run, "DEBUG", f"request body: {_json(request.body)}")
 
 
 def _start_kafka(step: Step, node: Node, node_run: NodeRunState, config: KafkaConfig) -> None:

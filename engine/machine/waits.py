@@ -32,6 +32,6 @@ def _kind(node_run: NodeRunState, graph: Graph) -> WaitKind:
     config = node.config if node is not None else None
     if isinstance(config, IntegrationActionConfig):
         return "claim"
-    if isinstance(config, WebhookConfig) and config.synchronized:
+    if isinstance(config, WebhookConfig) and config.synchronized and not config.agent:
         return "http"
-    return "worker"  # KAFKA, an async webhook's receiver
+    return "worker"  # KAFKA, an async webhook's receiver, Port's execution agent

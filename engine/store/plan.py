@@ -21,6 +21,7 @@ from switchyard.engine.machine.effects import (
     Decision,
     EmitRunEvent,
     MarkPendingClaim,
+    PublishAgentRequest,
     PublishAiRequest,
     PublishInboxEvent,
     PublishNodeRunRequest,
@@ -31,6 +32,7 @@ from switchyard.engine.machine.state import RunState, dump_state
 from switchyard.engine.store import keys
 from switchyard.schemas import NodeRunLog, encode
 from switchyard.schemas.timestamps import as_utc, format_timestamp
+from switchyard.topics.agent_envelope import signed_envelope
 from switchyard.topics.registry import TopicRegistry
 
 
@@ -157,11 +159,14 @@ def plan_decision(
     registry: TopicRegistry,
     partition: int = 0,
     dead_letter: OutboxMessage | None = None,
+    agent_secret: str | None = None,
 ) -> ApplyPlan:
     """The plan of an accepted decision, or of a rejection of an event for a known run.
 
     A rejection still records the offset (the event is dealt with) and publishes its
-    dead letter from the outbox, so a crash can't lose the reason.
+    dead letter from the outbox, so a crash can't lose the reason. Messages for Port's
+    execution agent are signed here with ``agent_secret``: the outbox keeps the signed
+    bytes, so a re-publish after a crash sends the same ones.
     """
     new = decision.state if decision.accepted else old
     if new is None:
@@ -175,11 +180,13 @@ def plan_decision(
     plan.commands.append(["HSET", keys.run(new.run_id), "state", dump_state(new).decode()])
     plan.commands += _index_commands(old, new)
     for effect in decision.effects:
-        _plan_effect(plan, effect, registry)
+        _plan_effect(plan, effect, registry, agent_secret)
     return plan
 
 
-def _plan_effect(plan: ApplyPlan, effect: object, registry: TopicRegistry) -> None:
+def _plan_effect(
+    plan: ApplyPlan, effect: object, registry: TopicRegistry, agent_secret: str | None = None
+) -> None:
     run_id = plan.run_id
     if isinstance(effect, AppendLogs) and effect.entries:
         entries = [log_line(effect.node_run_id, entry) for entry in effect.entries]
@@ -199,6 +206,9 @@ def _plan_effect(plan: ApplyPlan, effect: object, registry: TopicRegistry) -> No
         plan.outbox.append(
             OutboxMessage(registry.node_run_requests.name, run_id, encode(effect.request))
         )
+    elif isinstance(effect, PublishAgentRequest):
+        value = signed_envelope(effect.message, agent_secret, effect.timestamp)
+        plan.outbox.append(OutboxMessage(registry.agent_runs.name, run_id, value))
     elif isinstance(effect, PublishAiRequest):
         plan.outbox.append(OutboxMessage(registry.ai_requests.name, run_id, encode(effect.request)))
     elif isinstance(effect, PublishWebhookRequest):
