@@ -26,6 +26,7 @@ from pathlib import Path
 from switchyard.bridge.credentials import write_dev_config
 from switchyard.cli import services
 from switchyard.cli.demo import DemoError, run_demo
+from switchyard.cli.stack.agent import agent_environment, new_agent_credential, write_agent_env
 from switchyard.cli.stack.errors import StackError
 from switchyard.cli.stack.full import dev_credentials, full_stack, local_settings
 from switchyard.cli.stack.launcher import Stack
@@ -58,8 +59,20 @@ def stack_up(settings: Settings, args: argparse.Namespace) -> int:
         for credential in credentials:
             _say(f"  {credential.who}: clientId={credential.client_id} "
                  f"clientSecret={credential.client_secret}")  # fmt: skip
+        _say_agent(local)
     _say(f"stack up in {time.monotonic() - started:.1f} s")
     return 0
+
+
+def _say_agent(settings: Settings) -> None:
+    """The environment that starts Port's execution agent against the stack."""
+    path = write_agent_env(settings)
+    if path is None:
+        return
+    _say(f"Port's execution agent (agent: true webhooks; README: Execution agent), "
+         f"environment also in {path}:")  # fmt: skip
+    for name, value in agent_environment(settings).items():
+        _say(f"  {name}={value}")
 
 
 def _whole(settings: Settings) -> Stack:
@@ -86,10 +99,15 @@ def auth_init(settings: Settings, args: argparse.Namespace) -> int:
         _say(f"{path} exists; leaving it alone")
         return 0
     path.parent.mkdir(parents=True, exist_ok=True)
-    for credential in write_dev_config(path):
+    made = write_dev_config(path)
+    agent = new_agent_credential(path)
+    for credential in [*made, agent]:
         _say(f"{credential.who}: clientId={credential.client_id} "
              f"clientSecret={credential.client_secret}")  # fmt: skip
     _say(f"wrote {path} (secrets are stored hashed; these are shown once)")
+    _say(f"the engine signs the agent's messages with its secret: set "
+         f"SWITCHYARD_AGENT_CLIENT_ID={agent.client_id} and "
+         f"SWITCHYARD_AGENT_CLIENT_SECRET={agent.client_secret}")  # fmt: skip
     return 0
 
 

@@ -9,6 +9,7 @@ import secrets
 from pydantic import SecretStr
 
 from switchyard.bridge.credentials import DevCredential, write_dev_config
+from switchyard.cli.stack.agent import AGENT_CLIENT_ID, add_agent_machine, agent_credential
 from switchyard.cli.stack.launcher import Component, Say, Stack, infrastructure
 from switchyard.cli.stack.services import PythonService
 from switchyard.schemas.settings import Settings
@@ -18,7 +19,8 @@ SERVICE_NAMES = ("engine", "executor", "timers", "bridge")
 
 def local_settings(settings: Settings) -> Settings:
     """The settings the stack's own processes run with: the launched broker and Redis,
-    an absolute home, and a token secret kept in the home folder (made once)."""
+    an absolute home, and a token secret and an agent credential kept in the home
+    folder (made once; the engine signs Port's execution agent's messages with it)."""
     home = settings.home.resolve()
     secret = settings.token_secret
     if secret is None:
@@ -28,6 +30,9 @@ def local_settings(settings: Settings) -> Settings:
             path.write_text(secrets.token_urlsafe(32))
             path.chmod(0o600)
         secret = SecretStr(path.read_text().strip())
+    agent_id, agent_secret = settings.agent_client_id, settings.agent_client_secret
+    if agent_secret is None:
+        agent_id, agent_secret = agent_credential(home)
     # One engine per local stack: a stable instance id lets a restarted engine take
     # its partitions back at once (static membership) instead of after a rebalance.
     instance = (
@@ -41,6 +46,8 @@ def local_settings(settings: Settings) -> Settings:
             "kafka_bootstrap_servers": f"127.0.0.1:{settings.kafka_port}",
             "redis_url": f"redis://127.0.0.1:{settings.redis_port}/0",
             "token_secret": secret,
+            "agent_client_id": agent_id or AGENT_CLIENT_ID,
+            "agent_client_secret": agent_secret,
         }
     )
 
@@ -70,13 +77,22 @@ def full_stack(settings: Settings) -> tuple[Stack, Stack]:
 
 
 def dev_credentials(settings: Settings, say: Say) -> list[DevCredential]:
-    """Write a dev auth file on first use; the credentials are kept beside it (mode 600)."""
+    """Write a dev auth file on first use; the credentials are kept beside it (mode 600).
+    The stack's own auth file also gets the agent's machine credential (its secret in
+    ``<home>/agent-secret``); an auth file of one's own (SWITCHYARD_AUTH_FILE) is left
+    alone."""
     saved = settings.home / "dev-credentials.json"
     if settings.auth_file is None and not settings.auth_path.exists():
         made = write_dev_config(settings.auth_path)
         saved.write_text(json.dumps([c.__dict__ for c in made], indent=2))
         saved.chmod(0o600)
         say(f"wrote dev users and machine credentials to {settings.auth_path}")
+    agent_id, agent_secret = settings.agent_client_id, settings.agent_client_secret
+    own_file = settings.auth_file is None and settings.auth_path.exists()
+    if own_file and agent_id and agent_secret is not None:
+        secret = agent_secret.get_secret_value()
+        if add_agent_machine(settings.auth_path, agent_id, secret):
+            say(f"added the execution agent's credential {agent_id!r} to {settings.auth_path}")
     if not saved.exists():
         return []
     return [DevCredential(**c) for c in json.loads(saved.read_text())]
