@@ -100,7 +100,7 @@ def auth_init(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     path.parent.mkdir(parents=True, exist_ok=True)
     made = write_dev_config(path)
-    agent = new_agent_credential(path)
+    agent = new_agent_credential(path, settings)
     for credential in [*made, agent]:
         _say(f"{credential.who}: clientId={credential.client_id} "
              f"clientSecret={credential.client_secret}")  # fmt: skip

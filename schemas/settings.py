@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -191,6 +191,13 @@ class Settings(BaseSettings):
     template_workers: int = Field(
         default=2, ge=1, le=64, description="jq sandbox processes kept running per engine."
     )
+
+    @field_validator("agent_client_id", "agent_client_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # docker compose passes ${SWITCHYARD_AGENT_CLIENT_SECRET:-} as "" when unset: an
+        # empty key would sign every message with "", which no agent's secret matches.
+        return None if value == "" else value
 
     @property
     def auth_path(self) -> Path:

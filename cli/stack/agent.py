@@ -45,9 +45,16 @@ def add_agent_machine(auth_path: Path, client_id: str, secret: str) -> bool:
     return True
 
 
-def new_agent_credential(auth_path: Path) -> DevCredential:
-    """A fresh agent credential added to the auth file (``switchyard auth init``)."""
-    made = DevCredential(AGENT_CLIENT_ID, secrets.token_urlsafe(24), "Port's execution agent")
+def new_agent_credential(auth_path: Path, settings: Settings) -> DevCredential:
+    """The agent credential added to the auth file (``switchyard auth init``): the
+    settings' (``SWITCHYARD_AGENT_CLIENT_ID``/``_SECRET``, so that the engine signs with
+    what the agent holds) or a fresh one."""
+    secret = settings.agent_client_secret
+    made = DevCredential(
+        settings.agent_client_id or AGENT_CLIENT_ID,
+        secret.get_secret_value() if secret else secrets.token_urlsafe(24),
+        "Port's execution agent",
+    )
     add_agent_machine(auth_path, made.client_id, made.client_secret)
     return made
 

@@ -74,3 +74,19 @@ def test_auth_init_adds_the_agent_and_says_what_to_set(
     machines = orjson.loads(path.read_bytes())["machines"]
     assert [m["clientId"] for m in machines] == ["dev-machine", "port-agent"]
     assert Credentials.load(path).authenticate("port-agent", secret) is not None
+
+
+def test_auth_init_uses_the_agent_secret_of_the_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What docker compose does: the engine and auth-init share the secret.
+    monkeypatch.setenv("SWITCHYARD_AGENT_CLIENT_SECRET", "shared-secret")
+    path = tmp_path / "auth.json"
+    assert main(["auth", "init", "--file", str(path)]) == 0
+    assert "SWITCHYARD_AGENT_CLIENT_SECRET=shared-secret" in capsys.readouterr().out
+    assert Credentials.load(path).authenticate("port-agent", "shared-secret") is not None
+
+
+def test_an_empty_agent_secret_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHYARD_AGENT_CLIENT_SECRET", "")
+    assert Settings().agent_client_secret is None
