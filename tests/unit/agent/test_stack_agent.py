@@ -11,7 +11,7 @@ import pytest
 from switchyard.bridge.credentials import Credentials
 from switchyard.cli.main import main
 from switchyard.cli.stack.agent import agent_environment, write_agent_env
-from switchyard.cli.stack.full import dev_credentials, local_settings
+from switchyard.cli.stack.full import dev_credentials, environment, local_settings
 from switchyard.schemas.settings import Settings
 
 
@@ -90,3 +90,12 @@ def test_auth_init_uses_the_agent_secret_of_the_settings(
 def test_an_empty_agent_secret_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SWITCHYARD_AGENT_CLIENT_SECRET", "")
     assert Settings().agent_client_secret is None
+
+
+def test_the_stacks_processes_get_the_org_id_and_the_agent_secret(tmp_path: Path) -> None:
+    local = local_settings(Settings(home=tmp_path))
+    env = environment(local)
+    assert local.agent_client_secret is not None
+    assert env["SWITCHYARD_AGENT_CLIENT_SECRET"] == local.agent_client_secret.get_secret_value()
+    assert env["SWITCHYARD_AGENT_CLIENT_ID"] == "port-agent"
+    assert env["SWITCHYARD_ORG_ID"] == "switchyard"
