@@ -2,13 +2,16 @@
 
 An Ocean integration claims action runs on every cycle beside workflow node runs.
 Switchyard has no action runs, so the claim validates its body and answers "nothing
-pending" (``{ok, runs: []}``, what Ocean parses), and an ack names a run that does
-not exist (404). Machine credentials and Admins only.
+pending" (``{ok, runs: []}``, what Ocean parses), a lookup by external id finds none
+(Ocean asks for an action run first, then for a node run), and an ack names a run
+that does not exist (404). Machine credentials and Admins only.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -45,6 +48,22 @@ class ActionRunsResponse(BaseModel):
 async def claim_action_runs(body: ActionClaimRequest, actor: CurrentActor) -> Response:
     if not may_operate(actor):
         raise forbidden(f"{actor.name} may not claim runs (Admins and machines may)")
+    return json_response({"ok": True, "runs": []})
+
+
+@router.get(
+    "/v1/actions/runs",
+    response_model=ActionRunsResponse,
+    summary="Find action runs (there are none)",
+    responses=ERRORS,
+)
+async def find_action_runs(
+    actor: CurrentActor,
+    external_run_id: Annotated[str | None, Query(max_length=1000)] = None,
+    version: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    if not may_operate(actor):
+        raise forbidden(f"{actor.name} may not read runs (Admins and machines may)")
     return json_response({"ok": True, "runs": []})
 
 

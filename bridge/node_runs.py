@@ -1,9 +1,11 @@
 """Node runs: PATCH (both paths), the logs endpoint, lookup by external run id.
 
 The bridge checks what it can (the body, that the node run exists and is not
-COMPLETED) and publishes ``NodeRunUpdated``; the engine applies it. A PATCH carrying
-``externalRunId`` also records the lookup key that
-``GET /v1/workflows/nodes/runs?external_run_id=`` reads.
+COMPLETED) and publishes ``NodeRunUpdated``; the engine applies it, and records the
+``externalRunId`` that ``GET /v1/workflows/nodes/runs?external_run_id=`` looks up. A
+worker looks its node run up right after reporting the id (Ocean's executors do), so
+the bridge also notes it itself, for a few minutes, before publishing: the lookup
+finds the node run as soon as the PATCH has answered.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from switchyard.schemas import LogEntry, NodeRunUpdated, encode
 from switchyard.schemas.ids import NODE_RUN_ID_PATTERN, RUN_ID_PATTERN
 
 router = APIRouter(tags=["node runs"])
+
+# How long the bridge's own note of a reported externalRunId lasts: the engine has
+# applied the PATCH long before (milliseconds, normally).
+_REPORTED_TTL_S = 600
 
 NodeRunIdPath = Annotated[
     str, Path(pattern=NODE_RUN_ID_PATTERN, description="wfnr_ + 16 letters/digits")
@@ -78,6 +84,9 @@ async def _patch(
         status_label=body.statusLabel,
         sent_at=ctx.clock(),
     )
+    if body.externalRunId is not None:
+        pending = keys.reported_external_run(body.externalRunId)
+        await ctx.redis.set(pending, node_run_id, ex=_REPORTED_TTL_S)
     await ctx.producer.send_and_wait(ctx.registry.inbox.name, event.run_id, encode(event))
     return json_response({"ok": True})
 
@@ -154,13 +163,20 @@ async def find_node_runs(
     if not may_operate(actor):
         raise forbidden(f"{actor.name} may not read node runs by external id")
     found: list[dict[str, Any]] = []
-    node_run_id = await ctx.redis.get(keys.external_run(external_run_id))
+    applied, reported = await ctx.redis.mget(
+        keys.external_run(external_run_id), keys.reported_external_run(external_run_id)
+    )
+    node_run_id = applied or reported
     owner = await ctx.runs.run_of_node_run(_text(node_run_id)) if node_run_id else None
     loaded = await load_run(ctx, owner) if owner else None
     if loaded is not None:
         run = await project(ctx, loaded)
         for node_run in run.node_runs:
-            if node_run.external_run_id == external_run_id:
+            # Reported but not applied yet: the node run the PATCH named.
+            just_reported = node_run.external_run_id is None and node_run.identifier == _text(
+                reported or b""
+            )
+            if node_run.external_run_id == external_run_id or just_reported:
                 item = node_run.model_dump(mode="json", by_alias=True)
                 config = await _rendered_config(ctx, loaded, node_run.identifier)
                 item["node"]["config"] = config
@@ -169,6 +185,8 @@ async def find_node_runs(
                     nodeUid=node_uid(run.workflow.identifier, node_run.node.identifier),
                     workflowRun={"identifier": run.identifier},
                 )
+                if just_reported:
+                    item["externalRunId"] = external_run_id
                 found.append(item)
     return json_response({"ok": True, "runs": found, "nodeRuns": found})
 

@@ -117,8 +117,13 @@ def claim(node_run_id: str) -> str:
 # | ``sy:bridge:idem:<client>:<workflow>:<key>`` | string: the run id an Idempotency-Key started (SET NX) | bridge | ``idempotency_ttl_seconds`` |
 # | ``sy:bridge:tmp:<uuid>[:<n>]`` | sorted set: scratch union/intersection of run indexes for one list query | bridge | deleted after the query; 30 s TTL |
 # | ``sy:bridge:integration:<id>`` | string: an integration's JSON document (``POST/PATCH /v1/integration``) | bridge | forever |
+# | ``sy:bridge:ext:<external run id>`` | string: the node run a PATCH gave that ``externalRunId``, before the engine has applied it (read-your-writes for the lookup) | bridge | 10 min TTL |
 # ---------------------------------------------------------------------------
 
 
 def integration(identifier: str) -> str:
     return f"{PREFIX}bridge:integration:{identifier}"
+
+
+def reported_external_run(external_run_id: str) -> str:
+    return f"{PREFIX}bridge:ext:{external_run_id}"

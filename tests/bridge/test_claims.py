@@ -56,6 +56,20 @@ async def test_claim_takes_what_ocean_sends(api: Api, engine: EngineService, wf_
                          json={"nodeRunIdentifier": item["identifier"], "more": True},
                          headers={"x-port-reserved-usage": "true"})  # fmt: skip
     assert ack.json() == {"ok": True, "acked": True}
+    # Found by the external id it reports as soon as the PATCH answers, as Ocean's
+    # executors look it up.
+    path = f"/v1/workflows/nodes/runs/{item['identifier']}"
+    external = f"job-{item['identifier']}"
+    started = await api.call("PATCH", path, "machine", json={
+        "status": "IN_PROGRESS", "externalRunId": external, "statusLabel": {"text": "Started"},
+    })  # fmt: skip
+    assert started.status_code == 200, started.text
+    query = {"external_run_id": external, "include": "nodeConfig"}
+    found = await api.call("GET", "/v1/workflows/nodes/runs", "machine", params=query)
+    [again] = found.json()["nodeRuns"]
+    assert (again["identifier"], again["externalRunId"]) == (item["identifier"], external)
+    assert again["nodeUid"] == item["nodeUid"]
+    assert again["config"] == again["node"]["config"] == item["config"]
 
 
 async def test_exclude_by_node_uid_or_node_run_id(

@@ -107,6 +107,9 @@ async def test_action_runs_are_never_pending(api: Api) -> None:
     claimed = await api.call("POST", "/v1/actions/runs/claim-pending", "machine", json=body,
                              headers={"x-port-reserved-usage": "true"})  # fmt: skip
     assert claimed.json() == {"ok": True, "runs": []}
+    found = await api.call("GET", "/v1/actions/runs", "machine",
+                           params={"version": "v2", "external_run_id": "x"})  # fmt: skip
+    assert found.json() == {"ok": True, "runs": []}
     ack = await api.call("PATCH", "/v1/actions/runs/ack", "machine", json={"runId": "r_1"})
     assert ack.status_code == 404
     bad = await api.call("POST", "/v1/actions/runs/claim-pending", "machine", json={"limit": 0})

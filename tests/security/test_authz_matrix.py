@@ -229,6 +229,10 @@ TABLE: dict[tuple[str, str], tuple[Make, tuple[int, int, int, int, int]]] = {
         _fixed("POST", "/v1/actions/runs/claim-pending", json=CLAIM),
         (401, 403, 403, 200, 200),
     ),
+    ("GET", "/v1/actions/runs"): (
+        _fixed("GET", "/v1/actions/runs?version=v2&external_run_id=x"),
+        (401, 403, 403, 200, 200),
+    ),
     ("PATCH", "/v1/actions/runs/ack"): (
         _fixed("PATCH", "/v1/actions/runs/ack", json={"runId": "r_matrix"}),
         (401, 403, 403, 404, 404),  # no action runs exist
