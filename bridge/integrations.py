@@ -124,12 +124,13 @@ async def _load(ctx: Ctx, identifier: str) -> dict[str, Any]:
 
 
 def _answer(request: Request, integration: dict[str, Any], status: int = 200) -> Response:
-    # Ocean's HTTP log handler posts its logs to logAttributes.ingestUrl.
-    base = str(request.base_url).rstrip("/")
-    identifier = integration["identifier"]
+    # Ocean posts its own log lines to logAttributes.ingestUrl, and its resync
+    # metrics under metricAttributes.ingestUrl: both are accepted here and dropped.
+    here = f"{str(request.base_url).rstrip('/')}/v1/integration/{integration['identifier']}"
     shown = {
         **integration,
-        "logAttributes": {"ingestUrl": f"{base}/v1/integration/{identifier}/logs"},
+        "logAttributes": {"ingestUrl": f"{here}/logs"},
+        "metricAttributes": {"ingestUrl": f"{here}/metrics"},
     }
     return json_response({"ok": True, "integration": shown}, status)
 
@@ -240,3 +241,75 @@ async def integration_logs(
     await _load(ctx, identifier)
     log.debug("integration %s sent %d log lines", identifier, len(body.logs))
     return json_response({"ok": True})
+
+
+class ResyncState(Lenient):
+    """What Ocean reports around a resync (it runs none of ours: kept, shown, no more)."""
+
+    status: str | None = Field(default=None, max_length=100)
+    lastResyncStart: str | None = Field(default=None, max_length=100)
+    lastResyncEnd: str | None = Field(default=None, max_length=100)
+    nextResync: str | int | float | None = None
+    intervalInMinuets: int | None = None  # sic: Ocean's spelling
+
+
+class ResyncRequestResponse(BaseModel):
+    ok: bool
+    request: dict[str, Any] | None = Field(description="A pending resync request: never.")
+
+
+@router.patch(
+    "/v1/integration/{identifier}/resync-state",
+    response_model=IntegrationResponse,
+    summary="Record an integration's resync state",
+    responses=ERRORS,
+)
+async def patch_resync_state(
+    identifier: IntegrationId, body: ResyncState, request: Request, ctx: Ctx, actor: CurrentActor
+) -> Response:
+    _check(actor)
+    state = {**body.model_dump(), "updatedAt": format_timestamp(ctx.clock())}
+    return await _update(ctx, request, identifier, {"resyncState": state})
+
+
+@router.get(
+    "/v1/integration/{identifier}/resync-request",
+    response_model=ResyncRequestResponse,
+    summary="A resync requested of the integration (none: Switchyard never asks for one)",
+    responses=ERRORS,
+)
+async def get_resync_request(identifier: IntegrationId, ctx: Ctx, actor: CurrentActor) -> Response:
+    _check(actor)
+    await _load(ctx, identifier)
+    return json_response({"ok": True, "request": None})
+
+
+async def _metrics(ctx: Ctx, actor: Actor, identifier: str, rest: str) -> Response:
+    _check(actor)
+    await _load(ctx, identifier)
+    log.debug("integration %s sent metrics to %s", identifier, rest)
+    return json_response({"ok": True})
+
+
+@router.post(
+    "/v1/integration/{identifier}/metrics/{rest:path}",
+    response_model=OkResponse,
+    summary="An integration's resync metrics (syncMetrics, heartbeat): accepted, dropped",
+    responses=ERRORS,
+)
+async def post_integration_metrics(
+    identifier: IntegrationId, rest: str, ctx: Ctx, actor: CurrentActor
+) -> Response:
+    return await _metrics(ctx, actor, identifier, rest)
+
+
+@router.put(
+    "/v1/integration/{identifier}/metrics/{rest:path}",
+    response_model=OkResponse,
+    summary="An integration's metrics of one kind of a resync: accepted, dropped",
+    responses=ERRORS,
+)
+async def put_integration_metrics(
+    identifier: IntegrationId, rest: str, ctx: Ctx, actor: CurrentActor
+) -> Response:
+    return await _metrics(ctx, actor, identifier, rest)

@@ -53,6 +53,19 @@ async def test_register_get_and_patch_an_integration(api: Api) -> None:
     assert replaced.json()["integration"]["config"] == config
     logs = await api.call("POST", f"{path}/logs", "machine", json={"logs": [{"message": "hi"}]})
     assert logs.json() == {"ok": True}
+    state = await api.call("PATCH", f"{path}/resync-state", "machine", json={
+        "status": "running", "lastResyncEnd": None, "intervalInMinuets": None, "new": 1,
+    })  # fmt: skip
+    resync = state.json()["integration"]["resyncState"]
+    assert (resync["status"], bool(resync["updatedAt"])) == ("running", True)
+    metrics = state.json()["integration"]["metricAttributes"]["ingestUrl"]
+    assert metrics.endswith(f"{path}/metrics")
+    for method, where in (("POST", "heartbeat"), ("POST", "syncMetrics"),
+                          ("PUT", "syncMetrics/resync/e%2F1/kind/repo")):  # fmt: skip
+        sent = await api.call(method, f"{path}/metrics/{where}", "machine", json={"x": 1})
+        assert sent.json() == {"ok": True}, where
+    request = await api.call("GET", f"{path}/resync-request", "machine")
+    assert request.json() == {"ok": True, "request": None}
     provision = await api.call("GET", "/v1/integration/provision-enabled", "machine")
     assert provision.json() == {"ok": True, "integrations": []}
 

@@ -6,7 +6,8 @@ declares Python >= 3.12 and runs on 3.11. The integration under ``ocean_app/`` (
 executor, ``echo``) runs in that venv as Ocean's integrations start (``debug.py``:
 ``port_ocean.run.run()``, what ``ocean sail`` calls), configured only as a user
 would (environment variables: a machine credential, the bridge's URL, actions
-processing on, the actions-only event listener); its execution manager keeps its
+processing on), with Ocean's default event listener (polling: it also resyncs, an
+empty resync here) and with the actions-only one; its execution manager keeps its
 default settings (a claim limit of 300, 60 s visibility, polls every 10 s). The bridge
 is served by uvicorn on a free port beside the real engine, over real Kafka and Redis.
 Ocean registers its integration, claims, acks, executes and completes the
@@ -119,7 +120,7 @@ async def bridge(ocean_settings: Settings) -> AsyncIterator[str]:
 
 @contextlib.contextmanager
 def ocean_integration(
-    python: Path, api_url: str, identifier: str, home: Path
+    python: Path, api_url: str, identifier: str, home: Path, listener: str | None
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """ocean_app started (copied out of the repo: Ocean writes beside it)."""
     app = home / "app"
@@ -132,10 +133,11 @@ def ocean_integration(
         "OCEAN__PORT__BASE_URL": api_url,
         "OCEAN__INTEGRATION__IDENTIFIER": identifier,
         "OCEAN__INTEGRATION__TYPE": "switchyard-echo",
-        "OCEAN__EVENT_LISTENER": '{"type": "ACTIONS_ONLY"}',
         "OCEAN__ACTIONS_PROCESSOR__ENABLED": "true",
         "PYTHONUNBUFFERED": "1",
     }
+    if listener is not None:
+        env["OCEAN__EVENT_LISTENER"] = orjson.dumps({"type": listener}).decode()
     command = [str(python), "debug.py", str(_free_port())]
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -171,8 +173,11 @@ def _tail(log: Path) -> str:
 
 
 @pytest.mark.timeout(1500)  # the first run installs Ocean
+@pytest.mark.parametrize(
+    "listener", [None, "ACTIONS_ONLY"], ids=["default-listener", "actions-only"]
+)
 async def test_an_ocean_integration_completes_integration_action_node_runs(
-    ocean_python: Path, bridge: str, tmp_path: Path
+    ocean_python: Path, bridge: str, tmp_path: Path, listener: str | None
 ) -> None:
     installation = f"ocean-{uuid.uuid4().hex[:8]}"
     workflow = f"ocean-wf-{uuid.uuid4().hex[:8]}"
@@ -200,7 +205,10 @@ async def test_an_ocean_integration_completes_integration_action_node_runs(
                     for r in started]  # fmt: skip
             return [r for r in runs if r["status"] == "COMPLETED"]
 
-        with ocean_integration(ocean_python, bridge, installation, tmp_path) as (process, log):
+        with ocean_integration(ocean_python, bridge, installation, tmp_path, listener) as (
+            process,
+            log,
+        ):
             try:
                 done = await until(finished, lambda runs: len(runs) == len(started), within=90,
                                    interval=0.5)  # fmt: skip

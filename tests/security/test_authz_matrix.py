@@ -220,6 +220,22 @@ TABLE: dict[tuple[str, str], tuple[Make, tuple[int, int, int, int, int]]] = {
         _integration("POST", "/logs", json={"logs": [{"message": "matrix"}]}),
         (401, 403, 403, 200, 200),
     ),
+    ("PATCH", "/v1/integration/{identifier}/resync-state"): (
+        _integration("PATCH", "/resync-state", json={"status": "running"}),
+        (401, 403, 403, 200, 200),
+    ),
+    ("GET", "/v1/integration/{identifier}/resync-request"): (
+        _integration("GET", "/resync-request"),
+        (401, 403, 403, 200, 200),
+    ),
+    ("POST", "/v1/integration/{identifier}/metrics/{rest}"): (
+        _integration("POST", "/metrics/heartbeat", json={"eventId": "e"}),
+        (401, 403, 403, 200, 200),
+    ),
+    ("PUT", "/v1/integration/{identifier}/metrics/{rest}"): (
+        _integration("PUT", "/metrics/syncMetrics/resync/e/kind/k", json={}),
+        (401, 403, 403, 200, 200),
+    ),
     ("GET", "/v1/organization"): (_fixed("GET", "/v1/organization"), (401, 403, 403, 200, 200)),
     ("PATCH", "/v1/organization"): (
         _fixed("PATCH", "/v1/organization", json={"settings": {"matrix": True}}),

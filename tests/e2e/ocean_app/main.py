@@ -4,8 +4,10 @@ One executor, ``echo``: for an INTEGRATION_ACTION node run with
 ``integrationInvocationType: echo`` it logs, reports the node run started (with an
 external run id, a link and a status label), finds it again by that external id (as
 a webhook processor of a real integration does), and completes it with the
-execution properties as its output. Run with ``ocean sail`` and Ocean's own
-settings (environment variables); nothing of Ocean is patched.
+execution properties as its output. It exports nothing: its resync (which Ocean's
+default event listener runs at start-up) yields no entities. Started as Ocean
+integrations are (``debug.py``), configured by Ocean's own settings (environment
+variables); nothing of Ocean is patched.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ class EchoExecutor(AbstractExecutor):  # type: ignore[misc]
         await ocean.port_client.report_run_completed(
             found, success=properties.get("fail") is not True, message="echoed"
         )
+
+
+@ocean.on_resync()  # type: ignore[untyped-decorator]
+async def on_resync(kind: str) -> list[dict[str, Any]]:
+    return []
 
 
 ocean.register_action_executor(EchoExecutor())
