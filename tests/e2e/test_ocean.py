@@ -152,7 +152,7 @@ def ocean_integration(
             process.wait()
 
 
-def _workflow(identifier: str, installation: str) -> dict[str, Any]:
+def _workflow(identifier: str, installation: str, invocation: str = "echo") -> dict[str, Any]:
     return {
         "identifier": identifier,
         "nodes": [
@@ -160,7 +160,7 @@ def _workflow(identifier: str, installation: str) -> dict[str, Any]:
                 "properties": {"service": {"type": "string"}}, "required": ["service"]}}},
             {"identifier": "echo", "title": "Echo", "config": {
                 "type": "INTEGRATION_ACTION", "installationId": installation,
-                "integrationProvider": "switchyard-echo", "integrationInvocationType": "echo",
+                "integrationProvider": "switchyard-echo", "integrationInvocationType": invocation,
                 "integrationActionExecutionProperties": {
                     "service": "{{ .outputs.trigger.service }}", "replicas": 2}}},
         ],
@@ -197,6 +197,18 @@ async def test_an_ocean_integration_completes_integration_action_node_runs(
             )
             assert answer.status_code == 201, answer.text
             started.append(answer.json()["workflowRun"]["identifier"])
+        # A node run of an action the integration has no executor for: Ocean acks it
+        # and reports it FAILED.
+        unhandled = f"{workflow}-unhandled"
+        created = await http.post(
+            "/v1/workflows", json=_workflow(unhandled, installation, "not-registered")
+        )
+        assert created.status_code == 201, created.text
+        answer = await http.post(
+            f"/v1/workflows/{unhandled}/runs", json={"inputs": {"service": "x"}}
+        )
+        assert answer.status_code == 201, answer.text
+        started.append(answer.json()["workflowRun"]["identifier"])
 
         async def finished() -> list[dict[str, Any]]:
             if process.poll() is not None:
@@ -215,8 +227,13 @@ async def test_an_ocean_integration_completes_integration_action_node_runs(
             except AssertionError as error:
                 raise AssertionError(f"{error}\n--- Ocean's output ---\n{_tail(log)}") from None
             integration = (await http.get(f"/v1/integration/{installation}")).json()
-        assert [r["result"] for r in done] == ["SUCCESS"] * 3, _tail(log)
-        for run, service in zip(done, ("checkout", "billing", "search"), strict=True):
+        assert [r["result"] for r in done] == ["SUCCESS"] * 3 + ["FAILED"], _tail(log)
+        [refused] = done[3]["nodeRuns"][1:]
+        assert (refused["status"], refused["result"]) == ("COMPLETED", "FAILED")
+        assert "No executor registered for action type 'not-registered'" in [
+            line["log"] for line in refused["nodeRunLogs"]
+        ]
+        for run, service in zip(done[:3], ("checkout", "billing", "search"), strict=True):
             [echo] = [nr for nr in run["nodeRuns"] if nr["node"]["identifier"] == "echo"]
             assert echo["output"]["properties"] == {"service": service, "replicas": 2}
             assert echo["output"]["workflowRunUrl"].startswith("https://echo.example.com/")
