@@ -180,3 +180,29 @@ async def test_external_run_id_sent_straight_to_kafka_is_found_by_the_lookup(api
     [item] = found.json()["runs"]
     assert item["identifier"] == nr
     assert item["externalRunId"] == f"job-{wf_id}"
+
+
+@pytest.mark.usefixtures("engine")
+async def test_output_is_replaced_and_a_completion_without_one_keeps_what_is_stored(
+    api: Api,
+) -> None:
+    wf_id = f"out-{uuid.uuid4().hex[:6]}"
+    await api.define(kafka_workflow(wf_id))
+    bare = await api.trigger(wf_id, {"name": "ada"})
+    progressed = await api.trigger(wf_id, {"name": "bob"})
+    done = {"status": "COMPLETED", "result": "SUCCESS", "statusLabel": {"text": "Done"}}
+
+    async def patch(run: dict[str, Any], body: dict[str, Any]) -> None:
+        path = f"/v1/workflows/nodes/runs/{node_run(run, 'work')['identifier']}"
+        response = await api.call("PATCH", path, "machine", json=body)
+        assert response.status_code == 200, response.text
+
+    await patch(bare, done)  # no output ever reported: {}
+    for output in ({"a": 1, "b": 2}, {"url": "https://x"}):  # each replaces the last
+        await patch(progressed, {"status": "IN_PROGRESS", "output": output})
+    await patch(progressed, done)  # without output: the stored one stays
+    first = node_run(await _completed(api, bare["identifier"]), "work")
+    assert first["output"] == {}
+    assert first["statusLabel"] == {"text": "Done", "variant": None}
+    second = node_run(await _completed(api, progressed["identifier"]), "work")
+    assert second["output"] == {"url": "https://x"}
