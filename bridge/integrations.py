@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from switchyard.bridge.auth import Ctx, CurrentActor
 from switchyard.bridge.credentials import Actor
 from switchyard.bridge.errors import conflict, forbidden, json_response, not_found
-from switchyard.bridge.models import ERRORS, Lenient, OkResponse
+from switchyard.bridge.models import ERRORS, JsonObject, Lenient, OkResponse
 from switchyard.bridge.permissions import may_operate
 from switchyard.engine.store import keys
 from switchyard.schemas import format_timestamp
@@ -59,8 +59,8 @@ class IntegrationChanges(Lenient):
 
     installationAppType: str | None = Field(default=None, min_length=1, max_length=200)
     version: str | None = Field(default=None, max_length=100)
-    changelogDestination: dict[str, Any] | None = None
-    config: dict[str, Any] | None = Field(
+    changelogDestination: JsonObject | None = None
+    config: JsonObject | None = Field(
         default=None, description="The integration's mapping; {} gets the default."
     )
     actionsProcessingEnabled: bool | None = None
@@ -68,7 +68,7 @@ class IntegrationChanges(Lenient):
     createPortResourcesOrigin: str | None = Field(default=None, max_length=100)
     processingMode: str | None = Field(default=None, max_length=100)
     arePortResourcesInitialized: bool | None = None
-    spec: dict[str, Any] | None = None
+    spec: JsonObject | None = None
     oauthBrokerUrl: str | None = Field(default=None, max_length=2000)
 
 
@@ -82,11 +82,11 @@ class NewIntegration(IntegrationChanges):
 
 
 class ConfigChange(Lenient):
-    config: dict[str, Any] = Field(description="The integration's mapping; {} gets the default.")
+    config: JsonObject = Field(description="The integration's mapping; {} gets the default.")
 
 
 class IntegrationLogs(Lenient):
-    logs: list[dict[str, Any]] = Field(default_factory=list, max_length=10_000)
+    logs: list[JsonObject] = Field(default_factory=list, max_length=10_000)
 
 
 class IntegrationResponse(BaseModel):
@@ -249,8 +249,9 @@ class ResyncState(Lenient):
     status: str | None = Field(default=None, max_length=100)
     lastResyncStart: str | None = Field(default=None, max_length=100)
     lastResyncEnd: str | None = Field(default=None, max_length=100)
-    nextResync: str | int | float | None = None
-    intervalInMinuets: int | None = None  # sic: Ocean's spelling
+    # Bounded: the store keeps 64-bit integers at most.
+    nextResync: str | Annotated[int, Field(ge=-(2**63), lt=2**63)] | float | None = None
+    intervalInMinuets: int | None = Field(default=None, ge=0, lt=2**63)  # sic: Ocean's spelling
 
 
 class ResyncRequestResponse(BaseModel):

@@ -11,9 +11,10 @@ endpoint as Port's integration clients call it).
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from switchyard.schemas import (
     LogLevel,
@@ -30,6 +31,20 @@ log = logging.getLogger("switchyard.bridge")
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _storable(value: dict[str, Any]) -> dict[str, Any]:
+    # JSON allows numbers our store can't keep (orjson stops at 64-bit integers): a
+    # 422 naming the field, not a 500 when the document is written.
+    try:
+        orjson.dumps(value)
+    except TypeError as error:
+        raise ValueError(f"can't be stored: {error}") from None
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable)]
+"""A JSON object the bridge stores as given (settings, an integration's config)."""
 
 
 class Lenient(BaseModel):
@@ -231,6 +246,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "The caller may not do this."),
         (404, "Not found, or not visible to the caller."),
         (409, "Conflicts with the current state."),
+        (413, "The body is larger than SWITCHYARD_REQUEST_BODY_MAX_BYTES."),
         (422, "Invalid input; the message names each bad field."),
     )
 }

@@ -23,7 +23,7 @@ from switchyard.bridge.auth import Ctx, CurrentActor
 from switchyard.bridge.context import BridgeContext
 from switchyard.bridge.credentials import Actor
 from switchyard.bridge.errors import forbidden, json_response
-from switchyard.bridge.models import ERRORS, Lenient
+from switchyard.bridge.models import ERRORS, JsonObject, Lenient
 from switchyard.bridge.permissions import may_operate
 from switchyard.engine.store import keys
 
@@ -31,7 +31,7 @@ router = APIRouter(tags=["organization"])
 
 
 class OrganizationChanges(Lenient):
-    settings: dict[str, Any] | None = Field(
+    settings: JsonObject | None = Field(
         default=None, description="Merged into the stored settings, key by key."
     )
     featureFlags: list[str] | None = Field(
