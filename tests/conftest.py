@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 
 from switchyard.cli.stack.errors import StackError
 from switchyard.cli.stack.launcher import Stack
+from switchyard.engine.timers import TimerService
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
 from switchyard.topics.producer import EventProducer
@@ -170,6 +171,16 @@ async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
 async def producer(topics: Settings) -> AsyncIterator[EventProducer]:
     async with EventProducer(topics) as p:
         yield p
+
+
+@pytest.fixture
+async def timers(
+    topics: Settings, redis: aioredis.Redis, producer: EventProducer
+) -> AsyncIterator[TimerService]:
+    """The timer service. Timers are one set per Redis database: a test that runs it
+    overrides ``settings`` with ``tests.helpers.private_redis_db``."""
+    async with TimerService(topics, redis, producer) as service:
+        yield service
 
 
 @pytest.fixture

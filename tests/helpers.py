@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
+
+import orjson
 
 from switchyard.schemas.settings import Settings
 
@@ -40,3 +45,43 @@ def private_redis_db(settings: Settings, session_tag: str) -> Settings:
     db = 1 + int(session_tag, 16) % 15
     base = settings.redis_url.rsplit("/", 1)[0]
     return settings.model_copy(update={"redis_url": f"{base}/{db}"})
+
+
+class LocalHandler(BaseHTTPRequestHandler):
+    """A test server's handler: ``record`` what it saw, ``answer`` with JSON, quietly."""
+
+    def body(self) -> Any:
+        length = int(self.headers.get("content-length") or 0)
+        return orjson.loads(self.rfile.read(length)) if length else None
+
+    def record(self, item: Any) -> int:
+        """Keep ``item`` in the list ``serving`` yields; how many were kept so far."""
+        records: list[Any] = self.server.records  # type: ignore[attr-defined]
+        records.append(item)
+        return len(records)
+
+    def answer(self, status: int, payload: Any) -> None:
+        data = orjson.dumps(payload)
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *_: Any) -> None:  # keep test output clean
+        return
+
+
+@contextmanager
+def serving(handler: type[LocalHandler]) -> Iterator[tuple[str, list[Any]]]:
+    """A threaded HTTP server on a free loopback port: its base URL and what it recorded."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    records: list[Any] = []
+    server.records = records  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", records
+    finally:
+        server.shutdown()
+        server.server_close()

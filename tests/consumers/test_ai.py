@@ -4,17 +4,13 @@ of Kafka or Redis), and AI nodes through the real engine and executor."""
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from pydantic import SecretStr
 
@@ -24,24 +20,26 @@ from switchyard.engine.machine.state import RunState
 from switchyard.schemas import AiRequest
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
+from tests.helpers import LocalHandler, serving
 from tests.integration.engine_support import Driver
 
 NODE_RUN = "wfnr_AiTest0000000001"
 KEY = "sk-test-not-a-real-key"
 
 
-class _Completions(BaseHTTPRequestHandler):
+class _Completions(LocalHandler):
     """``POST /v1/chat/completions``: echoes the prompt back as the answer. The user
     prompt ``status <n>`` answers n, ``sleep`` sleeps, ``empty`` has no choices."""
 
     def do_POST(self) -> None:
-        body = orjson.loads(self.rfile.read(int(self.headers.get("content-length") or 0)))
-        self.server.seen.append({"path": self.path, "body": body,  # type: ignore[attr-defined]
-                                 "auth": self.headers.get("Authorization")})  # fmt: skip
+        body = self.body()
+        count = self.record(
+            {"path": self.path, "body": body, "auth": self.headers.get("Authorization")}
+        )
         prompt = body["messages"][-1]["content"]
         answer: dict[str, Any]
         status, answer = 200, {
-            "id": f"chatcmpl-{len(self.server.seen)}",  # type: ignore[attr-defined]
+            "id": f"chatcmpl-{count}",
             "object": "chat.completion",
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": f"echo: {prompt}"}}],
@@ -52,34 +50,13 @@ class _Completions(BaseHTTPRequestHandler):
             time.sleep(1.5)
         elif prompt == "empty":
             answer = {"id": "chatcmpl-x", "choices": []}
-        payload = orjson.dumps(answer)
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *_: Any) -> None:
-        return
-
-
-@contextmanager
-def _server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Completions)
-    server.seen = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", server.seen  # type: ignore[attr-defined]
-    finally:
-        server.shutdown()
-        server.server_close()
+        self.answer(status, answer)
 
 
 @pytest.fixture
 def completions() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    with _server() as found:
-        yield found
+    with serving(_Completions) as (url, seen):
+        yield f"{url}/v1", seen
 
 
 @pytest.fixture

@@ -3,67 +3,41 @@ it sends on every call, and where a non-2xx answer's status is in a FAILED repor
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 
 from switchyard.consumers.context import NodeLogger
 from switchyard.consumers.webhook import WebhookExecutor
 from switchyard.schemas import WebhookRequest
+from tests.helpers import LocalHandler, serving
 
 NODE_RUN = "wfnr_WebhookTest00001"
 RUN = "wfr_WebhookTest00001"
 
 
-class _Recorder(BaseHTTPRequestHandler):
+class _Recorder(LocalHandler):
     """Records method, path, headers and body; ``/status/<n>`` answers n, else 200."""
 
-    def _answer(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = orjson.loads(self.rfile.read(length)) if length else None
+    def _reply(self) -> None:
         seen = {"method": self.command, "path": self.path, "headers": dict(self.headers),
-                "body": body}  # fmt: skip
-        self.server.seen.append(seen)  # type: ignore[attr-defined]
+                "body": self.body()}  # fmt: skip
+        self.record(seen)
         if self.path.startswith("/sleep/"):
             time.sleep(int(self.path.split("/")[2]) / 1000)
         status = int(self.path.split("/")[2]) if self.path.startswith("/status/") else 200
-        payload = orjson.dumps({"path": self.path})
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        self.answer(status, {"path": self.path})
 
-    do_GET = do_POST = do_PUT = _answer
-
-    def log_message(self, *_: Any) -> None:
-        return
-
-
-@contextmanager
-def _server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    server.seen = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", server.seen  # type: ignore[attr-defined]
-    finally:
-        server.shutdown()
-        server.server_close()
+    do_GET = do_POST = do_PUT = _reply
 
 
 @pytest.fixture
 def local() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    with _server() as found:
+    with serving(_Recorder) as found:
         yield found
 
 

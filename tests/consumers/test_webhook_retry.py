@@ -5,27 +5,21 @@ statuses are matched against the status the executor reported."""
 from __future__ import annotations
 
 import itertools
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-import orjson
 import pytest
-import redis.asyncio as aioredis
 
 from switchyard.consumers.webhook import WebhookService
 from switchyard.engine.machine.state import RunState
 from switchyard.engine.service import EngineService
-from switchyard.engine.timers import TimerService
 from switchyard.schemas import node_run_id
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
-from tests.helpers import private_redis_db
+from tests.helpers import LocalHandler, private_redis_db, serving
 from tests.integration.engine_support import Driver
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("engine", "timers", "executor")]
@@ -37,52 +31,22 @@ def settings(settings: Settings, session_tag: str) -> Settings:
     return private_redis_db(settings, session_tag)
 
 
-class _Flaky(BaseHTTPRequestHandler):
+class _Flaky(LocalHandler):
     """Answers the statuses of ``/<a>,<b>,…`` in turn (then 200), recording each call."""
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        self.rfile.read(length)
-        calls: list[dict[str, Any]] = self.server.calls  # type: ignore[attr-defined]
+        self.body()
+        calls: list[dict[str, Any]] = self.server.records  # type: ignore[attr-defined]
         plan = [int(s) for s in self.path.strip("/").split(",") if s]
         status = plan[len(calls)] if len(calls) < len(plan) else 200
-        calls.append({"key": self.headers.get("Idempotency-Key"), "status": status})
-        payload = orjson.dumps({"call": len(calls)})
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *_: Any) -> None:
-        return
-
-
-@contextmanager
-def _flaky_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
-    server.calls = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", server.calls  # type: ignore[attr-defined]
-    finally:
-        server.shutdown()
-        server.server_close()
+        count = self.record({"key": self.headers.get("Idempotency-Key"), "status": status})
+        self.answer(status, {"call": count})
 
 
 @pytest.fixture
 def flaky() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    with _flaky_server() as found:
+    with serving(_Flaky) as found:
         yield found
-
-
-@pytest.fixture
-async def timers(
-    topics: Settings, redis: aioredis.Redis, producer: EventProducer
-) -> AsyncIterator[TimerService]:
-    async with TimerService(topics, redis, producer) as service:
-        yield service
 
 
 @pytest.fixture

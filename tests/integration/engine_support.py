@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
 from switchyard.engine.machine.state import RunState
+from switchyard.engine.processor import InboxProcessor
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.schemas import RunTriggered, encode, parse_workflow
@@ -23,39 +21,34 @@ from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.reader import read_topic
 from switchyard.topics.registry import TopicRegistry
-from tests.helpers import until
+from tests.helpers import LocalHandler, serving, until
 
 
-class _Echo(BaseHTTPRequestHandler):
+class _Echo(LocalHandler):
     """200 with ``{"received": <body>, "path": …}``; a path starting /fail answers 500."""
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = orjson.loads(self.rfile.read(length)) if length else None
-        self.server.requests.append({"path": self.path, "body": body})  # type: ignore[attr-defined]
+        body = self.body()
+        self.record({"path": self.path, "body": body})
         status = 500 if self.path.startswith("/fail") else 200
-        payload = orjson.dumps({"received": body, "path": self.path})
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *_: Any) -> None:  # keep test output clean
-        return
+        self.answer(status, {"received": body, "path": self.path})
 
 
 @contextmanager
 def echo_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    server.requests = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", server.requests  # type: ignore[attr-defined]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Echo) as found:
+        yield found
+
+
+def make_processor(
+    settings: Settings, redis: aioredis.Redis, producer: EventProducer, templates: Any
+) -> InboxProcessor:
+    """An inbox processor on the test's settings, driven by hand (no inbox driver)."""
+    return InboxProcessor(
+        store=RunStore(redis), workflows=WorkflowStore(redis), producer=producer,
+        registry=TopicRegistry.from_settings(settings), templates=templates, secrets={},
+        clock=lambda: datetime.now(UTC), inbox_partitions=settings.inbox_partitions,
+    )  # fmt: skip
 
 
 def new_run_id() -> str:

@@ -22,13 +22,12 @@ from switchyard.engine.processor import InboxProcessor, InboxRecord, Outcome
 from switchyard.engine.store import keys
 from switchyard.engine.store.plan import ApplyPlan
 from switchyard.engine.store.runs import RunStore
-from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.schemas import NodeRunUpdated, RunTriggered, encode, node_run_id
 from switchyard.schemas.settings import Settings
 from switchyard.topics.partitioning import partition_of
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
-from tests.integration.engine_support import Driver, new_run_id, read_all
+from tests.integration.engine_support import Driver, make_processor, new_run_id, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -51,11 +50,7 @@ async def workflow(driver: Driver) -> str:
 def processor(
     topics: Settings, redis: aioredis.Redis, producer: EventProducer, templates: Any
 ) -> InboxProcessor:
-    return InboxProcessor(
-        store=RunStore(redis), workflows=WorkflowStore(redis), producer=producer,
-        registry=TopicRegistry.from_settings(topics), templates=templates, secrets={},
-        clock=lambda: datetime.now(UTC), inbox_partitions=topics.inbox_partitions,
-    )  # fmt: skip
+    return make_processor(topics, redis, producer, templates)
 
 
 class Records:

@@ -15,17 +15,16 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from switchyard.engine import processor as processor_module
-from switchyard.engine.processor import InboxProcessor, InboxRecord, Outcome, handle_batch
+from switchyard.engine.processor import InboxRecord, Outcome, handle_batch
 from switchyard.engine.store import keys
 from switchyard.engine.store import plan as plan_module
 from switchyard.engine.store.runs import RunStore
-from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.schemas import NodeRunUpdated, RunTriggered, encode, node_run_id
 from switchyard.schemas.settings import Settings
 from switchyard.topics.partitioning import partition_of
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
-from tests.integration.engine_support import Driver, new_run_id, read_all
+from tests.integration.engine_support import Driver, make_processor, new_run_id, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -37,17 +36,6 @@ class BrokenProducer(EventProducer):
         self, topic: str, key: str | bytes, value: bytes, *, partition: int | None = None
     ) -> asyncio.Future[object]:
         raise ConnectionError("broker unreachable (simulated crash before publish)")
-
-
-def _processor(
-    settings: Settings, redis: aioredis.Redis, producer: EventProducer, templates: Any
-) -> InboxProcessor:
-    return InboxProcessor(
-        store=RunStore(redis), workflows=WorkflowStore(redis), producer=producer,
-        registry=TopicRegistry.from_settings(settings), templates=templates,
-        secrets={}, clock=lambda: datetime.now(UTC),
-        inbox_partitions=settings.inbox_partitions,
-    )  # fmt: skip
 
 
 @pytest.fixture
@@ -111,13 +99,13 @@ async def test_the_same_event_twice_changes_nothing_the_second_time(
         _record(topics, 100, run_id, _trigger(run_id, workflow)),
         _record(topics, 101, run_id, _complete(run_id, "work")),
     ]
-    await _processor(topics, redis, producer, templates).handle(records)
+    await make_processor(topics, redis, producer, templates).handle(records)
     before = await _snapshot(redis, run_id)
     logs_before = await redis.lrange(keys.logs(run_id), 0, -1)
 
     # A restarted processor (nothing in memory) gets the uncommitted batch again.
-    await _processor(topics, redis, producer, templates).handle(records)
-    await _processor(topics, redis, producer, templates).handle(records[1:])
+    await make_processor(topics, redis, producer, templates).handle(records)
+    await make_processor(topics, redis, producer, templates).handle(records[1:])
 
     assert await _snapshot(redis, run_id) == before
     assert await redis.lrange(keys.logs(run_id), 0, -1) == logs_before
@@ -135,14 +123,14 @@ async def test_a_crash_between_persist_and_publish_is_repaired_from_the_outbox(
     run_id = new_run_id()
     trigger = _record(topics, 7, run_id, _trigger(run_id, workflow))
     with pytest.raises(ConnectionError):
-        await _processor(topics, redis, broken, templates).handle([trigger])
+        await make_processor(topics, redis, broken, templates).handle([trigger])
     persisted = await RunStore(redis).get(run_id)
     assert persisted is not None
     assert persisted.waiting_on == [node_run_id(run_id, "work")]
     assert await _requests_for(topics, run_id) == []
     assert run_id.encode() in await redis.smembers(keys.OUTBOX_PENDING)
 
-    restarted = _processor(topics, redis, producer, templates)
+    restarted = make_processor(topics, redis, producer, templates)
     assert await restarted.recover() >= 1
     await restarted.handle([trigger])  # the uncommitted event comes back: a no-op
 
@@ -159,7 +147,9 @@ async def test_an_event_keyed_by_something_else_is_rekeyed_not_applied(
     inbox = TopicRegistry.from_settings(topics).inbox.name
     home = partition_of(run_id, topics.inbox_partitions)
     stray = InboxRecord(inbox, home, 55, b"not-the-run-id", _trigger(run_id, workflow))
-    assert await _processor(topics, redis, producer, templates).handle([stray]) == [Outcome.MOVED]
+    assert await make_processor(topics, redis, producer, templates).handle([stray]) == [
+        Outcome.MOVED
+    ]
     assert await RunStore(redis).get(run_id) is None
     republished = [r for r in await read_all(topics, inbox) if r.key == run_id.encode()]
     assert [orjson.loads(r.value)["runId"] for r in republished] == [run_id]
@@ -170,7 +160,7 @@ async def test_a_report_delivered_twice_is_ignored_without_a_dead_letter(
     topics: Settings, redis: aioredis.Redis, producer: EventProducer, templates: Any, workflow: str
 ) -> None:
     run_id = new_run_id()
-    processor = _processor(topics, redis, producer, templates)
+    processor = make_processor(topics, redis, producer, templates)
     await processor.handle([
         _record(topics, 10, run_id, _trigger(run_id, workflow)),
         _record(topics, 11, run_id, _complete(run_id, "work")),
@@ -190,7 +180,7 @@ async def test_a_record_that_breaks_the_engine_is_dead_lettered_and_the_rest_app
     workflow: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     good, bad = new_run_id(), new_run_id()
-    processor = _processor(topics, redis, producer, templates)
+    processor = make_processor(topics, redis, producer, templates)
     real = plan_module.plan_decision
 
     def plan_or_fail(old: Any, decision: Any, **kwargs: Any) -> Any:
@@ -220,7 +210,7 @@ async def test_redis_away_is_retried_not_dead_lettered(
     workflow: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     run_id = new_run_id()
-    processor = _processor(topics, redis, producer, templates)
+    processor = make_processor(topics, redis, producer, templates)
     real = processor.store.apply
     failures = [2]
 

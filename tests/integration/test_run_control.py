@@ -13,14 +13,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import redis.asyncio as aioredis
 
 from switchyard.consumers.webhook import WebhookService
 from switchyard.engine.machine import waits
 from switchyard.engine.machine.graph import Graph
 from switchyard.engine.machine.state import RunState
 from switchyard.engine.service import EngineService
-from switchyard.engine.timers import TimerService
 from switchyard.schemas import NodeRunUpdated, RunCommand, encode, node_run_id
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
@@ -40,14 +38,6 @@ def settings(settings: Settings, session_tag: str) -> Settings:
 @pytest.fixture
 async def engine(topics: Settings, templates: Any) -> AsyncIterator[EngineService]:
     async with EngineService(topics, templates) as service:
-        yield service
-
-
-@pytest.fixture
-async def timers(
-    topics: Settings, redis: aioredis.Redis, producer: EventProducer
-) -> AsyncIterator[TimerService]:
-    async with TimerService(topics, redis, producer) as service:
         yield service
 
 
