@@ -51,6 +51,20 @@ def make_processor(
     )  # fmt: skip
 
 
+async def define_two_kafka_steps(driver: Driver, prefix: str) -> str:
+    """trigger → work (KAFKA) → after (KAFKA), under a fresh identifier."""
+    identifier = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    await driver.define({"identifier": identifier, "nodes": [
+        {"identifier": "trigger", "config": {"type": "SELF_SERVE_TRIGGER"}},
+        {"identifier": "work", "config": {"type": "KAFKA", "payload": {"n": 1}}},
+        {"identifier": "after", "config": {"type": "KAFKA", "payload": {"n": 2}}},
+    ], "connections": [
+        {"sourceIdentifier": "trigger", "targetIdentifier": "work"},
+        {"sourceIdentifier": "work", "targetIdentifier": "after"},
+    ]})  # fmt: skip
+    return identifier
+
+
 def new_run_id() -> str:
     return "wfr_" + uuid.uuid4().hex[:16]
 

@@ -4,7 +4,6 @@ Redis step and the Kafka publish is repaired from the outbox with the same ids."
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +23,13 @@ from switchyard.schemas.settings import Settings
 from switchyard.topics.partitioning import partition_of
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
-from tests.integration.engine_support import Driver, make_processor, new_run_id, read_all
+from tests.integration.engine_support import (
+    Driver,
+    define_two_kafka_steps,
+    make_processor,
+    new_run_id,
+    read_all,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -40,16 +45,7 @@ class BrokenProducer(EventProducer):
 
 @pytest.fixture
 async def workflow(driver: Driver) -> str:
-    identifier = f"once-{uuid.uuid4().hex[:6]}"
-    await driver.define({"identifier": identifier, "nodes": [
-        {"identifier": "trigger", "config": {"type": "SELF_SERVE_TRIGGER"}},
-        {"identifier": "work", "config": {"type": "KAFKA", "payload": {"n": 1}}},
-        {"identifier": "after", "config": {"type": "KAFKA", "payload": {"n": 2}}},
-    ], "connections": [
-        {"sourceIdentifier": "trigger", "targetIdentifier": "work"},
-        {"sourceIdentifier": "work", "targetIdentifier": "after"},
-    ]})  # fmt: skip
-    return identifier
+    return await define_two_kafka_steps(driver, "once")
 
 
 @pytest.fixture
