@@ -8,10 +8,10 @@ comes back after its timeout. An ack sets ``acked`` and takes the node run out o
 the set for good; a second ack finds ``acked`` set (409).
 
 ``exclude`` names node uids (what Port's workers send: ``nodeUid``, stable for a node
-of a workflow) or node run ids. The script skips both kinds when it can tell: the
-bridge writes a claimed node run's ``uid`` into its claim record, so a node run seen
-once is skipped in the script from then on; one claimed for the first time whose uid
-is excluded is handed back (visible again) instead of returned.
+of a workflow) or node run ids. The engine stores the node's ``uid`` in the claim
+record when it marks a node run pending, so the script skips both kinds. A record
+written before it did has none: the bridge writes it on the first claim, and hands a
+node run whose uid is excluded back (visible again) instead of returning it.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from switchyard.bridge.models import (
     ClaimRequest,
 )
 from switchyard.bridge.permissions import may_operate
-from switchyard.bridge.views import load_run, node_uid, project
+from switchyard.bridge.views import load_run, project
 from switchyard.engine.store import keys
-from switchyard.schemas import format_timestamp
+from switchyard.schemas import format_timestamp, node_uid
 
 router = APIRouter(tags=["claim and ack"])
 

@@ -22,10 +22,10 @@ from switchyard.bridge.credentials import Actor
 from switchyard.bridge.errors import conflict, forbidden, json_response, not_found
 from switchyard.bridge.models import ERRORS, LogLine, LogsRequest, NodeRunPatch, OkResponse
 from switchyard.bridge.permissions import may_operate
-from switchyard.bridge.views import LoadedRun, load_run, node_uid, project
+from switchyard.bridge.views import LoadedRun, load_run, project
 from switchyard.engine.machine.state import NodeRunState
 from switchyard.engine.store import keys
-from switchyard.schemas import LogEntry, NodeRunUpdated, encode
+from switchyard.schemas import LogEntry, NodeRunUpdated, encode, node_uid
 from switchyard.schemas.ids import NODE_RUN_ID_PATTERN, RUN_ID_PATTERN
 
 router = APIRouter(tags=["node runs"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from dataclasses import dataclass
 
 from switchyard.bridge.context import BridgeContext
@@ -59,15 +57,3 @@ async def project(ctx: BridgeContext, loaded: LoadedRun) -> WorkflowRun:
     state = loaded.state
     logs = await ctx.runs.logs(state.run_id, [nr.id for nr in state.node_runs])
     return to_workflow_run(state, logs, loaded.workflow)
-
-
-def node_uid(workflow_identifier: str, node_identifier: str) -> str:
-    """A node's ``nodeUid``: the same for that node of that workflow in every version.
-
-    Port's workers key their per-node buffers on it and send saturated ones back as
-    claim ``exclude``; a hash (not a stored random id) needs no state and can't drift.
-    """
-    digest = hashlib.blake2b(
-        f"{workflow_identifier}\x00{node_identifier}".encode(), digest_size=16
-    ).digest()
-    return str(uuid.UUID(bytes=digest))

@@ -38,6 +38,7 @@ from switchyard.schemas.ids import (
     is_run_id,
     new_run_id,
     node_run_id,
+    node_uid,
 )
 from switchyard.schemas.inputs import validate_inputs
 from switchyard.schemas.run import (
@@ -144,6 +145,7 @@ __all__ = [
     "is_run_id",
     "new_run_id",
     "node_run_id",
+    "node_uid",
     "parse_workflow",
     "timer_id",
     "validate_inputs",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from collections.abc import Callable
 from typing import Annotated
 
@@ -80,3 +81,15 @@ def node_run_id(run_id: str, node_identifier: str, attempt: int = 1) -> NodeRunI
         f"{run_id}\x1f{node_identifier}\x1f{attempt}".encode(), digest_size=16
     ).digest()
     return "wfnr_" + _base62(int.from_bytes(digest, "big") % _ID_SPACE)
+
+
+def node_uid(workflow_identifier: str, node_identifier: str) -> str:
+    """A node's ``nodeUid``: the same for that node of that workflow in every version.
+
+    Port's workers key their per-node buffers on it and send saturated ones back as
+    claim ``exclude``; a hash (not a stored random id) needs no state and can't drift.
+    """
+    digest = hashlib.blake2b(
+        f"{workflow_identifier}\x00{node_identifier}".encode(), digest_size=16
+    ).digest()
+    return str(uuid.UUID(bytes=digest))

@@ -22,7 +22,7 @@ from typing import Any
 from switchyard.engine.machine.effects import MarkPendingClaim, PublishAgentRequest
 from switchyard.engine.machine.state import NodeRunState
 from switchyard.engine.machine.step import Step
-from switchyard.schemas import WebhookConfig
+from switchyard.schemas import WebhookConfig, node_uid
 
 AGENT_INSTALLATION = "_PORT_EXEC_AGENT"
 
@@ -53,6 +53,7 @@ def start_agent_webhook(
                 id=f"{node_run.id}:claim", installation_id=AGENT_INSTALLATION,
                 node_run_id=node_run.id, run_id=step.state.run_id,
                 config={**invocation, "body": body},
+                node_uid=node_uid(step.state.workflow_identifier, node_run.node),
             )
         )  # fmt: skip
         where = f"pending for Port's execution agent (claims as {AGENT_INSTALLATION})"

@@ -75,6 +75,9 @@ class MarkPendingClaim(_Effect):
     node_run_id: str
     run_id: str
     config: dict[str, Any]
+    # The node's ``nodeUid``: stored with the claim, so a claim's ``exclude`` of uids
+    # is applied by the claim script itself.
+    node_uid: str | None = None
 
 
 class ClearPendingClaim(_Effect):

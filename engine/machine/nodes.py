@@ -44,6 +44,7 @@ from switchyard.schemas import (
     StatusLabel,
     WebhookConfig,
     WebhookRequest,
+    node_uid,
 )
 
 _NOT_RENDERED = object()
@@ -232,6 +233,7 @@ def _start_integration(step: Step, node_run: NodeRunState, config: IntegrationAc
             node_run_id=node_run.id,
             run_id=step.state.run_id,
             config=rendered,
+            node_uid=node_uid(step.state.workflow_identifier, node_run.node),
         )
     )
     step.log(node_run, "INFO", f"pending for installation {installation!r}, waiting for a worker")

@@ -194,7 +194,8 @@ def _plan_effect(
     elif isinstance(effect, MarkPendingClaim):
         plan.commands += [
             ["HSET", keys.claim(effect.node_run_id), "run", run_id,
-             "installation", effect.installation_id, "config", _json(effect.config)],
+             "installation", effect.installation_id, "config", _json(effect.config),
+             *(["uid", effect.node_uid] if effect.node_uid else [])],
             ["ZADD", keys.claims(effect.installation_id), "NX", "0", effect.node_run_id],
         ]  # fmt: skip
     elif isinstance(effect, ClearPendingClaim):

@@ -7,8 +7,9 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from switchyard.bridge.views import node_uid
 from switchyard.engine.service import EngineService
+from switchyard.engine.store import keys
+from switchyard.schemas import node_uid
 from tests.bridge.support import Api, integration_workflow, new_installation
 
 
@@ -77,16 +78,31 @@ async def test_exclude_by_node_uid_or_node_run_id(
 ) -> None:
     installation, _ = await _pending(api, wf_id, 2)
     uid = node_uid(wf_id, "act")
-    # Never seen: claimed, found excluded, handed back at once.
+    pending = [_text(m) for m in await api.ctx.redis.zrange(keys.claims(installation), 0, -1)]
+    # The engine stored each node run's uid when it made it claimable.
+    assert [await api.ctx.redis.hget(keys.claim(nr), "uid") for nr in pending] == [uid.encode()] * 2
+    # So the claim script skips them by uid, and by node-run id.
     assert await _claim(api, installation, exclude=[uid]) == []
-    first, second = await _claim(api, installation, limit=1), await _claim(api, installation)
-    assert {first[0]["nodeUid"], second[0]["nodeUid"]} == {uid}
-    real = api.ctx.clock
-    api.ctx.clock = lambda: real() + timedelta(seconds=2)  # both visible again
-    # Seen once: the claim script skips it by the uid it remembered.
-    assert await _claim(api, installation, exclude=[uid]) == []
-    [only] = await _claim(api, installation, exclude=[first[0]["identifier"]])
-    assert only["identifier"] == second[0]["identifier"]
+    [only] = await _claim(api, installation, exclude=[pending[0]])
+    assert (only["identifier"], only["nodeUid"]) == (pending[1], uid)
+
+
+async def test_a_claim_record_without_a_uid_learns_it_on_its_first_claim(
+    api: Api, engine: EngineService, wf_id: str
+) -> None:
+    """Records the engine wrote before it stored uids: found excluded, handed back."""
+    installation, _ = await _pending(api, wf_id, 1)
+    [node_run] = [_text(m) for m in await api.ctx.redis.zrange(keys.claims(installation), 0, -1)]
+    await api.ctx.redis.hdel(keys.claim(node_run), "uid")
+    uid = node_uid(wf_id, "act")
+    assert await _claim(api, installation, exclude=[uid]) == []  # handed back at once
+    assert await api.ctx.redis.hget(keys.claim(node_run), "uid") == uid.encode()
+    [item] = await _claim(api, installation)
+    assert item["identifier"] == node_run
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def test_concurrent_claims_never_share(api: Api, engine: EngineService, wf_id: str) -> None:

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from switchyard.bridge.views import node_uid
 from switchyard.engine.service import EngineService
-from switchyard.schemas import NodeRunUpdated, encode
+from switchyard.schemas import NodeRunUpdated, encode, node_uid
 from tests.bridge.support import (
     Api,
     integration_workflow,

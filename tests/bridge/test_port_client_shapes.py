@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from switchyard.bridge.credentials import Actor
 from switchyard.bridge.models import AckRequest, ClaimRequest, LogsRequest, NodeRunPatch
 from switchyard.bridge.tokens import TokenSigner
-from switchyard.bridge.views import node_uid
+from switchyard.schemas import node_uid
 from tests.bridge.support import TOKEN_SECRET
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import switchyard.schemas as schemas
 
 EXPECTED = {
+    "node_uid",
     "AiAgentConfig",
     "AiConfig",
     "AiRequest",
