@@ -22,11 +22,12 @@ from switchyard.bridge.credentials import Actor
 from switchyard.bridge.errors import conflict, forbidden, json_response, not_found
 from switchyard.bridge.models import ERRORS, LogLine, LogsRequest, NodeRunPatch, OkResponse
 from switchyard.bridge.permissions import may_operate
+from switchyard.bridge.runs import RunIdPath
 from switchyard.bridge.views import LoadedRun, load_run, project
 from switchyard.engine.machine.state import NodeRunState
 from switchyard.engine.store import keys
 from switchyard.schemas import LogEntry, NodeRunUpdated, encode, node_uid
-from switchyard.schemas.ids import NODE_RUN_ID_PATTERN, RUN_ID_PATTERN
+from switchyard.schemas.ids import NODE_RUN_ID_PATTERN
 
 router = APIRouter(tags=["node runs"])
 
@@ -37,7 +38,6 @@ _REPORTED_TTL_S = 600
 NodeRunIdPath = Annotated[
     str, Path(pattern=NODE_RUN_ID_PATTERN, description="wfnr_ + 16 letters/digits")
 ]
-RunIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="wfr_ + 16 letters/digits")]
 
 
 async def _open_node_run(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body
 from fastapi.responses import Response
 
 from switchyard.bridge.auth import Ctx, CurrentActor
@@ -22,7 +22,7 @@ from switchyard.bridge.context import BridgeContext
 from switchyard.bridge.errors import conflict, forbidden, invalid
 from switchyard.bridge.models import ACCEPTED, ERRORS, RerunRequest, WorkflowRunResponse
 from switchyard.bridge.permissions import may_cancel
-from switchyard.bridge.runs import answer
+from switchyard.bridge.runs import RunIdPath, answer
 from switchyard.bridge.views import LoadedRun, visible_run
 from switchyard.engine.machine.state import RunState
 from switchyard.engine.machine.trigger import pick_trigger
@@ -35,11 +35,9 @@ from switchyard.schemas import (
     new_run_id,
     validate_inputs,
 )
-from switchyard.schemas.ids import RUN_ID_PATTERN
 
 router = APIRouter(tags=["runs"])
 
-RunIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="wfr_ + 16 letters/digits")]
 
 DESCRIPTION = """A new run that repeats this one, linked to it by `rerunOf: {identifier,
 fromNode}`. Without `fromNode`: a whole re-run, with the old run's inputs or the given
