@@ -127,8 +127,9 @@ async def test_the_agent_verifies_calls_and_reports_and_the_run_completes(
 ) -> None:
     api = stack
     with echo_server() as (url, received):
-        await api.define(_workflow("agent-wf", url))
-        run = await api.trigger("agent-wf", {"name": "ada"})
+        identifier = f"agent-wf-{uuid.uuid4().hex[:6]}"  # Redis outlives a test session
+        await api.define(_workflow(identifier, url))
+        run = await api.trigger(identifier, {"name": "ada"})
         nr_id = node_run(run, "hook")["identifier"]
         topic = f"{agent_settings.org_id}.runs"
         [record] = await consume(agent_settings, topic, 1, lambda r: nr_id.encode() in r.value)
@@ -180,8 +181,9 @@ async def test_polling_mode_makes_the_node_run_claimable_and_publishes_nothing(
     client = aioredis.Redis.from_url(agent_settings.redis_url)
     await client.hset(keys.ORG, "settings", orjson.dumps({"portAgentStreamerName": "POLLING"}))
     await client.aclose()
-    await api.define(_workflow("agent-poll", "http://intranet.test"))
-    run = await api.trigger("agent-poll", {"name": "ada"})
+    identifier = f"agent-poll-{uuid.uuid4().hex[:6]}"
+    await api.define(_workflow(identifier, "http://intranet.test"))
+    run = await api.trigger(identifier, {"name": "ada"})
     nr_id = node_run(run, "hook")["identifier"]
     headers = {"Authorization": f"Bearer {await _token(api)}"}
 
