@@ -30,6 +30,7 @@ from switchyard.schemas import (
     InputsInvalid,
     RunCommand,
     SelfServeTriggerConfig,
+    TriggerConfig,
     Workflow,
     encode,
     new_run_id,
@@ -110,12 +111,15 @@ async def _version_used(ctx: BridgeContext, loaded: LoadedRun, request: RerunReq
     return latest
 
 
-def _trigger_of(workflow: Workflow, state: RunState) -> SelfServeTriggerConfig:
-    """The old run's trigger as ``workflow`` has it (a newer version may lack it)."""
-    trigger = pick_trigger(workflow, state.trigger)
+def _trigger_of(workflow: Workflow, state: RunState) -> TriggerConfig:
+    """The old run's trigger as ``workflow`` has it (a newer version may lack it). An
+    event- or schedule-triggered run is re-run with the old trigger's output."""
+    node = workflow.node(state.trigger)
+    automated = node is not None and not isinstance(node.config, SelfServeTriggerConfig)
+    trigger = pick_trigger(workflow, state.trigger, automated=automated)
     if isinstance(trigger, str):
         raise invalid(f"body.version: {trigger} (in {_label(workflow)}); re-run pinned")
-    assert isinstance(trigger.config, SelfServeTriggerConfig)
+    assert isinstance(trigger.config, TriggerConfig)
     if not trigger.config.published:
         raise invalid(f"body.version: trigger {trigger.identifier} of {_label(workflow)} "
                       "is not published")  # fmt: skip
@@ -138,10 +142,17 @@ def _check_from_node(state: RunState, workflow: Workflow, from_node: str) -> Non
 
 
 def _inputs(
-    trigger: SelfServeTriggerConfig, state: RunState, workflow: Workflow, request: RerunRequest
+    trigger: TriggerConfig, state: RunState, workflow: Workflow, request: RerunRequest
 ) -> dict[str, Any] | None:
     """The inputs to send: the given ones, validated; None (the engine copies the old
     run's) when left out, after checking the old ones fit a newer version's trigger."""
+    if not isinstance(trigger, SelfServeTriggerConfig):
+        if request.inputs is not None:
+            raise invalid(
+                f"body.inputs: {state.run_id} was started by its {trigger.type}, which has no "
+                "inputs; leave inputs out (the re-run gets the old trigger's output)"
+            )
+        return None
     if request.inputs is not None:
         try:
             return validate_inputs(trigger, request.inputs)

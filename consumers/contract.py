@@ -19,7 +19,9 @@ import orjson
 from pydantic import TypeAdapter
 
 from switchyard.schemas import (
+    EntityRequest,
     InboxEvent,
+    InputResponded,
     NodeRunRequest,
     NodeRunUpdated,
     RunCommand,
@@ -39,6 +41,8 @@ MESSAGES: dict[str, tuple[Any, Mode]] = {
     "NodeRunUpdated": (NodeRunUpdated, "validation"),
     "RunCommand": (RunCommand, "validation"),
     "TimerFired": (TimerFired, "validation"),
+    "InputResponded": (InputResponded, "validation"),
+    "EntityRequest": (EntityRequest, "serialization"),
     "NodeRunRequest": (NodeRunRequest, "serialization"),
     "WebhookRequest": (WebhookRequest, "serialization"),
     "RunEvent": (RunEvent, "serialization"),

@@ -67,6 +67,14 @@ class RunTriggered(FrozenWireModel):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
     rerun_of: RerunOf | None = None
     reuse: list[ReusedNodeRun] = Field(default_factory=list)
+    # An EVENT_TRIGGER's or SCHEDULE_TRIGGER's output (``{diff, action, context}``,
+    # ``{scheduledAt, cron}``), set by the trigger matcher or the scheduler; None for a
+    # self-service trigger, whose output is the validated ``inputs``.
+    payload: dict[str, Any] | None = None
+    # How many event-triggered runs led to this one through entity changes (0: started
+    # by a person, a schedule or the API); the trigger matcher refuses to go past
+    # SWITCHYARD_TRIGGER_MAX_DEPTH, so a workflow can't re-trigger itself forever.
+    depth: int = Field(default=0, ge=0, le=1000)
 
 
 class LogEntry(FrozenWireModel):
@@ -134,6 +142,20 @@ class RunCommand(FrozenWireModel):
         return self
 
 
+class InputResponded(FrozenWireModel):
+    """A responder's answer to an ``INPUT`` node run (``POST .../respond``): the bridge
+    has checked that ``submitted_by`` is a responder and ``inputs`` fit the form; the
+    engine counts it once per responder."""
+
+    type: Literal["InputResponded"] = "InputResponded"
+    run_id: RunId
+    node_run_id: NodeRunId
+    button_identifier: Identifier
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    submitted_by: str = Field(min_length=1)
+    submitted_at: Timestamp
+
+
 TimerPurpose = Literal["node_timeout", "run_timeout", "retry"]
 
 
@@ -159,9 +181,11 @@ def timer_id(run_id: str, node_run_id: str | None, purpose: TimerPurpose) -> str
 
 
 InboxEvent = Annotated[
-    RunTriggered | NodeRunUpdated | RunCommand | TimerFired, Field(discriminator="type")
+    RunTriggered | NodeRunUpdated | RunCommand | TimerFired | InputResponded,
+    Field(discriminator="type"),
 ]
-INBOX_EVENT_TYPES = ("RunTriggered", "NodeRunUpdated", "RunCommand", "TimerFired")
+INBOX_EVENT_TYPES = ("RunTriggered", "NodeRunUpdated", "RunCommand", "TimerFired",
+                     "InputResponded")  # fmt: skip
 
 
 class NodeRunContext(FrozenWireModel):
@@ -226,6 +250,26 @@ class AiRequest(FrozenWireModel):
     model: str | None = None
     output_schema: dict[str, Any] | None = None
     timeout_seconds: float | None = None
+    context: NodeRunContext
+
+    @property
+    def run_id(self) -> str:
+        return self.context.workflow_run_id
+
+
+class EntityRequest(FrozenWireModel):
+    """A rendered ``UPSERT_ENTITY`` node for the built-in entity executor, which writes
+    it to the entity store once per node run and reports ``{response: {data: entity}}``.
+
+    ``entity`` is the rendered mapping (``identifier``, ``title``, ``icon``, ``team``,
+    ``properties``, ``relations``; ``identifier`` absent: one is generated from the node
+    run, so a redelivery writes the same entity). ``depth`` is the run's chain depth,
+    carried by the entity event so the trigger matcher can stop a loop.
+    """
+
+    blueprint_identifier: str = Field(min_length=1)
+    entity: dict[str, Any]
+    depth: int = Field(default=0, ge=0)
     context: NodeRunContext
 
     @property

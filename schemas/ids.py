@@ -72,6 +72,14 @@ def new_run_id(rand: Callable[[int], bytes]) -> RunId:
     return "wfr_" + _base62(int.from_bytes(rand(16), "big") % _ID_SPACE)
 
 
+def derived_run_id(*parts: str) -> RunId:
+    """A run id that is a function of ``parts`` (an entity event and a workflow, a
+    schedule's tick): whoever derives it twice starts the same run, which the engine
+    creates once."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).digest()
+    return "wfr_" + _base62(int.from_bytes(digest, "big") % _ID_SPACE)
+
+
 def node_run_id(run_id: str, node_identifier: str, attempt: int = 1) -> NodeRunId:
     """The id of attempt ``attempt`` of node ``node_identifier`` in run ``run_id``.
 

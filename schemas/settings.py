@@ -117,6 +117,32 @@ class Settings(BaseSettings):
         "lateness only when that wake-up is lost (Redis reconnecting).",
     )  # fmt: skip
 
+    # -- event and schedule triggers (switchyard triggers, switchyard scheduler) --
+    automation_actor: str = Field(
+        default="switchyard-automation", min_length=1, max_length=200,
+        description="createdBy of runs started by an EVENT_TRIGGER or a SCHEDULE_TRIGGER (the "
+        "organization's automation identity).",
+    )  # fmt: skip
+    trigger_max_depth: int = Field(
+        default=5, ge=1, le=100,
+        description="Longest chain of event-triggered runs (a run's UPSERT_ENTITY change "
+        "triggering a run, whose change triggers another...): past it the trigger is refused "
+        "and logged, so a workflow can't re-trigger itself forever.",
+    )  # fmt: skip
+    scheduler_poll_s: float = Field(
+        default=5.0, gt=0, le=60,
+        description="How often the scheduler looks for due SCHEDULE_TRIGGER ticks (and new "
+        "or changed schedules); a tick fires at most this late.",
+    )  # fmt: skip
+    # -- INPUT notifications by email: unset host, email notifications are logged as
+    # not configured (the webhook ones are sent regardless) --
+    smtp_host: str | None = Field(default=None, description="SMTP server for INPUT emails.")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = Field(default=True, description="STARTTLS before logging in.")
+    smtp_from: str = Field(default="switchyard@localhost", min_length=3)
+
     # The local stack (`switchyard stack up`).
     home: Path = Field(
         default=Path(".switchyard"),

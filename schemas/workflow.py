@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from switchyard.schemas.base import WireModel
 from switchyard.schemas.ids import Identifier
@@ -27,10 +27,11 @@ MAX_HTTP_SECONDS = 3600
 WaitSeconds = Annotated[float, Field(gt=0, le=MAX_WAIT_SECONDS)]
 HttpStatus = Annotated[int, Field(ge=100, le=599)]
 
-TRIGGER_TYPES = frozenset({"SELF_SERVE_TRIGGER"})
-BRANCHING_TYPES = frozenset({"CONDITION"})
+TRIGGER_TYPES = frozenset({"SELF_SERVE_TRIGGER", "EVENT_TRIGGER", "SCHEDULE_TRIGGER"})
+BRANCHING_TYPES = frozenset({"CONDITION", "INPUT"})
 SUPPORTED_TYPES = (
-    "SELF_SERVE_TRIGGER", "CONDITION", "WEBHOOK", "KAFKA", "INTEGRATION_ACTION", "AI", "AI_AGENT",
+    "SELF_SERVE_TRIGGER", "EVENT_TRIGGER", "SCHEDULE_TRIGGER", "CONDITION", "INPUT", "WEBHOOK",
+    "KAFKA", "INTEGRATION_ACTION", "AI", "AI_AGENT", "UPSERT_ENTITY",
 )  # fmt: skip
 
 
@@ -63,6 +64,53 @@ class SelfServeTriggerConfig(WireModel):
     permissions: TriggerPermissions | None = None
     contexts: list[dict[str, Any]] | None = None
     user_inputs: UserInputs = Field(default_factory=UserInputs)
+
+
+EntityEventType = Literal["ENTITY_CREATED", "ENTITY_UPDATED", "ENTITY_DELETED", "ANY_ENTITY_CHANGE"]
+
+
+class EntityEventFilter(WireModel):
+    """Which entity changes an ``EVENT_TRIGGER`` reacts to. Port's ``TIMER_EXPIRED``
+    (a timer property running out) needs timer properties, which this entity store
+    does not have: it is refused with a 422 rather than accepted and never fired."""
+
+    type: EntityEventType
+    blueprint_identifier: Identifier
+
+
+class JqCondition(WireModel):
+    """jq ``expressions`` over the entity event ``{diff, action, context}``, combined
+    with ``and`` (all true) or ``or`` (any true)."""
+
+    type: Literal["JQ"] = "JQ"
+    expressions: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    combinator: Literal["and", "or"] = "and"
+
+
+class EventTriggerConfig(WireModel):
+    """Starts a run when an entity of the store changes (SPEC §2); runs as the
+    automation identity, with ``{diff: {before, after}, action, context}`` as output."""
+
+    type: Literal["EVENT_TRIGGER"]
+    published: bool = True
+    event: EntityEventFilter
+    condition: JqCondition | None = None
+
+
+class ScheduleTriggerConfig(WireModel):
+    """Starts a run on each tick of ``cron`` (UTC), at most every 5 minutes; output
+    ``{scheduledAt, cron}``."""
+
+    type: Literal["SCHEDULE_TRIGGER"]
+    published: bool = True
+    cron: str = Field(min_length=1, max_length=200)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from switchyard.schemas.cron import check_cron  # croniter only where cron is used
+
+        return check_cron(value)
 
 
 class RetryPolicy(WireModel):
@@ -223,9 +271,132 @@ class AiAgentConfig(_AiFields):
     agent_identifier: str = Field(min_length=1)
 
 
-ActionConfig = WebhookConfig | KafkaConfig | IntegrationActionConfig | AiConfig | AiAgentConfig
+class EntityMapping(WireModel):
+    """What an ``UPSERT_ENTITY`` writes; each string may be a template. ``properties``
+    and ``relations`` change only the keys given (the entity's others are kept)."""
+
+    identifier: str | None = None
+    title: str | None = None
+    icon: str | None = None
+    team: str | list[str] | None = None
+    properties: dict[str, Any] | str = Field(default_factory=dict)
+    relations: dict[str, Any] | str = Field(default_factory=dict)
+
+
+class UpsertEntityConfig(WireModel):
+    """Create or partially update an entity of Switchyard's entity store; output
+    ``{response: {data: <entity>}}``. Written by the built-in entity executor, once per
+    node run (a redelivered request writes nothing and emits no second event)."""
+
+    type: Literal["UPSERT_ENTITY"]
+    blueprint_identifier: str = Field(min_length=1)
+    mapping: EntityMapping = Field(default_factory=EntityMapping)
+    timeout_seconds: WaitSeconds | None = None
+    retry: RetryPolicy | None = None
+    on_failure: OnFailure = "terminate"
+
+
+class InputButton(WireModel):
+    identifier: Identifier
+    label: str = Field(min_length=1, max_length=100)
+    variant: Literal["PRIMARY", "SECONDARY", "DANGER"] = "PRIMARY"
+    icon: str | None = None
+
+
+class InputForm(UserInputs):
+    """An ``INPUT`` node's form: a self-service form plus the buttons that answer it."""
+
+    buttons: list[InputButton] = Field(min_length=1, max_length=10)
+
+
+class InputOutlet(WireModel):
+    """Taken once ``numOfResponders`` responders pressed the button of the same id."""
+
+    evaluation_method: Literal["button"] = "button"
+    identifier: Identifier
+    title: str = ""
+    num_of_responders: int = Field(default=1, ge=1, le=1000)
+    status_label: dict[str, Any] | None = None
+    workflow_status_label: dict[str, Any] | None = None
+
+
+class UsersQuery(WireModel):
+    """Port's entity search over ``_user``; only the empty query is accepted here (a
+    rule would need Port's user catalog): a non-empty one is a 422, not ignored."""
+
+    combinator: Literal["and", "or"] = "and"
+    rules: list[dict[str, Any]] = Field(default_factory=list, max_length=0)
+
+
+class Responders(WireModel):
+    """Who may answer an ``INPUT`` node: users (emails or client ids), roles, teams."""
+
+    users: list[str] = Field(default_factory=list)
+    roles: list[str] = Field(default_factory=list)
+    teams: list[str] = Field(default_factory=list)
+    users_query: UsersQuery | None = None
+
+    @model_validator(mode="after")
+    def _someone(self) -> Responders:
+        if not (self.users or self.roles or self.teams):
+            raise ValueError("name at least one responder (users, roles or teams)")
+        return self
+
+
+class NotificationField(WireModel):
+    label: str = Field(min_length=1)
+    value: str
+
+
+class EmailNotification(WireModel):
+    """Sent when SMTP is configured (``SWITCHYARD_SMTP_HOST``), else logged as not
+    configured."""
+
+    target: Literal["email"]
+    fields: list[NotificationField] = Field(min_length=1)
+
+
+class WebhookNotification(WireModel):
+    """Sent by the built-in webhook executor when the node starts waiting."""
+
+    target: Literal["webhook"]
+    url: str = Field(min_length=1)
+    method: HttpMethod = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: dict[str, Any] | list[Any] | str | None = None
+    agent: Literal[False] = False
+
+
+Notification = Annotated[EmailNotification | WebhookNotification, Field(discriminator="target")]
+
+
+class InputConfig(WireModel):
+    """An approval (human in the loop): the node waits until the first outlet, in
+    declared order, reaches its ``numOfResponders``; output ``{selectedOutlet,
+    responses}``. ``description`` and ``userInputs`` are rendered when it starts."""
+
+    type: Literal["INPUT"]
+    description: str | None = Field(default=None, max_length=5000)
+    user_inputs: InputForm
+    outlets: list[InputOutlet] = Field(min_length=1)
+    responders: Responders
+    notifications: list[Notification] = Field(default_factory=list, max_length=10)
+    # Not in Port (SPEC §7): how long it waits for answers.
+    timeout_seconds: WaitSeconds | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_options(cls, data: Any) -> Any:
+        return _rename_legacy(data, "options", "outlets")
+
+
+ActionConfig = (
+    WebhookConfig | KafkaConfig | IntegrationActionConfig | AiConfig | AiAgentConfig
+    | UpsertEntityConfig
+)  # fmt: skip
+TriggerConfig = SelfServeTriggerConfig | EventTriggerConfig | ScheduleTriggerConfig
 NodeConfig = Annotated[
-    SelfServeTriggerConfig | ConditionConfig | ActionConfig, Field(discriminator="type")
+    TriggerConfig | ConditionConfig | InputConfig | ActionConfig, Field(discriminator="type")
 ]
 
 
@@ -249,6 +420,7 @@ class Node(WireModel):
 
     @property
     def is_branching(self) -> bool:
+        """CONDITION and INPUT: their connections leave by outlet."""
         return self.config.type in BRANCHING_TYPES
 
 

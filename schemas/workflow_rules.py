@@ -12,7 +12,14 @@ from pydantic import ValidationError
 
 from switchyard.schemas.errors import Problem, WorkflowInvalid
 from switchyard.schemas.problems import problems_from
-from switchyard.schemas.workflow import SUPPORTED_TYPES, ConditionConfig, Workflow
+from switchyard.schemas.workflow import (
+    SUPPORTED_TYPES,
+    ConditionConfig,
+    InputConfig,
+    InputOutlet,
+    Outlet,
+    Workflow,
+)
 
 MAX_NODES = 100
 
@@ -53,7 +60,13 @@ def graph_problems(workflow: Workflow) -> list[Problem]:
 def _node_problems(workflow: Workflow) -> list[Problem]:
     problems: list[Problem] = []
     if not any(node.is_trigger for node in workflow.nodes):
-        problems.append(("nodes", "at least one trigger node (SELF_SERVE_TRIGGER) is required"))
+        problems.append(
+            (
+                "nodes",
+                "at least one trigger node (SELF_SERVE_TRIGGER, EVENT_TRIGGER or SCHEDULE_TRIGGER)"
+                " is required",
+            )
+        )
     first_index: dict[str, int] = {}
     for index, node in enumerate(workflow.nodes):
         if node.identifier in first_index:
@@ -64,17 +77,47 @@ def _node_problems(workflow: Workflow) -> list[Problem]:
                 )
             )
         first_index.setdefault(node.identifier, index)
-        if isinstance(node.config, ConditionConfig):
-            seen: set[str] = set()
-            for o_index, outlet in enumerate(node.config.outlets):
-                if outlet.identifier in seen:
-                    problems.append(
-                        (
-                            f"nodes[{index}].config.outlets[{o_index}].identifier",
-                            f"{outlet.identifier!r} is used by another outlet of this node",
-                        )
-                    )
-                seen.add(outlet.identifier)
+        if isinstance(node.config, ConditionConfig | InputConfig):
+            problems += _outlet_problems(index, node.config)
+    return problems
+
+
+def _outlet_problems(index: int, config: ConditionConfig | InputConfig) -> list[Problem]:
+    """Outlet ids unique; an INPUT's outlets and buttons unique and matched one to one."""
+    problems: list[Problem] = []
+    where = f"nodes[{index}].config"
+    seen: set[str] = set()
+    outlets: list[Outlet | InputOutlet] = list(config.outlets)
+    for o_index, outlet in enumerate(outlets):
+        if outlet.identifier in seen:
+            problems.append(
+                (
+                    f"{where}.outlets[{o_index}].identifier",
+                    f"{outlet.identifier!r} is used by another outlet of this node",
+                )
+            )
+        seen.add(outlet.identifier)
+    if not isinstance(config, InputConfig):
+        return problems
+    buttons: set[str] = set()
+    for b_index, button in enumerate(config.user_inputs.buttons):
+        if button.identifier in buttons:
+            problems.append(
+                (
+                    f"{where}.userInputs.buttons[{b_index}].identifier",
+                    f"{button.identifier!r} is used by another button of this node",
+                )
+            )
+        buttons.add(button.identifier)
+    for o_index, outlet in enumerate(config.outlets):
+        if outlet.identifier not in buttons:
+            problems.append(
+                (
+                    f"{where}.outlets[{o_index}].identifier",
+                    f"{outlet.identifier!r} names no button (an outlet is taken by the button "
+                    f"of the same identifier; buttons: {', '.join(sorted(buttons))})",
+                )
+            )
     return problems
 
 
@@ -109,8 +152,8 @@ def _outgoing_problems(workflow: Workflow, ids: set[str]) -> list[Problem]:
         by_source[edge.source_identifier].append(index)
     for n_index, node in enumerate(workflow.nodes):
         edges = by_source.get(node.identifier, [])
-        if isinstance(node.config, ConditionConfig):
-            problems += _condition_edges(workflow, node.config, edges)
+        if isinstance(node.config, ConditionConfig | InputConfig):
+            problems += _branch_edges(workflow, node.config, edges)
             continue
         if len(edges) > 1:
             listed = ", ".join(f"connections[{i}]" for i in edges)
@@ -127,7 +170,7 @@ def _outgoing_problems(workflow: Workflow, ids: set[str]) -> list[Problem]:
                 problems.append(
                     (
                         f"connections[{index}].sourceOutletIdentifier",
-                        f"{node.identifier!r} is not a CONDITION; it has no outlets",
+                        f"{node.identifier!r} is not a CONDITION or INPUT; it has no outlets",
                     )
                 )
             if edge.fallback:
@@ -140,9 +183,10 @@ def _outgoing_problems(workflow: Workflow, ids: set[str]) -> list[Problem]:
     return problems
 
 
-def _condition_edges(
-    workflow: Workflow, config: ConditionConfig, edges: list[int]
+def _branch_edges(
+    workflow: Workflow, config: ConditionConfig | InputConfig, edges: list[int]
 ) -> list[Problem]:
+    """Edges out of a CONDITION (by outlet, or its fallback) or an INPUT (by outlet)."""
     problems: list[Problem] = []
     outlets = {outlet.identifier for outlet in config.outlets}
     used: dict[str, int] = {}
@@ -150,6 +194,15 @@ def _condition_edges(
         edge = workflow.connections[index]
         where = f"connections[{index}]"
         outlet = edge.source_outlet_identifier
+        if isinstance(config, InputConfig) and (edge.fallback or outlet is None):
+            problems.append(
+                (
+                    f"{where}.fallback" if edge.fallback else where,
+                    f"leaves INPUT {edge.source_identifier!r}: set sourceOutletIdentifier (one"
+                    f" of {', '.join(sorted(outlets))}); an INPUT has no fallback",
+                )
+            )
+            continue
         if outlet is not None and edge.fallback:
             problems.append((where, "sets both sourceOutletIdentifier and fallback; give one"))
             continue

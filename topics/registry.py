@@ -41,6 +41,8 @@ class TopicRegistry:
     dead_letter: Topic
     agent_runs: Topic
     agent_change_log: Topic
+    entity_events: Topic
+    entity_requests: Topic
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TopicRegistry:
@@ -95,6 +97,22 @@ class TopicRegistry:
                 retention_ms=30 * _DAY_MS,
                 purpose="messages the engine could not decode or had to reject, with the reason",
             ),
+            entity_events=Topic(
+                name=f"{prefix}entity-events",
+                key="entity (<blueprint>/<identifier>)",
+                value="EntityEvent",
+                partitions=fanout,
+                retention_ms=7 * _DAY_MS,
+                purpose="every change of the entity store (API or UPSERT_ENTITY): event triggers",
+            ),
+            entity_requests=Topic(
+                name=f"{prefix}entity-requests",
+                key="run id (wfr_…)",
+                value="EntityRequest",
+                partitions=fanout,
+                retention_ms=1 * _DAY_MS,
+                purpose="UPSERT_ENTITY node runs, for the built-in entity executor",
+            ),
             # Port's execution agent reads <org id>.runs and <org id>.change.log by those
             # names: no prefix (the org id tells deployments apart).
             agent_runs=Topic(
@@ -125,4 +143,6 @@ class TopicRegistry:
             self.dead_letter,
             self.agent_runs,
             self.agent_change_log,
+            self.entity_events,
+            self.entity_requests,
         )

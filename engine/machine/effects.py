@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from switchyard.engine.machine.state import RunState
 from switchyard.schemas import (
     AiRequest,
+    EntityRequest,
     NodeRunLog,
     NodeRunRequest,
     RunEvent,
@@ -50,6 +51,13 @@ class PublishAiRequest(_Effect):
 
     kind: Literal["PublishAiRequest"] = "PublishAiRequest"
     request: AiRequest
+
+
+class PublishEntityRequest(_Effect):
+    """Hand a rendered UPSERT_ENTITY node to the built-in entity executor."""
+
+    kind: Literal["PublishEntityRequest"] = "PublishEntityRequest"
+    request: EntityRequest
 
 
 class PublishAgentRequest(_Effect):
@@ -149,6 +157,7 @@ Effect = Annotated[
     | PublishWebhookRequest
     | PublishAgentRequest
     | PublishAiRequest
+    | PublishEntityRequest
     | MarkPendingClaim
     | ClearPendingClaim
     | AppendLogs

@@ -11,6 +11,13 @@ fails fails the node with an ERROR log naming the expression.
 | WEBHOOK agent: true  | PublishAgentRequest or MarkPendingClaim (agent.py) | the agent's PATCH |
 | KAFKA                | PublishNodeRunRequest   | the consumer's PATCH or NodeRunUpdated     |
 | INTEGRATION_ACTION   | MarkPendingClaim        | claim → ack → PATCH by a worker            |
+| UPSERT_ENTITY        | PublishEntityRequest    | the entity executor's NodeRunUpdated       |
+
+UPSERT_ENTITY is written by a built-in executor rather than in the engine's apply
+step: the write needs the entity's current state (a merge, the event's ``before``)
+and the blueprint's schema, read and checked against a store other processes write
+too (the API); the engine's step only sees its run. The executor's write is
+idempotent per node run (``consumers/entities.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from switchyard.engine.machine.ai import start_ai
 from switchyard.engine.machine.context import template_context
 from switchyard.engine.machine.effects import (
     MarkPendingClaim,
+    PublishEntityRequest,
     PublishNodeRunRequest,
     PublishWebhookRequest,
 )
@@ -36,12 +44,14 @@ from switchyard.schemas import (
     AiAgentConfig,
     AiConfig,
     ConditionConfig,
+    EntityRequest,
     IntegrationActionConfig,
     KafkaConfig,
     Node,
     NodeRunContext,
     NodeRunRequest,
     StatusLabel,
+    UpsertEntityConfig,
     WebhookConfig,
     WebhookRequest,
     node_uid,
@@ -65,6 +75,8 @@ def start_node(step: Step, node: Node, attempt: int = 1, retry_of: str | None = 
         _start_integration(step, node_run, config)
     elif isinstance(config, AiConfig | AiAgentConfig):
         start_ai(step, node, node_run, config)
+    elif isinstance(config, UpsertEntityConfig):
+        _start_upsert(step, node, node_run, config)
     else:  # a second trigger can't be reached: parse_workflow forbids edges into triggers
         fail(step, node_run, f"{config.type} nodes can't run inside a run")
     if node_run.in_flight:
@@ -81,6 +93,8 @@ def node_timeout(step: Step, node: Node) -> float | None:
         return None
     if isinstance(config, WebhookConfig | KafkaConfig | IntegrationActionConfig):
         return config.timeout_seconds or step.options.default_timeout_s
+    if isinstance(config, UpsertEntityConfig):
+        return config.timeout_seconds
     if isinstance(config, AiConfig | AiAgentConfig):
         return config.timeout_seconds  # the executor bounds each call as well
     return None
@@ -237,6 +251,37 @@ def _start_integration(step: Step, node_run: NodeRunState, config: IntegrationAc
         )
     )
     step.log(node_run, "INFO", f"pending for installation {installation!r}, waiting for a worker")
+
+
+def _start_upsert(
+    step: Step, node: Node, node_run: NodeRunState, config: UpsertEntityConfig
+) -> None:
+    raw = {
+        "blueprintIdentifier": config.blueprint_identifier,
+        "mapping": config.mapping.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+    rendered = _render(step, node_run, raw)
+    if rendered is _NOT_RENDERED:
+        return
+    blueprint = rendered["blueprintIdentifier"]
+    if not isinstance(blueprint, str) or not blueprint:
+        got = _json(blueprint)
+        fail(step, node_run, f"blueprintIdentifier: must render to a non-empty string (got {got})")
+        return
+    mapping = rendered["mapping"]
+    for field in ("properties", "relations"):
+        if not isinstance(mapping.get(field, {}), dict):
+            got = _json(mapping[field])
+            fail(step, node_run, f"mapping.{field}: must render to an object (got {got})")
+            return
+    request = EntityRequest(
+        blueprint_identifier=blueprint, entity=mapping, depth=step.state.depth,
+        context=_request_context(step, node_run),
+    )  # fmt: skip
+    step.add(PublishEntityRequest(id=f"{node_run.id}:entity", request=request))
+    step.log(node_run, "INFO", f"upserting an entity of blueprint {blueprint!r}")
+    if node.verbose:
+        step.log(node_run, "DEBUG", f"mapping: {_json(mapping)}")
 
 
 def _json(value: Any) -> str:

@@ -22,7 +22,14 @@ from switchyard.engine.machine.effects import Decision, PublishInboxEvent, rejec
 from switchyard.engine.machine.graph import Graph
 from switchyard.engine.machine.state import NodeRunState, RunState
 from switchyard.engine.machine.step import Step
-from switchyard.schemas import RerunOf, ReusedNodeRun, RunCommand, RunTriggered, new_run_id
+from switchyard.schemas import (
+    RerunOf,
+    ReusedNodeRun,
+    RunCommand,
+    RunTriggered,
+    SelfServeTriggerConfig,
+    new_run_id,
+)
 
 
 def on_rerun(state: RunState, step: Step, event: RunCommand) -> Decision:
@@ -39,6 +46,11 @@ def on_rerun(state: RunState, step: Step, event: RunCommand) -> Decision:
         step.finish_run("CANCELLED")
     trigger = state.node_run_of(state.trigger)
     inputs = event.inputs if event.inputs is not None else _inputs_of(trigger)
+    trigger_node = step.graph.nodes.get(state.trigger)
+    # An event's or a schedule's run repeats with that trigger's output as its payload.
+    automated = trigger_node is not None and not isinstance(
+        trigger_node.config, SelfServeTriggerConfig
+    )
     reuse = _reusable(state, step.graph, event.from_node) if event.from_node else []
     if event.from_node and event.inputs is None and trigger is not None:
         reuse.insert(0, _copy(trigger, state, step.graph))  # the same inputs: reused too
@@ -48,7 +60,9 @@ def on_rerun(state: RunState, step: Step, event: RunCommand) -> Decision:
         workflow_identifier=state.workflow_identifier,
         workflow_version=state.workflow_version if event.version == "pinned" else None,
         node_identifier=state.trigger,
-        inputs=inputs,
+        inputs={} if automated else inputs,
+        payload=inputs if automated else None,
+        depth=state.depth if automated else 0,
         created_by=event.by,
         triggered_at=step.now,
         rerun_of=RerunOf(identifier=state.run_id, from_node=event.from_node),

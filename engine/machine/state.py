@@ -101,6 +101,9 @@ class RunState(BaseModel):
     deadline: datetime | None = None
     rerun_of: RerunOf | None = None
     status_label: StatusLabel | None = None
+    # The chain depth of an event-triggered run (RunTriggered.depth), carried by the
+    # entity events its UPSERT_ENTITY nodes cause.
+    depth: int = 0
 
     def node_run(self, node_run_id: str) -> NodeRunState | None:
         return next((nr for nr in self.node_runs if nr.id == node_run_id), None)

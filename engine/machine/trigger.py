@@ -1,5 +1,8 @@
 """``RunTriggered``: create the run and its trigger node run, then walk the graph.
 
+A self-service trigger's output is its validated ``inputs``; an event or schedule
+trigger's is the ``payload`` the trigger matcher or the scheduler put in the event.
+
 A re-run's trigger also carries the old run's node runs to reuse: they are copied
 (``reusedFrom``) and the walk follows their path, so it restarts where they end.
 """
@@ -19,23 +22,30 @@ from switchyard.engine.machine.step import Step
 from switchyard.engine.machine.walk import advance
 from switchyard.engine.templates import Templates
 from switchyard.schemas import (
+    EventTriggerConfig,
     InputsInvalid,
     Node,
     ReusedNodeRun,
     RunTriggered,
+    ScheduleTriggerConfig,
     SelfServeTriggerConfig,
     Workflow,
     validate_inputs,
 )
 
 
-def pick_trigger(workflow: Workflow, node_identifier: str | None) -> Node | str:
-    """The self-service trigger to start from, or why there is none."""
-    triggers = [n for n in workflow.nodes if isinstance(n.config, SelfServeTriggerConfig)]
+def pick_trigger(
+    workflow: Workflow, node_identifier: str | None, *, automated: bool = False
+) -> Node | str:
+    """The trigger to start from, or why there is none: a self-service one, or with
+    ``automated`` (an event or a schedule fired it) an EVENT_ or SCHEDULE_TRIGGER."""
+    kinds = (EventTriggerConfig, ScheduleTriggerConfig) if automated else SelfServeTriggerConfig
+    what = "an event or schedule trigger" if automated else "a self-service trigger"
+    triggers = [n for n in workflow.nodes if isinstance(n.config, kinds)]
     if node_identifier is not None:
         chosen = [n for n in triggers if n.identifier == node_identifier]
         if not chosen:
-            return f"{node_identifier!r} is not a self-service trigger of {workflow.identifier}"
+            return f"{node_identifier!r} is not {what} of {workflow.identifier}"
         return chosen[0]
     if len(triggers) != 1:
         names = ", ".join(n.identifier for n in triggers) or "none"
@@ -67,16 +77,21 @@ def on_run_triggered(
             f"event is for {event.workflow_identifier} v{event.workflow_version},"
             f" the engine was given {workflow.identifier} v{version}",
         )
-    trigger = pick_trigger(workflow, event.node_identifier)
+    automated = event.payload is not None
+    trigger = pick_trigger(workflow, event.node_identifier, automated=automated)
     if isinstance(trigger, str):
         return reject(None, "no_trigger", trigger)
-    assert isinstance(trigger.config, SelfServeTriggerConfig)
-    if not trigger.config.published:
+    config = trigger.config
+    assert isinstance(config, SelfServeTriggerConfig | EventTriggerConfig | ScheduleTriggerConfig)
+    if not config.published:
         return reject(None, "trigger_unpublished", f"trigger {trigger.identifier!r} is unpublished")
-    try:
-        inputs = validate_inputs(trigger.config, event.inputs)
-    except InputsInvalid as error:
-        return reject(None, "invalid_inputs", str(error))
+    if isinstance(config, SelfServeTriggerConfig):
+        try:
+            output = validate_inputs(config, event.inputs)
+        except InputsInvalid as error:
+            return reject(None, "invalid_inputs", str(error))
+    else:  # the trigger matcher or the scheduler made it: its payload is the output
+        output = dict(event.payload or {})
     state = RunState(
         run_id=event.run_id,
         workflow_identifier=workflow.identifier,
@@ -88,6 +103,7 @@ def on_run_triggered(
         updated_at=now,
         step=1,
         rerun_of=event.rerun_of,
+        depth=event.depth,
     )
     step = Step(state, graph, now, templates, secrets, Masker(secrets), options)
     step.emit("run.created")
@@ -98,7 +114,7 @@ def on_run_triggered(
     node_run = step.new_node_run(trigger)
     if trigger.identifier in reused:
         node_run.reused_from = reused.pop(trigger.identifier).node_run_id
-    complete(step, node_run, inputs, graph.edges_out(trigger.identifier))
+    complete(step, node_run, output, graph.edges_out(trigger.identifier))
     for item in reused.values():
         _reuse(step, item)
     advance(step)

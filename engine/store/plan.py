@@ -23,6 +23,7 @@ from switchyard.engine.machine.effects import (
     MarkPendingClaim,
     PublishAgentRequest,
     PublishAiRequest,
+    PublishEntityRequest,
     PublishInboxEvent,
     PublishNodeRunRequest,
     PublishWebhookRequest,
@@ -212,6 +213,10 @@ def _plan_effect(
         plan.outbox.append(OutboxMessage(registry.agent_runs.name, run_id, value))
     elif isinstance(effect, PublishAiRequest):
         plan.outbox.append(OutboxMessage(registry.ai_requests.name, run_id, encode(effect.request)))
+    elif isinstance(effect, PublishEntityRequest):
+        plan.outbox.append(
+            OutboxMessage(registry.entity_requests.name, run_id, encode(effect.request))
+        )
     elif isinstance(effect, PublishWebhookRequest):
         plan.outbox.append(
             OutboxMessage(registry.webhook_requests.name, run_id, encode(effect.request))

@@ -6,6 +6,16 @@ import switchyard.schemas as schemas
 
 EXPECTED = {
     "node_uid",
+    "derived_run_id",
+    "EntityMapping",
+    "EntityRequest",
+    "EventTriggerConfig",
+    "InputConfig",
+    "InputOutlet",
+    "InputResponded",
+    "ScheduleTriggerConfig",
+    "TriggerConfig",
+    "UpsertEntityConfig",
     "AiAgentConfig",
     "AiConfig",
     "AiRequest",

@@ -133,10 +133,7 @@ def test_legacy_and_current_spellings_that_disagree_are_refused() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "kind",
-    ["UPSERT_ENTITY", "INPUT", "EVENT_TRIGGER", "SCHEDULE_TRIGGER", "CURSOR_AGENT", "GITHUB"],
-)
+@pytest.mark.parametrize("kind", ["CURSOR_AGENT", "GITHUB", "TIMER_TRIGGER"])
 def test_unsupported_node_types_are_refused_by_name(kind: str) -> None:
     data = workflow([TRIGGER, {"identifier": "x", "config": {"type": kind}}], [])
     [(path, message)] = problems_of(data)
@@ -192,7 +189,11 @@ def test_an_input_pattern_must_be_a_regular_expression() -> None:
 GRAPH_CASES = [
     pytest.param(
         workflow([NOTIFY], []),
-        ("nodes", "at least one trigger node (SELF_SERVE_TRIGGER) is required"),
+        (
+            "nodes",
+            "at least one trigger node (SELF_SERVE_TRIGGER, EVENT_TRIGGER or SCHEDULE_TRIGGER)"
+            " is required",
+        ),
         id="no-trigger",
     ),
     pytest.param(
@@ -233,7 +234,7 @@ GRAPH_CASES = [
         workflow([TRIGGER, NOTIFY], [edge("trigger", "notify", sourceOutletIdentifier="prod")]),
         (
             "connections[0].sourceOutletIdentifier",
-            "'trigger' is not a CONDITION; it has no outlets",
+            "'trigger' is not a CONDITION or INPUT; it has no outlets",
         ),
         id="outlet-on-plain-node",
     ),
