@@ -29,6 +29,13 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 | ``sy:timers`` | sorted set: armed timer ids by due time (ms) | engine arms/disarms in the apply step; timer service removes fired ones (only at an unchanged score) | until fired or cancelled |
 | ``sy:timers:details`` | hash: timer id → JSON ``{runId, nodeRunId, purpose, dueAt}`` (what its ``TimerFired`` carries) | as ``sy:timers`` (written and removed together) | as the timer |
 | ``sy:timers:wake`` | pub/sub channel: the due time (ms) of each timer the apply step arms, so the timer service wakes before its capped sleep ends | engine | — |
+| ``sy:bp:{<blueprint>}`` | string: the blueprint's JSON (``POST /v1/blueprints``) | bridge | forever |
+| ``sy:bps`` | sorted set: blueprint ids by creation time (ms) | bridge | forever |
+| ``sy:ent:{<blueprint>}:<entity>`` | string: the entity's JSON, exactly as the API returns it (the compare-and-set token of ``write_entity.lua``) | entity store (bridge, entity executor) | until deleted |
+| ``sy:ents:{<blueprint>}`` | sorted set: the blueprint's entity ids by creation time (ms), for listing | entity store | as the entities |
+| ``sy:ent:outbox`` | hash: entity event id → event JSON, written with the change, removed once Kafka acked it | entity store; the relay publishes leftovers | until published |
+| ``sy:ent:outbox:at`` | sorted set: those event ids by written-at (ms): the relay takes the ones older than a few seconds | as ``sy:ent:outbox`` (written and removed together) | until published |
+| ``sy:ent:nr:<node run>`` | string: JSON ``{eventId, entity}`` of an ``UPSERT_ENTITY`` node run's write (``eventId`` null when nothing changed): a redelivered request returns it and writes nothing | entity executor (``write_entity.lua``) | 7 days TTL |
 """
 
 from __future__ import annotations
@@ -45,6 +52,27 @@ TIMER_DETAILS = f"{PREFIX}timers:details"
 TIMERS_WAKE = f"{PREFIX}timers:wake"
 # The organization's settings and feature flags (bridge writes, engine reads).
 ORG = f"{PREFIX}org"
+# The entity store (bridge and entity executor): blueprints, entities, their events.
+BLUEPRINTS = f"{PREFIX}bps"
+ENTITY_OUTBOX = f"{PREFIX}ent:outbox"
+ENTITY_OUTBOX_AT = f"{PREFIX}ent:outbox:at"
+
+
+def blueprint(identifier: str) -> str:
+    return f"{PREFIX}bp:{{{identifier}}}"
+
+
+def entity(blueprint_identifier: str, identifier: str) -> str:
+    return f"{PREFIX}ent:{{{blueprint_identifier}}}:{identifier}"
+
+
+def entities_of(blueprint_identifier: str) -> str:
+    return f"{PREFIX}ents:{{{blueprint_identifier}}}"
+
+
+def entity_node_run(node_run_id: str) -> str:
+    """What an UPSERT_ENTITY node run wrote: its redelivery returns this."""
+    return f"{PREFIX}ent:nr:{node_run_id}"
 
 
 def workflow(identifier: str) -> str:
