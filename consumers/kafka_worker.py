@@ -25,6 +25,7 @@ from switchyard.consumers.running import run_handler
 from switchyard.schemas import (
     AiRequest,
     DecodeError,
+    EntityRequest,
     NodeRunRequest,
     NodeRunUpdated,
     WebhookRequest,
@@ -39,7 +40,7 @@ log = logging.getLogger("switchyard.worker")
 
 # The built-in executors' requests are messages of their own (the payload is the whole
 # request); a KAFKA node's is its rendered payload.
-MessageT = TypeVar("MessageT", NodeRunRequest, WebhookRequest, AiRequest)
+MessageT = TypeVar("MessageT", NodeRunRequest, WebhookRequest, AiRequest, EntityRequest)
 
 _REMEMBERED = 10_000  # finished node-run ids kept to skip redeliveries
 
