@@ -123,6 +123,10 @@ class Settings(BaseSettings):
         description="createdBy of runs started by an EVENT_TRIGGER or a SCHEDULE_TRIGGER (the "
         "organization's automation identity).",
     )  # fmt: skip
+    triggers_group: str = Field(
+        default="switchyard-triggers",
+        description="Consumer group of the trigger matchers (they share the entity events).",
+    )
     trigger_max_depth: int = Field(
         default=5, ge=1, le=100,
         description="Longest chain of event-triggered runs (a run's UPSERT_ENTITY change "

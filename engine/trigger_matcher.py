@@ -1,0 +1,205 @@
+"""The trigger matcher (``switchyard triggers``): entity events become runs of the
+workflows whose EVENT_TRIGGER matches them (rules in ``engine/event_triggers.py``).
+
+One consumer group over the entity-events topic (several processes share its
+partitions). Per fetched batch: the published workflows with event triggers are
+read (latest versions, one round trip; parsed definitions are cached per version),
+each event is matched, the ``RunTriggered`` events are produced to the inbox and
+acknowledged by Kafka, and only then are the batch's offsets committed. A crash
+before the commit redelivers the batch: the same derived run ids, which the engine
+creates once. An undecodable event goes to the dead-letter topic with its reason;
+a refused trigger (condition failed, chain too deep) is logged with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from pydantic import ValidationError
+
+from switchyard.engine.event_triggers import event_triggers, runs_for
+from switchyard.engine.store import keys
+from switchyard.engine.store.workflows import WorkflowStore
+from switchyard.engine.templates import Templates
+from switchyard.schemas import RunTriggered, Workflow, encode
+from switchyard.schemas.entities import EntityEvent
+from switchyard.schemas.settings import Settings
+from switchyard.topics.dead_letter import DeadLetter
+from switchyard.topics.producer import EventProducer
+from switchyard.topics.registry import TopicRegistry
+
+log = logging.getLogger("switchyard.triggers")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class MatchCounts:
+    """What the matcher has done since it started (tests and the logs read it)."""
+
+    events: int = 0
+    started: int = 0
+    refused: int = 0
+    dead_lettered: int = 0
+    refusals: list[str] = field(default_factory=list)
+
+
+async def workflows_with_event_triggers(store: WorkflowStore) -> list[Workflow]:
+    """The latest live version of every workflow that has an EVENT_TRIGGER."""
+    identifiers = [
+        raw.decode() if isinstance(raw, bytes) else str(raw)
+        for raw in await store.client.zrange(keys.WORKFLOWS, 0, -1)
+    ]
+    latest = await store.latest_versions(identifiers)
+    found = []
+    for identifier, version in latest.items():
+        workflow = await store.get(identifier, version)
+        if workflow is not None and event_triggers(workflow):
+            found.append(workflow)
+    return found
+
+
+class TriggerMatcher:
+    """Consumes entity events and starts the runs they trigger.
+
+    Lifecycle: ``start()`` once, ``stop()`` idempotent (the batch in hand finishes).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        redis: aioredis.Redis,
+        producer: EventProducer,
+        templates: Templates,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.registry = TopicRegistry.from_settings(settings)
+        self.workflows = WorkflowStore(redis)
+        self.producer = producer
+        self.templates = templates
+        self.clock = clock
+        self.counts = MatchCounts()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=settings.triggers_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=500,
+            fetch_max_wait_ms=100,
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        if self._task is not None:
+            raise RuntimeError("TriggerMatcher.start() called twice")
+        self.consumer.subscribe([self.registry.entity_events.name])
+        await self.consumer.start()
+        self._task = asyncio.create_task(self._run(), name="switchyard-triggers")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+            await self.consumer.stop()
+
+    async def _run(self) -> None:
+        delay = 0.1
+        while not self._stopping.is_set():
+            try:
+                fetched = await self.consumer.getmany(timeout_ms=200)
+                if fetched:
+                    # Shielded: stop() waits for the batch rather than cancelling it.
+                    await asyncio.shield(self._handle(fetched))
+                delay = 0.1
+            except (KafkaError, OSError, ConnectionError) as error:
+                # Kafka or Redis away: nothing was committed, the batch comes back.
+                log.warning("trigger batch failed (%r); retrying in %.1f s", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _handle(
+        self, fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        records = [r for batch in fetched.values() for r in batch]
+        await self.handle(records)
+        offsets = {tp: batch[-1].offset + 1 for tp, batch in fetched.items()}
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as error:
+            # Partitions moved: the batch is redelivered, and derived run ids make it harmless.
+            log.warning("trigger commit failed (%r); the batch will be redelivered", error)
+
+    async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[RunTriggered]:
+        """Match a batch of entity-event records; returns the triggers produced (sent
+        and acknowledged by Kafka when this returns)."""
+        workflows = await workflows_with_event_triggers(self.workflows)
+        triggers: list[RunTriggered] = []
+        letters: list[tuple[str, bytes]] = []
+        for record in records:
+            self.counts.events += 1
+            try:
+                event = EntityEvent.model_validate_json(record.value or b"")
+            except ValidationError as error:
+                letters.append(self._dead_letter(record, str(error)))
+                continue
+            started, refused = runs_for(
+                event, workflows, evaluate=self._evaluate,
+                created_by=self.settings.automation_actor,
+                max_depth=self.settings.trigger_max_depth, now=self.clock(),
+            )  # fmt: skip
+            for refusal in refused:
+                message = (
+                    f"entity event {event.id} ({event.action} {event.key()}) does not start "
+                    f"{refusal.workflow_identifier}/{refusal.node_identifier}: {refusal.reason}"
+                )
+                log.info("%s", message)
+                self.counts.refused += 1
+                self.counts.refusals.append(message)
+            triggers += started
+        futures = [
+            await self.producer.send(self.registry.inbox.name, trigger.run_id, encode(trigger))
+            for trigger in triggers
+        ]
+        futures += [
+            await self.producer.send(self.registry.dead_letter.name, key, value)
+            for key, value in letters
+        ]
+        await self.producer.flush_sent(futures)
+        for trigger in triggers:
+            log.info(
+                "entity event started %s of %s (depth %d)",
+                trigger.run_id, trigger.workflow_identifier, trigger.depth,
+            )  # fmt: skip
+        self.counts.started += len(triggers)
+        self.counts.dead_lettered += len(letters)
+        return triggers
+
+    def _evaluate(self, expression: str, context: Any) -> Any:
+        return self.templates.evaluate(expression, context)
+
+    def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> tuple[str, bytes]:
+        letter = DeadLetter.of(
+            code="undecodable", reason=f"not an entity event: {reason}", topic=record.topic,
+            partition=record.partition, offset=record.offset, key=record.key,
+            value=record.value or b"", at=self.clock(),
+        )  # fmt: skip
+        log.warning("dead letter: entity-events %s/%s is not an entity event",
+                    record.partition, record.offset)  # fmt: skip
+        key = record.key.decode("utf-8", errors="replace") if record.key else "none"
+        return key, letter.encode()
