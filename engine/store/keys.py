@@ -29,6 +29,7 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 | ``sy:timers`` | sorted set: armed timer ids by due time (ms) | engine arms/disarms in the apply step; timer service removes fired ones (only at an unchanged score) | until fired or cancelled |
 | ``sy:timers:details`` | hash: timer id → JSON ``{runId, nodeRunId, purpose, dueAt}`` (what its ``TimerFired`` carries) | as ``sy:timers`` (written and removed together) | as the timer |
 | ``sy:timers:wake`` | pub/sub channel: the due time (ms) of each timer the apply step arms, so the timer service wakes before its capped sleep ends | engine | — |
+| ``sy:schedule:{<workflow>}:<node>`` | hash: ``tick`` (the last tick fired, ISO UTC), ``version`` and ``cron`` it was fired for | scheduler (compare-and-set on ``tick`` after the firing is acknowledged) | forever (one per schedule trigger) |
 | ``sy:bp:{<blueprint>}`` | string: the blueprint's JSON (``POST /v1/blueprints``) | bridge | forever |
 | ``sy:bps`` | sorted set: blueprint ids by creation time (ms) | bridge | forever |
 | ``sy:ent:{<blueprint>}:<entity>`` | string: the entity's JSON, exactly as the API returns it (the compare-and-set token of ``write_entity.lua``) | entity store (bridge, entity executor) | until deleted |
@@ -81,6 +82,11 @@ def workflow(identifier: str) -> str:
 
 def workflow_version(identifier: str, version: int) -> str:
     return f"{PREFIX}wf:{{{identifier}}}:v:{version}"
+
+
+def schedule(workflow_identifier: str, node_identifier: str) -> str:
+    """The scheduler's record of one SCHEDULE_TRIGGER node: the last tick it fired."""
+    return f"{PREFIX}schedule:{{{workflow_identifier}}}:{node_identifier}"
 
 
 def run(run_id: str) -> str:
