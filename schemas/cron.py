@@ -50,10 +50,12 @@ def shortest_gap(expression: str) -> float:
 
 def latest_tick(expression: str, now: datetime) -> datetime:
     """The last tick of ``expression`` at or before ``now`` (UTC)."""
-    ticks = croniter(expression, now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC))
-    if croniter.match(expression, now):
-        return now.replace(microsecond=0)
-    return ticks.get_prev(datetime)
+    now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
+    # Not croniter.match: it matches a whole minute, so 09:05:30 would "be" a tick of
+    # */5 and the tick (a run id is derived from it) would depend on when one looked.
+    before = croniter(expression, now).get_prev(datetime)  # strictly before now
+    at = croniter(expression, before).get_next(datetime)
+    return at if at <= now else before
 
 
 def ticks_between(expression: str, after: datetime, until: datetime) -> list[datetime]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +44,15 @@ class WorkflowExists(Exception):
 
 class WorkflowMissing(Exception):
     """An update or read named an identifier (or version) that does not exist."""
+
+
+@dataclass(frozen=True)
+class LiveVersion:
+    """A live workflow's latest version and when it was saved (``updatedAt``)."""
+
+    identifier: str
+    version: int
+    saved_at: datetime
 
 
 class WorkflowStore:
@@ -86,6 +96,23 @@ class WorkflowStore:
             for identifier, (version, deleted) in zip(ids, replies, strict=True)
             if version is not None and deleted not in (b"1", "1")
         }
+
+    async def live_versions(self) -> list[LiveVersion]:
+        """Every live workflow's latest version, in two round trips (the scheduler's scan).
+
+        Version and ``updatedAt`` are read in one HMGET, and the save script writes them
+        together: ``saved_at`` is when that very version was saved.
+        """
+        ids = [_text(i) for i in await self.client.zrange(keys.WORKFLOWS, 0, -1)]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for identifier in ids:
+                pipe.hmget(keys.workflow(identifier), ["version", "deleted", "updatedAt"])
+            replies = await pipe.execute()
+        return [
+            LiveVersion(identifier, int(version), datetime.fromisoformat(_text(saved)))
+            for identifier, (version, deleted, saved) in zip(ids, replies, strict=True)
+            if version is not None and saved is not None and deleted not in (b"1", "1")
+        ]
 
     async def latest_version(self, identifier: str) -> int | None:
         meta = await self.client.hmget(keys.workflow(identifier), ["version", "deleted"])
