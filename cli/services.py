@@ -1,4 +1,4 @@
-"""Long-running processes: ``switchyard engine | executor | timers | bridge``.
+"""Long-running processes: ``switchyard engine | executor | timers | scheduler | bridge``.
 
 Each runs until SIGTERM or SIGINT, then stops taking work, finishes what it holds
 and exits. With ``--ready-file`` it writes its pid there once it serves, which is
@@ -25,6 +25,7 @@ from switchyard.bridge.app import create_app
 from switchyard.consumers.ai import AiService
 from switchyard.consumers.kafka_worker import KafkaWorker
 from switchyard.consumers.webhook import WebhookService
+from switchyard.engine.scheduler import SchedulerService
 from switchyard.engine.service import EngineService
 from switchyard.engine.templates import JqTemplates, TemplateLimits
 from switchyard.engine.timers import TimerService
@@ -139,6 +140,23 @@ async def run_timers(settings: Settings, ready_file: Path | None) -> None:
         await redis.aclose()
 
 
+async def run_scheduler(settings: Settings, ready_file: Path | None) -> None:
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        async with EventProducer(settings) as producer:
+            service = SchedulerService(settings, redis, producer)
+            await service.start()
+            try:
+                with _ready(ready_file):
+                    log.info("scheduler firing schedule triggers into %s", service.inbox)
+                    await _until_signalled()
+            finally:
+                # A tick produced but not recorded fires again (same run id) after a restart.
+                await _stop_within(service.stop(), settings.shutdown_grace_s, "scheduler")
+    finally:
+        await redis.aclose()
+
+
 async def run_bridge(settings: Settings, ready_file: Path | None) -> None:
     config = uvicorn.Config(
         create_app(settings), host=settings.bridge_host, port=settings.bridge_port,
@@ -159,6 +177,7 @@ SERVICES: dict[str, Callable[[Settings, Path | None], Coroutine[Any, Any, None]]
     "engine": run_engine,
     "executor": run_executor,
     "timers": run_timers,
+    "scheduler": run_scheduler,
     "bridge": run_bridge,
 }
 
