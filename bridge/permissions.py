@@ -3,7 +3,8 @@
 Admins and machine credentials may do everything. The rest:
 
 - run: the self-service trigger's ``permissions`` name the actor's role, email or
-  client id, or one of its teams; no permissions set means Admins only;
+  client id, or one of its teams, or its ``policy`` rules allow it (schemas/policy.py);
+  no permissions set means Admins only;
 - view a run: its creator, or anyone when the workflow's ``allowAnyoneToViewRuns``
   (the flag of its newest version: turning it off hides the old runs too);
 - update node runs, claim, ack, list stuck runs: nobody else;
@@ -12,11 +13,21 @@ Admins and machine credentials may do everything. The rest:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from switchyard.bridge.credentials import Actor
 from switchyard.schemas import SelfServeTriggerConfig
+from switchyard.schemas.policy import PolicyFacts, allows
 
 
-def may_run(actor: Actor, trigger: SelfServeTriggerConfig) -> bool:
+def may_run(
+    actor: Actor, trigger: SelfServeTriggerConfig, form: Mapping[str, Any] | None = None
+) -> bool:
+    """Whether ``actor`` may run ``trigger``: Admins and machines always; others when a
+    static entry (role, user, team) names them, or else when the ``policy`` allows
+    them with ``form`` (the validated inputs; None when listing workflows, where a
+    policy that depends on the form counts as a way in)."""
     if actor.is_privileged:
         return True
     rules = trigger.permissions
@@ -24,9 +35,21 @@ def may_run(actor: Actor, trigger: SelfServeTriggerConfig) -> bool:
         return False
     if actor.role is not None and actor.role in rules.roles:
         return True
-    if actor.is_named(rules.users):
+    if actor.is_named(rules.users) or any(team in rules.teams for team in actor.teams):
         return True
-    return any(team in rules.teams for team in actor.teams)
+    if rules.policy is None:
+        return False
+    return allows(rules.policy, policy_facts(actor, form)) is not False
+
+
+def policy_facts(actor: Actor, form: Mapping[str, Any] | None) -> PolicyFacts:
+    """The caller as a policy sees it (``user``, ``userTeams``) and the form."""
+    user = {
+        "$identifier": actor.name, "$title": actor.name, "email": actor.name,
+        "port_role": actor.role, "$team": list(actor.teams),
+    }  # fmt: skip
+    teams = [{"$identifier": team, "$title": team} for team in actor.teams]
+    return PolicyFacts(user=user, user_teams=teams, form=form)
 
 
 def may_view(actor: Actor, created_by: str, allow_anyone: bool) -> bool:

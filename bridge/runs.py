@@ -90,6 +90,11 @@ async def trigger_run(
     if not may_run(actor, trigger.config):
         raise forbidden(f"{actor.name} may not run trigger {trigger.identifier} of {workflow_id}")
     inputs = validate_inputs(trigger.config, body.inputs)
+    if not may_run(actor, trigger.config, inputs):  # a policy that reads the form says no
+        raise forbidden(
+            f"{actor.name} may not run trigger {trigger.identifier} of {workflow_id} with these "
+            "inputs: its permissions policy does not allow it"
+        )
     run_id = new_run_id(os.urandom)
     if idempotency:
         key = idempotency_key(actor, workflow_id, idempotency)

@@ -10,6 +10,8 @@ from pydantic_core import ErrorDetails
 from switchyard.schemas.errors import Problem
 
 _SCALARS = (str, int, float, bool, type(None))
+# Tags of unions that can sit anywhere in a path (a policy's rule or group).
+_NESTED_TAGS = frozenset({"policy-rule", "policy-group"})
 
 
 def format_path(loc: Sequence[int | str], prefix: str = "") -> str:
@@ -29,7 +31,7 @@ def _strip_tags(loc: Sequence[int | str], tags: Collection[str]) -> list[int | s
     kept: list[int | str] = []
     for index, part in enumerate(loc):
         after_union = index == 0 or loc[index - 1] == "config"
-        if isinstance(part, str) and part in tags and after_union:
+        if isinstance(part, str) and (part in _NESTED_TAGS or (part in tags and after_union)):
             continue
         kept.append(part)
     return kept

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from switchyard.schemas.base import WireModel
 from switchyard.schemas.ids import Identifier
+from switchyard.schemas.policy import Policy
 from switchyard.schemas.user_inputs import UserInputs
 
 OnFailure = Literal["terminate", "continue"]
@@ -52,7 +53,8 @@ class TriggerPermissions(WireModel):
     roles: list[str] = Field(default_factory=list)
     users: list[str] = Field(default_factory=list)
     teams: list[str] = Field(default_factory=list)
-    policy: dict[str, Any] | None = None
+    # Rules over the caller and the form: an extra way in (schemas/policy.py).
+    policy: Policy | None = None
 
 
 class SelfServeTriggerConfig(WireModel):
