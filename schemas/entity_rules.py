@@ -174,6 +174,7 @@ def next_entity(
         )
     else:
         # Validated again (not model_copy): the stamps are cut to milliseconds as stored.
+        # model_dump() is camelCase (serialize_by_alias), so the changes are too.
         entity = Entity.model_validate(
             current.model_dump()
             | {
@@ -182,8 +183,8 @@ def next_entity(
                 "team": _team(change.team) if "team" in given else current.team,
                 "properties": _set({**current.properties, **change.properties}),
                 "relations": _set({**current.relations, **change.relations}),
-                "updated_at": now,
-                "updated_by": by,
+                "updatedAt": now,
+                "updatedBy": by,
             }
         )
     problems = entity_problems(blueprint, entity)
