@@ -18,6 +18,7 @@ from switchyard.bridge import (
     action_runs,
     auth,
     claims,
+    entities,
     integrations,
     node_runs,
     organization,
@@ -86,7 +87,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app.add_middleware(BodyLimit, max_bytes=settings.request_body_max_bytes)
     # Runs first: /v1/workflows/runs must not be read as the workflow "runs".
     routers = (auth, runs, reruns, node_runs, claims, workflows, integrations, organization,
-               action_runs)  # fmt: skip
+               action_runs, entities)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     return app
