@@ -1,14 +1,15 @@
 """The ``switchyard`` command.
 
     switchyard stack up        start Kafka (KRaft), Redis, the topics, the engine, the webhook
-                               executor, the timer service, the scheduler and the API locally
+                               executor, the timer service, the scheduler, the trigger
+                               matcher and the API locally
                                (--infra-only: Kafka and Redis)
     switchyard stack status    what runs where, with resident memory
     switchyard stack down      stop what `stack up` started
     switchyard auth init       write a dev auth file and print its credentials
     switchyard demo            a sample workflow end to end through the API
     switchyard engine          the engine in the foreground (also: executor, timers,
-                               scheduler, bridge)
+                               scheduler, triggers, bridge)
     switchyard topics ensure   create the registry's topics (idempotent)
     switchyard topics list     the registry: name, key, value, partitions, retention
 
@@ -171,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("executor", "run the built-in webhook executor (foreground)"),
         ("timers", "run the timer service: due timers become TimerFired events (foreground)"),
         ("scheduler", "run the scheduler: SCHEDULE_TRIGGER ticks start runs (foreground)"),
+        ("triggers", "run the trigger matcher: entity events start event-triggered runs"),
         ("bridge", "run the HTTP API (foreground)"),
     ):
         service = groups.add_parser(name, help=text)

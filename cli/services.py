@@ -1,4 +1,5 @@
-"""Long-running processes: ``switchyard engine | executor | timers | scheduler | bridge``.
+"""Long-running processes: ``switchyard engine | executor | timers | scheduler | triggers |
+bridge``.
 
 Each runs until SIGTERM or SIGINT, then stops taking work, finishes what it holds
 and exits. With ``--ready-file`` it writes its pid there once it serves, which is
@@ -29,6 +30,7 @@ from switchyard.engine.scheduler import SchedulerService
 from switchyard.engine.service import EngineService
 from switchyard.engine.templates import JqTemplates, TemplateLimits
 from switchyard.engine.timers import TimerService
+from switchyard.engine.trigger_matcher import TriggerMatcher
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 
@@ -157,6 +159,26 @@ async def run_scheduler(settings: Settings, ready_file: Path | None) -> None:
         await redis.aclose()
 
 
+async def run_triggers(settings: Settings, ready_file: Path | None) -> None:
+    """The trigger matcher: entity events start the runs of matching EVENT_TRIGGERs."""
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        with JqTemplates(TemplateLimits.from_settings(settings)) as templates:
+            async with EventProducer(settings) as producer:
+                matcher = TriggerMatcher(settings, redis, producer, templates)
+                await matcher.start()
+                try:
+                    with _ready(ready_file):
+                        log.info("trigger matcher consuming %s", matcher.topic)
+                        await _until_signalled()
+                finally:
+                    # A batch cut short is redelivered: its run ids are derived, so the
+                    # engine creates each run once.
+                    await _stop_within(matcher.stop(), settings.shutdown_grace_s, "triggers")
+    finally:
+        await redis.aclose()
+
+
 async def run_bridge(settings: Settings, ready_file: Path | None) -> None:
     config = uvicorn.Config(
         create_app(settings), host=settings.bridge_host, port=settings.bridge_port,
@@ -178,6 +200,7 @@ SERVICES: dict[str, Callable[[Settings, Path | None], Coroutine[Any, Any, None]]
     "executor": run_executor,
     "timers": run_timers,
     "scheduler": run_scheduler,
+    "triggers": run_triggers,
     "bridge": run_bridge,
 }
 

@@ -87,6 +87,7 @@ class TriggerMatcher:
     ) -> None:
         self.settings = settings
         self.registry = TopicRegistry.from_settings(settings)
+        self.topic = self.registry.entity_events.name
         self.workflows = WorkflowStore(redis)
         self.producer = producer
         self.templates = templates
@@ -106,7 +107,7 @@ class TriggerMatcher:
     async def start(self) -> None:
         if self._task is not None:
             raise RuntimeError("TriggerMatcher.start() called twice")
-        self.consumer.subscribe([self.registry.entity_events.name])
+        self.consumer.subscribe([self.topic])
         await self.consumer.start()
         self._task = asyncio.create_task(self._run(), name="switchyard-triggers")
 

@@ -14,7 +14,7 @@ from switchyard.cli.stack.launcher import Component, Say, Stack, infrastructure
 from switchyard.cli.stack.services import PythonService
 from switchyard.schemas.settings import Settings
 
-SERVICE_NAMES = ("engine", "executor", "timers", "scheduler", "bridge")
+SERVICE_NAMES = ("engine", "executor", "timers", "scheduler", "triggers", "bridge")
 
 
 def local_settings(settings: Settings) -> Settings:

@@ -1,5 +1,5 @@
 """Switchyard's own processes in the local stack: engine, executor, timers, scheduler,
-bridge.
+triggers, bridge.
 
 Each is ``python -m switchyard.cli.main <name> --ready-file …`` started detached with
 the stack's settings in its environment; it is ready when it has written its pid

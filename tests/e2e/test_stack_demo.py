@@ -38,7 +38,7 @@ def test_stack_up_runs_the_demo_and_down_stops_every_process(
     try:
         assert main(["stack", "up"]) == 0
         out = capsys.readouterr().out
-        for service in ("engine", "executor", "timers", "scheduler", "bridge"):
+        for service in ("engine", "executor", "timers", "scheduler", "triggers", "bridge"):
             assert f"{service}: ready on" in out
         assert "clientId=dev-machine" in out
 
@@ -47,7 +47,8 @@ def test_stack_up_runs_the_demo_and_down_stops_every_process(
         assert '"result": "SUCCESS"' in out
         assert '"deploymentUrl": "https://checkout.example.com"' in out
         pids = [int(p.read_text()) for p in (home / "run").glob("*.pid")]
-        assert len(pids) == 7  # redis, kafka, engine, executor, timers, scheduler, bridge
+        # redis, kafka, engine, executor, timers, scheduler, triggers, bridge
+        assert len(pids) == 8
     finally:
         assert main(["stack", "down"]) == 0
     assert not any(processes.is_alive(pid) for pid in pids)
