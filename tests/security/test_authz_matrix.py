@@ -137,6 +137,27 @@ def _integration(method: str, suffix: str = "", **kwargs: Any) -> Make:
     return make
 
 
+def _blueprint(method: str, suffix: str = "", *, entity: bool = False, **kwargs: Any) -> Make:
+    """A request on a fresh blueprint (an Admin's), with entity ``e1`` when ``entity``."""
+
+    async def make(world: World) -> Request:
+        identifier = f"mx-bp-{uuid.uuid4().hex[:8]}"
+        api = world.stack.api
+        created = await api.call("POST", "/v1/blueprints", json={"identifier": identifier})
+        assert created.status_code == 201, created.text
+        if entity:
+            base = f"/v1/blueprints/{identifier}/entities"
+            made = await api.call("POST", base, json={"identifier": "e1"})
+            assert made.status_code == 201, made.text
+        return method, f"/v1/blueprints/{identifier}{suffix}", kwargs
+
+    return make
+
+
+async def _new_blueprint(world: World) -> Request:
+    return "POST", "/v1/blueprints", {"json": {"identifier": f"mx-bp-{uuid.uuid4().hex[:8]}"}}
+
+
 PROGRESS = {"status": "IN_PROGRESS", "logs": [{"logLevel": "INFO", "log": "matrix"}]}
 CLAIM = {"installationId": "inst-matrix-nobody"}
 
@@ -252,6 +273,26 @@ TABLE: dict[tuple[str, str], tuple[Make, tuple[int, int, int, int, int]]] = {
     ("PATCH", "/v1/actions/runs/ack"): (
         _fixed("PATCH", "/v1/actions/runs/ack", json={"runId": "r_matrix"}),
         (401, 403, 403, 404, 404),  # no action runs exist
+    ),
+    # Entities: anyone signed in reads; Admins and machines write.
+    ("POST", "/v1/blueprints"): (_new_blueprint, (401, 403, 403, 201, 201)),
+    ("GET", "/v1/blueprints"): (_fixed("GET", "/v1/blueprints"), (401, 200, 200, 200, 200)),
+    ("GET", "/v1/blueprints/{blueprint_id}"): (_blueprint("GET"), (401, 200, 200, 200, 200)),
+    ("POST", "/v1/blueprints/{blueprint_id}/entities"): (
+        _blueprint("POST", "/entities", json={"identifier": "e2"}),
+        (401, 403, 403, 201, 201),
+    ),
+    ("GET", "/v1/blueprints/{blueprint_id}/entities"): (
+        _blueprint("GET", "/entities", entity=True),
+        (401, 200, 200, 200, 200),
+    ),
+    ("GET", "/v1/blueprints/{blueprint_id}/entities/{entity_id}"): (
+        _blueprint("GET", "/entities/e1", entity=True),
+        (401, 200, 200, 200, 200),
+    ),
+    ("DELETE", "/v1/blueprints/{blueprint_id}/entities/{entity_id}"): (
+        _blueprint("DELETE", "/entities/e1", entity=True),
+        (401, 403, 403, 200, 200),
     ),
 }
 
