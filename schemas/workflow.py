@@ -79,6 +79,16 @@ class EntityEventFilter(WireModel):
     type: EntityEventType
     blueprint_identifier: Identifier
 
+    @field_validator("type", mode="before")
+    @classmethod
+    def _no_timers(cls, value: Any) -> Any:
+        if value in ("TIMER_EXPIRED", "TIMER_PROPERTY_EXPIRED"):
+            raise ValueError(
+                f"{value} needs timer properties, which this server's entity store does not "
+                "have; use ENTITY_CREATED, ENTITY_UPDATED, ENTITY_DELETED or ANY_ENTITY_CHANGE"
+            )
+        return value
+
 
 class JqCondition(WireModel):
     """jq ``expressions`` over the entity event ``{diff, action, context}``, combined
