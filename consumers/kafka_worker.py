@@ -196,7 +196,10 @@ class KafkaWorker(Generic[MessageT]):
             log.error("skipping undecodable record %s/%s: %s",
                       record.partition, record.offset, error.reason)  # fmt: skip
             return
-        node_run_id = message.context.node_run_id
+        # One piece of work per node run; an INPUT node's notifications are one each.
+        node_run_id = (
+            message.work_key if isinstance(message, WebhookRequest) else message.context.node_run_id
+        )
         if not self._wanted(message) or node_run_id in self._running or node_run_id in self._done:
             return
         self._running.add(node_run_id)

@@ -11,7 +11,9 @@ A non-2xx answer is reported FAILED with ``{response: {status, data}, error: {me
 ``response.status`` is what a retry policy's ``retryOn`` HTTP statuses are matched
 against. Every call carries ``Idempotency-Key: <node-run id>`` (unless the node's own
 headers set one), so a receiver can tell a repeated delivery from a new attempt,
-which is a node run of its own.
+which is a node run of its own. An INPUT node's notifications come this way too
+(``notification`` set): :mod:`switchyard.consumers.notifications` sends them and
+only logs the outcome.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import orjson
 from switchyard.consumers.context import NodeLogger, Outcome, WorkContext
 from switchyard.consumers.egress import EgressPolicy, install_egress_guard
 from switchyard.consumers.kafka_worker import KafkaWorker
+from switchyard.consumers.notifications import SmtpSettings, deliver
 from switchyard.schemas import WebhookRequest
 from switchyard.schemas.masking import mask_secrets
 from switchyard.schemas.settings import Settings
@@ -82,9 +85,13 @@ class _MaskedLog:
 class WebhookExecutor:
     """The handler: one :class:`WebhookRequest` (the context's payload) to one outcome."""
 
-    def __init__(self, http: httpx.AsyncClient, secrets: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, secrets: Mapping[str, str] | None = None,
+        smtp: SmtpSettings | None = None,
+    ) -> None:  # fmt: skip
         self.http = http
         self.secrets = dict(secrets or {})
+        self.smtp = smtp or SmtpSettings()
 
     async def __call__(self, ctx: WorkContext) -> Outcome:
         request: WebhookRequest = ctx.payload
@@ -98,6 +105,9 @@ class WebhookExecutor:
         )  # fmt: skip
 
     async def execute(self, request: WebhookRequest, log: NodeLogger | _MaskedLog) -> Outcome:
+        if request.notification is not None:
+            await deliver(request, self, self.smtp, log)
+            return Outcome.in_progress()  # reported only for its log line
         body = request.body if request.synchronized else {
             "payload": request.body,
             "context": request.context.model_dump(mode="json", by_alias=True),
@@ -153,7 +163,8 @@ class WebhookService:
         self.inbox = registry.inbox.name
         self.producer = producer
         install_egress_guard(http, EgressPolicy.from_settings(settings))
-        self.executor = WebhookExecutor(http, settings.secrets)
+        smtp = SmtpSettings.from_settings(settings)
+        self.executor = WebhookExecutor(http, settings.secrets, smtp)
         self.loop: KafkaWorker[WebhookRequest] = KafkaWorker(
             settings,
             self.executor,

@@ -57,9 +57,10 @@ T = TypeVar("T")
 # report delivered twice): recorded and logged, not dead-lettered, so the dead-letter
 # topic holds only what needs a person's attention.
 # A report for a node run the engine timed out, and a timer fired twice or after what
-# it was for ended, are benign the same way.
+# it was for ended, are benign the same way; so are an approval's answer delivered
+# twice and one that lost the race to an answer that completed the node.
 BENIGN_REJECTIONS = frozenset({"duplicate_trigger", "duplicate_update", "late_update",
-                               "stale_timer"})  # fmt: skip
+                               "stale_timer", "duplicate_response", "input_closed"})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ class InboxProcessor:
         inbox_partitions: int,
         default_node_timeout_s: float | None = None,
         ai_configured: bool = False,
+        email_configured: bool = False,
         max_output_bytes: int = 262_144,
         max_message_bytes: int = 1_048_576,
         agent_secret: str | None = None,
@@ -140,8 +142,9 @@ class InboxProcessor:
         self.clock = clock
         self.inbox_partitions = inbox_partitions
         self.options = MachineOptions(
-            default_timeout_s=default_node_timeout_s, ai_configured=ai_configured
-        )
+            default_timeout_s=default_node_timeout_s, ai_configured=ai_configured,
+            email_configured=email_configured,
+        )  # fmt: skip
         self.max_output_bytes = max_output_bytes
         # Signs messages for Port's execution agent (SWITCHYARD_AGENT_CLIENT_SECRET).
         self.agent_secret = agent_secret

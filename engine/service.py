@@ -54,6 +54,7 @@ class EngineService:
             inbox_partitions=settings.inbox_partitions,
             default_node_timeout_s=settings.default_node_timeout_s,
             ai_configured=settings.ai_base_url is not None,
+            email_configured=settings.smtp_host is not None,
             max_output_bytes=settings.node_output_max_bytes,
             max_message_bytes=settings.kafka_max_message_bytes,
             agent_secret=(

@@ -216,6 +216,14 @@ class NodeRunRequest(FrozenWireModel):
         return self.context.workflow_run_id
 
 
+class EmailMessage(FrozenWireModel):
+    """A plain-text email an INPUT node's ``email`` notification sends."""
+
+    to: list[str] = Field(min_length=1)
+    subject: str
+    text: str
+
+
 class WebhookRequest(FrozenWireModel):
     """A rendered WEBHOOK node for the built-in webhook executor.
 
@@ -233,10 +241,24 @@ class WebhookRequest(FrozenWireModel):
     on_timeout: Literal["fail", "continue"] = "fail"
     verbose: bool = False
     context: NodeRunContext
+    # An INPUT node's notification (its index in ``notifications``), not a WEBHOOK
+    # node: the body is sent as is and the outcome is only logged on the node run
+    # (an IN_PROGRESS report), never its result.
+    notification: int | None = Field(default=None, ge=0)
+    # An email notification: sent over SMTP by the same executor (``url`` is then
+    # ``mailto:`` and the recipients).
+    email: EmailMessage | None = None
 
     @property
     def run_id(self) -> str:
         return self.context.workflow_run_id
+
+    @property
+    def work_key(self) -> str:
+        """What a worker deduplicates on: the node run, and the notification if one."""
+        if self.notification is None:
+            return self.context.node_run_id
+        return f"{self.context.node_run_id}:notification:{self.notification}"
 
 
 class AiRequest(FrozenWireModel):

@@ -1,4 +1,5 @@
-"""Validating run inputs against a self-service trigger's ``userInputs``.
+"""Validating inputs against a form: a self-service trigger's ``userInputs``, or the
+rendered form of an ``INPUT`` node (a responder's answer).
 
 Shared by the bridge (HTTP 422) and the engine (a ``RunTriggered`` produced straight
 to Kafka gets the same checks). Messages name the field and say what was wrong:
@@ -14,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from switchyard.schemas.errors import InputsInvalid, Problem
-from switchyard.schemas.user_inputs import InputProperty
+from switchyard.schemas.user_inputs import InputProperty, UserInputs
 from switchyard.schemas.workflow import SelfServeTriggerConfig
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -27,16 +28,21 @@ _TYPE_NAMES: dict[str, tuple[type, ...]] = {
 }
 
 
-def validate_inputs(trigger: SelfServeTriggerConfig, inputs: object) -> dict[str, Any]:
+def validate_inputs(
+    form: SelfServeTriggerConfig | UserInputs, inputs: object, *, of: str = "this trigger"
+) -> dict[str, Any]:
     """Return the inputs to run with (defaults applied), or raise :class:`InputsInvalid`.
 
-    Keys that are not inputs of the trigger are refused; ``null`` counts as not given.
+    ``form`` is a trigger (its ``userInputs``) or a form itself (an ``INPUT`` node's,
+    ``of`` then names it in messages). Keys that are not inputs of the form are
+    refused; ``null`` counts as not given.
     """
     if not isinstance(inputs, Mapping):
         raise InputsInvalid([("inputs", f"must be an object (got {type(inputs).__name__})")])
-    form = trigger.user_inputs
+    if isinstance(form, SelfServeTriggerConfig):
+        form = form.user_inputs
     problems: list[Problem] = [
-        (f"inputs.{key}", f"is not an input of this trigger{_known(form.properties)}")
+        (f"inputs.{key}", f"is not an input of {of}{_known(form.properties)}")
         for key in inputs
         if key not in form.properties
     ]

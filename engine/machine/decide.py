@@ -15,12 +15,14 @@ from switchyard.engine.machine.handlers import (
     on_timer_fired,
 )
 from switchyard.engine.machine.options import MachineOptions
+from switchyard.engine.machine.responses import on_input_responded
 from switchyard.engine.machine.state import RunState, clone_state
 from switchyard.engine.machine.step import Step
 from switchyard.engine.machine.trigger import on_run_triggered
 from switchyard.engine.templates import Templates
 from switchyard.schemas import (
     InboxEvent,
+    InputResponded,
     NodeRunUpdated,
     RunCommand,
     RunTriggered,
@@ -36,6 +38,7 @@ _HANDLERS: dict[type, _Handler] = {
     NodeRunUpdated: on_node_run_updated,
     RunCommand: on_run_command,
     TimerFired: on_timer_fired,
+    InputResponded: on_input_responded,
 }
 
 

@@ -190,6 +190,13 @@ RejectionCode = Literal[
     "run_in_progress",
     "invalid_rerun",
     "unknown_event",
+    # InputResponded (approval.py); a report that would complete an INPUT node run.
+    "not_an_input",
+    "unknown_button",
+    "duplicate_response",
+    "already_responded",
+    "input_closed",
+    "input_needs_response",
 ]
 
 

@@ -9,6 +9,7 @@ that arrive for a cancelled node run are rejected as ``node_run_frozen``.
 
 from __future__ import annotations
 
+from switchyard.engine.machine.approval import late_logs
 from switchyard.engine.machine.effects import Decision, reject
 from switchyard.engine.machine.nodes import start_node
 from switchyard.engine.machine.outcome import FailureCause, cancelled, complete, fail
@@ -17,6 +18,7 @@ from switchyard.engine.machine.state import NodeRunState, RunState
 from switchyard.engine.machine.step import Step
 from switchyard.engine.machine.walk import advance
 from switchyard.schemas import (
+    InputConfig,
     NodeRunUpdated,
     RunCommand,
     TimerFired,
@@ -34,6 +36,8 @@ def on_node_run_updated(state: RunState, step: Step, event: NodeRunUpdated) -> D
             state, "unknown_node_run", f"run {state.run_id} has no node run {event.node_run_id}"
         )
     if not node_run.in_flight:
+        if _late_notification(step, node_run, event):
+            return late_logs(state, step, node_run, event)
         if node_run.timed_out:
             # The engine ended it at its deadline; the worker just learnt too late.
             return reject(
@@ -53,6 +57,12 @@ def on_node_run_updated(state: RunState, step: Step, event: NodeRunUpdated) -> D
             "node_run_frozen",
             f"node run {event.node_run_id} is COMPLETED ({node_run.result}); it can't change",
         )
+    if (event.status != "IN_PROGRESS" or event.output is not None) and _is_input(step, node_run):
+        return reject(
+            state, "input_needs_response",
+            f"node run {event.node_run_id} is an INPUT: its responders complete it "
+            "(POST /v1/workflows/nodes/runs/{id}/respond), a report may only add logs",
+        )  # fmt: skip
     _apply_progress(step, node_run, event)
     if event.status == "IN_PROGRESS":
         step.emit("nodeRun.updated", node_run)
@@ -71,6 +81,19 @@ def on_node_run_updated(state: RunState, step: Step, event: NodeRunUpdated) -> D
         cancelled(step, node_run, raw)
     advance(step)
     return step.decision()
+
+
+def _is_input(step: Step, node_run: NodeRunState) -> bool:
+    node = step.graph.nodes.get(node_run.node)
+    return node is not None and isinstance(node.config, InputConfig)
+
+
+def _late_notification(step: Step, node_run: NodeRunState, event: NodeRunUpdated) -> bool:
+    """Log lines of an INPUT's notification that arrive after the node run ended."""
+    return (
+        event.status == "IN_PROGRESS" and event.output is None and bool(event.logs)
+        and _is_input(step, node_run)
+    )  # fmt: skip
 
 
 def _apply_progress(step: Step, node_run: NodeRunState, event: NodeRunUpdated) -> None:

@@ -12,6 +12,7 @@ fails fails the node with an ERROR log naming the expression.
 | KAFKA                | PublishNodeRunRequest   | the consumer's PATCH or NodeRunUpdated     |
 | INTEGRATION_ACTION   | MarkPendingClaim        | claim → ack → PATCH by a worker            |
 | UPSERT_ENTITY        | PublishEntityRequest    | the entity executor's NodeRunUpdated       |
+| INPUT                | notifications (approval.py) | its responders' InputResponded         |
 
 UPSERT_ENTITY is written by a built-in executor rather than in the engine's apply
 step: the write needs the entity's current state (a merge, the event's ``before``)
@@ -29,6 +30,7 @@ import orjson
 
 from switchyard.engine.machine.agent import agent_polls, start_agent_webhook
 from switchyard.engine.machine.ai import start_ai
+from switchyard.engine.machine.approval import start_input
 from switchyard.engine.machine.context import template_context
 from switchyard.engine.machine.effects import (
     MarkPendingClaim,
@@ -36,7 +38,7 @@ from switchyard.engine.machine.effects import (
     PublishNodeRunRequest,
     PublishWebhookRequest,
 )
-from switchyard.engine.machine.outcome import complete, describe, fail
+from switchyard.engine.machine.outcome import apply_labels, complete, describe, fail
 from switchyard.engine.machine.state import NodeRunState
 from switchyard.engine.machine.step import Step
 from switchyard.engine.templates import TemplatesUnavailable
@@ -45,12 +47,12 @@ from switchyard.schemas import (
     AiConfig,
     ConditionConfig,
     EntityRequest,
+    InputConfig,
     IntegrationActionConfig,
     KafkaConfig,
     Node,
     NodeRunContext,
     NodeRunRequest,
-    StatusLabel,
     UpsertEntityConfig,
     WebhookConfig,
     WebhookRequest,
@@ -77,6 +79,8 @@ def start_node(step: Step, node: Node, attempt: int = 1, retry_of: str | None = 
         start_ai(step, node, node_run, config)
     elif isinstance(config, UpsertEntityConfig):
         _start_upsert(step, node, node_run, config)
+    elif isinstance(config, InputConfig):
+        start_input(step, node, node_run, config)
     else:  # a second trigger can't be reached: parse_workflow forbids edges into triggers
         fail(step, node_run, f"{config.type} nodes can't run inside a run")
     if node_run.in_flight:
@@ -93,8 +97,8 @@ def node_timeout(step: Step, node: Node) -> float | None:
         return None
     if isinstance(config, WebhookConfig | KafkaConfig | IntegrationActionConfig):
         return config.timeout_seconds or step.options.default_timeout_s
-    if isinstance(config, UpsertEntityConfig):
-        return config.timeout_seconds
+    if isinstance(config, UpsertEntityConfig | InputConfig):
+        return config.timeout_seconds  # an approval waits for people: no default
     if isinstance(config, AiConfig | AiAgentConfig):
         return config.timeout_seconds  # the executor bounds each call as well
     return None
@@ -145,7 +149,7 @@ def _run_condition(step: Step, node_run: NodeRunState, config: ConditionConfig) 
             return
         if value is True:
             step.log(node_run, "INFO", f"outlet {outlet.identifier!r} matched")
-            _label(step, node_run, outlet.status_label, outlet.workflow_status_label)
+            apply_labels(step, node_run, outlet.status_label, outlet.workflow_status_label)
             selected = {"identifier": outlet.identifier, "title": outlet.title}
             edges = step.graph.outlet_edge(node_run.node, outlet.identifier)
             complete(step, node_run, {"selectedOutlet": selected, "fallback": False}, edges)
@@ -159,18 +163,6 @@ def _run_condition(step: Step, node_run: NodeRunState, config: ConditionConfig) 
         else "no outlet matched and there is no fallback: this branch ends",
     )
     complete(step, node_run, {"selectedOutlet": None, "fallback": True}, edges)
-
-
-def _label(step: Step, node_run: NodeRunState, node_label: Any, run_label: Any) -> None:
-    """The taken outlet's ``statusLabel`` on the node run, its ``workflowStatusLabel``
-    on the run (a label without text is not shown)."""
-    for label, target in ((node_label, node_run), (run_label, step.state)):
-        if isinstance(label, dict) and isinstance(label.get("text"), str) and label["text"]:
-            variant = label.get("variant")
-            target.status_label = StatusLabel(
-                text=label["text"][:200],
-                variant=variant[:40] if isinstance(variant, str) else None,
-            )
 
 
 def _start_webhook(step: Step, node: Node, node_run: NodeRunState, config: WebhookConfig) -> None:

@@ -12,10 +12,13 @@ from typing import Literal
 class MachineOptions:
     """``default_timeout_s``: the deadline of waiting action nodes that set no
     ``timeoutSeconds`` (``SWITCHYARD_DEFAULT_NODE_TIMEOUT_S``). ``ai_configured``: an
-    OpenAI-compatible endpoint is set (``SWITCHYARD_AI_BASE_URL``), so AI nodes run."""
+    OpenAI-compatible endpoint is set (``SWITCHYARD_AI_BASE_URL``), so AI nodes run.
+    ``email_configured``: an SMTP server is set (``SWITCHYARD_SMTP_HOST``), so INPUT
+    nodes' email notifications are sent."""
 
     default_timeout_s: float | None = None
     ai_configured: bool = False
+    email_configured: bool = False
     # How Port's execution agent takes ``agent: true`` webhooks: from <org id>.runs
     # (KAFKA, the default) or by claiming as _PORT_EXEC_AGENT (POLLING): what the
     # organization's settings say (``portAgentStreamerName``), read once per batch.

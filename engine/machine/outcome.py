@@ -18,7 +18,7 @@ from switchyard.engine.machine.context import variables_context
 from switchyard.engine.machine.state import NodeRunState
 from switchyard.engine.machine.step import Step
 from switchyard.engine.templates import TemplateError, TemplatesUnavailable
-from switchyard.schemas import Node, RetryPolicy
+from switchyard.schemas import Node, RetryPolicy, StatusLabel
 
 # Why an action node failed, as a retry policy's ``retryOn`` names it.
 FailureCause = Literal["failure", "timeout"]
@@ -133,3 +133,15 @@ def cancelled(step: Step, node_run: NodeRunState, raw: Any) -> None:
     step.close_node_run(node_run, "CANCELLED", raw)
     step.cancel_in_flight(f"cancelled: node {node_run.node!r} was cancelled")
     step.finish_run("CANCELLED")
+
+
+def apply_labels(step: Step, node_run: NodeRunState, node_label: Any, run_label: Any) -> None:
+    """The taken outlet's ``statusLabel`` on the node run, its ``workflowStatusLabel``
+    on the run (a label without text is not shown): CONDITION and INPUT outlets."""
+    for label, target in ((node_label, node_run), (run_label, step.state)):
+        if isinstance(label, dict) and isinstance(label.get("text"), str) and label["text"]:
+            variant = label.get("variant")
+            target.status_label = StatusLabel(
+                text=label["text"][:200],
+                variant=variant[:40] if isinstance(variant, str) else None,
+            )

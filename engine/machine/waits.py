@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from switchyard.engine.machine.graph import Graph
 from switchyard.engine.machine.state import NodeRunState, RunState
-from switchyard.schemas import IntegrationActionConfig, Wait, WaitKind, WebhookConfig
+from switchyard.schemas import InputConfig, IntegrationActionConfig, Wait, WaitKind, WebhookConfig
 
 
 def waits(state: RunState, graph: Graph) -> list[Wait]:
@@ -34,4 +34,6 @@ def _kind(node_run: NodeRunState, graph: Graph) -> WaitKind:
         return "claim"
     if isinstance(config, WebhookConfig) and config.synchronized and not config.agent:
         return "http"
+    if isinstance(config, InputConfig):
+        return "approval"
     return "worker"  # KAFKA, an async webhook's receiver, Port's execution agent
