@@ -24,6 +24,7 @@ import uvicorn
 
 from switchyard.bridge.app import create_app
 from switchyard.consumers.ai import AiService
+from switchyard.consumers.entities import EntityService
 from switchyard.consumers.kafka_worker import KafkaWorker
 from switchyard.consumers.webhook import WebhookService
 from switchyard.engine.scheduler import SchedulerService
@@ -100,15 +101,19 @@ async def _stop_within(stopping: Coroutine[Any, Any, None], grace: float, what: 
 
 
 async def run_executor(settings: Settings, ready_file: Path | None) -> None:
-    """The built-in executors in one process: webhooks, and AI nodes (which fail
-    saying how to configure an endpoint when SWITCHYARD_AI_BASE_URL is unset)."""
+    """The built-in executors in one process: webhooks, AI nodes (which fail saying
+    how to configure an endpoint when SWITCHYARD_AI_BASE_URL is unset), UPSERT_ENTITY
+    nodes, and the relay of entity events a crash left in the outbox."""
+    redis = aioredis.Redis.from_url(settings.redis_url)
     async with httpx.AsyncClient() as http, EventProducer(settings) as producer:
         clock = lambda: datetime.now(UTC)  # noqa: E731
         webhooks = WebhookService(settings, producer, http, clock).loop
         ai = AiService(settings, producer, http, clock).loop
-        loops: list[KafkaWorker[Any]] = [webhooks, ai]
+        entities = EntityService(settings, producer, redis, clock)
+        loops: list[KafkaWorker[Any]] = [webhooks, ai, entities.loop]
         for loop in loops:
             await loop.start()
+        await entities.relay.start()
         tasks = [asyncio.create_task(loop.run()) for loop in loops]
         try:
             with _ready(ready_file):
@@ -121,8 +126,10 @@ async def run_executor(settings: Settings, ready_file: Path | None) -> None:
                 await asyncio.gather(*tasks)
                 for loop in loops:
                     await loop.stop()
+                await entities.relay.stop()
 
             await _stop_within(drain(), settings.shutdown_grace_s, "executor")
+            await redis.aclose()
 
 
 async def run_timers(settings: Settings, ready_file: Path | None) -> None:
