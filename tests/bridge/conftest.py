@@ -11,14 +11,17 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from switchyard.bridge.app import create_app
 from switchyard.bridge.credentials import hash_secret
 from switchyard.engine.service import EngineService
 from switchyard.engine.templates import JqTemplates, TemplateLimits
+from switchyard.engine.trigger_matcher import TriggerMatcher
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
+from switchyard.topics.producer import EventProducer
 from tests.bridge.support import SECRET, TOKEN_SECRET, Api
 
 ACTORS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -72,3 +75,21 @@ async def api(bridge_settings: Settings) -> AsyncIterator[Api]:
 @pytest.fixture
 def wf_id() -> str:
     return f"wf-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def matcher(bridge_settings: Settings) -> AsyncIterator[TriggerMatcher]:
+    """The trigger matcher, in a consumer group of its own (sessions share the broker)."""
+    settings = bridge_settings.model_copy(
+        update={"triggers_group": f"triggers-{uuid.uuid4().hex[:8]}"}
+    )
+    client = aioredis.Redis.from_url(settings.redis_url)
+    with JqTemplates(TemplateLimits.from_settings(settings)) as templates:
+        async with EventProducer(settings) as producer:
+            service = TriggerMatcher(settings, client, producer, templates)
+            await service.start()
+            try:
+                yield service
+            finally:
+                await service.stop()
+    await client.aclose()

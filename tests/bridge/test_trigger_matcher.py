@@ -4,7 +4,6 @@ exactly one run per matching EVENT_TRIGGER, also when an event is delivered twic
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +12,6 @@ import redis.asyncio as aioredis
 
 from switchyard.engine.service import EngineService
 from switchyard.engine.store import keys
-from switchyard.engine.templates import JqTemplates, TemplateLimits
 from switchyard.engine.trigger_matcher import TriggerMatcher
 from switchyard.schemas.entities import EntityEvent
 from switchyard.schemas.settings import Settings
@@ -23,23 +21,6 @@ from tests.bridge.support import Api
 from tests.helpers import until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def matcher(bridge_settings: Settings) -> AsyncIterator[TriggerMatcher]:
-    settings = bridge_settings.model_copy(
-        update={"triggers_group": f"triggers-{uuid.uuid4().hex[:8]}"}
-    )
-    client = aioredis.Redis.from_url(settings.redis_url)
-    with JqTemplates(TemplateLimits.from_settings(settings)) as templates:
-        async with EventProducer(settings) as producer:
-            service = TriggerMatcher(settings, client, producer, templates)
-            await service.start()
-            try:
-                yield service
-            finally:
-                await service.stop()
-    await client.aclose()
 
 
 def on_event(identifier: str, blueprint: str, kind: str, condition: list[str] | None = None
