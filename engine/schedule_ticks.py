@@ -35,6 +35,18 @@ class DueTick:
     skipped_more: bool = False
 
 
+def _after(last_fired: datetime | None, defined_at: datetime) -> datetime:
+    """Only ticks later than this may fire."""
+    return defined_at if last_fired is None else max(last_fired, defined_at)
+
+
+def next_tick(cron: str, *, last_fired: datetime | None, defined_at: datetime) -> datetime:
+    """The first tick that may fire: ``due_tick`` is None exactly while ``now`` is
+    before it (the scheduler keeps it, so a pass need not evaluate every cron)."""
+    next_one: datetime = croniter(cron, _after(last_fired, defined_at)).get_next(datetime)
+    return next_one
+
+
 def due_tick(
     cron: str, *, last_fired: datetime | None, defined_at: datetime, now: datetime
 ) -> DueTick | None:
@@ -43,7 +55,7 @@ def due_tick(
     ``last_fired`` is the last tick fired for this schedule (None: never),
     ``defined_at`` when the version being fired was saved.
     """
-    after = defined_at if last_fired is None else max(last_fired, defined_at)
+    after = _after(last_fired, defined_at)
     tick = latest_tick(cron, now)
     if tick <= after:
         return None

@@ -30,7 +30,7 @@ from importlib import resources
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from switchyard.engine.schedule_ticks import DueTick, due_tick
+from switchyard.engine.schedule_ticks import DueTick, due_tick, next_tick
 from switchyard.engine.store import keys
 from switchyard.engine.store.workflows import LiveVersion, WorkflowStore
 from switchyard.schemas import RunTriggered, ScheduleTriggerConfig, encode, format_timestamp
@@ -111,6 +111,9 @@ class SchedulerService:
         # The published schedule triggers of each (workflow, version) seen: versions
         # never change, so each is parsed once; pruned to the live versions every pass.
         self._versions: dict[tuple[str, int], tuple[tuple[str, str], ...]] = {}
+        # The first tick that may fire of each (workflow, node, version, tick recorded):
+        # before it a schedule costs a lookup, not a cron evaluation (~0.5 ms).
+        self._next: dict[tuple[str, str, int, str], datetime] = {}
         self._wake = asyncio.Event()
         self._state = "new"
         self._task: asyncio.Task[None] | None = None
@@ -219,12 +222,21 @@ class SchedulerService:
                 pipe.hget(keys.schedule(schedule.workflow, schedule.node), "tick")
             recorded = await pipe.execute()
         firings = []
+        waiting: dict[tuple[str, str, int, str], datetime] = {}
         for schedule, raw in zip(schedules, recorded, strict=True):
             read = _text(raw) if raw is not None else ""
             last = datetime.fromisoformat(read) if read else None
+            key = (schedule.workflow, schedule.node, schedule.version, read)
+            first = self._next.get(key)
+            if first is None:
+                first = next_tick(schedule.cron, last_fired=last, defined_at=schedule.defined_at)
+            waiting[key] = first
+            if now < first:
+                continue
             due = due_tick(schedule.cron, last_fired=last, defined_at=schedule.defined_at, now=now)
             if due is not None:
                 firings.append(Firing(schedule, read, due))
+        self._next = waiting
         return firings
 
     async def _fire(self, firings: Sequence[Firing], now: datetime) -> None:

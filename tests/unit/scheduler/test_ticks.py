@@ -4,11 +4,11 @@ missed ones reported; ``latest_tick`` at exact ticks and between them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from switchyard.engine.schedule_ticks import SKIPPED_COUNT_MAX, DueTick, due_tick
+from switchyard.engine.schedule_ticks import SKIPPED_COUNT_MAX, DueTick, due_tick, next_tick
 from switchyard.engine.scheduler import schedule_run_id
 from switchyard.schemas.cron import latest_tick
 
@@ -100,3 +100,23 @@ def test_the_run_id_is_a_function_of_workflow_node_and_tick() -> None:
     }
     assert run not in others
     assert len(others) == 3
+
+
+@pytest.mark.parametrize(
+    ("last_fired", "defined_at", "first"),
+    [
+        (None, at(9, 3), at(9, 5)),
+        (None, at(9, 5), at(9, 10)),
+        (at(9, 5), at(9, 3), at(9, 10)),
+        (at(9, 5), at(9, 12), at(9, 15)),
+    ],
+)
+def test_nothing_is_due_exactly_until_the_next_tick(
+    last_fired: datetime | None, defined_at: datetime, first: datetime
+) -> None:
+    assert next_tick(EVERY_5, last_fired=last_fired, defined_at=defined_at) == first
+    before = first.replace(second=0) - timedelta(microseconds=1)
+    assert due_tick(EVERY_5, last_fired=last_fired, defined_at=defined_at, now=before) is None
+    due = due_tick(EVERY_5, last_fired=last_fired, defined_at=defined_at, now=first)
+    assert due is not None
+    assert due.tick == first
