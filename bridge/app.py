@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from switchyard.bridge import (
     action_runs,
+    approvals,
     auth,
     claims,
     entities,
@@ -87,7 +88,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app.add_middleware(BodyLimit, max_bytes=settings.request_body_max_bytes)
     # Runs first: /v1/workflows/runs must not be read as the workflow "runs".
     routers = (auth, runs, reruns, node_runs, claims, workflows, integrations, organization,
-               action_runs, entities)  # fmt: skip
+               action_runs, entities, approvals)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     return app

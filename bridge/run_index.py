@@ -3,7 +3,9 @@
 Each filter is a union of index sets (``statuses=A&statuses=B`` → status:A or status:B);
 the filters are intersected, in one MULTI, into a temporary sorted set that is read
 newest first with ``offset``/``limit`` and then dropped. A Member's visibility is one
-more filter: their own runs or the runs of workflows that let anyone view runs.
+more filter: their own runs, the runs of workflows that let anyone view runs, or the
+runs of the workflow versions whose INPUT nodes they answer (each the intersection
+of the workflow's and the version's index).
 
 ``stuck=true`` (:func:`find_stuck`) reads the unfinished runs among those (the
 IN_PROGRESS and CANCELLING indexes) page by page and keeps the ones whose
@@ -23,6 +25,7 @@ from redis.asyncio.client import Pipeline
 
 from switchyard.bridge.context import BridgeContext
 from switchyard.bridge.credentials import Actor
+from switchyard.bridge.responders import responds_to
 from switchyard.bridge.views import LoadedRun, allow_anyone, load_run
 from switchyard.engine.machine.graph import Graph
 from switchyard.engine.machine.state import load_state
@@ -52,17 +55,42 @@ def temp_key(tag: str) -> str:
     return f"{keys.PREFIX}bridge:tmp:{tag}"
 
 
-async def _member_visible(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[str]:
-    """Index sets whose union is what a Member may see."""
+# An index set, or the intersection of several (a workflow's runs of one version).
+Source = str | tuple[str, ...]
+
+
+async def _member_visible(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[Source]:
+    """Index sets whose union is what a Member may see: their own runs, the runs of
+    workflows that let anyone view them, and the runs of the versions whose INPUT
+    nodes they answer."""
     if query.workflow_identifiers:
         candidates = query.workflow_identifiers
     else:
         candidates = [_text(w) for w in await ctx.redis.zrange(keys.WORKFLOWS, 0, -1)]
-    open_ones = [w for w in candidates if await allow_anyone(ctx, w)]
-    return [keys.runs_by(actor.name)] + [keys.runs_of_workflow(w) for w in open_ones]
+    visible: list[Source] = [keys.runs_by(actor.name)]
+    for workflow in candidates:
+        if await allow_anyone(ctx, workflow):
+            visible.append(keys.runs_of_workflow(workflow))
+            continue
+        for version in await _answered_versions(ctx, actor, workflow):
+            visible.append((keys.runs_of_workflow(workflow), keys.runs_of_version(version)))
+    return visible
 
 
-async def _groups(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[list[str]]:
+async def _answered_versions(ctx: BridgeContext, actor: Actor, identifier: str) -> list[int]:
+    """The versions of workflow ``identifier`` with an INPUT node ``actor`` answers
+    (versions are immutable and the store caches them: a read per version once)."""
+    meta = await ctx.workflows.meta(identifier)
+    latest = int(meta["version"]) if "version" in meta else 0
+    found = []
+    for version in range(1, latest + 1):
+        workflow = await ctx.workflows.get(identifier, version)
+        if workflow is not None and responds_to(actor, workflow):
+            found.append(version)
+    return found
+
+
+async def _groups(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[list[Source]]:
     """One list of index keys per filter: the union of each, intersected together."""
     pairs = (
         (query.workflow_identifiers, keys.runs_of_workflow),
@@ -70,7 +98,9 @@ async def _groups(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[lis
         (query.statuses, keys.runs_with_status),
         (query.results, keys.runs_with_result),
     )
-    groups = [[key(value) for value in values] for values, key in pairs if values]
+    groups: list[list[Source]] = [
+        [key(value) for value in values] for values, key in pairs if values
+    ]
     if query.workflow_versions:
         groups.append([keys.runs_of_version(v) for v in query.workflow_versions])
     if not actor.is_privileged:
@@ -161,15 +191,17 @@ async def _matching(ctx: BridgeContext, actor: Actor, query: RunQuery) -> AsyncI
             await ctx.redis.delete(*temps)
 
 
-def _combine(pipe: Pipeline, groups: list[list[str]], tag: str, temps: list[str]) -> str:
+def _combine(pipe: Pipeline, groups: list[list[Source]], tag: str, temps: list[str]) -> str:
     """Queue the unions and the intersection; returns the key holding the result."""
     sources = []
     for index, group in enumerate(groups):
-        if len(group) == 1:
-            sources.append(group[0])
+        keys_of = [_single(pipe, source, f"{tag}:{index}:{n}", temps)
+                   for n, source in enumerate(group)]  # fmt: skip
+        if len(keys_of) == 1:
+            sources.append(keys_of[0])
             continue
         union = temp_key(f"{tag}:{index}")
-        pipe.zunionstore(union, group, aggregate="MAX")
+        pipe.zunionstore(union, keys_of, aggregate="MAX")
         temps.append(union)
         sources.append(union)
     if not sources:
@@ -178,6 +210,16 @@ def _combine(pipe: Pipeline, groups: list[list[str]], tag: str, temps: list[str]
         return sources[0]
     target = temp_key(tag)
     pipe.zinterstore(target, sources, aggregate="MAX")
+    temps.append(target)
+    return target
+
+
+def _single(pipe: Pipeline, source: Source, tag: str, temps: list[str]) -> str:
+    """``source``'s key; an intersection is queued into a scratch set first."""
+    if isinstance(source, str):
+        return source
+    target = temp_key(tag)
+    pipe.zinterstore(target, source, aggregate="MAX")
     temps.append(target)
     return target
 

@@ -8,6 +8,7 @@ from switchyard.bridge.context import BridgeContext
 from switchyard.bridge.credentials import Actor
 from switchyard.bridge.errors import not_found
 from switchyard.bridge.permissions import may_view
+from switchyard.bridge.responders import responds_to
 from switchyard.engine.machine.projection import to_workflow_run
 from switchyard.engine.machine.state import RunState
 from switchyard.schemas import Workflow, WorkflowRun
@@ -38,17 +39,25 @@ async def allow_anyone(ctx: BridgeContext, identifier: str) -> bool:
     return workflow is not None and workflow.allow_anyone_to_view_runs
 
 
-async def can_view(ctx: BridgeContext, actor: Actor, state: RunState) -> bool:
+async def can_view(
+    ctx: BridgeContext, actor: Actor, state: RunState, workflow: Workflow | None = None
+) -> bool:
+    """SPEC §6; ``workflow`` is the run's pinned version when the caller has it (its
+    INPUT nodes' responders may view the run)."""
     if actor.is_privileged or state.created_by == actor.name:
         return True
-    return may_view(actor, state.created_by, await allow_anyone(ctx, state.workflow_identifier))
+    if may_view(actor, state.created_by, await allow_anyone(ctx, state.workflow_identifier)):
+        return True
+    if workflow is None:
+        workflow = await ctx.workflows.get(state.workflow_identifier, state.workflow_version)
+    return workflow is not None and responds_to(actor, workflow)
 
 
 async def visible_run(ctx: BridgeContext, actor: Actor, run_id: str) -> LoadedRun:
     """The run, or 404 when it is missing or the actor may not see it (the same answer,
     so that a run's existence does not leak)."""
     loaded = await load_run(ctx, run_id)
-    if loaded is None or not await can_view(ctx, actor, loaded.state):
+    if loaded is None or not await can_view(ctx, actor, loaded.state, loaded.workflow):
         raise not_found(f"workflow run {run_id} not found")
     return loaded
 

@@ -151,6 +151,7 @@ def claim(node_run_id: str) -> str:
 # | ``sy:bridge:idem:<client>:<workflow>:<key>`` | string: the run id an Idempotency-Key started (SET NX) | bridge | ``idempotency_ttl_seconds`` |
 # | ``sy:bridge:tmp:<uuid>[:<n>]`` | sorted set: scratch union/intersection of run indexes for one list query | bridge | deleted after the query; 30 s TTL |
 # | ``sy:bridge:integration:<id>`` | string: an integration's JSON document (``POST/PATCH /v1/integration``) | bridge | forever |
+# | ``sy:bridge:answered:<node run>`` | hash: responder → the run id, set (HSETNX) before an INPUT answer is produced, so a responder's second answer is a 409 even when both race | bridge | 30 days TTL (the engine's state holds the answers for good) |
 # | ``sy:bridge:ext:<external run id>`` | string: the node run a PATCH gave that ``externalRunId``, before the engine has applied it (read-your-writes for the lookup) | bridge | 10 min TTL |
 # ---------------------------------------------------------------------------
 
@@ -161,3 +162,7 @@ def integration(identifier: str) -> str:
 
 def reported_external_run(external_run_id: str) -> str:
     return f"{PREFIX}bridge:ext:{external_run_id}"
+
+
+def answered(node_run_id: str) -> str:
+    return f"{PREFIX}bridge:answered:{node_run_id}"
