@@ -13,21 +13,19 @@ Admins and machine credentials may do everything. The rest:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from switchyard.bridge.credentials import Actor
+from switchyard.bridge.policy_facts import facts_of
 from switchyard.schemas import SelfServeTriggerConfig
 from switchyard.schemas.policy import PolicyFacts, allows
 
 
 def may_run(
-    actor: Actor, trigger: SelfServeTriggerConfig, form: Mapping[str, Any] | None = None
+    actor: Actor, trigger: SelfServeTriggerConfig, facts: PolicyFacts | None = None
 ) -> bool:
     """Whether ``actor`` may run ``trigger``: Admins and machines always; others when a
     static entry (role, user, team) names them, or else when the ``policy`` allows
-    them with ``form`` (the validated inputs; None when listing workflows, where a
-    policy that depends on the form counts as a way in)."""
+    them (``facts``: bridge/policy_facts.py; without a form, as when listing
+    workflows, a policy that depends on the form counts as a way in)."""
     if actor.is_privileged:
         return True
     rules = trigger.permissions
@@ -39,17 +37,7 @@ def may_run(
         return True
     if rules.policy is None:
         return False
-    return allows(rules.policy, policy_facts(actor, form)) is not False
-
-
-def policy_facts(actor: Actor, form: Mapping[str, Any] | None) -> PolicyFacts:
-    """The caller as a policy sees it (``user``, ``userTeams``) and the form."""
-    user = {
-        "$identifier": actor.name, "$title": actor.name, "email": actor.name,
-        "port_role": actor.role, "$team": list(actor.teams),
-    }  # fmt: skip
-    teams = [{"$identifier": team, "$title": team} for team in actor.teams]
-    return PolicyFacts(user=user, user_teams=teams, form=form)
+    return allows(rules.policy, facts or facts_of(actor)) is not False
 
 
 def may_view(actor: Actor, created_by: str, allow_anyone: bool) -> bool:

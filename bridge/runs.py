@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
@@ -30,6 +31,7 @@ from switchyard.bridge.models import (
     WorkflowRunsResponse,
 )
 from switchyard.bridge.permissions import may_cancel, may_list_stuck, may_run
+from switchyard.bridge.policy_facts import caller_facts, needs_facts
 from switchyard.bridge.run_index import RunQuery, find_runs, find_stuck
 from switchyard.bridge.views import project, visible_run
 from switchyard.engine.machine.trigger import pick_trigger
@@ -87,10 +89,11 @@ async def trigger_run(
     assert isinstance(trigger.config, SelfServeTriggerConfig)
     if not trigger.config.published:
         raise invalid(f"body.nodeIdentifier: trigger {trigger.identifier} is not published")
-    if not may_run(actor, trigger.config):
+    facts = await caller_facts(ctx.redis, actor) if needs_facts(trigger.config) else None
+    if not may_run(actor, trigger.config, facts):
         raise forbidden(f"{actor.name} may not run trigger {trigger.identifier} of {workflow_id}")
     inputs = validate_inputs(trigger.config, body.inputs)
-    if not may_run(actor, trigger.config, inputs):  # a policy that reads the form says no
+    if facts is not None and not may_run(actor, trigger.config, replace(facts, form=inputs)):
         raise forbidden(
             f"{actor.name} may not run trigger {trigger.identifier} of {workflow_id} with these "
             "inputs: its permissions policy does not allow it"

@@ -13,14 +13,17 @@ from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import Response
 
 from switchyard.bridge.auth import Ctx, CurrentActor
+from switchyard.bridge.context import BridgeContext
 from switchyard.bridge.credentials import Actor
 from switchyard.bridge.errors import conflict, forbidden, invalid, json_response, not_found
 from switchyard.bridge.models import ERRORS, WorkflowResponse, WorkflowsResponse
 from switchyard.bridge.permissions import may_edit_workflows, may_run
+from switchyard.bridge.policy_facts import caller_facts
 from switchyard.engine.store import keys
 from switchyard.engine.store.workflows import WorkflowExists, WorkflowMissing
 from switchyard.schemas import SelfServeTriggerConfig, Workflow, parse_workflow
 from switchyard.schemas.ids import check_identifier
+from switchyard.schemas.policy import PolicyFacts
 
 router = APIRouter(tags=["workflows"])
 
@@ -45,12 +48,17 @@ def _dump(workflow: Workflow) -> dict[str, Any]:
     return workflow.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _may_see(actor: Actor, workflow: Workflow) -> bool:
+def _may_see(actor: Actor, workflow: Workflow, facts: PolicyFacts | None) -> bool:
     return actor.is_privileged or any(
-        may_run(actor, node.config)
+        may_run(actor, node.config, facts)
         for node in workflow.nodes
         if isinstance(node.config, SelfServeTriggerConfig)
     )
+
+
+async def _facts(ctx: BridgeContext, actor: Actor) -> PolicyFacts | None:
+    """What trigger policies read about the caller (no form: it is not known here)."""
+    return None if actor.is_privileged else await caller_facts(ctx.redis, actor)
 
 
 def _editor(actor: Actor) -> None:
@@ -84,13 +92,14 @@ async def list_workflows(
     isDeleted: Annotated[bool, Query(description="List the deleted ones instead.")] = False,
 ) -> Response:
     found = []
+    facts = await _facts(ctx, actor)
     for raw in await ctx.redis.zrange(keys.WORKFLOWS, 0, -1):
         identifier = raw.decode() if isinstance(raw, bytes) else str(raw)
         meta = await ctx.workflows.meta(identifier)
         if "version" not in meta or (meta.get("deleted") == "1") != isDeleted:
             continue
         workflow = await ctx.workflows.get(identifier, int(meta["version"]))
-        if workflow is not None and _may_see(actor, workflow):
+        if workflow is not None and _may_see(actor, workflow, facts):
             found.append(_dump(workflow))
     return json_response({"ok": True, "workflows": found})
 
@@ -103,7 +112,7 @@ async def list_workflows(
 )
 async def get_workflow(workflow_id: WorkflowIdPath, ctx: Ctx, actor: CurrentActor) -> Response:
     workflow = await ctx.workflows.get(_identifier(workflow_id))
-    if workflow is None or not _may_see(actor, workflow):
+    if workflow is None or not _may_see(actor, workflow, await _facts(ctx, actor)):
         raise not_found(f"workflow {workflow_id} not found")
     return json_response({"ok": True, "workflow": _dump(workflow)})
 

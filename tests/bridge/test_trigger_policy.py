@@ -66,3 +66,35 @@ async def test_a_policy_this_server_cannot_evaluate_is_a_422(api: Api, wf_id: st
     message = response.json()["message"]
     assert "nodes[0].config.permissions.policy" in message
     assert "queries/conditions form of a policy" in message
+
+
+async def test_a_policy_reads_the_callers_user_and_team_entities(
+    api: Api, engine: EngineService, wf_id: str
+) -> None:
+    for blueprint, prop in (("_user", "department"), ("_team", "costCenter")):
+        body = {"identifier": blueprint, "title": blueprint,
+                "schema": {"properties": {prop: {"type": "string"}}}}  # fmt: skip
+        created = await api.call("POST", "/v1/blueprints", json=body)
+        assert created.status_code in (201, 409), created.text  # kept from an earlier session
+    department = f"dept-{wf_id}"
+    entities = (("_user", "member@example.com", {"department": department}),
+                ("_team", "dev", {"costCenter": department}))  # fmt: skip
+    for blueprint, identifier, properties in entities:
+        written = await api.call(
+            "POST", f"/v1/blueprints/{blueprint}/entities", params={"upsert": "true"},
+            json={"identifier": identifier, "properties": properties},
+        )  # fmt: skip
+        assert written.status_code in (200, 201), written.text
+    by_user, by_team = wf_id + "-user", wf_id + "-team"
+    user_rule = on("user", "department", "=", department)
+    await api.define(kafka_workflow(by_user, permissions={
+        "roles": [], "policy": {"rules": [user_rule]}}))  # fmt: skip
+    await api.define(kafka_workflow(by_team, permissions={
+        "roles": [], "policy": {"rules": [on("userTeams", "costCenter", "contains", department)]}
+    }))  # fmt: skip
+    for workflow in (by_user, by_team):
+        await api.trigger(workflow, {"name": "ada"}, "member")
+        other = await api.call(
+            "POST", f"/v1/workflows/{workflow}/runs", "other", json={"inputs": {"name": "ada"}}
+        )
+        assert other.status_code == 403
