@@ -27,10 +27,10 @@ async def test_create_twice_is_409(api: Api, wf_id: str) -> None:
 async def test_invalid_definition_is_422_naming_the_problem(api: Api, wf_id: str) -> None:
     definition = kafka_workflow(wf_id)
     definition["connections"].append({"sourceIdentifier": "work", "targetIdentifier": "ghost"})
-    definition["nodes"][1]["config"]["type"] = "UPSERT_ENTITY"
+    definition["nodes"][1]["config"]["type"] = "CURSOR_AGENT"
     response = await api.call("POST", "/v1/workflows", json=definition)
     assert response.status_code == 422
-    assert "nodes[1].config.type: UPSERT_ENTITY is not supported" in response.json()["message"]
+    assert "nodes[1].config.type: CURSOR_AGENT is not supported" in response.json()["message"]
     response = await api.call("POST", "/v1/workflows", json={"identifier": wf_id, "nodes": []})
     assert response.status_code == 422
     assert "nodes" in response.json()["message"]
