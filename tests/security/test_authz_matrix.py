@@ -154,6 +154,26 @@ def _blueprint(method: str, suffix: str = "", *, entity: bool = False, **kwargs:
     return make
 
 
+def approval_workflow(identifier: str, responders: dict[str, Any]) -> dict[str, Any]:
+    """trigger → ask (an INPUT node of ``responders``), runs private to their creator."""
+    ask = {"type": "INPUT", "userInputs": {"buttons": [{"identifier": "ok", "label": "OK"}]},
+           "outlets": [{"identifier": "ok"}], "responders": responders}  # fmt: skip
+    definition = kafka_workflow(identifier, permissions=TEAM, anyone=False)
+    definition["nodes"] = [definition["nodes"][0], {"identifier": "ask", "config": ask}]
+    definition["connections"] = [{"sourceIdentifier": "trigger", "targetIdentifier": "ask"}]
+    return definition
+
+
+async def _respond(world: World) -> Request:
+    """An answer to a fresh approval (an Admin's run) whose responders are the team."""
+    api = world.stack.api
+    identifier = f"mx-ask-{uuid.uuid4().hex[:8]}"
+    await api.define(approval_workflow(identifier, {"teams": [PERMITTED_TEAM]}))
+    run = await api.trigger(identifier, {"name": "x1"})
+    ask = next(nr["identifier"] for nr in run["nodeRuns"] if nr["node"]["identifier"] == "ask")
+    return "POST", f"/v1/workflows/nodes/runs/{ask}/respond", {"json": {"buttonIdentifier": "ok"}}
+
+
 async def _new_blueprint(world: World) -> Request:
     return "POST", "/v1/blueprints", {"json": {"identifier": f"mx-bp-{uuid.uuid4().hex[:8]}"}}
 
@@ -189,6 +209,12 @@ TABLE: dict[tuple[str, str], tuple[Make, tuple[int, int, int, int, int]]] = {
     ("POST", "/v1/workflows/runs/{run_id}/cancel"): (_cancel, (401, 403, 403, 200, 200)),
     # Members see the open run but did not start it: re-run is as cancel.
     ("POST", "/v1/workflows/runs/{run_id}/rerun"): (_rerun, (401, 403, 403, 201, 201)),
+    # Only responders answer; the Member who is none may not even see the run (404);
+    # Admins and machines see it but are no responders unless named (403).
+    ("POST", "/v1/workflows/nodes/runs/{node_run_id}/respond"): (
+        _respond,
+        (401, 404, 200, 403, 403),
+    ),
     ("PATCH", "/v1/workflows/nodes/runs/{node_run_id}"): (
         _fixed("PATCH", "/v1/workflows/nodes/runs/{w.node_run}", json=PROGRESS),
         (401, 403, 403, 200, 200),
@@ -479,3 +505,37 @@ async def test_a_token_of_a_removed_credential_or_with_a_forged_subject_is_refus
         )
         assert response.status_code == 401, header
         assert response.json()["ok"] is False
+
+
+async def test_responders_see_the_runs_of_the_versions_they_answer_and_no_other(
+    world: World,
+) -> None:
+    """A responder of version 1's INPUT node sees version 1's runs of a private
+    workflow (get and list, whatever the filters), not version 2's where someone else
+    answers; a Member who answers nothing sees neither."""
+    api = world.stack.api
+    identifier = f"mx-ask-{uuid.uuid4().hex[:8]}"
+    await api.define(approval_workflow(identifier, {"teams": [PERMITTED_TEAM]}))
+    answered = (await api.trigger(identifier, {"name": "v1"}))["identifier"]
+    updated = await api.call(
+        "PUT", f"/v1/workflows/{identifier}",
+        json=approval_workflow(identifier, {"users": ["nobody@example.com"]}),
+    )  # fmt: skip
+    assert updated.status_code == 200, updated.text
+    other = (await api.trigger(identifier, {"name": "v2"}))["identifier"]
+    queries = ["", f"?workflowIdentifiers={identifier}", "?workflowVersions=1",
+               "?workflowVersions=2", f"?workflowRunIdentifiers={answered},{other}",
+               f"?workflowIdentifiers={identifier}&workflowVersions=1",
+               "?statuses=IN_PROGRESS&limit=1000"]  # fmt: skip
+    for query in queries:
+        teammate = await _visible_ids(world, "teammate", query)
+        assert other not in teammate, query
+        if identifier in query or answered in query:  # others' runs can't crowd it out
+            assert answered in teammate, query
+        member = await _visible_ids(world, "member", query)
+        assert answered not in member, query
+        assert other not in member, query
+    for caller, run_id, status in (("teammate", answered, 200), ("teammate", other, 404),
+                                   ("member", answered, 404), ("member", other, 404)):  # fmt: skip
+        got = await api.call("GET", f"/v1/workflows/runs/{run_id}", caller)
+        assert got.status_code == status, (caller, run_id, got.text)
