@@ -27,7 +27,6 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import ValidationError
 
 from switchyard.engine.event_triggers import event_triggers, runs_for
-from switchyard.engine.store import keys
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.engine.templates import Templates
 from switchyard.schemas import RunTriggered, Workflow, encode
@@ -56,15 +55,11 @@ class MatchCounts:
 
 
 async def workflows_with_event_triggers(store: WorkflowStore) -> list[Workflow]:
-    """The latest live version of every workflow that has an EVENT_TRIGGER."""
-    identifiers = [
-        raw.decode() if isinstance(raw, bytes) else str(raw)
-        for raw in await store.client.zrange(keys.WORKFLOWS, 0, -1)
-    ]
-    latest = await store.latest_versions(identifiers)
+    """The latest live version of every workflow that has an EVENT_TRIGGER (parsed
+    versions come from the store's cache: a version never changes)."""
     found = []
-    for identifier, version in latest.items():
-        workflow = await store.get(identifier, version)
+    for live in await store.live_versions():
+        workflow = await store.get(live.identifier, live.version)
         if workflow is not None and event_triggers(workflow):
             found.append(workflow)
     return found
