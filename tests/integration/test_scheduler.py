@@ -238,6 +238,10 @@ async def test_each_tick_fires_once_across_two_schedulers_a_crash_a_restart_and_
         assert (event.node_identifier, event.workflow_version) == (TRIGGER, version)
         assert event.created_by == sched_settings.automation_actor
 
+    fired = f"schedule {wf}/{TRIGGER} fired "
+    fires = {r.getMessage().split(" ")[3] for r in caplog.records
+             if r.levelno == logging.INFO and r.getMessage().startswith(fired)}  # fmt: skip
+    assert fires == set(stamps(*expected))  # each fire logged at INFO
     skipped = [r.getMessage() for r in caplog.records
                if r.levelno == logging.WARNING and wf in r.getMessage()]  # fmt: skip
     assert skipped == [
