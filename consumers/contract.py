@@ -30,6 +30,7 @@ from switchyard.schemas import (
     TimerFired,
     WebhookRequest,
 )
+from switchyard.schemas.entities import EntityEvent
 from switchyard.topics.dead_letter import DeadLetter
 
 Mode = Literal["validation", "serialization"]
@@ -43,6 +44,7 @@ MESSAGES: dict[str, tuple[Any, Mode]] = {
     "TimerFired": (TimerFired, "validation"),
     "InputResponded": (InputResponded, "validation"),
     "EntityRequest": (EntityRequest, "serialization"),
+    "EntityEvent": (EntityEvent, "serialization"),
     "NodeRunRequest": (NodeRunRequest, "serialization"),
     "WebhookRequest": (WebhookRequest, "serialization"),
     "RunEvent": (RunEvent, "serialization"),
