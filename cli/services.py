@@ -15,8 +15,9 @@ import os
 import signal
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import redis.asyncio as aioredis
@@ -34,6 +35,7 @@ from switchyard.engine.timers import TimerService
 from switchyard.engine.trigger_matcher import TriggerMatcher
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
+from switchyard.topics.registry import TopicRegistry
 
 log = logging.getLogger("switchyard")
 
@@ -132,58 +134,62 @@ async def run_executor(settings: Settings, ready_file: Path | None) -> None:
             await redis.aclose()
 
 
-async def run_timers(settings: Settings, ready_file: Path | None) -> None:
+class _Loop(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def _run_loop(
+    settings: Settings,
+    ready_file: Path | None,
+    what: str,
+    build: Callable[[aioredis.Redis, EventProducer], _Loop],
+    started: str,
+) -> None:
+    """A Redis + Kafka loop service (timers, scheduler, trigger matcher) until signalled,
+    then drained for at most the shutdown grace."""
     redis = aioredis.Redis.from_url(settings.redis_url)
     try:
         async with EventProducer(settings) as producer:
-            service = TimerService(settings, redis, producer)
+            service = build(redis, producer)
             await service.start()
             try:
                 with _ready(ready_file):
-                    log.info("timers firing into %s", service.inbox)
+                    log.info("%s", started)
                     await _until_signalled()
             finally:
-                # A batch cut short stays armed in Redis and fires after a restart.
-                await _stop_within(service.stop(), settings.shutdown_grace_s, "timers")
+                await _stop_within(service.stop(), settings.shutdown_grace_s, what)
     finally:
         await redis.aclose()
+
+
+async def run_timers(settings: Settings, ready_file: Path | None) -> None:
+    # A batch cut short stays armed in Redis and fires after a restart.
+    inbox = TopicRegistry.from_settings(settings).inbox.name
+    build = partial(TimerService, settings)
+    await _run_loop(settings, ready_file, "timers", build, f"timers firing into {inbox}")
 
 
 async def run_scheduler(settings: Settings, ready_file: Path | None) -> None:
-    redis = aioredis.Redis.from_url(settings.redis_url)
-    try:
-        async with EventProducer(settings) as producer:
-            service = SchedulerService(settings, redis, producer)
-            await service.start()
-            try:
-                with _ready(ready_file):
-                    log.info("scheduler firing schedule triggers into %s", service.inbox)
-                    await _until_signalled()
-            finally:
-                # A tick produced but not recorded fires again (same run id) after a restart.
-                await _stop_within(service.stop(), settings.shutdown_grace_s, "scheduler")
-    finally:
-        await redis.aclose()
+    # A tick produced but not recorded fires again (same run id) after a restart.
+    inbox = TopicRegistry.from_settings(settings).inbox.name
+    build = partial(SchedulerService, settings)
+    started = f"scheduler firing schedule triggers into {inbox}"
+    await _run_loop(settings, ready_file, "scheduler", build, started)
 
 
 async def run_triggers(settings: Settings, ready_file: Path | None) -> None:
-    """The trigger matcher: entity events start the runs of matching EVENT_TRIGGERs."""
-    redis = aioredis.Redis.from_url(settings.redis_url)
-    try:
-        with JqTemplates(TemplateLimits.from_settings(settings)) as templates:
-            async with EventProducer(settings) as producer:
-                matcher = TriggerMatcher(settings, redis, producer, templates)
-                await matcher.start()
-                try:
-                    with _ready(ready_file):
-                        log.info("trigger matcher consuming %s", matcher.topic)
-                        await _until_signalled()
-                finally:
-                    # A batch cut short is redelivered: its run ids are derived, so the
-                    # engine creates each run once.
-                    await _stop_within(matcher.stop(), settings.shutdown_grace_s, "triggers")
-    finally:
-        await redis.aclose()
+    """The trigger matcher: entity events start the runs of matching EVENT_TRIGGERs. A
+    batch cut short is redelivered: its run ids are derived, so each run starts once."""
+    topic = TopicRegistry.from_settings(settings).entity_events.name
+    with JqTemplates(TemplateLimits.from_settings(settings)) as templates:
+
+        def build(redis: aioredis.Redis, producer: EventProducer) -> _Loop:
+            return TriggerMatcher(settings, redis, producer, templates)
+
+        started = f"trigger matcher consuming {topic}"
+        await _run_loop(settings, ready_file, "triggers", build, started)
 
 
 async def run_bridge(settings: Settings, ready_file: Path | None) -> None:
