@@ -26,7 +26,7 @@ from switchyard.bridge.runs import RunIdPath
 from switchyard.bridge.views import LoadedRun, load_run, project
 from switchyard.engine.machine.state import NodeRunState
 from switchyard.engine.store import keys
-from switchyard.schemas import LogEntry, NodeRunUpdated, encode, node_uid
+from switchyard.schemas import InputConfig, LogEntry, NodeRunUpdated, encode, node_uid
 from switchyard.schemas.ids import NODE_RUN_ID_PATTERN
 
 router = APIRouter(tags=["node runs"])
@@ -71,7 +71,15 @@ def _entries(lines: list[LogLine]) -> list[LogEntry]:
 async def _patch(
     ctx: BridgeContext, actor: Actor, node_run_id: str, run_id: str | None, body: NodeRunPatch
 ) -> Response:
-    loaded, _ = await _open_node_run(ctx, actor, node_run_id, run_id)
+    loaded, node_run = await _open_node_run(ctx, actor, node_run_id, run_id)
+    if body.status == "COMPLETED" or body.output is not None:
+        node = loaded.workflow.node(node_run.node)
+        if node is not None and isinstance(node.config, InputConfig):
+            # The engine would refuse it (input_needs_response); say so here.
+            raise conflict(
+                f"node run {node_run_id} is an INPUT: its responders complete it with POST "
+                f"/v1/workflows/nodes/runs/{node_run_id}/respond; a PATCH may only add logs"
+            )
     event = NodeRunUpdated(
         run_id=loaded.state.run_id,
         node_run_id=node_run_id,

@@ -6,7 +6,10 @@ Admins and machine credentials may do everything. The rest:
   client id, or one of its teams, or its ``policy`` rules allow it (schemas/policy.py);
   no permissions set means Admins only;
 - view a run: its creator, or anyone when the workflow's ``allowAnyoneToViewRuns``
-  (the flag of its newest version: turning it off hides the old runs too);
+  (the flag of its newest version: turning it off hides the old runs too), or a
+  responder of an INPUT node of the version it is pinned to (``responders.py``);
+- answer an INPUT node: its responders only, Admins and machines included
+  (``responders.py``);
 - update node runs, claim, ack, list stuck runs: nobody else;
 - cancel and re-run: the run's creator.
 """

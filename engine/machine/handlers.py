@@ -1,7 +1,8 @@
 """One handler per inbox event type. Each returns a Decision; bad input is a Rejection.
 
 Cancel (``RunCommand``): graceful moves the run to CANCELLING, cancels at once the
-node runs that wait on the outside world (async webhook, KAFKA, INTEGRATION_ACTION)
+node runs that wait on the outside world (async webhook, KAFKA, INTEGRATION_ACTION,
+an INPUT's responders)
 and lets a running synchronized webhook finish; the run then ends COMPLETED/CANCELLED
 and nothing new starts. ``force`` cancels every in-flight node run at once. Updates
 that arrive for a cancelled node run are rejected as ``node_run_frozen``.

@@ -98,6 +98,14 @@ async def test_two_responders_complete_the_approval_and_the_run_goes_on(
     assert (await api.call("GET", f"/v1/workflows/runs/{run_id}", "member")).status_code == 200
     listed = await api.call("GET", f"/v1/workflows/runs?workflowIdentifiers={wf_id}", "member")
     assert [r["identifier"] for r in listed.json()["workflowRuns"]] == [run_id]
+    # A PATCH can't complete an approval (only answers do); it may add logs.
+    patch = f"/v1/workflows/nodes/runs/{nr}"
+    done_patch = {"status": "COMPLETED", "result": "SUCCESS", "output": {}}
+    refused = await api.call("PATCH", patch, "machine", json=done_patch)
+    assert refused.status_code == 409
+    assert "respond" in refused.json()["message"]
+    logs = {"status": "IN_PROGRESS", "logs": [{"logLevel": "INFO", "log": "paged the team"}]}
+    assert (await api.call("PATCH", patch, "machine", json=logs)).status_code == 200
     # A non-responder gets 403; bad answers are 422 and use up nothing.
     assert (await respond(api, nr, "machine")).status_code == 403
     unknown = await respond(api, nr, "member", "maybe")
