@@ -195,7 +195,8 @@ async def list_entities(
     ctx: Ctx,
     _: CurrentActor,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Skip this many.")] = 0,
+    # Bounded: Redis refuses ranges past 64-bit integers (a 422, not a 500).
+    offset: Annotated[int, Query(ge=0, le=10**12, description="Skip this many.")] = 0,
 ) -> Response:
     store = _store(ctx)
     if await store.blueprint(blueprint_id) is None:

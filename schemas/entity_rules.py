@@ -17,7 +17,8 @@ from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+import orjson
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from switchyard.schemas.base import WireModel
 from switchyard.schemas.entities import Blueprint, BlueprintRelation, BlueprintSchema, Entity
@@ -53,6 +54,15 @@ def check_entity_identifier(value: str) -> str:
     return value
 
 
+def _storable(value: WireModel) -> None:
+    # JSON allows numbers the store can't keep (orjson stops at 64-bit integers): a
+    # problem naming the body, not a failure when the document is written.
+    try:
+        orjson.dumps(value.model_dump(mode="json"))
+    except TypeError as error:
+        raise ValueError(f"can't be stored: {error}") from None
+
+
 class BlueprintInput(WireModel):
     """``POST /v1/blueprints``. Port's other blueprint fields (calculation, mirror and
     aggregation properties, ownership, changelogDestination...) are accepted and ignored."""
@@ -70,6 +80,11 @@ class BlueprintInput(WireModel):
     @classmethod
     def _identifier_ok(cls, value: str) -> str:
         return check_blueprint_identifier(value)
+
+    @model_validator(mode="after")
+    def _fits_the_store(self) -> BlueprintInput:
+        _storable(self)
+        return self
 
 
 class EntityInput(WireModel):
@@ -89,6 +104,11 @@ class EntityInput(WireModel):
     @classmethod
     def _identifier_ok(cls, value: str | None) -> str | None:
         return None if value is None else check_entity_identifier(value)
+
+    @model_validator(mode="after")
+    def _fits_the_store(self) -> EntityInput:
+        _storable(self)
+        return self
 
 
 def parse_entity_input(data: object, prefix: str = "") -> EntityInput:
