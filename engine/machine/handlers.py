@@ -10,7 +10,7 @@ that arrive for a cancelled node run are rejected as ``node_run_frozen``.
 
 from __future__ import annotations
 
-from switchyard.engine.machine.approval import late_logs
+from switchyard.engine.machine.approval import late_logs, responses_of
 from switchyard.engine.machine.effects import Decision, reject
 from switchyard.engine.machine.nodes import start_node
 from switchyard.engine.machine.outcome import FailureCause, cancelled, complete, fail
@@ -205,7 +205,10 @@ def time_out_node(step: Step, node_run: NodeRunState) -> None:
         step.log(node_run, "WARN", f"{message}; onTimeout is continue")
         complete(step, node_run, {"timeout": True}, step.graph.edges_out(node.identifier))
         return
-    fail(step, node_run, message, {"timeout": True}, cause="timeout")
+    raw: dict[str, object] = {"timeout": True}
+    if isinstance(node.config, InputConfig):  # keep the answers it got in time
+        raw["responses"] = responses_of(node_run)
+    fail(step, node_run, message, raw, cause="timeout")
 
 
 def _start_next_attempt(step: Step, failed: NodeRunState) -> None:

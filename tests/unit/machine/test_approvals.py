@@ -249,11 +249,18 @@ def test_cancel_ends_a_waiting_input_at_once_graceful_or_forced() -> None:
 def test_timeout_fails_the_approval_and_the_run() -> None:
     h = started(timeoutSeconds=3600)
     assert h.node_run("approval").deadline is not None
+    answer(h, "alice@example.com")
     h.fire("node_timeout", "approval")
     node_run = h.node_run("approval")
     assert node_run.result == "FAILED"
     assert node_run.output["error"]["message"] == "timed out after 3600 s"
+    assert [r["submitterInfo"]["submittedBy"] for r in node_run.output["responses"]] == [
+        "alice@example.com"
+    ]
     assert h.run.result == "FAILED"
+    late = answer(h, "bob@example.com")
+    assert late.rejection is not None
+    assert late.rejection.code == "input_closed"
 
 
 def test_a_failing_template_fails_the_node() -> None:

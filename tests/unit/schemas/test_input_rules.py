@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from switchyard.schemas import InputConfig, WorkflowInvalid, parse_workflow
+from switchyard.schemas import (
+    InputConfig,
+    InputsInvalid,
+    WorkflowInvalid,
+    parse_workflow,
+    validate_inputs,
+)
+from switchyard.schemas.workflow import InputForm
 
 
 def _input(**config: Any) -> dict[str, Any]:
@@ -125,3 +132,20 @@ def test_buttons_and_outlets_are_unique() -> None:
 )  # fmt: skip
 def test_schema_problems_name_the_field(change: dict[str, Any], where: str) -> None:
     assert where in _problems(_input(**change), [])
+
+
+def test_answers_are_validated_against_the_form_as_trigger_inputs_are() -> None:
+    form = InputForm.model_validate({
+        "properties": {"reason": {"type": "string", "minLength": 2},
+                       "urgent": {"type": "boolean", "default": False}},
+        "required": ["reason"], "buttons": [{"identifier": "ok", "label": "OK"}],
+    })  # fmt: skip
+    assert validate_inputs(form, {"reason": "ok"}, of="this form") == {
+        "reason": "ok",
+        "urgent": False,
+    }
+    with pytest.raises(InputsInvalid) as caught:
+        validate_inputs(form, {"reason": "x", "color": "red"}, of="this form")
+    message = str(caught.value)
+    assert "inputs.color: is not an input of this form (inputs: reason, urgent)" in message
+    assert "inputs.reason:" in message
