@@ -227,6 +227,7 @@ async def test_an_entity_without_identifier_gets_one_and_lists_page(
          "relations.owner: is not a relation of blueprint {bp} (relations: none)"),
         ({"identifier": "a b", "properties": {"lang": "go"}}, "body.identifier: must be 1 to 1000"),
         ({"properties": "lang"}, "body.properties: Input should be a valid dictionary"),
+        ({"properties": {"lang": 10**30}}, "body: can't be stored: Integer exceeds 64-bit range"),
     ],
 )  # fmt: skip
 async def test_a_bad_entity_is_422_naming_the_field(
