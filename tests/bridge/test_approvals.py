@@ -27,7 +27,12 @@ def approval_workflow(
     identifier: str, *, notify: str | None = None, needs: int = 2
 ) -> dict[str, Any]:
     """trigger → approval (approve: ``needs`` answers, decline: 1) → deploy | abandon."""
-    notifications = [{"target": "webhook", "url": f"{notify}/hook"}] if notify else []
+    notifications = [
+        {"target": "webhook", "url": f"{notify}/hook"},
+        # A second one with a body of its own: one node run, two deliveries.
+        {"target": "webhook", "url": f"{notify}/chat",
+         "body": {"text": "{{ .outputs.trigger.name }}"}},
+    ] if notify else []  # fmt: skip
     config = {
         "type": "INPUT",
         "description": "Deploy {{ .outputs.trigger.name }}?",
@@ -202,7 +207,12 @@ async def test_a_webhook_notification_is_sent_and_logged(api: Api, wf_id: str) -
         await api.define(approval_workflow(wf_id, notify=url, needs=1))
         run = await api.trigger(wf_id, {"name": "checkout"})
         nr = node_run(run, "approval")["identifier"]
-        [hook] = await until(lambda: asyncio.sleep(0, list(received)), within=20)
+        delivered = await until(
+            lambda: asyncio.sleep(0, list(received)), lambda got: len(got) == 2, within=20
+        )
+    [hook] = [d for d in delivered if d["path"] == "/hook"]
+    [chat] = [d for d in delivered if d["path"] == "/chat"]
+    assert chat["body"] == {"text": "checkout"}
     body = hook["body"]
     assert hook["path"] == "/hook"
     assert body["type"] == "INPUT_REQUESTED"
@@ -212,9 +222,11 @@ async def test_a_webhook_notification_is_sent_and_logged(api: Api, wf_id: str) -
 
     def logged(r: dict[str, Any]) -> bool:
         logs = [line["log"] for line in node_run(r, "approval")["nodeRunLogs"]]
-        return any(
-            line.startswith("notification 0: POST") and "answered 200" in line for line in logs
-        )
+        return all(
+            any(line.startswith(f"notification {n}: POST") and "answered 200" in line
+                for line in logs)
+            for n in (0, 1)
+        )  # fmt: skip
 
     waiting = await until(lambda: api.run(run["identifier"]), logged, within=20)
     assert node_run(waiting, "approval")["status"] == "IN_PROGRESS"  # a log, not an outcome
