@@ -118,9 +118,12 @@ async def respond(
     inputs = _check_answer(node_run, config, body)
     answered = keys.answered(node_run_id)
     run_id = loaded.state.run_id
-    if not await ctx.redis.hsetnx(answered, actor.name, run_id):
+    async with ctx.redis.pipeline(transaction=True) as pipe:  # the note and its TTL at once
+        pipe.hsetnx(answered, actor.name, run_id)
+        pipe.expire(answered, _ANSWERED_TTL_S)
+        first, _ = await pipe.execute()
+    if not first:
         raise conflict(f"{actor.name} has already answered node run {node_run_id}")
-    await ctx.redis.expire(answered, _ANSWERED_TTL_S)
     event = InputResponded(
         run_id=run_id,
         node_run_id=node_run_id,
