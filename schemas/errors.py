@@ -5,7 +5,9 @@
     SchemaError                      anything this package refuses; ``retriable = False``
     ├── ProblemsError                a value with one or more named problems
     │   ├── WorkflowInvalid          a workflow definition breaks the schema or a graph rule
-    │   └── InputsInvalid            run inputs don't match the trigger's ``userInputs``
+    │   ├── InputsInvalid            run inputs don't match the trigger's ``userInputs``
+    │   ├── BlueprintInvalid         a blueprint breaks a rule (in ``entity_rules``)
+    │   └── EntityInvalid            an entity doesn't match its blueprint (``entity_rules``)
     └── DecodeError                  bytes on the wire that are not a valid message
 
 A problem is ``(field_path, message)``: ``("nodes[3].config.type", "UPSERT_ENTITY is
