@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,15 +44,20 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+_RECENT = 1000
+
+
 @dataclass
 class MatchCounts:
-    """What the matcher has done since it started (tests and the logs read it)."""
+    """What the matcher has done since it started; the ids of the latest events handled
+    and the latest refusals are kept too (bounded), for tests and diagnosis."""
 
     events: int = 0
     started: int = 0
     refused: int = 0
     dead_lettered: int = 0
-    refusals: list[str] = field(default_factory=list)
+    handled: deque[str] = field(default_factory=lambda: deque(maxlen=_RECENT))
+    refusals: deque[str] = field(default_factory=lambda: deque(maxlen=_RECENT))
 
 
 async def workflows_with_event_triggers(store: WorkflowStore) -> list[Workflow]:
@@ -154,6 +160,7 @@ class TriggerMatcher:
             except ValidationError as error:
                 letters.append(self._dead_letter(record, str(error)))
                 continue
+            self.counts.handled.append(event.id)
             started, refused = runs_for(
                 event, workflows, evaluate=self._evaluate,
                 created_by=self.settings.automation_actor,
