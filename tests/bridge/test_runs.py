@@ -151,10 +151,12 @@ async def test_list_filters_and_paging(api: Api, engine: EngineService, wf_id: s
 
 async def test_list_bad_queries_are_422(api: Api) -> None:
     for params in ({"limit": 0}, {"limit": 1001}, {"offset": -1}, {"statuses": "DONE"},
-                   {"results": "MAYBE"}, {"workflowVersions": "x"}):  # fmt: skip
+                   {"results": "MAYBE"}, {"workflowVersions": "x"},
+                   {"offset": 10**19}):  # fmt: skip
         response = await api.call("GET", "/v1/workflows/runs", params=params)
         assert response.status_code == 422, params
         assert response.json()["ok"] is False
+        assert next(iter(params)) in response.json()["message"]
 
 
 async def test_cancel(api: Api, engine: EngineService, wf_id: str) -> None:
