@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, Services
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -75,3 +75,19 @@ def test_quick_benchmark_prints_the_table_and_writes_sane_json(tmp_path: Path) -
     for late in (chain["timer_lateness_at_50"], result["in_flight"]["timer_lateness"]):
         assert late["timed_out"] == late["runs"] > 0
         assert 0 <= late["p50_ms"] <= late["p99_ms"] <= late["max_ms"]
+
+
+@pytest.mark.timeout(300)
+def test_the_trigger_benchmark_runs_every_update_to_a_completed_run(services: Services) -> None:
+    """The real engine, executor and trigger matcher processes: each entity update
+    starts one run, and each run's UPSERT_ENTITY completes."""
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": services.kafka_bootstrap,
+           "REDIS_URL": services.redis_url}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.triggers", "--rate", "20", "--seconds", "1",
+         "--writes", "5", "--redis-db", "13"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=280, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "writes: 5 one after another" in done.stdout
+    assert "completed runs observed: 20 of 20" in done.stdout, done.stdout
