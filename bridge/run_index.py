@@ -7,6 +7,10 @@ more filter: their own runs, the runs of workflows that let anyone view runs, or
 runs of the workflow versions whose INPUT nodes they answer (each the intersection
 of the workflow's and the version's index).
 
+``createdAfter``/``createdBefore`` bound the read by score (``createdAt`` ms,
+inclusive); ``entity`` is one more index, the runs associated with that entity
+(``sy:runs:entity:<blueprint>/<entity>``, written by the engine as each run starts).
+
 ``stuck=true`` (:func:`find_stuck`) reads the unfinished runs among those (the
 IN_PROGRESS and CANCELLING indexes) page by page and keeps the ones whose
 ``waitingOn`` is empty; ``offset``/``limit`` count stuck runs. In a sound system it
@@ -46,8 +50,19 @@ class RunQuery:
     created_by: list[str] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     results: list[str] = field(default_factory=list)
+    # createdAt bounds in ms since the epoch, inclusive (createdAfter/createdBefore).
+    created_after: float | None = None
+    created_before: float | None = None
+    # (blueprint, entity): the runs associated with that entity.
+    entity: tuple[str, str] | None = None
     limit: int = 100
     offset: int = 0
+
+    def page_bounds(self) -> tuple[str, str]:
+        """ZREVRANGEBYSCORE's max and min over ``createdAt``."""
+        high = "+inf" if self.created_before is None else repr(self.created_before)
+        low = "-inf" if self.created_after is None else repr(self.created_after)
+        return high, low
 
 
 def temp_key(tag: str) -> str:
@@ -103,6 +118,8 @@ async def _groups(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[lis
     ]
     if query.workflow_versions:
         groups.append([keys.runs_of_version(v) for v in query.workflow_versions])
+    if query.entity is not None:
+        groups.append([keys.runs_of_entity(*query.entity)])
     if not actor.is_privileged:
         groups.append(await _member_visible(ctx, actor, query))
     return groups
@@ -124,7 +141,7 @@ async def find_stuck(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[
     async with _matching(ctx, actor, narrowed) as source:
         start = 0
         while source is not None and len(found) < query.limit:
-            ids = await ctx.redis.zrevrange(source, start, start + _STUCK_PAGE - 1)
+            ids = await _page(ctx, source, query, start, _STUCK_PAGE)
             if not ids:
                 break
             start += len(ids)
@@ -224,8 +241,19 @@ def _single(pipe: Pipeline, source: Source, tag: str, temps: list[str]) -> str:
     return target
 
 
+async def _page(
+    ctx: BridgeContext, source: str, query: RunQuery, start: int, num: int
+) -> list[object]:
+    """``num`` run ids of ``source`` from ``start``, newest first, within the
+    ``createdAt`` bounds of ``query``."""
+    high, low = query.page_bounds()
+    if high == "+inf" and low == "-inf":
+        return list(await ctx.redis.zrevrange(source, start, start + num - 1))
+    return list(await ctx.redis.zrevrangebyscore(source, high, low, start=start, num=num))
+
+
 async def _read(ctx: BridgeContext, source: str, query: RunQuery) -> list[LoadedRun]:
-    ids = await ctx.redis.zrevrange(source, query.offset, query.offset + query.limit - 1)
+    ids = await _page(ctx, source, query, query.offset, query.limit)
     return await _load_all(ctx, [_text(i) for i in ids])
 
 

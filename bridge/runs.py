@@ -15,7 +15,7 @@ import os
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import Response
 
 from switchyard.bridge.auth import Ctx, CurrentActor
@@ -32,14 +32,13 @@ from switchyard.bridge.models import (
 )
 from switchyard.bridge.permissions import may_cancel, may_list_stuck, may_run
 from switchyard.bridge.policy_facts import caller_facts, needs_facts
+from switchyard.bridge.run_filters import run_filters
 from switchyard.bridge.run_index import RunQuery, find_runs, find_stuck
 from switchyard.bridge.views import project, visible_run
 from switchyard.engine.machine.trigger import pick_trigger
 from switchyard.engine.store import keys
 from switchyard.schemas import (
     RunCommand,
-    RunResult,
-    RunStatus,
     RunTriggered,
     SelfServeTriggerConfig,
     encode,
@@ -147,41 +146,23 @@ def dump(model: Any) -> Any:
     return model.model_dump(mode="json", by_alias=True)
 
 
-def _multi(request: Request, name: str, given: list[Any] | None) -> list[str]:
-    """Repeated ``name=a&name=b``, ``name[]=a``, and ``name=a,b`` all work."""
-    values = [str(v) for v in (given or [])] + request.query_params.getlist(f"{name}[]")
-    return [part for value in values for part in value.split(",") if part]
-
-
-def _versions(raw: list[str]) -> list[int]:
-    versions = []
-    for value in raw:
-        if not value.isdigit() or int(value) < 1:
-            raise invalid(f"query.workflowVersions: must be positive integers (got {value!r})")
-        versions.append(int(value))
-    return versions
-
-
 @router.get(
     "/v1/workflows/runs",
     response_model=WorkflowRunsResponse,
     summary="List runs, newest first",
     description="Runs the caller may view, newest first; each filter takes repeated values "
     "(`statuses=A&statuses=B`), `statuses[]=A` or `statuses=A,B`, and the filters combine. "
+    "`createdAfter`/`createdBefore` (ISO 8601, inclusive) bound `createdAt`; "
+    "`entity=<blueprint>/<entity>` keeps the runs associated with that entity (recorded "
+    "as each run starts). "
     "`stuck=true` (Admins and machines; 403 for others) lists only the unfinished runs whose "
     "`waitingOn` is empty, i.e. that wait on nothing: always empty in a sound system.",
     responses=ERRORS,
 )
 async def list_runs(
-    request: Request,
     ctx: Ctx,
     actor: CurrentActor,
-    workflowIdentifiers: Annotated[list[str] | None, Query()] = None,
-    workflowRunIdentifiers: Annotated[list[str] | None, Query()] = None,
-    workflowVersions: Annotated[list[str] | None, Query()] = None,
-    createdBy: Annotated[list[str] | None, Query()] = None,
-    statuses: Annotated[list[RunStatus] | None, Query()] = None,
-    results: Annotated[list[RunResult] | None, Query()] = None,
+    filters: Annotated[RunQuery, Depends(run_filters)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     # Bounded: Redis refuses range indexes past 64 bits (a 500 before the bound).
     offset: Annotated[int, Query(ge=0, le=10**12)] = 0,
@@ -195,27 +176,10 @@ async def list_runs(
 ) -> Response:
     if stuck and not may_list_stuck(actor):
         raise forbidden(f"{actor.name} may not list stuck runs (Admins and machines may)")
-    query = RunQuery(
-        workflow_identifiers=_multi(request, "workflowIdentifiers", workflowIdentifiers),
-        run_identifiers=_multi(request, "workflowRunIdentifiers", workflowRunIdentifiers),
-        workflow_versions=_versions(_multi(request, "workflowVersions", workflowVersions)),
-        created_by=_multi(request, "createdBy", createdBy),
-        statuses=_checked(_multi(request, "statuses", statuses), RunStatus, "statuses"),
-        results=_checked(_multi(request, "results", results), RunResult, "results"),
-        limit=limit,
-        offset=offset,
-    )
+    query = replace(filters, limit=limit, offset=offset)
     found = await (find_stuck if stuck else find_runs)(ctx, actor, query)
     runs = [await project(ctx, loaded) for loaded in found]
     return json_response({"ok": True, "workflowRuns": [dump(run) for run in runs]})
-
-
-def _checked(values: list[str], kind: Any, name: str) -> list[str]:
-    allowed = kind.__args__
-    for value in values:
-        if value not in allowed:
-            raise invalid(f"query.{name}: must be one of {', '.join(allowed)} (got {value!r})")
-    return values
 
 
 @router.get(

@@ -107,14 +107,34 @@ async def list_workflows(
 @router.get(
     "/v1/workflows/{workflow_id}",
     response_model=WorkflowResponse,
-    summary="Get a workflow (its newest version)",
+    summary="Get a workflow (its newest version, or ?version=N)",
+    description="The newest version; `version=N` returns stored version N (a run's pinned "
+    "graph: stored versions stay readable after a delete, as runs do), 404 if the workflow "
+    "has no version N, 422 if N is not a positive integer.",
     responses=ERRORS,
 )
-async def get_workflow(workflow_id: WorkflowIdPath, ctx: Ctx, actor: CurrentActor) -> Response:
-    workflow = await ctx.workflows.get(_identifier(workflow_id))
+async def get_workflow(
+    workflow_id: WorkflowIdPath,
+    ctx: Ctx,
+    actor: CurrentActor,
+    version: Annotated[
+        str | None, Query(description="A stored version (a positive integer).")
+    ] = None,
+) -> Response:
+    pinned = _version(version)
+    workflow = await ctx.workflows.get(_identifier(workflow_id), pinned)
     if workflow is None or not _may_see(actor, workflow, await _facts(ctx, actor)):
-        raise not_found(f"workflow {workflow_id} not found")
+        which = f"version {pinned} of workflow" if pinned is not None else "workflow"
+        raise not_found(f"{which} {workflow_id} not found")
     return json_response({"ok": True, "workflow": _dump(workflow)})
+
+
+def _version(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1 or len(raw) > 18:
+        raise invalid(f"query.version: must be a positive integer (got {raw!r})")
+    return int(raw)
 
 
 @router.put(

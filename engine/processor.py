@@ -299,7 +299,7 @@ class InboxProcessor:
             return
         plan = plan_decision(
             state, decision, offset=record.offset, registry=self.registry,
-            partition=record.partition, agent_secret=self.agent_secret,
+            partition=record.partition, agent_secret=self.agent_secret, workflow=workflow,
         )  # fmt: skip
         batch.plan(index, plan, Outcome.APPLIED)
         if decision.state is not None:

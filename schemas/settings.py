@@ -184,6 +184,12 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(
         default=24 * 3600, ge=60, description="How long an Idempotency-Key maps to its run."
     )
+    stream_heartbeat_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="Interval of the ': keep-alive' comment on the bridge's SSE streams.",
+    )
     request_body_max_bytes: int = Field(
         default=1_048_576,
         ge=1024,

@@ -22,6 +22,9 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 | ``sy:runs:by:<creator>`` | sorted set: a creator's runs by ``createdAt`` | engine | as the runs |
 | ``sy:runs:status:<status>`` | sorted set: runs in IN_PROGRESS/CANCELLING/COMPLETED | engine | as the runs |
 | ``sy:runs:result:<result>`` | sorted set: completed runs by result | engine | as the runs |
+| ``sy:runs:entity:<blueprint>/<entity>`` | sorted set: the runs associated with that entity (an ``EVENT_TRIGGER``'s entity, a self-service trigger's entity-format inputs) by ``createdAt``, written in the apply step of the run's creation | engine | as the runs |
+| ``sy:run:{<run>}:events`` | stream: the run's events, entry id ``0-<seq>``, field ``e`` = the RunEvent JSON exactly as on the run-events topic, XADDed in the apply step that emits them (the per-run SSE reads it) | engine | as the run while it is unfinished; ``RUN_EVENTS_TTL_SECONDS`` (1 h) after ``run.completed`` (EXPIRE in that step) |
+| ``sy:runs:events`` | stream: every run event of every run, auto ids (the list SSE's cursor), fields ``r`` (run id) and ``e`` (the RunEvent JSON), XADDed in the same apply step | engine | capped at about ``RUNS_EVENTS_MAXLEN`` (100,000) entries (``MAXLEN ~``): the list stream's resume window |
 | ``sy:claims:<installation>`` | sorted set: pending node runs by visible-at (ms) | engine adds/removes; bridge claims | until done |
 | ``sy:claim:<node run>`` | hash: ``run``, ``installation``, ``config`` (JSON), ``acked``, ``uid`` (its nodeUid, once claimed) | engine; bridge sets ``acked`` and ``uid`` | until done |
 | ``sy:org`` | hash: ``settings`` (JSON object, e.g. ``portAgentStreamerName``), ``featureFlags`` (JSON list): the organization Port's clients read and set | bridge (``PATCH /v1/organization``); engine reads | forever |
@@ -57,6 +60,11 @@ ORG = f"{PREFIX}org"
 BLUEPRINTS = f"{PREFIX}bps"
 ENTITY_OUTBOX = f"{PREFIX}ent:outbox"
 ENTITY_OUTBOX_AT = f"{PREFIX}ent:outbox:at"
+# Every run event of every run (the list SSE); capped, so its memory is bounded.
+RUNS_EVENTS = f"{PREFIX}runs:events"
+RUNS_EVENTS_MAXLEN = 100_000
+# How long a completed run's own event stream outlives its run.completed event.
+RUN_EVENTS_TTL_SECONDS = 3600
 
 
 def blueprint(identifier: str) -> str:
@@ -106,6 +114,11 @@ def logs(run_id: str) -> str:
     return f"{PREFIX}run:{{{run_id}}}:logs"
 
 
+def run_events(run_id: str) -> str:
+    """The run's event stream (entry id ``0-<seq>``): the per-run SSE's history and feed."""
+    return f"{PREFIX}run:{{{run_id}}}:events"
+
+
 def node_runs_bucket(node_run_id: str) -> str:
     """The hash holding ``node_run_id`` → run id (one key per node run cost ~100 B each)."""
     return f"{PREFIX}nr:{node_run_id[5:7]}"
@@ -133,6 +146,10 @@ def runs_with_status(status: str) -> str:
 
 def runs_with_result(result: str) -> str:
     return f"{PREFIX}runs:result:{result}"
+
+
+def runs_of_entity(blueprint_identifier: str, entity_identifier: str) -> str:
+    return f"{PREFIX}runs:entity:{blueprint_identifier}/{entity_identifier}"
 
 
 def claims(installation_id: str) -> str:

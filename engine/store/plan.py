@@ -31,7 +31,8 @@ from switchyard.engine.machine.effects import (
 )
 from switchyard.engine.machine.state import RunState, dump_state
 from switchyard.engine.store import keys
-from switchyard.schemas import NodeRunLog, encode
+from switchyard.engine.store.run_entities import run_entities
+from switchyard.schemas import NodeRunLog, RunEvent, Workflow, encode
 from switchyard.schemas.timestamps import as_utc, format_timestamp
 from switchyard.topics.agent_envelope import signed_envelope
 from switchyard.topics.registry import TopicRegistry
@@ -110,7 +111,9 @@ def _ms(value: datetime) -> str:
     return str(int(value.timestamp() * 1000))
 
 
-def _index_commands(old: RunState | None, new: RunState) -> list[list[str]]:
+def _index_commands(
+    old: RunState | None, new: RunState, workflow: Workflow | None = None
+) -> list[list[str]]:
     score = _ms(new.created_at)
     commands: list[list[str]] = []
     if old is None:
@@ -119,8 +122,10 @@ def _index_commands(old: RunState | None, new: RunState) -> list[list[str]]:
             ["ZADD", keys.runs_of_workflow(new.workflow_identifier), score, new.run_id],
             ["ZADD", keys.runs_by(new.created_by), score, new.run_id],
             ["ZADD", keys.runs_of_version(new.workflow_version), score, new.run_id],
-            ["PUBLISH", keys.NOTIFY_CHANNEL, new.run_id],
         ]
+        entities = run_entities(new, workflow) if workflow is not None else []
+        commands += [["ZADD", keys.runs_of_entity(bp, e), score, new.run_id] for bp, e in entities]
+        commands.append(["PUBLISH", keys.NOTIFY_CHANNEL, new.run_id])
     if old is None or old.status != new.status:
         if old is not None:
             commands.append(["ZREM", keys.runs_with_status(old.status), new.run_id])
@@ -161,8 +166,12 @@ def plan_decision(
     partition: int = 0,
     dead_letter: OutboxMessage | None = None,
     agent_secret: str | None = None,
+    workflow: Workflow | None = None,
 ) -> ApplyPlan:
     """The plan of an accepted decision, or of a rejection of an event for a known run.
+
+    ``workflow`` (the run's pinned version) names the entities a new run is associated
+    with (:mod:`~switchyard.engine.store.run_entities`); without it none are recorded.
 
     A rejection still records the offset (the event is dealt with) and publishes its
     dead letter from the outbox, so a crash can't lose the reason. Messages for Port's
@@ -179,7 +188,7 @@ def plan_decision(
     if not decision.accepted or decision.state is None:
         return plan
     plan.commands.append(["HSET", keys.run(new.run_id), "state", dump_state(new).decode()])
-    plan.commands += _index_commands(old, new)
+    plan.commands += _index_commands(old, new, workflow)
     for effect in decision.effects:
         _plan_effect(plan, effect, registry, agent_secret)
     return plan
@@ -222,7 +231,9 @@ def _plan_effect(
             OutboxMessage(registry.webhook_requests.name, run_id, encode(effect.request))
         )
     elif isinstance(effect, EmitRunEvent):
-        plan.outbox.append(OutboxMessage(registry.run_events.name, run_id, encode(effect.event)))
+        value = encode(effect.event)
+        plan.outbox.append(OutboxMessage(registry.run_events.name, run_id, value))
+        plan.commands += event_stream_commands(effect.event, value)
     elif isinstance(effect, PublishInboxEvent):
         # Keyed by the other run: the producer puts it in that run's partition.
         event = effect.event
@@ -230,6 +241,23 @@ def _plan_effect(
     elif isinstance(effect, SetTimer | CancelTimer):
         plan.commands += timer_commands(effect)
     # RunFinished needs nothing more here: the status and result indexes follow the state.
+
+
+def event_stream_commands(event: RunEvent, value: bytes) -> list[list[str]]:
+    """The event on the run's own stream (id ``0-<seq>``: the per-run SSE resumes by
+    seq) and on the capped stream of every run's events (the list SSE), in the step
+    that emits it, so the streams hold exactly the events the stored state has emitted.
+    The run's stream expires a while after ``run.completed`` (keys.py)."""
+    text = value.decode()
+    own = keys.run_events(event.run_id)
+    commands = [
+        ["XADD", own, f"0-{event.seq}", "e", text],
+        ["XADD", keys.RUNS_EVENTS, "MAXLEN", "~", str(keys.RUNS_EVENTS_MAXLEN), "*",
+         "r", event.run_id, "e", text],
+    ]  # fmt: skip
+    if event.kind == "run.completed":
+        commands.append(["EXPIRE", own, str(keys.RUN_EVENTS_TTL_SECONDS)])
+    return commands
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
