@@ -1,6 +1,9 @@
 # The Switchyard image: one image for the engine, the executors, the bridge and the CLI.
 FROM python:3.11-slim
 WORKDIR /app
+# Graphviz dot lays out the web UI's workflow graphs.
+RUN apt-get update && apt-get install -y --no-install-recommends graphviz \
+    && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
 COPY schemas schemas
 COPY topics topics

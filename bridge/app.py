@@ -21,10 +21,12 @@ from switchyard.bridge import (
     claims,
     entities,
     integrations,
+    layouts,
     node_runs,
     organization,
     reruns,
     runs,
+    web,
     workflows,
 )
 from switchyard.bridge.body_limit import BodyLimit
@@ -81,7 +83,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        # /docs and /redoc are served by web.install, with their assets from the package.
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
@@ -91,4 +95,6 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
                action_runs, entities, approvals)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
+    app.include_router(layouts.router)
+    web.install(app)  # /ui, /, /docs, /redoc
     return app

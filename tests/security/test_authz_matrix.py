@@ -195,6 +195,16 @@ TABLE: dict[tuple[str, str], tuple[Make, tuple[int, int, int, int, int]]] = {
         _fixed("GET", "/v1/workflows/{w.private_wf}"),
         (401, 404, 200, 200, 200),  # a Member sees the workflows they may run
     ),
+    # The web UI's graphs: a version's layout is visible as the workflow is, a run's
+    # as the run is.
+    ("GET", "/v1/workflows/{workflow_id}/layout"): (
+        _fixed("GET", "/v1/workflows/{w.private_wf}/layout?version=1"),
+        (401, 404, 200, 200, 200),
+    ),
+    ("GET", "/v1/workflows/runs/{run_id}/layout"): (
+        _fixed("GET", "/v1/workflows/runs/{w.private_run}/layout"),
+        (401, 404, 404, 200, 200),
+    ),
     ("PUT", "/v1/workflows/{workflow_id}"): (_put, (401, 403, 403, 200, 200)),
     ("DELETE", "/v1/workflows/{workflow_id}"): (_delete, (401, 403, 403, 200, 200)),
     ("POST", "/v1/workflows/{workflow_id}/runs"): (
