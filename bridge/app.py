@@ -26,6 +26,7 @@ from switchyard.bridge import (
     organization,
     reruns,
     runs,
+    streams,
     web,
     workflows,
 )
@@ -90,9 +91,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.request_body_max_bytes)
-    # Runs first: /v1/workflows/runs must not be read as the workflow "runs".
-    routers = (auth, runs, reruns, node_runs, claims, workflows, integrations, organization,
-               action_runs, entities, approvals)  # fmt: skip
+    # Runs first: /v1/workflows/runs must not be read as the workflow "runs"; streams
+    # before runs: /v1/workflows/runs/stream must not be read as a run id.
+    routers = (auth, streams, runs, reruns, node_runs, claims, workflows, integrations,
+               organization, action_runs, entities, approvals)  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     app.include_router(layouts.router)

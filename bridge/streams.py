@@ -1,0 +1,286 @@
+"""Live run events as Server-Sent Events: one run's, and every visible run's.
+
+``GET /v1/workflows/runs/{wfr}/stream`` sends the run's events in ``seq`` order,
+each as ``id: <seq>`` + ``data: <RunEvent JSON>``, from the first (or after
+``Last-Event-ID``) to ``run.completed``, then ``event: end`` and closes.
+``GET /v1/workflows/runs/stream`` sends, with the list's filters, the events of every
+run the caller may see, ``id:`` an opaque cursor; it never ends. Both send a
+``: keep-alive`` comment every ``stream_heartbeat_seconds``.
+
+Why Redis streams written by the apply step, not the run-events topic: the engine
+XADDs each event to ``sy:run:{<run>}:events`` (entry id ``0-<seq>``) and to the
+capped ``sy:runs:events`` in the same Lua call that stores the state emitting it
+(:func:`switchyard.engine.store.plan.event_stream_commands`). So a stream holds
+exactly the events of the stored state, in ``seq`` order, each once; the topic gets
+them later from the outbox relay, which may repeat a step's messages after a crash
+and would need a scan of a partition to find one run's history. A bridge reads with
+``XREAD BLOCK`` (a blocking read, no polling), holds no state of its own, so any
+number of bridges serve any stream, and a client that reconnects to another bridge,
+or to one restarted, resumes from its ``Last-Event-ID``: the per-run stream by
+``seq``, the list stream by the entry id of ``sy:runs:events``, good while that
+entry is within the stream's cap (about ``RUNS_EVENTS_MAXLEN`` events of all runs;
+an older cursor is a 409, so the client reloads the list and reconnects without it).
+A completed run's stream expires ``RUN_EVENTS_TTL_SECONDS`` after ``run.completed``;
+after that its stream sends ``event: end`` at once (``GET`` of the run has it all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Header
+from fastapi.responses import StreamingResponse
+from redis.exceptions import ResponseError
+
+from switchyard.bridge.auth import Ctx, CurrentActor
+from switchyard.bridge.context import BridgeContext
+from switchyard.bridge.credentials import Actor
+from switchyard.bridge.errors import conflict, invalid
+from switchyard.bridge.models import ERRORS
+from switchyard.bridge.run_filters import run_filters
+from switchyard.bridge.run_index import RunQuery
+from switchyard.bridge.runs import RunIdPath
+from switchyard.bridge.views import can_view, visible_run
+from switchyard.engine.machine.state import RunState
+from switchyard.engine.store import keys
+
+router = APIRouter(tags=["runs"])
+
+KEEP_ALIVE = b": keep-alive\n\n"
+END = b"event: end\ndata: {}\n\n"
+_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_BATCH = 200
+# Runs whose visibility and fixed filters a list stream remembers (per connection).
+_ADMISSION_CACHE = 10_000
+_CURSOR = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+_SSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events."}
+}
+LastEventId = Annotated[
+    str | None,
+    Header(alias="Last-Event-ID", max_length=64, description="Resume after this event id."),
+]
+
+
+def message(event_id: str, data: bytes) -> bytes:
+    return b"id: " + event_id.encode() + b"\ndata: " + data + b"\n\n"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class _Feed:
+    """Blocking reads of one Redis stream with a heartbeat every ``beat`` seconds."""
+
+    def __init__(self, ctx: BridgeContext, key: str, after: str) -> None:
+        self._ctx = ctx
+        self._key = key
+        self.last = after
+        self._beat = ctx.settings.stream_heartbeat_seconds
+        self._loop = asyncio.get_running_loop()
+        self._next_beat = self._loop.time() + self._beat
+
+    async def read(self) -> list[tuple[str, dict[bytes, bytes]]] | None:
+        """The entries after the last one read, or None when a heartbeat is due."""
+        wait = self._next_beat - self._loop.time()
+        if wait <= 0:
+            self._next_beat = self._loop.time() + self._beat
+            return None
+        reply: Any = await self._ctx.redis.xread(
+            {self._key: self.last}, count=_BATCH, block=max(1, int(wait * 1000))
+        )
+        entries: list[tuple[str, dict[bytes, bytes]]] = [
+            (_text(i), fields) for _, batch in reply or [] for i, fields in batch
+        ]
+        if entries:
+            self.last = entries[-1][0]
+        return entries
+
+
+@router.get(
+    "/v1/workflows/runs/{run_id}/stream",
+    summary="Stream a run's events (SSE)",
+    description="Server-Sent Events: every event of the run so far (after `Last-Event-ID`, "
+    "a seq, when given), then live ones, in seq order, each `id: <seq>` + `data: <RunEvent "
+    "JSON as on the run-events topic>`; `: keep-alive` comments every 15 s; after "
+    "`run.completed`, one `event: end` with `data: {}` and the response closes. 404 for a "
+    "run that is missing or not visible, 422 for a malformed id or Last-Event-ID.",
+    response_class=StreamingResponse,
+    responses={**_SSE, **ERRORS},
+)
+async def stream_run(
+    run_id: RunIdPath, ctx: Ctx, actor: CurrentActor, last_event_id: LastEventId = None
+) -> StreamingResponse:
+    after = _seq(last_event_id)
+    state = (await visible_run(ctx, actor, run_id)).state
+    if after > state.seq:
+        raise invalid(
+            f"header Last-Event-ID: run {run_id} has {state.seq} events so far (got {after})"
+        )
+    return _sse(_run_events(ctx, state, after))
+
+
+def _seq(raw: str | None) -> int:
+    if raw is None or raw.strip() == "":
+        return 0
+    value = raw.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        raise invalid(f"header Last-Event-ID: must be an event seq, a whole number (got {raw!r})")
+    return int(value)
+
+
+def _sse(body: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(body, media_type="text/event-stream", headers=_HEADERS)
+
+
+async def _run_events(ctx: BridgeContext, state: RunState, after: int) -> AsyncIterator[bytes]:
+    key = keys.run_events(state.run_id)
+    if state.is_completed and (after >= state.seq or not await ctx.redis.exists(key)):
+        yield END  # nothing more will come (or the stream outlived its retention)
+        return
+    feed = _Feed(ctx, key, f"0-{after}")
+    while True:
+        entries = await feed.read()
+        if entries is None:
+            yield KEEP_ALIVE
+            continue
+        for entry_id, fields in entries:
+            data = fields[b"e"]
+            yield message(entry_id.partition("-")[2], data)
+            if orjson.loads(data).get("kind") == "run.completed":
+                yield END
+                return
+
+
+@router.get(
+    "/v1/workflows/runs/stream",
+    summary="Stream the events of every visible run (SSE)",
+    description="Server-Sent Events of every run event of the runs the caller may see and "
+    "the list filters admit (the filters of `GET /v1/workflows/runs`; `statuses`/`results` "
+    "match the run's status and result when the event is sent), live, each `id: <cursor>` "
+    "(opaque) + `data: <RunEvent JSON>`. `Last-Event-ID: <cursor>` resumes after it without "
+    "a gap or a duplicate while the cursor is within the stream's retention (the last "
+    "~100,000 events of all runs); an older or unknown cursor is a 409: reload the list "
+    "and reconnect without it. `: keep-alive` every 15 s; it never ends on its own.",
+    response_class=StreamingResponse,
+    responses={**_SSE, **ERRORS},
+)
+async def stream_runs(
+    ctx: Ctx,
+    actor: CurrentActor,
+    filters: Annotated[RunQuery, Depends(run_filters)],
+    last_event_id: LastEventId = None,
+) -> StreamingResponse:
+    start = await _start_cursor(ctx, last_event_id)
+    return _sse(_all_events(ctx, _Admission(ctx, actor, filters), start))
+
+
+def _cursor(raw: str) -> tuple[int, int]:
+    found = _CURSOR.match(raw.strip())
+    if found is None:
+        raise invalid(
+            "header Last-Event-ID: must be a cursor this stream sent, such as "
+            f"1764633600000-0 (got {raw!r})"
+        )
+    return int(found[1]), int(found[2])
+
+
+def _as_cursor(value: Any) -> tuple[int, int]:
+    high, _, low = _text(value).partition("-")
+    return int(high), int(low or 0)
+
+
+async def _start_cursor(ctx: BridgeContext, raw: str | None) -> str:
+    """Where a list stream starts reading: after ``raw`` if it is still within the
+    stream's retention (else a 409), or after the newest event when no cursor."""
+    given = _cursor(raw) if raw is not None and raw.strip() else None
+    try:
+        info = await ctx.redis.xinfo_stream(keys.RUNS_EVENTS)
+    except ResponseError:  # no event yet: every event to come is after any cursor
+        return "0-0"
+    newest = _as_cursor(info.get("last-generated-id") or "0-0")
+    if given is None:
+        return "{}-{}".format(*newest)
+    trimmed = _as_cursor(info.get("max-deleted-entry-id") or "0-0")
+    if given < trimmed or given > newest:
+        why = "is older than the stream's retention" if given < newest else "is unknown"
+        raise conflict(
+            f"header Last-Event-ID: cursor {raw.strip() if raw else ''} {why} (about "
+            f"{keys.RUNS_EVENTS_MAXLEN} events of all runs are kept); reload the runs and "
+            "reconnect without Last-Event-ID"
+        )
+    return "{}-{}".format(*given)
+
+
+class _Admission:
+    """Whether a run's events go to one list stream: visibility (SPEC §6) and the
+    filters fixed at creation are remembered per run; ``statuses``/``results`` are
+    checked against the run's stored state each time."""
+
+    def __init__(self, ctx: BridgeContext, actor: Actor, query: RunQuery) -> None:
+        self._ctx = ctx
+        self._actor = actor
+        self._query = query
+        self._fixed: OrderedDict[str, bool] = OrderedDict()
+
+    async def admits(self, run_id: str) -> bool:
+        fixed = self._fixed.get(run_id)
+        query = self._query
+        if fixed is False:
+            return False
+        if fixed is True and not (query.statuses or query.results):
+            return True
+        state = await self._ctx.runs.get(run_id)
+        if state is None:
+            return False
+        if fixed is None:
+            fixed = await self._fixed_match(state)
+            self._fixed[run_id] = fixed
+            if len(self._fixed) > _ADMISSION_CACHE:
+                self._fixed.popitem(last=False)
+        if query.statuses and state.status not in query.statuses:
+            return False
+        if query.results and state.result not in query.results:
+            return False
+        return fixed
+
+    async def _fixed_match(self, state: RunState) -> bool:
+        query = self._query
+        created = state.created_at.timestamp() * 1000
+        checks = (
+            (query.workflow_identifiers, state.workflow_identifier),
+            (query.run_identifiers, state.run_id),
+            (query.workflow_versions, state.workflow_version),
+            (query.created_by, state.created_by),
+        )
+        if any(wanted and value not in wanted for wanted, value in checks):
+            return False
+        if query.created_after is not None and created < query.created_after:
+            return False
+        if query.created_before is not None and created > query.created_before:
+            return False
+        if query.entity is not None:
+            index = keys.runs_of_entity(*query.entity)
+            if await self._ctx.redis.zscore(index, state.run_id) is None:
+                return False
+        return bool(await can_view(self._ctx, self._actor, state))
+
+
+async def _all_events(
+    ctx: BridgeContext, admission: _Admission, start: str
+) -> AsyncIterator[bytes]:
+    feed = _Feed(ctx, keys.RUNS_EVENTS, start)
+    while True:
+        entries = await feed.read()
+        if entries is None:
+            yield KEEP_ALIVE
+            continue
+        for entry_id, fields in entries:
+            if await admission.admits(_text(fields[b"r"])):
+                yield message(entry_id, fields[b"e"])
