@@ -99,6 +99,8 @@ export function stream(path, { onEvent, onEnd, onPoll, onOpen }) {
         const response = await fetch(path, { headers: headers({ Accept: "text/event-stream", ...extra }), signal: state.controller.signal });
         if (response.status === 401) return unauthorized();
         if (response.status === 404 || response.status === 405) return poll();
+        // A cursor past the stream's cap: start afresh (the page re-reads what it shows).
+        if (response.status === 409) { state.lastId = null; if (onOpen) onOpen(); continue; }
         if (!response.ok || !response.body) throw new Error(`stream answered ${response.status}`);
         if (onOpen) onOpen();
         delay = 500;
