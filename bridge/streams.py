@@ -55,6 +55,9 @@ KEEP_ALIVE = b": keep-alive\n\n"
 END = b"event: end\ndata: {}\n\n"
 _HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _BATCH = 200
+# One XREAD blocks at most this long, well inside the Redis client's socket timeout
+# (5 s by default): an idle stream re-issues its blocking read, it never polls data.
+_BLOCK_CAP_SECONDS = 2.0
 # Runs whose visibility and fixed filters a list stream remembers (per connection).
 _ADMISSION_CACHE = 10_000
 _CURSOR = re.compile(r"^(\d{1,20})-(\d{1,20})$")
@@ -87,14 +90,14 @@ class _Feed:
         self._next_beat = self._loop.time() + self._beat
 
     async def read(self) -> list[tuple[str, dict[bytes, bytes]]] | None:
-        """The entries after the last one read, or None when a heartbeat is due."""
+        """The entries after the last one read (none when the blocking read timed out),
+        or None when a heartbeat is due."""
         wait = self._next_beat - self._loop.time()
         if wait <= 0:
             self._next_beat = self._loop.time() + self._beat
             return None
-        reply: Any = await self._ctx.redis.xread(
-            {self._key: self.last}, count=_BATCH, block=max(1, int(wait * 1000))
-        )
+        block = max(1, int(min(wait, _BLOCK_CAP_SECONDS) * 1000))
+        reply: Any = await self._ctx.redis.xread({self._key: self.last}, count=_BATCH, block=block)
         entries: list[tuple[str, dict[bytes, bytes]]] = [
             (_text(i), fields) for _, batch in reply or [] for i, fields in batch
         ]
@@ -207,8 +210,12 @@ async def _start_cursor(ctx: BridgeContext, raw: str | None) -> str:
     newest = _as_cursor(info.get("last-generated-id") or "0-0")
     if given is None:
         return "{}-{}".format(*newest)
-    trimmed = _as_cursor(info.get("max-deleted-entry-id") or "0-0")
-    if given < trimmed or given > newest:
+    # The cap trims from the oldest end: every event after a cursor at or past the
+    # oldest kept one is still there. Nothing trimmed yet: every cursor is good.
+    first = info.get("first-entry")
+    trimmed = int(info.get("entries-added") or 0) > int(info.get("length") or 0)
+    oldest = _as_cursor(first[0]) if trimmed and first else (0, 0)
+    if given < oldest or given > newest:
         why = "is older than the stream's retention" if given < newest else "is unknown"
         raise conflict(
             f"header Last-Event-ID: cursor {raw.strip() if raw else ''} {why} (about "
