@@ -9,6 +9,7 @@ import { renderWorkflows, renderWorkflow, renderEntity } from "./workflows.js";
 
 const main = document.getElementById("main");
 let cleanup = null;
+let current = 0;
 
 function renderSignIn(next) {
   const error = h("p", { class: "error", role: "alert", id: "sign-in-error" });
@@ -64,10 +65,18 @@ async function route() {
   for (const link of nav.querySelectorAll("a[href^='#']")) {
     link.toggleAttribute("aria-current", link.getAttribute("href") === `#/${parts[0] || "runs"}`);
   }
+  // Each page renders into its own element, swapped in only if no later navigation
+  // started meanwhile (a slow page must not overwrite the one the user went on to).
+  const generation = ++current;
+  const page = h("div", { id: "page" });
   replace(main, h("p", { class: "muted" }, "Loading…"));
   try {
-    cleanup = (await pageFor(parts)(main, params)) || null;
+    const stop = (await pageFor(parts)(page, params)) || null;
+    if (generation !== current) { if (stop) stop(); return; }
+    cleanup = stop;
+    replace(main, page);
   } catch (failure) {
+    if (generation !== current) return;
     replace(main, h("div", { class: "card" }, h("h1", {}, "Could not load this page"),
       h("p", { class: "error", role: "alert" }, failure.message || String(failure))));
   }

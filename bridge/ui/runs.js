@@ -8,10 +8,14 @@ const STATUSES = ["IN_PROGRESS", "CANCELLING", "COMPLETED"];
 const RESULTS = ["SUCCESS", "FAILED", "CANCELLED"];
 
 function select(id, label, values, chosen) {
-  return [h("label", { for: id }, label),
+  return h("div", { class: "filter" }, h("label", { for: id }, label),
     h("select", { id, name: id },
       h("option", { value: "" }, "Any"),
-      values.map((v) => h("option", { value: v, selected: v === chosen || null }, v)))];
+      values.map((v) => h("option", { value: v, selected: v === chosen || null }, v))));
+}
+
+function text(id, label, attrs) {
+  return h("div", { class: "filter" }, h("label", { for: id }, label), h("input", { id, name: id, ...attrs }));
 }
 
 function isoOrEmpty(local) {
@@ -35,17 +39,13 @@ export function listQuery(params, offset = 0) {
 
 function filtersForm(params, workflows) {
   const form = h("form", { class: "filters", "aria-label": "Filter runs" },
-    h("label", { for: "workflow" }, "Workflow"),
-    h("input", { id: "workflow", name: "workflow", list: "workflow-ids", value: params.get("workflow") || "", placeholder: "any" }),
+    text("workflow", "Workflow", { list: "workflow-ids", value: params.get("workflow") || "", placeholder: "any" }),
     h("datalist", { id: "workflow-ids" }, workflows.map((w) => h("option", { value: w.identifier }, w.title || w.identifier))),
-    ...select("status", "Status", STATUSES, params.get("status")),
-    ...select("result", "Result", RESULTS, params.get("result")),
-    h("label", { for: "createdBy" }, "Created by"),
-    h("input", { id: "createdBy", name: "createdBy", value: params.get("createdBy") || "", placeholder: "email or name" }),
-    h("label", { for: "after" }, "Created after"),
-    h("input", { id: "after", name: "after", type: "datetime-local", step: 1, value: params.get("after") || "" }),
-    h("label", { for: "before" }, "Created before"),
-    h("input", { id: "before", name: "before", type: "datetime-local", step: 1, value: params.get("before") || "" }),
+    select("status", "Status", STATUSES, params.get("status")),
+    select("result", "Result", RESULTS, params.get("result")),
+    text("createdBy", "Created by", { value: params.get("createdBy") || "", placeholder: "email or name" }),
+    text("after", "Created after", { type: "datetime-local", step: 1, value: params.get("after") || "" }),
+    text("before", "Created before", { type: "datetime-local", step: 1, value: params.get("before") || "" }),
     h("div", { class: "filter-buttons" },
       h("button", { type: "submit", class: "primary" }, "Apply"),
       h("a", { href: "#/runs", class: "button" }, "Clear")));

@@ -50,7 +50,8 @@ DOCS = REPO / "docs"
 
 
 def form_workflow(identifier: str) -> dict[str, Any]:
-    """A trigger whose form has every input type → work (KAFKA: a worker completes it)."""
+    """A form of every input type → where (CONDITION on env) → work (production) or
+    preview (otherwise), KAFKA nodes a worker completes."""
     inputs = {
         "properties": {
             "name": {"type": "string", "title": "Service name", "minLength": 2,
@@ -63,16 +64,30 @@ def form_workflow(identifier: str) -> dict[str, Any]:
         "required": ["name"],
         "order": ["name", "env", "replicas", "dryRun", "tags"],
     }  # fmt: skip
+    env = ".outputs.trigger.env"
+    outlets = [
+        {"identifier": "prod", "title": "production", "expression": f'{env} == "production"'},
+        {"identifier": "stage", "title": "staging", "expression": f'{env} != "production"'},
+    ]
+    kafka = {"type": "KAFKA", "payload": {"name": "{{ .outputs.trigger.name }}"}}
     return {
         "identifier": identifier,
         "title": "Deploy a service",
         "nodes": [
             {"identifier": "trigger", "title": "Deploy",
              "config": {"type": "SELF_SERVE_TRIGGER", "userInputs": inputs}},
-            {"identifier": "work", "title": "Roll out",
-             "config": {"type": "KAFKA", "payload": {"name": "{{ .outputs.trigger.name }}"}}},
+            {"identifier": "where", "title": "Where to?",
+             "config": {"type": "CONDITION", "outlets": outlets}},
+            {"identifier": "work", "title": "Roll out", "config": kafka},
+            {"identifier": "preview", "title": "Preview deploy", "config": kafka},
         ],
-        "connections": [{"sourceIdentifier": "trigger", "targetIdentifier": "work"}],
+        "connections": [
+            {"sourceIdentifier": "trigger", "targetIdentifier": "where"},
+            {"sourceIdentifier": "where", "targetIdentifier": "work",
+             "sourceOutletIdentifier": "prod"},
+            {"sourceIdentifier": "where", "targetIdentifier": "preview",
+             "sourceOutletIdentifier": "stage"},
+        ],
     }  # fmt: skip
 
 
@@ -193,7 +208,10 @@ async def test_trigger_watch_a_node_complete_read_logs_find_by_filter_and_rerun(
     await form.get_by_role("button", name="Run").click()
     await page.wait_for_url(re.compile(r"#/runs/wfr_"))
     run_id = _run_id_of(page.url)
-    run = await api.run(run_id)
+    run = await until(
+        lambda: api.run(run_id),
+        lambda r: any(nr["node"]["identifier"] == "work" for nr in r["nodeRuns"]),
+    )
     assert run["variables"]["outputs"]["trigger"] == {
         "name": "payments", "env": "production", "replicas": 2, "dryRun": False,
         "tags": ["blue", "green"],
@@ -202,7 +220,11 @@ async def test_trigger_watch_a_node_complete_read_logs_find_by_filter_and_rerun(
     work = page.locator("[data-node='work']")
     await expect(work).to_have_attribute("data-state", "running")
     await expect(page.locator("[data-node='trigger']")).to_have_attribute("data-state", "success")
-    await expect(page.locator("[data-edge='0']")).to_have_attribute("data-state", "taken")
+    # The branch taken is drawn as taken; the other, and its node, greyed as not taken.
+    for edge, state in (("0", "taken"), ("1", "taken"), ("2", "skipped")):
+        edge_el = page.locator(f"[data-edge='{edge}']")
+        await expect(edge_el).to_have_attribute("data-state", state)
+    await expect(page.locator("[data-node='preview']")).to_have_attribute("data-state", "skipped")
     await work.click()
     watched_from = time.time() * 1000
     work_run = node_run(run, "work")["identifier"]
@@ -217,7 +239,7 @@ async def test_trigger_watch_a_node_complete_read_logs_find_by_filter_and_rerun(
     output = {"deploymentUrl": "https://payments.example.com", "replicas": 2}
     await patch(api, work_run, {"status": "COMPLETED", "result": "SUCCESS", "output": output})
     await expect(work).to_have_attribute("data-state", "success")
-    await expect(page.locator("main")).to_have_attribute("data-run-status", "COMPLETED")
+    await expect(page.locator("#page")).to_have_attribute("data-run-status", "COMPLETED")
     await expect(page.locator("#node-output")).to_contain_text("deploymentUrl")
     await expect(page.locator("#node-variables")).to_contain_text("payments.example.com")
     await expect(page.locator("#logs")).to_contain_text("resolved image tag")
@@ -261,12 +283,12 @@ async def test_cancel_a_waiting_run_from_its_page(
 ) -> None:
     api = server
     await api.define(form_workflow(wf_id))
-    run_id = (await api.trigger(wf_id, {"name": "to-cancel"}))["identifier"]
+    run_id = (await api.trigger(wf_id, {"name": "to-cancel", "env": "production"}))["identifier"]
     page = await signed_in(browser, api)
     await page.goto(f"{api.client.base_url}/ui/#/runs/{run_id}")
     await expect(page.locator("[data-node='work']")).to_have_attribute("data-state", "running")
     await page.get_by_role("button", name="Cancel", exact=True).click()
-    await expect(page.locator("main")).to_have_attribute("data-run-status", "COMPLETED")
+    await expect(page.locator("#page")).to_have_attribute("data-run-status", "COMPLETED")
     await expect(page.locator("#run-status")).to_contain_text("CANCELLED")
     await expect(page.locator("[data-node='work']")).to_have_attribute("data-state", "cancelled")
     assert (await api.run(run_id))["result"] == "CANCELLED"
@@ -288,7 +310,7 @@ async def test_a_run_page_of_100_node_runs_paints_and_its_figures_are_printed(
         await page.goto(f"{api.client.base_url}/ui/#/runs")
         started = time.perf_counter()
         await page.goto(f"{api.client.base_url}/ui/#/runs/{run_id}")
-        await expect(page.locator("main")).to_have_attribute("data-graph-ready", "true")
+        await expect(page.locator("#page")).to_have_attribute("data-graph-ready", "true")
         await expect(page.locator("[data-node='c99']")).to_have_attribute("data-state", "success")
         figures.append((time.perf_counter() - started) * 1000)
     inside = await page.evaluate("window.__switchyard.firstPaintMs")
