@@ -9,14 +9,17 @@ never leak through list, get, logs, lookup or claim.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
+from tests.bridge.sse import messages, serving, take_until
 from tests.bridge.support import SECRET, integration_workflow, kafka_workflow, new_installation
 from tests.conftest import Services
 from tests.helpers import until
@@ -46,6 +49,7 @@ class World:
     private_run: str  # the admin's run of private_wf
     node_run: str  # its waiting KAFKA node run
     external_id: str
+    live: httpx.AsyncClient  # the same app on a port: SSE streams can't go through ASGI
 
     async def fresh_workflow(self) -> str:
         identifier = f"mx-{uuid.uuid4().hex[:10]}"
@@ -216,6 +220,15 @@ TABLE: dict[tuple[str, str], tuple[Make, tuple[int, int, int, int, int]]] = {
         _fixed("GET", "/v1/workflows/runs/{w.private_run}"),
         (401, 404, 404, 200, 200),  # not visible reads as missing
     ),
+    # Live streams: a run's as its GET; the list stream for anyone, of visible runs.
+    ("GET", "/v1/workflows/runs/{run_id}/stream"): (
+        _fixed("GET", "/v1/workflows/runs/{w.private_run}/stream"),
+        (401, 404, 404, 200, 200),
+    ),
+    ("GET", "/v1/workflows/runs/stream"): (
+        _fixed("GET", "/v1/workflows/runs/stream"),
+        (401, 200, 200, 200, 200),
+    ),
     ("POST", "/v1/workflows/runs/{run_id}/cancel"): (_cancel, (401, 403, 403, 200, 200)),
     # Members see the open run but did not start it: re-run is as cancel.
     ("POST", "/v1/workflows/runs/{run_id}/rerun"): (_rerun, (401, 403, 403, 201, 201)),
@@ -353,7 +366,11 @@ async def world(
 ) -> AsyncIterator[World]:
     auth = write_auth_file(tmp_path_factory.mktemp("matrix"))
     settings = stack_settings(services, f"mx{uuid.uuid4().hex[:8]}", auth)
-    async with running_stack(settings) as stack:
+    async with (
+        running_stack(settings) as stack,
+        serving(stack.api.app) as server,
+        httpx.AsyncClient(base_url=server.url) as live,
+    ):
         api = stack.api
         private_wf, open_wf = f"mx-priv-{uuid.uuid4().hex[:8]}", f"mx-open-{uuid.uuid4().hex[:8]}"
         await api.define(kafka_workflow(private_wf, permissions=TEAM, anyone=False))
@@ -366,7 +383,9 @@ async def world(
             json={"externalRunId": external},
         )  # fmt: skip
         assert patched.status_code == 200, patched.text
-        yield World(stack, private_wf, open_wf, run["identifier"], node_run["identifier"], external)
+        yield World(
+            stack, private_wf, open_wf, run["identifier"], node_run["identifier"], external, live
+        )
 
 
 async def test_the_table_covers_every_endpoint_of_the_openapi_document(world: World) -> None:
@@ -391,17 +410,30 @@ async def test_authorization_matrix(
     world: World, endpoint: tuple[str, str], caller: str, status: int
 ) -> None:
     method, path, kwargs = await TABLE[endpoint][0](world)
-    response = await world.stack.api.client.request(
-        method, path, headers=await _headers(world, caller), **kwargs
-    )
+    headers = await _headers(world, caller)
+    if endpoint[1].endswith("/stream"):
+        response = await _open_stream(world, path, headers)
+    else:
+        response = await world.stack.api.client.request(method, path, headers=headers, **kwargs)
     assert response.status_code == status, f"{method} {path} as {caller}: {response.text}"
-    body = response.json()
     if status >= 400:
+        body = response.json()
         assert body["ok"] is False
         assert set(body) == {"ok", "error", "message"}
         assert body["message"]
     if status == 401:
         assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def _open_stream(world: World, path: str, headers: dict[str, str]) -> httpx.Response:
+    """A stream's status (and an error's body) without waiting for an end that may
+    never come: the list stream never ends."""
+    async with world.live.stream("GET", path, headers=headers) as response:
+        if response.status_code >= 400:
+            await response.aread()
+        else:
+            assert response.headers["content-type"].startswith("text/event-stream")
+        return response
 
 
 STUCK = {"member": 403, "teammate": 403, "admin": 200, "machine": 200}
@@ -549,3 +581,42 @@ async def test_responders_see_the_runs_of_the_versions_they_answer_and_no_other(
                                    ("member", answered, 404), ("member", other, 404)):  # fmt: skip
         got = await api.call("GET", f"/v1/workflows/runs/{run_id}", caller)
         assert got.status_code == status, (caller, run_id, got.text)
+
+
+async def test_private_runs_never_stream_to_members(world: World) -> None:
+    """A hidden run's stream is a 404 worded as a missing run's; the list stream, with
+    or without filters, sends a Member none of its events (a later visible run's
+    events arrive, so the hidden ones had their chance)."""
+    api = world.stack.api
+    missing = "wfr_" + "0" * 16
+    for caller in ("member", "teammate"):
+        headers = await _headers(world, caller)
+        seen = await _open_stream(world, f"/v1/workflows/runs/{world.private_run}/stream", headers)
+        absent = await _open_stream(world, f"/v1/workflows/runs/{missing}/stream", headers)
+        assert (seen.status_code, absent.status_code) == (404, 404)
+        assert (
+            seen.json()["message"].replace(world.private_run, missing) == absent.json()["message"]
+        )
+    queries = ["", f"?workflowIdentifiers={world.private_wf},{world.open_wf}",
+               "?createdBy=admin@example.com", "?statuses=IN_PROGRESS"]  # fmt: skip
+    async with contextlib.AsyncExitStack() as streams:
+        opened = []
+        for caller in ("member", "teammate"):
+            for query in queries:
+                response = await streams.enter_async_context(
+                    world.live.stream(
+                        "GET", f"/v1/workflows/runs/stream{query}",
+                        headers=await _headers(world, caller),
+                    )
+                )  # fmt: skip
+                assert response.status_code == 200, response.status_code
+                opened.append(response)
+        # Each run is created (its first events stored) before the next is triggered.
+        hidden = (await api.trigger(world.private_wf, {"name": "admin-run"}))["identifier"]
+        marker = await world.fresh_open_run()
+        for response in opened:
+            got = await take_until(messages(response), lambda m: m.json()["runId"] == marker)
+            for message in got:
+                assert message.data is not None
+                assert hidden not in message.data
+                assert world.private_run not in message.data
