@@ -20,8 +20,10 @@ or to one restarted, resumes from its ``Last-Event-ID``: the per-run stream by
 ``seq``, the list stream by the entry id of ``sy:runs:events``, good while that
 entry is within the stream's cap (about ``RUNS_EVENTS_MAXLEN`` events of all runs;
 an older cursor is a 409, so the client reloads the list and reconnects without it).
-A completed run's stream expires ``RUN_EVENTS_TTL_SECONDS`` after ``run.completed``;
-after that its stream sends ``event: end`` at once (``GET`` of the run has it all).
+A completed run's stream expires ``RUN_EVENTS_TTL_SECONDS`` (5 min) after
+``run.completed`` (its memory is the price of each run's history, ~250 B an event,
+so it is held only while someone may still be watching); after that the run's stream
+sends ``event: end`` at once, and ``GET`` of the run has everything.
 """
 
 from __future__ import annotations

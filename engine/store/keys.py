@@ -23,7 +23,7 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 | ``sy:runs:status:<status>`` | sorted set: runs in IN_PROGRESS/CANCELLING/COMPLETED | engine | as the runs |
 | ``sy:runs:result:<result>`` | sorted set: completed runs by result | engine | as the runs |
 | ``sy:runs:entity:<blueprint>/<entity>`` | sorted set: the runs associated with that entity (an ``EVENT_TRIGGER``'s entity, a self-service trigger's entity-format inputs) by ``createdAt``, written in the apply step of the run's creation | engine | as the runs |
-| ``sy:run:{<run>}:events`` | stream: the run's events, entry id ``0-<seq>``, field ``e`` = the RunEvent JSON exactly as on the run-events topic, XADDed in the apply step that emits them (the per-run SSE reads it) | engine | as the run while it is unfinished; ``RUN_EVENTS_TTL_SECONDS`` (1 h) after ``run.completed`` (EXPIRE in that step) |
+| ``sy:run:{<run>}:events`` | stream: the run's events, entry id ``0-<seq>``, field ``e`` = the RunEvent JSON exactly as on the run-events topic, XADDed in the apply step that emits them (the per-run SSE reads it) | engine | as the run while it is unfinished; ``RUN_EVENTS_TTL_SECONDS`` (5 min) after ``run.completed`` (EXPIRE in that step): a client resuming later gets ``event: end`` and reads the run with GET |
 | ``sy:runs:events`` | stream: every run event of every run, auto ids (the list SSE's cursor), fields ``r`` (run id) and ``e`` (the RunEvent JSON), XADDed in the same apply step | engine | capped at about ``RUNS_EVENTS_MAXLEN`` (100,000) entries (``MAXLEN ~``): the list stream's resume window |
 | ``sy:claims:<installation>`` | sorted set: pending node runs by visible-at (ms) | engine adds/removes; bridge claims | until done |
 | ``sy:claim:<node run>`` | hash: ``run``, ``installation``, ``config`` (JSON), ``acked``, ``uid`` (its nodeUid, once claimed) | engine; bridge sets ``acked`` and ``uid`` | until done |
@@ -63,8 +63,9 @@ ENTITY_OUTBOX_AT = f"{PREFIX}ent:outbox:at"
 # Every run event of every run (the list SSE); capped, so its memory is bounded.
 RUNS_EVENTS = f"{PREFIX}runs:events"
 RUNS_EVENTS_MAXLEN = 100_000
-# How long a completed run's own event stream outlives its run.completed event.
-RUN_EVENTS_TTL_SECONDS = 3600
+# How long a completed run's own event stream outlives its run.completed event: long
+# enough for a watcher to reconnect, short because every completed run pays it.
+RUN_EVENTS_TTL_SECONDS = 300
 
 
 def blueprint(identifier: str) -> str:
