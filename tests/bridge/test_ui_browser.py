@@ -318,3 +318,102 @@ async def test_a_run_page_of_100_node_runs_paints_and_its_figures_are_printed(
     print(f"\nRun page of 100 node runs, navigation → graph painted: first {figures[0]:.0f} ms "
           f"(dot), then {figures[1]:.0f} / {figures[2]:.0f} ms; fetch + draw in the page "
           f"{inside:.0f} ms")  # fmt: skip
+
+
+def approval_workflow(identifier: str) -> dict[str, Any]:
+    """trigger → ask (INPUT: approve or reject, answered by the Admin, with a reason)
+    → ship (KAFKA) when approved."""
+    form = {
+        "properties": {"reason": {"type": "string", "title": "Reason", "minLength": 3}},
+        "required": ["reason"],
+        "buttons": [{"identifier": "approve", "label": "Approve"},
+                    {"identifier": "reject", "label": "Reject", "variant": "DANGER"}],
+    }  # fmt: skip
+    ask = {"type": "INPUT", "description": "Ship {{ .outputs.trigger.name }}?",
+           "userInputs": form, "responders": {"users": ["admin@example.com"]},
+           "outlets": [{"identifier": "approve"}, {"identifier": "reject"}]}  # fmt: skip
+    definition = form_workflow(identifier)
+    definition["nodes"] = [
+        definition["nodes"][0],
+        {"identifier": "ask", "title": "Approve shipping", "config": ask},
+        {"identifier": "ship", "title": "Ship", "config": {"type": "KAFKA", "payload": {}}},
+    ]
+    definition["connections"] = [
+        {"sourceIdentifier": "trigger", "targetIdentifier": "ask"},
+        {
+            "sourceIdentifier": "ask",
+            "targetIdentifier": "ship",
+            "sourceOutletIdentifier": "approve",
+        },
+    ]
+    return definition
+
+
+async def test_answer_an_approval_by_keyboard_in_a_narrow_window_then_rerun_from_a_node(
+    server: Api, browser: Browser, wf_id: str
+) -> None:
+    api = server
+    await api.define(approval_workflow(wf_id))
+    run_id = (await api.trigger(wf_id, {"name": "billing"}))["identifier"]
+    page = await signed_in(browser, api)
+    await page.set_viewport_size({"width": 390, "height": 800})
+    await page.goto(f"{api.client.base_url}/ui/#/runs/{run_id}")
+    ask = page.locator("[data-node='ask']")
+    await expect(ask).to_have_attribute("data-state", "running")
+    # Narrow: nothing wider than the window but the graph's own scrolling box.
+    overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"the page is {overflow} px wider than a 390 px window"
+    # Keyboard: the graph's nodes are focusable; Enter opens a node's panel.
+    await page.locator("[data-node='trigger']").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#node-panel h2")).to_have_text("Deploy")
+    await ask.focus()
+    await page.keyboard.press("Enter")
+    panel = page.locator("#node-panel")
+    await expect(panel).to_contain_text("Ship billing?")
+    reason = panel.get_by_label("Reason")
+    await reason.fill("no")
+    await panel.get_by_role("button", name="Approve").click()
+    await expect(reason).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator(f"#respond-{await _node_run_id(api, run_id, 'ask')}-reason-error")
+                 ).to_contain_text("at least 3")  # fmt: skip
+    await reason.fill("tested on staging")
+    await reason.press("Tab")
+    await page.keyboard.press("Enter")  # the focused Approve button
+    await expect(ask).to_have_attribute("data-state", "success")
+    ship = page.locator("[data-node='ship']")
+    await expect(ship).to_have_attribute("data-state", "running")
+    await patch(api, await _node_run_id(api, run_id, "ship"), {"status": "COMPLETED",
+                                                              "result": "FAILED"})  # fmt: skip
+    await expect(ship).to_have_attribute("data-state", "failed")
+    await expect(page.locator("#run-status")).to_contain_text("FAILED")
+    # Re-run from the failed node: the approval is reused, ship runs again.
+    await ship.click()
+    await page.get_by_role("button", name="Re-run from ship").click()
+    await page.wait_for_url(lambda url: "#/runs/wfr_" in url and run_id not in url)
+    rerun = await api.run(_run_id_of(page.url))
+    assert rerun["rerunOf"] == {"identifier": run_id, "fromNode": "ship"}
+    await expect(page.locator("[data-node='ship']")).to_have_attribute("data-state", "running")
+
+    # The time range: runs created after now are none; before now, this one is there.
+    await page.goto(f"{api.client.base_url}/ui/#/runs?workflow={wf_id}")
+    await expect(page.locator(f"tr[data-run='{run_id}']")).to_be_visible()
+    later = await page.evaluate(
+        "new Date(Date.now() + 3600e3 - new Date().getTimezoneOffset() * 60e3)"
+        ".toISOString().slice(0, 19)"
+    )
+    await page.fill("#after", later)
+    await page.get_by_role("button", name="Apply").click()
+    await expect(page.locator("#runs-status")).to_have_text("No runs match these filters.")
+    await page.fill("#after", "")
+    await page.fill("#before", later)
+    await page.get_by_role("button", name="Apply").click()
+    await expect(page.locator(f"tr[data-run='{run_id}']")).to_be_visible()
+
+
+async def _node_run_id(api: Api, run_id: str, node: str) -> str:
+    run = await until(
+        lambda: api.run(run_id),
+        lambda r: any(n["node"]["identifier"] == node for n in r["nodeRuns"]),
+    )
+    return str(node_run(run, node)["identifier"])
