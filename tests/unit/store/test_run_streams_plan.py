@@ -1,0 +1,113 @@
+"""The apply step's writes for live streams and entity pages: each run event on the
+run's stream (id ``0-<seq>``) and the capped all-runs stream, the run's stream given a
+lifetime at ``run.completed``, and a new run's entities indexed (pure, no Redis)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from switchyard.engine.machine.effects import Decision, EmitRunEvent
+from switchyard.engine.machine.state import NodeRunState, RunState
+from switchyard.engine.store import keys
+from switchyard.engine.store.plan import plan_decision
+from switchyard.engine.store.run_entities import run_entities
+from switchyard.schemas import RunEvent, Workflow, encode, node_run_id, parse_workflow
+from switchyard.schemas.settings import Settings
+from switchyard.topics.registry import TopicRegistry
+
+RUN_ID = "wfr_AbCdEfGh12345678"
+NOW = datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC)
+REGISTRY = TopicRegistry.from_settings(Settings())
+SCORE = str(int(NOW.timestamp() * 1000))
+
+
+def _workflow(trigger: dict[str, Any]) -> Workflow:
+    return parse_workflow({
+        "identifier": "wf", "version": 1,
+        "nodes": [{"identifier": "trigger", "config": trigger},
+                  {"identifier": "work", "config": {"type": "KAFKA"}}],
+        "connections": [{"sourceIdentifier": "trigger", "targetIdentifier": "work"}],
+    })  # fmt: skip
+
+
+SELF_SERVE = {
+    "type": "SELF_SERVE_TRIGGER",
+    "userInputs": {"properties": {
+        "service": {"type": "string", "format": "entity", "blueprint": "service"},
+        "deps": {"type": "array", "items": {"type": "string", "format": "entity",
+                                            "blueprint": "service"}},
+        "owner": {"type": "object", "format": "entity", "blueprint": "team"},
+        "note": {"type": "string"},
+    }},
+}  # fmt: skip
+EVENT = {
+    "type": "EVENT_TRIGGER",
+    "event": {"type": "ENTITY_CREATED", "blueprintIdentifier": "service"},
+}
+
+
+def _state(output: Any, *, seq: int = 0) -> RunState:
+    trigger = NodeRunState(
+        id=node_run_id(RUN_ID, "trigger"), node="trigger", status="COMPLETED",
+        result="SUCCESS", output=output, created_at=NOW, updated_at=NOW,
+    )  # fmt: skip
+    return RunState(
+        run_id=RUN_ID, workflow_identifier="wf", workflow_version=1, trigger="trigger",
+        created_by="u", created_at=NOW, updated_at=NOW, node_runs=[trigger], seq=seq,
+    )  # fmt: skip
+
+
+def test_a_self_service_runs_entities_are_its_entity_format_inputs() -> None:
+    inputs = {"service": "svc-a", "deps": ["svc-b", "svc-a"], "owner": {"identifier": "ops"},
+              "note": "not an entity"}  # fmt: skip
+    assert run_entities(_state(inputs), _workflow(SELF_SERVE)) == [
+        ("service", "svc-a"), ("service", "svc-b"), ("team", "ops"),
+    ]  # fmt: skip
+
+
+def test_an_event_triggered_runs_entity_is_the_one_its_event_names() -> None:
+    context = {"blueprintIdentifier": "service", "entityIdentifier": "svc-z"}
+    output = {"action": "CREATE", "diff": {"before": None, "after": {}}, "context": context}
+    assert run_entities(_state(output), _workflow(EVENT)) == [("service", "svc-z")]
+
+
+def test_the_creation_step_indexes_the_runs_entities_and_later_steps_do_not() -> None:
+    workflow = _workflow(SELF_SERVE)
+    new = _state({"service": "svc-a"})
+    created = plan_decision(None, Decision(state=new), offset=1, registry=REGISTRY,
+                            workflow=workflow)  # fmt: skip
+    entity_key = keys.runs_of_entity("service", "svc-a")
+    assert ["ZADD", entity_key, SCORE, RUN_ID] in created.commands
+    later = plan_decision(new, Decision(state=new.model_copy(update={"step": 1})), offset=2,
+                          registry=REGISTRY, workflow=workflow)  # fmt: skip
+    assert not any(entity_key in command for command in later.commands)
+
+
+def _event(seq: int, kind: str) -> RunEvent:
+    return RunEvent.model_validate({
+        "runId": RUN_ID, "seq": seq, "kind": kind,
+        "status": "COMPLETED" if kind == "run.completed" else "IN_PROGRESS",
+        "result": "SUCCESS" if kind == "run.completed" else None, "at": NOW,
+    })  # fmt: skip
+
+
+def test_each_run_event_goes_to_both_streams_and_completion_expires_the_runs_stream() -> None:
+    events = [_event(7, "run.updated"), _event(8, "run.completed")]
+    effects = tuple(EmitRunEvent(id=f"{RUN_ID}:event:{e.seq}", event=e) for e in events)
+    old = _state({}, seq=6)
+    plan = plan_decision(old, Decision(state=_state({}, seq=8), effects=effects), offset=3,
+                         registry=REGISTRY)  # fmt: skip
+    streamed = [c for c in plan.commands if c[0] in ("XADD", "EXPIRE")]
+    own = keys.run_events(RUN_ID)
+    cap = ["MAXLEN", "~", str(keys.RUNS_EVENTS_MAXLEN), "*"]
+    first, second = (encode(e).decode() for e in events)
+    assert streamed == [
+        ["XADD", own, "0-7", "e", first],
+        ["XADD", keys.RUNS_EVENTS, *cap, "r", RUN_ID, "e", first],
+        ["XADD", own, "0-8", "e", second],
+        ["XADD", keys.RUNS_EVENTS, *cap, "r", RUN_ID, "e", second],
+        ["EXPIRE", own, str(keys.RUN_EVENTS_TTL_SECONDS)],
+    ]
+    # The topic gets the very same bytes.
+    assert [m.value.decode() for m in plan.outbox] == [first, second]
