@@ -7,7 +7,7 @@ parameter. Multi-valued filters take ``name=a&name=b``, ``name[]=a`` or ``name=a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Query, Request
@@ -15,6 +15,9 @@ from fastapi import Query, Request
 from switchyard.bridge.errors import invalid
 from switchyard.bridge.run_index import RunQuery
 from switchyard.schemas import RunResult, RunStatus
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def _multi(request: Request, name: str, given: list[Any] | None) -> list[str]:
@@ -53,7 +56,16 @@ def _instant(value: str | None, name: str) -> float | None:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp() * 1000
+    try:
+        return float(epoch_ms(parsed))
+    except OverflowError:
+        raise invalid(f"query.{name}: is out of range (got {value!r})") from None
+
+
+def epoch_ms(value: datetime) -> int:
+    """Whole ms since the epoch, rounded down in integers as the index scores are
+    (``createdAt`` → ``2026-12-01T10:00:00.123Z`` is exactly its run's score)."""
+    return (value - _EPOCH) // _MS
 
 
 def _entity(value: str | None) -> tuple[str, str] | None:

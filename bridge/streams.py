@@ -44,7 +44,7 @@ from switchyard.bridge.context import BridgeContext
 from switchyard.bridge.credentials import Actor
 from switchyard.bridge.errors import conflict, invalid
 from switchyard.bridge.models import ERRORS
-from switchyard.bridge.run_filters import run_filters
+from switchyard.bridge.run_filters import epoch_ms, run_filters
 from switchyard.bridge.run_index import RunQuery
 from switchyard.bridge.runs import RunIdPath
 from switchyard.bridge.views import can_view, visible_run
@@ -261,7 +261,7 @@ class _Admission:
 
     async def _fixed_match(self, state: RunState) -> bool:
         query = self._query
-        created = state.created_at.timestamp() * 1000
+        created = epoch_ms(state.created_at)
         checks = (
             (query.workflow_identifiers, state.workflow_identifier),
             (query.run_identifiers, state.run_id),

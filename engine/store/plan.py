@@ -108,7 +108,9 @@ def move_plan(
 
 
 def _ms(value: datetime) -> str:
-    return str(int(value.timestamp() * 1000))
+    """Whole ms since the epoch, in integers (a float product can land 1 ms short, and
+    ``createdAfter``/``createdBefore`` compare these scores to a run's ``createdAt``)."""
+    return str((as_utc(value) - _EPOCH) // _MS)
 
 
 def _index_commands(
