@@ -5,6 +5,7 @@ WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends graphviz \
     && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
+COPY build_backend build_backend
 COPY schemas schemas
 COPY topics topics
 COPY engine engine

@@ -26,6 +26,21 @@ def test_every_package_folder_is_listed_in_pyproject() -> None:
     assert {config["package-dir"][f"switchyard.{f}"] for f in FOLDERS} == set(FOLDERS)
 
 
+def test_every_data_folder_is_listed_so_setuptools_does_not_warn() -> None:
+    """A folder of files without __init__.py (the Lua scripts, the web UI) is still a
+    package to setuptools: unlisted, every install prints "Package would be ignored"."""
+    listed = set(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    tracked = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", *FOLDERS],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    folders = {Path(name).parent for name in tracked if Path(name).parent.parts[0] in FOLDERS}
+    on_disk = {"switchyard." + ".".join(folder.parts) for folder in folders}
+    assert on_disk - listed == set(), "add these to [tool.setuptools] packages"
+
+
 def test_namespace_imports_and_bare_folder_imports_fail_outside_the_repo(tmp_path: Path) -> None:
     code = (
         "import importlib, sys\n"
@@ -61,6 +76,9 @@ def test_the_wheel_carries_every_file_of_the_packages(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
+    # The build says nothing (the first impression of scripts/up): no deprecation of
+    # the license table, no data folder that "would be ignored".
+    assert "warning" not in result.stderr.lower(), result.stderr[-2000:]
     [wheel] = tmp_path.glob("switchyard-*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
     expected = {
