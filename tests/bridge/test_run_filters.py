@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from switchyard.engine.service import EngineService
+from switchyard.engine.trigger_matcher import TriggerMatcher
 from tests.bridge.support import Api, kafka_workflow
+from tests.helpers import until
 
 pytestmark = pytest.mark.integration
 
@@ -113,3 +115,25 @@ async def test_a_workflow_version_is_read_by_its_number(api: Api, wf_id: str) ->
     kept = await api.call("GET", f"/v1/workflows/{wf_id}?version=1")
     assert kept.status_code == 200
     assert kept.json()["workflow"]["title"] == "Version one"
+
+
+async def test_an_event_triggered_run_is_listed_by_the_entity_its_event_names(
+    api: Api, engine: EngineService, matcher: TriggerMatcher, wf_id: str
+) -> None:
+    blueprint = f"bp-{wf_id[3:]}"
+    made = await api.call("POST", "/v1/blueprints", json={"identifier": blueprint})
+    assert made.status_code == 201, made.text
+    event = {"type": "ENTITY_CREATED", "blueprintIdentifier": blueprint}
+    await api.define({
+        "identifier": wf_id,
+        "nodes": [{"identifier": "trigger", "config": {"type": "EVENT_TRIGGER", "event": event}},
+                  {"identifier": "work", "config": {"type": "KAFKA"}}],
+        "connections": [{"sourceIdentifier": "trigger", "targetIdentifier": "work"}],
+    })  # fmt: skip
+    written = await api.call(
+        "POST", f"/v1/blueprints/{blueprint}/entities", json={"identifier": "e1"}
+    )
+    assert written.status_code == 201, written.text
+    [run_id] = await until(lambda: _ids(api, f"?workflowIdentifiers={wf_id}"))
+    assert await _ids(api, f"?entity={blueprint}/e1") == [run_id]
+    assert await _ids(api, f"?entity={blueprint}/e2") == []
