@@ -155,12 +155,24 @@ async def _run_events(ctx: BridgeContext, state: RunState, after: int) -> AsyncI
         if entries is None:
             yield KEEP_ALIVE
             continue
+        if not entries and await _expired(ctx, state.run_id, key):
+            yield END  # completed, and its stream expired before we read the end
+            return
         for entry_id, fields in entries:
             data = fields[b"e"]
             yield message(entry_id.partition("-")[2], data)
             if orjson.loads(data).get("kind") == "run.completed":
                 yield END
                 return
+
+
+async def _expired(ctx: BridgeContext, run_id: str, key: str) -> bool:
+    """Whether the run is completed and its stream gone (a blocking read on a missing
+    key would wait forever)."""
+    if await ctx.redis.exists(key):
+        return False
+    state = await ctx.runs.get(run_id)
+    return state is None or state.is_completed
 
 
 @router.get(

@@ -97,6 +97,12 @@ async def test_a_run_streams_every_event_in_seq_order_then_ends(
         last = str(seqs[-1])
         async with http.stream("GET", path, headers=_headers(api, "admin", last)) as response:
             assert [m async for m in messages(response)] == [Message(event="end", data="{}")]
+        # The completed run's stream has a lifetime; once gone, the stream just ends.
+        stream_key = keys.run_events(run_id)
+        assert 0 < await api.ctx.redis.ttl(stream_key) <= keys.RUN_EVENTS_TTL_SECONDS
+        await api.ctx.redis.delete(stream_key)
+        async with http.stream("GET", path, headers=_headers(api, "admin", "2")) as response:
+            assert [m async for m in messages(response)] == [Message(event="end", data="{}")]
 
 
 async def test_resume_by_last_event_id_across_a_bridge_restart_loses_and_repeats_nothing(
