@@ -13,6 +13,14 @@
     switchyard topics ensure   create the registry's topics (idempotent)
     switchyard topics list     the registry: name, key, value, partitions, retention
 
+Talking to the API (README "CLI"; exit codes in ``switchyard.cli.exits``):
+
+    switchyard login           check client credentials and save them as a profile
+    switchyard workflows       apply -f FILE | list | get ID [--version N] | delete ID
+    switchyard runs            trigger WORKFLOW [--input k=v] [--wait] | list | get RUN |
+                               logs RUN [--follow] | watch RUN | cancel RUN [--force] |
+                               rerun RUN [--from NODE]
+
 Settings come from the environment (``SWITCHYARD_*``); see ``switchyard.schemas.settings``.
 """
 
@@ -28,11 +36,14 @@ from pathlib import Path
 from switchyard.bridge.credentials import write_dev_config
 from switchyard.cli import services
 from switchyard.cli.demo import DemoError, run_demo
+from switchyard.cli.run_commands import add_run_commands
+from switchyard.cli.session import common_options
 from switchyard.cli.stack.agent import agent_environment, new_agent_credential, write_agent_env
 from switchyard.cli.stack.errors import StackError
 from switchyard.cli.stack.full import dev_credentials, full_stack, local_settings
 from switchyard.cli.stack.launcher import Stack
 from switchyard.cli.worker import add_worker_commands
+from switchyard.cli.workflow_commands import add_workflow_commands
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import TopicMismatch, ensure_topics
 from switchyard.topics.registry import TopicRegistry
@@ -157,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     topic_cmds.add_parser("ensure", help="create missing topics").set_defaults(run=topics_ensure)
     topic_cmds.add_parser("list", help="show the registry").set_defaults(run=topics_list)
     add_worker_commands(groups)
+    common = common_options()
+    add_workflow_commands(groups, common)
+    add_run_commands(groups, common)
     auth = groups.add_parser("auth", help="users and machine credentials of the API")
     auth_cmds = auth.add_subparsers(dest="command", required=True, metavar="ACTION")
     init = auth_cmds.add_parser("init", help="write a dev auth file (Admin, Member, machine)")
