@@ -1,6 +1,7 @@
 """``create_app(settings)``: the bridge's FastAPI app (no module-level app).
 
-The lifespan opens Redis, the Kafka producer and the ``sy:notify`` subscription,
+The lifespan opens Redis, the Kafka producer, the ``sy:notify`` subscription and the
+run waker (one blocking read of ``sy:runs:events`` for the per-run streams),
 and loads the auth file; it fails at start, with a message saying what to set,
 when the token secret or the auth file is missing.
 """
@@ -35,6 +36,7 @@ from switchyard.bridge.context import BridgeContext, utc_now
 from switchyard.bridge.credentials import Credentials
 from switchyard.bridge.errors import install_error_handlers
 from switchyard.bridge.notify import RunNotifier
+from switchyard.bridge.run_waker import RunWaker
 from switchyard.bridge.tokens import TokenSigner
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.workflows import WorkflowStore
@@ -58,9 +60,11 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         client = aioredis.Redis.from_url(settings.redis_url)
         producer = EventProducer(settings)
         notifier = RunNotifier(client)
+        waker = RunWaker(client)
         try:
             await producer.start()
             await notifier.start()
+            await waker.start()
             app.state.bridge = BridgeContext(
                 settings=settings,
                 registry=TopicRegistry.from_settings(settings),
@@ -69,12 +73,14 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
                 runs=RunStore(client),
                 workflows=WorkflowStore(client),
                 notifier=notifier,
+                waker=waker,
                 credentials=credentials,
                 signer=signer,
                 clock=clock,
             )
             yield
         finally:
+            await waker.stop()
             await notifier.stop()
             await producer.stop()
             await client.aclose()
@@ -84,7 +90,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        # /docs and /redoc are served by web.install, with their assets from the package.
+        # /docs is served by web.install, with its assets from the package; no /redoc.
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
@@ -98,5 +104,5 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     for module in routers:
         app.include_router(module.router)
     app.include_router(layouts.router)
-    web.install(app)  # /ui, /, /docs, /redoc
+    web.install(app)  # /ui, /, /docs
     return app

@@ -11,6 +11,7 @@ from fastapi import Request
 
 from switchyard.bridge.credentials import Credentials
 from switchyard.bridge.notify import RunNotifier
+from switchyard.bridge.run_waker import RunWaker
 from switchyard.bridge.tokens import TokenSigner
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.workflows import WorkflowStore
@@ -34,6 +35,7 @@ class BridgeContext:
     runs: RunStore
     workflows: WorkflowStore
     notifier: RunNotifier
+    waker: RunWaker
     credentials: Credentials
     signer: TokenSigner
     clock: Callable[[], datetime] = utc_now

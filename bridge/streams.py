@@ -7,20 +7,24 @@ each as ``id: <seq>`` + ``data: <RunEvent JSON>``, from the first (or after
 run the caller may see, ``id:`` an opaque cursor; it never ends. Both send a
 ``: keep-alive`` comment every ``stream_heartbeat_seconds``.
 
-Why Redis streams written by the apply step, not the run-events topic: the engine
-XADDs each event to ``sy:run:{<run>}:events`` (entry id ``0-<seq>``) and to the
-capped ``sy:runs:events`` in the same Lua call that stores the state emitting it
-(:func:`switchyard.engine.store.plan.event_stream_commands`). So a stream holds
-exactly the events of the stored state, in ``seq`` order, each once; the topic gets
-them later from the outbox relay, which may repeat a step's messages after a crash
-and would need a scan of a partition to find one run's history. A bridge reads with
-``XREAD BLOCK`` (a blocking read, no polling), holds no state of its own, so any
-number of bridges serve any stream, and a client that reconnects to another bridge,
-or to one restarted, resumes from its ``Last-Event-ID``: the per-run stream by
-``seq``, the list stream by the entry id of ``sy:runs:events``, good while that
-entry is within the stream's cap (about ``RUNS_EVENTS_MAXLEN`` events of all runs;
-an older cursor is a 409, so the client reloads the list and reconnects without it).
-A completed run's stream expires ``RUN_EVENTS_TTL_SECONDS`` (5 min) after
+Why Redis, written by the apply step, not the run-events topic: the engine RPUSHes
+each event to the run's list ``sy:run:{<run>}:events`` (index ``seq - 1``) and XADDs
+it to the capped stream ``sy:runs:events``, in the same Lua call that stores the
+state emitting it (:func:`switchyard.engine.store.plan.event_stream_commands`). So
+both hold exactly the events of the stored state, in ``seq`` order, each once; the
+topic gets them later from the outbox relay, which may repeat a step's messages after
+a crash, and one run's history would need a scan of its partition. Reads block, never
+poll: the list stream is an ``XREAD BLOCK`` per connection; the per-run streams of a
+bridge are woken by its one ``XREAD BLOCK`` loop (:mod:`~switchyard.bridge.run_waker`)
+and read the run's list (a list because a stream key costs ~4.7 kB however few its
+entries: every unfinished run holds one). A bridge holds nothing but the client's
+position, which the client has too (its last ``id:``), so any number of bridges serve
+any stream, and a client that reconnects to another bridge, or to one restarted,
+resumes with ``Last-Event-ID``: the per-run stream by ``seq``, the list stream by the
+entry id of ``sy:runs:events``, good while that entry is within the stream's cap
+(about ``RUNS_EVENTS_MAXLEN`` events of all runs; an older cursor is a 409, so the
+client reloads the list and reconnects without it).
+A completed run's list expires ``RUN_EVENTS_TTL_SECONDS`` (5 min) after
 ``run.completed`` (its memory is the price of each run's history, ~250 B an event,
 so it is held only while someone may still be watching); after that the run's stream
 sends ``event: end`` at once, and ``GET`` of the run has everything.
@@ -29,6 +33,7 @@ sends ``event: end`` at once, and ``GET`` of the run has everything.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -145,30 +150,45 @@ def _sse(body: AsyncIterator[bytes]) -> StreamingResponse:
 
 
 async def _run_events(ctx: BridgeContext, state: RunState, after: int) -> AsyncIterator[bytes]:
+    """The run's list from index ``after`` (= seq ``after + 1``), woken by the bridge's
+    :class:`~switchyard.bridge.run_waker.RunWaker`; registered before each read, so an
+    event stored after a read always wakes the next."""
     key = keys.run_events(state.run_id)
-    if state.is_completed and (after >= state.seq or not await ctx.redis.exists(key)):
-        yield END  # nothing more will come (or the stream outlived its retention)
+    if state.is_completed and after >= state.seq:
+        yield END  # nothing more will come
         return
-    feed = _Feed(ctx, key, f"0-{after}")
-    while True:
-        entries = await feed.read()
-        if entries is None:
-            yield KEEP_ALIVE
-            continue
-        if not entries and await _expired(ctx, state.run_id, key):
-            yield END  # completed, and its stream expired before we read the end
-            return
-        for entry_id, fields in entries:
-            data = fields[b"e"]
-            yield message(entry_id.partition("-")[2], data)
-            if orjson.loads(data).get("kind") == "run.completed":
-                yield END
+    waiter = ctx.waker.watch(state.run_id)
+    loop = asyncio.get_running_loop()
+    beat = ctx.settings.stream_heartbeat_seconds
+    next_beat = loop.time() + beat
+    sent = after
+    try:
+        while True:
+            waiter.clear()
+            raws: Any = await ctx.redis.lrange(key, sent, -1)
+            for raw in raws:
+                event = orjson.loads(raw)
+                sent += 1
+                yield message(str(event.get("seq", sent)), raw)
+                if event.get("kind") == "run.completed":
+                    yield END
+                    return
+            if not raws and await _expired(ctx, state.run_id, key):
+                yield END  # completed, and its list expired (retention)
                 return
+            wait = next_beat - loop.time()
+            if wait <= 0:
+                yield KEEP_ALIVE
+                next_beat = loop.time() + beat
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter.wait(), wait)
+    finally:
+        ctx.waker.forget(state.run_id, waiter)
 
 
 async def _expired(ctx: BridgeContext, run_id: str, key: str) -> bool:
-    """Whether the run is completed and its stream gone (a blocking read on a missing
-    key would wait forever)."""
+    """Whether the run is completed and its list gone (nothing will wake us again)."""
     if await ctx.redis.exists(key):
         return False
     state = await ctx.runs.get(run_id)

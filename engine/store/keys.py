@@ -23,8 +23,8 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 | ``sy:runs:status:<status>`` | sorted set: runs in IN_PROGRESS/CANCELLING/COMPLETED | engine | as the runs |
 | ``sy:runs:result:<result>`` | sorted set: completed runs by result | engine | as the runs |
 | ``sy:runs:entity:<blueprint>/<entity>`` | sorted set: the runs associated with that entity (an ``EVENT_TRIGGER``'s entity, a self-service trigger's entity-format inputs) by ``createdAt``, written in the apply step of the run's creation | engine | as the runs |
-| ``sy:run:{<run>}:events`` | stream: the run's events, entry id ``0-<seq>``, field ``e`` = the RunEvent JSON exactly as on the run-events topic, XADDed in the apply step that emits them (the per-run SSE reads it) | engine | as the run while it is unfinished; ``RUN_EVENTS_TTL_SECONDS`` (5 min) after ``run.completed`` (EXPIRE in that step): a client resuming later gets ``event: end`` and reads the run with GET |
-| ``sy:runs:events`` | stream: every run event of every run, auto ids (the list SSE's cursor), fields ``r`` (run id) and ``e`` (the RunEvent JSON), XADDed in the same apply step | engine | capped at about ``RUNS_EVENTS_MAXLEN`` (100,000) entries (``MAXLEN ~``): the list stream's resume window |
+| ``sy:run:{<run>}:events`` | list: the run's events in ``seq`` order (index ``seq - 1``), each the RunEvent JSON exactly as on the run-events topic, RPUSHed in the apply step that emits them (the per-run SSE reads it; a list because a stream key costs ~4.7 kB however small) | engine | as the run while it is unfinished; ``RUN_EVENTS_TTL_SECONDS`` (5 min) after ``run.completed`` (EXPIRE in that step): a client resuming later gets ``event: end`` and reads the run with GET |
+| ``sy:runs:events`` | stream: every run event of every run, auto ids (the list SSE's cursor), fields ``r`` (run id) and ``e`` (the RunEvent JSON), XADDed in the same apply step; each bridge's one ``XREAD BLOCK`` on it also wakes its per-run streams | engine | capped at about ``RUNS_EVENTS_MAXLEN`` (100,000) entries (``MAXLEN ~``): the list stream's resume window |
 | ``sy:claims:<installation>`` | sorted set: pending node runs by visible-at (ms) | engine adds/removes; bridge claims | until done |
 | ``sy:claim:<node run>`` | hash: ``run``, ``installation``, ``config`` (JSON), ``acked``, ``uid`` (its nodeUid, once claimed) | engine; bridge sets ``acked`` and ``uid`` | until done |
 | ``sy:org`` | hash: ``settings`` (JSON object, e.g. ``portAgentStreamerName``), ``featureFlags`` (JSON list): the organization Port's clients read and set | bridge (``PATCH /v1/organization``); engine reads | forever |
@@ -116,7 +116,7 @@ def logs(run_id: str) -> str:
 
 
 def run_events(run_id: str) -> str:
-    """The run's event stream (entry id ``0-<seq>``): the per-run SSE's history and feed."""
+    """The run's events, a list in seq order: the per-run SSE's history and feed."""
     return f"{PREFIX}run:{{{run_id}}}:events"
 
 

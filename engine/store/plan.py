@@ -246,14 +246,15 @@ def _plan_effect(
 
 
 def event_stream_commands(event: RunEvent, value: bytes) -> list[list[str]]:
-    """The event on the run's own stream (id ``0-<seq>``: the per-run SSE resumes by
-    seq) and on the capped stream of every run's events (the list SSE), in the step
-    that emits it, so the streams hold exactly the events the stored state has emitted.
-    The run's stream expires a while after ``run.completed`` (keys.py)."""
+    """The event on the run's own list (index ``seq - 1``: the per-run SSE resumes by
+    seq; a list, not a stream: a stream key costs ~4.7 kB however few its entries) and
+    on the capped stream of every run's events (the list SSE, and the bridges' wake-up
+    of per-run streams), in the step that emits it, so both hold exactly the events the
+    stored state has emitted. The run's list expires a while after ``run.completed``."""
     text = value.decode()
     own = keys.run_events(event.run_id)
     commands = [
-        ["XADD", own, f"0-{event.seq}", "e", text],
+        ["RPUSH", own, text],
         ["XADD", keys.RUNS_EVENTS, "MAXLEN", "~", str(keys.RUNS_EVENTS_MAXLEN), "*",
          "r", event.run_id, "e", text],
     ]  # fmt: skip

@@ -1,5 +1,5 @@
 """The apply step's writes for live streams and entity pages: each run event on the
-run's stream (id ``0-<seq>``) and the capped all-runs stream, the run's stream given a
+run's list (in seq order) and the capped all-runs stream, the run's list given a
 lifetime at ``run.completed``, and a new run's entities indexed (pure, no Redis)."""
 
 from __future__ import annotations
@@ -92,20 +92,24 @@ def _event(seq: int, kind: str) -> RunEvent:
     })  # fmt: skip
 
 
-def test_each_run_event_goes_to_both_streams_and_completion_expires_the_runs_stream() -> None:
+def test_each_run_event_goes_to_the_runs_list_and_the_stream_and_completion_expires_the_list() -> (
+    None
+):
     events = [_event(7, "run.updated"), _event(8, "run.completed")]
     effects = tuple(EmitRunEvent(id=f"{RUN_ID}:event:{e.seq}", event=e) for e in events)
     old = _state({}, seq=6)
     plan = plan_decision(old, Decision(state=_state({}, seq=8), effects=effects), offset=3,
                          registry=REGISTRY)  # fmt: skip
-    streamed = [c for c in plan.commands if c[0] in ("XADD", "EXPIRE")]
+    streamed = [
+        c for c in plan.commands if c[0] in ("RPUSH", "XADD", "EXPIRE") and "logs" not in c[1]
+    ]
     own = keys.run_events(RUN_ID)
     cap = ["MAXLEN", "~", str(keys.RUNS_EVENTS_MAXLEN), "*"]
     first, second = (encode(e).decode() for e in events)
     assert streamed == [
-        ["XADD", own, "0-7", "e", first],
+        ["RPUSH", own, first],
         ["XADD", keys.RUNS_EVENTS, *cap, "r", RUN_ID, "e", first],
-        ["XADD", own, "0-8", "e", second],
+        ["RPUSH", own, second],
         ["XADD", keys.RUNS_EVENTS, *cap, "r", RUN_ID, "e", second],
         ["EXPIRE", own, str(keys.RUN_EVENTS_TTL_SECONDS)],
     ]

@@ -1,0 +1,96 @@
+"""Wake the per-run streams of one bridge when their run has a new event.
+
+A run's history is a Redis list (``sy:run:{<run>}:events``, cheap for a few events;
+a stream key costs ~4.7 kB however small); it can't be read with a blocking call. So
+each bridge runs one :class:`RunWaker`: a single ``XREAD BLOCK`` loop over the
+all-runs stream ``sy:runs:events`` (written in the same apply step as the list) that
+sets the wake-up of each run it names. A per-run stream registers its wake-up
+*before* reading the list, so an event stored after that read always wakes it. After
+a lost connection the loop reads on from its last entry id: no wake-up is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from switchyard.engine.store import keys
+
+log = logging.getLogger("switchyard.bridge")
+
+# One XREAD blocks at most this long, inside the Redis client's socket timeout (5 s).
+BLOCK_MS = 2000
+_BATCH = 500
+
+
+class RunWaker:
+    """Wake-ups per run id, set by new run events. ``start()``/``stop()``."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is not None:
+            raise RuntimeError("RunWaker.start() called twice")
+        last = await self._newest()
+        self._task = asyncio.create_task(self._listen(last), name="switchyard-run-waker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                waiter.set()
+        self._waiters.clear()
+
+    def watch(self, run_id: str) -> asyncio.Event:
+        """An event set at each new event of ``run_id``; :meth:`forget` it when done."""
+        waiter = asyncio.Event()
+        self._waiters.setdefault(run_id, set()).add(waiter)
+        return waiter
+
+    def forget(self, run_id: str, waiter: asyncio.Event) -> None:
+        waiters = self._waiters.get(run_id)
+        if waiters is not None:
+            waiters.discard(waiter)
+            if not waiters:
+                del self._waiters[run_id]
+
+    async def _newest(self) -> str:
+        entries: Any = await self._client.xrevrange(keys.RUNS_EVENTS, count=1)
+        return _text(entries[0][0]) if entries else "0-0"
+
+    async def _listen(self, last: str) -> None:
+        delay = 0.1
+        while True:
+            try:
+                reply: Any = await self._client.xread(
+                    {keys.RUNS_EVENTS: last}, count=_BATCH, block=BLOCK_MS
+                )
+                for _, batch in reply or []:
+                    for entry_id, fields in batch:
+                        last = _text(entry_id)
+                        self._wake(_text(fields.get(b"r", b"")))
+                delay = 0.1
+            except RedisError as error:
+                log.warning("reading %s failed (%r); retrying", keys.RUNS_EVENTS, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _wake(self, run_id: str) -> None:
+        for waiter in self._waiters.get(run_id, ()):
+            waiter.set()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
