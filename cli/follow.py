@@ -104,11 +104,20 @@ def node_line(node_run: dict[str, Any]) -> str:
 
 @dataclass
 class Changes:
-    """What a new look at a run shows that the last one did not."""
+    """What a new look at a run (or a new event) shows that the last one did not."""
 
     states: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     logs_seen: dict[str, int] = field(default_factory=dict)
-    run_state: tuple[Any, Any] | None = None
+
+    def moved(self, event: dict[str, Any]) -> bool:
+        """Whether the event changes its node run's (or run's) status or result: a
+        ``nodeRun.updated`` that only added logs does not."""
+        key = event.get("nodeRunId") or event.get("runId") or ""
+        state = (event.get("status"), event.get("result"))
+        if self.states.get(key) == state:
+            return False
+        self.states[key] = state
+        return True
 
     def nodes(self, run: Run) -> list[dict[str, Any]]:
         moved = []
@@ -117,12 +126,6 @@ class Changes:
             if self.states.get(node_run["identifier"]) != state:
                 self.states[node_run["identifier"]] = state
                 moved.append(node_run)
-        return moved
-
-    def run(self, run: Run) -> bool:
-        state = (run.get("status"), run.get("result"))
-        moved = state != self.run_state
-        self.run_state = state
         return moved
 
     def logs(self, run: Run) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -134,6 +137,19 @@ class Changes:
             new += [(node_run, entry) for entry in entries[seen:]]
             self.logs_seen[node_run["identifier"]] = len(entries)
         return new
+
+
+def event_line(event: dict[str, Any], run: Run) -> str:
+    """One run event as a line: the node run's (or the run's) new state."""
+    state = str(event.get("status"))
+    if event.get("result"):
+        state += f" {event['result']}"
+    at = str(event.get("at", ""))[11:19]
+    if not event.get("nodeRunId"):
+        return f"{at}  run {event.get('runId')} {state}"
+    kinds = {nr.get("identifier"): nr.get("nodeConfigType") for nr in run.get("nodeRuns", [])}
+    kind = kinds.get(event["nodeRunId"]) or "-"
+    return f"{at}  {event.get('nodeIdentifier')} ({kind}) {state}  {event['nodeRunId']}"
 
 
 def run_line(run: Run) -> str:
@@ -162,8 +178,8 @@ async def until_done(
 
     try:
         async with asyncio.timeout(within):
-            if run.get("status") != "COMPLETED":
-                await stream_events(client, run_id, refresh)
+            # Even for a completed run: the stream replays its events, then ends.
+            await stream_events(client, run_id, refresh)
     except TimeoutError:
         raise CliError(
             f"--timeout: run {run_id} is still {run.get('status')} after {within:g} s",

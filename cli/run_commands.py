@@ -93,7 +93,7 @@ async def rerun(client: RunsClient, args: argparse.Namespace, console: Console) 
         body["inputs"] = inputs
     if args.from_node:
         body["fromNode"] = args.from_node
-    response = await client.request("POST", f"/v1/workflows/runs/{args.run}/rerun", json=body)
+    response = await client.request("POST", f"/v1/workflows/runs/{args.run_id}/rerun", json=body)
     answer = response.json()
     run_id = answer["workflowRun"]["identifier"]
     if args.wait:
@@ -101,7 +101,7 @@ async def rerun(client: RunsClient, args: argparse.Namespace, console: Console) 
     if console.json:
         console.document(answer)
     else:
-        console.say(f"re-ran {args.run} as {run_id} (switchyard runs watch {run_id})")
+        console.say(f"re-ran {args.run_id} as {run_id} (switchyard runs watch {run_id})")
     return 0
 
 
@@ -139,7 +139,7 @@ async def list_runs(client: RunsClient, args: argparse.Namespace, console: Conso
 
 
 async def get(client: RunsClient, args: argparse.Namespace, console: Console) -> int:
-    answer = (await client.request("GET", f"/v1/workflows/runs/{args.run}")).json()
+    answer = (await client.request("GET", f"/v1/workflows/runs/{args.run_id}")).json()
     if console.json:
         console.document(answer)
     else:
@@ -149,13 +149,13 @@ async def get(client: RunsClient, args: argparse.Namespace, console: Console) ->
 
 async def cancel(client: RunsClient, args: argparse.Namespace, console: Console) -> int:
     params = {"force": "true"} if args.force else None
-    path = f"/v1/workflows/runs/{args.run}/cancel"
+    path = f"/v1/workflows/runs/{args.run_id}/cancel"
     answer = (await client.request("POST", path, params=params)).json()
     if console.json:
         console.document(answer)
     else:
         how = "force-cancelled" if args.force else "cancel requested (graceful)"
-        console.say(f"{args.run}: {how}")
+        console.say(f"{args.run_id}: {how}")
     return 0
 
 
@@ -179,26 +179,34 @@ async def logs(client: RunsClient, args: argparse.Namespace, console: Console) -
             _log_out(console, node_run, entry)
 
     if not args.follow:
-        show(await follow.get_run(client, args.run), None)
+        show(await follow.get_run(client, args.run_id), None)
         return 0
-    final = await follow.until_done(client, args.run, show, args.timeout)
+    final = await follow.until_done(client, args.run_id, show, args.timeout)
     return follow.exit_code(final)
 
 
 async def watch(client: RunsClient, args: argparse.Namespace, console: Console) -> int:
+    """Each event of the run, from its first, as the node run's (or run's) new state;
+    with ``--output json`` the events themselves, one per line."""
     changes = Changes()
+    events = 0
 
     def show(run: Run, event: dict[str, Any] | None) -> None:
-        if console.json:
-            if event is not None:
-                console.line(event)
+        nonlocal events
+        if event is None:
             return
-        for node_run in changes.nodes(run):
-            console.say(f"{short_time(node_run.get('updatedAt'))}  {follow.node_line(node_run)}")
-        if changes.run(run):
-            console.say(f"{short_time(run.get('updatedAt'))}  {follow.run_line(run)}")
+        events += 1
+        if console.json:
+            console.line(event)
+        elif changes.moved(event):
+            console.say(follow.event_line(event, run))
 
-    final = await follow.until_done(client, args.run, show, args.timeout)
+    final = await follow.until_done(client, args.run_id, show, args.timeout)
+    if not events and not console.json:
+        # A run completed long ago: its events have expired; the run has its end state.
+        for node_run in final.get("nodeRuns", []):
+            console.say(follow.node_line(node_run))
+        console.say(follow.run_line(final))
     return follow.exit_code(final)
 
 
@@ -240,7 +248,7 @@ def add_run_commands(groups: Any, common: argparse.ArgumentParser) -> None:
                                 ("watch", "each node's state as it changes, live", watch),
                                 ("cancel", "cancel a run", cancel)):  # fmt: skip
         p = cmds.add_parser(name, parents=[common], help=text)
-        p.add_argument("run")
+        p.add_argument("run_id", metavar="RUN")
         if name == "logs":
             p.add_argument("-f", "--follow", action="store_true", help="new lines as they come")
         if name in ("logs", "watch"):
@@ -249,7 +257,7 @@ def add_run_commands(groups: Any, common: argparse.ArgumentParser) -> None:
             p.add_argument("--force", action="store_true", help="end running node runs at once")
         p.set_defaults(run=api_command(handler))
     p = cmds.add_parser("rerun", parents=[common], help="re-run a run, whole or from a node")
-    p.add_argument("run")
+    p.add_argument("run_id", metavar="RUN")
     p.add_argument("--from", dest="from_node", metavar="NODE", help="re-run from this node")
     _inputs_flags(p)
     p.add_argument("--latest", action="store_true", help="the workflow's newest version")

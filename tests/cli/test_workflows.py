@@ -110,16 +110,8 @@ async def test_without_credentials_or_api_the_exit_code_says_which(
     assert "unreachable" in down.err
     assert down.err.count("\n") == 1
 
-    usage = await exit_code_of(cli, "runs", "list", "--limit", "many")
+    usage = (await cli("runs", "list", "--limit", "many")).code
     assert usage == exits.USAGE
-
-
-async def exit_code_of(cli: Cli, *argv: str) -> int:
-    """argparse exits with SystemExit(2) on a usage error: the code a shell sees."""
-    try:
-        return (await cli(*argv)).code
-    except SystemExit as exc:
-        return int(exc.code or 0)
 
 
 async def test_apply_creates_then_versions_and_get_list_delete_read_it_back(
