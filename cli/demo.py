@@ -2,13 +2,17 @@
 
 What a platform team's first hour looks like: define a workflow, trigger a run,
 play the external system that completes its KAFKA node (the seed's "External
-processing" example, with a PATCH), and print the finished run.
+processing" example, with a PATCH), and show the finished run: a line per node run
+(``--json``: the run's JSON as the API returns it), then where to look next: the run's
+page in the web UI and the CLI commands, logged in with a dev credential.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -64,12 +68,41 @@ def _check(response: httpx.Response, *expected: int) -> dict[str, Any]:
     return body
 
 
-def _credentials(settings: Settings) -> tuple[str, str]:
+def _saved(settings: Settings) -> dict[str, str]:
     saved = settings.home / "dev-credentials.json"
     if not saved.exists():
         raise DemoError(f"no dev credentials at {saved}: run `switchyard stack up` first")
-    by_id = {c["client_id"]: c["client_secret"] for c in json.loads(saved.read_text())}
-    return "dev-machine", by_id["dev-machine"]
+    return {c["client_id"]: c["client_secret"] for c in json.loads(saved.read_text())}
+
+
+def _credentials(settings: Settings) -> tuple[str, str]:
+    return "dev-machine", _saved(settings)["dev-machine"]
+
+
+def _summary(run: dict[str, Any]) -> list[str]:
+    lines = []
+    for node_run in run["nodeRuns"]:
+        state = f"{node_run['status']} {node_run.get('result') or ''}".rstrip()
+        line = f"  {node_run['node']['identifier']} ({node_run['nodeConfigType']}) {state}"
+        if node_run.get("output"):
+            line += f"  output {json.dumps(node_run['output'])}"
+        lines.append(line)
+    return lines
+
+
+def next_steps(settings: Settings, run_id: str, command: str | None = None) -> list[str]:
+    """Where to look next: the run in the web UI, the CLI logged in as the dev Admin."""
+    me = command or (sys.argv[0] if Path(sys.argv[0]).name == "switchyard" else "switchyard")
+    base = f"http://{settings.bridge_host}:{settings.bridge_port}"
+    secret = _saved(settings).get("dev-admin", "<dev-admin's secret>")
+    return [
+        "next:",
+        f"  web UI  {base}/ui/#/runs/{run_id}  (sign in as dev-admin, clientSecret above)",
+        f"  CLI     {me} login --api-url {base} --client-id dev-admin --client-secret {secret}",
+        f"          {me} runs list | runs watch RUN | runs trigger {WORKFLOW_ID} "
+        "--input service=web --input environment=staging --wait   (README: CLI)",
+        f"  stop    {me} stack down",
+    ]
 
 
 def _wait_for(client: httpx.Client, run_id: str, check: Any, within: float = 30.0) -> Any:
@@ -83,7 +116,7 @@ def _wait_for(client: httpx.Client, run_id: str, check: Any, within: float = 30.
         time.sleep(0.1)
 
 
-def run_demo(settings: Settings, say: Any = print) -> dict[str, Any]:
+def run_demo(settings: Settings, say: Any = print, as_json: bool = False) -> dict[str, Any]:
     client_id, secret = _credentials(settings)
     base = f"http://{settings.bridge_host}:{settings.bridge_port}"
     with httpx.Client(base_url=base, timeout=30.0) as client:
@@ -133,6 +166,10 @@ def run_demo(settings: Settings, say: Any = print) -> dict[str, Any]:
             "logs": [{"logLevel": "INFO", "log": "Deployment completed"}],
         }), 200)  # fmt: skip
         final: dict[str, Any] = _wait_for(client, run_id, lambda r: r["status"] == "COMPLETED")
-        say(json.dumps(final, indent=2))
+        if as_json:
+            say(json.dumps(final, indent=2))
+        else:
+            for line in _summary(final):
+                say(line)
         say(f"run {run_id}: {final['status']} / {final['result']}")
         return final

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from switchyard.bridge.credentials import write_dev_config
 from switchyard.cli import services
-from switchyard.cli.demo import DemoError, run_demo
+from switchyard.cli.demo import DemoError, next_steps, run_demo
 from switchyard.cli.run_commands import add_run_commands
 from switchyard.cli.session import common_options
 from switchyard.cli.stack.agent import agent_environment, new_agent_credential, write_agent_env
@@ -124,8 +124,12 @@ def auth_init(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def demo(settings: Settings, _: argparse.Namespace) -> int:
-    final = run_demo(local_settings(settings), _say)
+def demo(settings: Settings, args: argparse.Namespace) -> int:
+    local = local_settings(settings)
+    final = run_demo(local, _say, as_json=args.json)
+    if not args.json:
+        for line in next_steps(local, final["identifier"]):
+            _say(line)
     return 0 if final["result"] == "SUCCESS" else 1
 
 
@@ -178,9 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--file", type=Path, help="where (default: SWITCHYARD_AUTH_FILE or <home>/auth.json)"
     )
     init.set_defaults(run=auth_init)
-    groups.add_parser(
+    demo_cmd = groups.add_parser(
         "demo", help="run a sample workflow end to end through the API (after `stack up`)"
-    ).set_defaults(run=demo)
+    )
+    demo_cmd.add_argument("--json", action="store_true", help="print the finished run's JSON")
+    demo_cmd.set_defaults(run=demo)
     for name, text in (
         ("engine", "run the engine: the inbox processor (foreground)"),
         ("executor", "run the built-in webhook executor (foreground)"),

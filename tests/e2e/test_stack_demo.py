@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 from pathlib import Path
 
@@ -44,8 +46,15 @@ def test_stack_up_runs_the_demo_and_down_stops_every_process(
 
         assert main(["demo"]) == 0
         out = capsys.readouterr().out
-        assert '"result": "SUCCESS"' in out
+        assert "deploy (KAFKA) COMPLETED SUCCESS" in out
         assert '"deploymentUrl": "https://checkout.example.com"' in out
+        # It ends by pointing at the run's page in the UI and at the CLI, logged in.
+        [run_id] = re.findall(r"^run (wfr_\w+): COMPLETED / SUCCESS$", out, re.MULTILINE)
+        port = os.environ["SWITCHYARD_BRIDGE_PORT"]
+        assert f"http://127.0.0.1:{port}/ui/#/runs/{run_id}" in out
+        assert f"login --api-url http://127.0.0.1:{port} --client-id dev-admin" in out
+        assert main(["demo", "--json"]) == 0
+        assert '"result": "SUCCESS"' in capsys.readouterr().out
         pids = [int(p.read_text()) for p in (home / "run").glob("*.pid")]
         # redis, kafka, engine, executor, timers, scheduler, triggers, bridge
         assert len(pids) == 8
