@@ -90,17 +90,31 @@ def _summary(run: dict[str, Any]) -> list[str]:
     return lines
 
 
-def next_steps(settings: Settings, run_id: str, command: str | None = None) -> list[str]:
+def _command() -> str:
+    """How the user ran us: ``.venv/bin/switchyard`` from scripts/up, else ``switchyard``."""
+    invoked = Path(sys.argv[0])
+    if invoked.name != "switchyard":
+        return "switchyard"
+    try:
+        return str(invoked.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(invoked)
+
+
+def next_steps(settings: Settings, run_id: str) -> list[str]:
     """Where to look next: the run in the web UI, the CLI logged in as the dev Admin."""
-    me = command or (sys.argv[0] if Path(sys.argv[0]).name == "switchyard" else "switchyard")
+    me = _command()
     base = f"http://{settings.bridge_host}:{settings.bridge_port}"
-    secret = _saved(settings).get("dev-admin", "<dev-admin's secret>")
+    secret = _saved(settings).get("dev-admin", "<dev-admin's clientSecret>")
     return [
         "next:",
         f"  web UI  {base}/ui/#/runs/{run_id}  (sign in as dev-admin, clientSecret above)",
         f"  CLI     {me} login --api-url {base} --client-id dev-admin --client-secret {secret}",
-        f"          {me} runs list | runs watch RUN | runs trigger {WORKFLOW_ID} "
-        "--input service=web --input environment=staging --wait   (README: CLI)",
+        f"          {me} runs list",
+        f"          {me} runs watch {run_id}",
+        f"          {me} runs trigger {WORKFLOW_ID} --input service=web "
+        "--input environment=staging --wait",
+        "          (every command: README, CLI)",
         f"  stop    {me} stack down",
     ]
 

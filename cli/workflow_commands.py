@@ -21,7 +21,7 @@ import httpx
 from switchyard.cli import exits, profile
 from switchyard.cli.documents import load_object
 from switchyard.cli.exits import CliError
-from switchyard.cli.output import Console, short_time, table
+from switchyard.cli.output import Console, table
 from switchyard.cli.session import api_command, default_url, describe
 from switchyard.consumers import ApiError, RunsClient
 from switchyard.schemas.settings import Settings
@@ -93,16 +93,10 @@ async def list_workflows(client: RunsClient, args: argparse.Namespace, console: 
         console.document(answer)
         return 0
     rows = [
-        (
-            w["identifier"],
-            w.get("version"),
-            len(w.get("nodes", [])),
-            short_time(w.get("updatedAt")),
-            w.get("title"),
-        )
+        (w["identifier"], w.get("version"), len(w.get("nodes", [])), w.get("title"))
         for w in answer["workflows"]
     ]
-    header = ("WORKFLOW", "VERSION", "NODES", "UPDATED", "TITLE")
+    header = ("WORKFLOW", "VERSION", "NODES", "TITLE")
     console.say(table(rows, header) if rows else "no workflows")
     return 0
 
