@@ -5,6 +5,7 @@ command run in-process (in a thread: it runs its own event loop, as the real one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import sys
 import threading
@@ -125,11 +126,18 @@ class Cli:
         return await self.start(*argv).result()
 
 
-@pytest.fixture
-async def served(topics: Settings) -> AsyncIterator[Served]:  # noqa: F811
-    made = write_dev_config(topics.auth_path)
+@contextlib.asynccontextmanager
+async def bridge(settings: Settings, port: int = 0) -> AsyncIterator[int]:
+    """The API served by uvicorn on ``port`` (0: a free one); yields the port. Streams
+    still open at the stop are cut after a short grace, as a restart would cut them."""
     server = uvicorn.Server(
-        uvicorn.Config(create_app(topics), host="127.0.0.1", port=0, log_level="warning")
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+        )
     )
     serving = asyncio.create_task(server.serve())
 
@@ -139,12 +147,18 @@ async def served(topics: Settings) -> AsyncIterator[Served]:  # noqa: F811
         return server.started
 
     await until(started)
-    port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield Served(f"http://127.0.0.1:{port}", {c.client_id: c.client_secret for c in made})
+        yield int(server.servers[0].sockets[0].getsockname()[1])
     finally:
         server.should_exit = True
         await serving
+
+
+@pytest.fixture
+async def served(topics: Settings) -> AsyncIterator[Served]:  # noqa: F811
+    made = write_dev_config(topics.auth_path)
+    async with bridge(topics) as port:
+        yield Served(f"http://127.0.0.1:{port}", {c.client_id: c.client_secret for c in made})
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import pytest
 from switchyard.cli import exits
 from switchyard.consumers import RunsClient
 from switchyard.engine.service import EngineService
-from tests.cli.conftest import Cli
+from switchyard.schemas.settings import Settings
+from tests.cli.conftest import Cli, Served, bridge
 from tests.cli.test_workflows import definition
 from tests.helpers import until
 
@@ -239,3 +240,37 @@ async def test_cancel_and_rerun(cli: Cli, workflow: str, admin: RunsClient) -> N
     final = json.loads(got.out)["workflowRun"]
     assert final["rerunOf"] == {"identifier": new["identifier"], "fromNode": "deploy"}
     assert final["result"] == "SUCCESS"
+
+
+async def test_watch_resumes_across_a_bridge_restart_without_a_loss_or_a_repeat(
+    cli: Cli, workflow: str, topics: Settings, served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher's stream is cut by a restart of the API it talks to; it reconnects
+    with Last-Event-ID and shows each change once, the ones made while it was away too."""
+    async with bridge(topics) as port:
+        url = f"http://127.0.0.1:{port}"
+        monkeypatch.setenv("SWITCHYARD_API_URL", url)
+        run_id = await trigger(cli, workflow, "--input", "name=restarted")
+        watching = cli.start("runs", "watch", run_id)
+        events = cli.start("runs", "watch", run_id, "-o", "json")
+        async with RunsClient(url, "dev-admin", served.secrets["dev-admin"]) as admin:
+            node_run = await deploy_node(admin, run_id)
+        await watching.printed(f"deploy (KAFKA) IN_PROGRESS  {node_run}")
+        await events.printed('"kind":"nodeRun.created"')
+    async with (
+        bridge(topics, port),
+        RunsClient(url, "dev-admin", served.secrets["dev-admin"]) as admin,
+    ):
+        await complete(admin, node_run)
+        got = await watching.result()
+        as_json = await events.result()
+    assert got.code == exits.OK, got.err
+    lines = [line.split(maxsplit=1)[1] for line in got.out.splitlines()]
+    assert len(lines) == len(set(lines))
+    assert lines[-2:] == [
+        f"deploy (KAFKA) COMPLETED SUCCESS  {node_run}",
+        f"run {run_id} COMPLETED SUCCESS",
+    ]
+    # Every event exactly once, in order: the reconnect sent Last-Event-ID.
+    seqs = [json.loads(line)["seq"] for line in as_json.out.splitlines()]
+    assert seqs == list(range(1, len(seqs) + 1))
