@@ -60,7 +60,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         client = aioredis.Redis.from_url(settings.redis_url)
         producer = EventProducer(settings)
         notifier = RunNotifier(client)
-        waker = RunWaker(client)
+        waker = RunWaker(settings.redis_url)
         try:
             await producer.start()
             await notifier.start()

@@ -31,10 +31,13 @@ _BATCH = 500
 class RunWaker:
     """Wake-ups per run id, set by new run events. ``start()``/``stop()``."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._client = client
+    def __init__(self, redis_url: str) -> None:
+        # A client of its own: its one connection is always in a blocking read, and
+        # stop() may have to cut it (below).
+        self._client = aioredis.Redis.from_url(redis_url)
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         if self._task is not None:
@@ -43,11 +46,21 @@ class RunWaker:
         self._task = asyncio.create_task(self._listen(last), name="switchyard-run-waker")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._stopping = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            # redis-py can swallow a cancellation that lands in a blocking read and go
+            # on waiting for the reply: cutting the connection ends the read.
+            done, _ = await asyncio.wait({task}, timeout=0.1)
+            if not done:
+                await self._client.connection_pool.disconnect()
+                await asyncio.wait({task}, timeout=1.0)
+            with contextlib.suppress(asyncio.CancelledError, RedisError):
+                if task.done():
+                    task.result()
+        with contextlib.suppress(RedisError):
+            await self._client.aclose()
         for waiters in self._waiters.values():
             for waiter in waiters:
                 waiter.set()
@@ -83,6 +96,8 @@ class RunWaker:
                         self._wake(_text(fields.get(b"r", b"")))
                 delay = 0.1
             except RedisError as error:
+                if self._stopping:
+                    return
                 log.warning("reading %s failed (%r); retrying", keys.RUNS_EVENTS, error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
