@@ -1,11 +1,12 @@
 """What the bridge serves to a browser: the web UI at ``/ui``, ``/`` pointing at it,
-and the API docs (``/docs``, ``/redoc``) with their scripts and styles served from
-the installed packages, so that they work on a machine without internet access.
+and the API docs (``/docs``: Swagger UI) with its script and styles served from the
+installed packages, so that it works on a machine without internet access.
 
 The UI is static files shipped in the package (``bridge/ui/``: plain ES modules, no
 build step); they are public, like any page before sign-in: everything they show
 comes from the API, with the caller's token. The docs' assets come from the
-``fastapi-offline`` package (Swagger UI 5, which reads OpenAPI 3.1, and ReDoc).
+``fastapi-offline`` package (Swagger UI 5, which reads OpenAPI 3.1). There is no
+``/redoc``: ReDoc's page loads a logo from its vendor's CDN whatever it is given.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -29,7 +30,7 @@ def docs_assets_dir() -> Path:
 
 
 def install(app: FastAPI) -> None:
-    """Adds the UI, the root redirect, the offline docs and the layout cache to ``app``
+    """Adds the UI, the root redirect, offline ``/docs`` and the layout cache to ``app``
     (none of them in the OpenAPI document: they are pages, not API)."""
     app.state.layouts = GraphLayouts()
     openapi_url = app.openapi_url or "/openapi.json"
@@ -52,16 +53,6 @@ def install(app: FastAPI) -> None:
             swagger_favicon_url="/ui/favicon.svg",
             # No "validator" badge: it would call a public validation service.
             swagger_ui_parameters={"validatorUrl": None},
-        )
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=openapi_url,
-            title=f"{app.title}: API reference",
-            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
-            redoc_favicon_url="/ui/favicon.svg",
-            with_google_fonts=False,
         )
 
     app.mount(DOCS_ASSETS, StaticFiles(directory=docs_assets_dir()), name="docs-assets")

@@ -121,14 +121,22 @@ export async function renderRun(main, runId, params) {
   const graph = layout ? drawGraph(layout, (node) => { ui.selected = node; ui.attempt = null; paint(); }) : null;
   if (graph) graphBox.append(graph);
   else graphBox.append(h("p", { class: "error" }, `No graph: ${layoutBody.error.message}`));
-  replace(main, head, h("div", { class: "run-body" }, graphBox, panel));
+  // The node runs as a list too: what a screen reader reads, and the way in when
+  // there is no graph (dot missing on the server).
+  const list = h("ol", { class: "node-list", "aria-label": "Node runs" });
+  replace(main, head, h("div", { class: "run-body" }, h("div", {}, graphBox,
+    h("details", { class: "node-list-box", open: graph ? null : true }, h("summary", {}, "Node runs"), list)), panel));
 
   const byId = layout ? Object.fromEntries(layout.nodes.map((n) => [n.identifier, n])) : {};
   function paint() {
     replace(head, header(run, ui));
+    if (!ui.selected) ui.selected = (run.nodeRuns.find((nr) => nr.status === "IN_PROGRESS") || run.nodeRuns[run.nodeRuns.length - 1] || {}).node?.identifier;
     if (graph) paintGraph(graph, layout, run, ui.selected);
     const latest = latestByNode(run);
-    if (!ui.selected) ui.selected = (run.nodeRuns.find((nr) => nr.status === "IN_PROGRESS") || run.nodeRuns[run.nodeRuns.length - 1] || {}).node?.identifier;
+    replace(list, run.nodeRuns.map((nr) => h("li", {}, h("button", {
+      type: "button", class: "link", "aria-pressed": String(nr.node.identifier === ui.selected),
+      onclick: () => { ui.selected = nr.node.identifier; ui.attempt = nr.identifier; paint(); },
+    }, nr.nodeTitle || nr.node.identifier), " ", badge(nr.status, nr.result))));
     replace(panel, ui.selected ? nodePanel(run, ui.selected, byId[ui.selected], ui) : h("p", {}, "Select a node."));
     main.dataset.runStatus = run.status;
     main.dataset.nodes = Object.values(latest).map((nr) => `${nr.node.identifier}=${nr.status}/${nr.result || ""}`).join(",");

@@ -417,3 +417,18 @@ async def _node_run_id(api: Api, run_id: str, node: str) -> str:
         lambda r: any(n["node"]["identifier"] == node for n in r["nodeRuns"]),
     )
     return str(node_run(run, node)["identifier"])
+
+
+async def test_the_api_docs_render_in_the_browser_from_the_server_alone(
+    server: Api, browser: Browser
+) -> None:
+    base = str(server.client.base_url)
+    page = await browser.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    await page.goto(base + "/docs")
+    await expect(page.locator(".opblock").first).to_be_visible(timeout=20_000)
+    local = (base, f"blob:{base}", "data:")
+    elsewhere = [url for url in requested if not url.startswith(local)]
+    assert elsewhere == [], f"the docs fetched from elsewhere: {elsewhere}"
+    assert any(url.endswith("/docs/assets/swagger-ui-bundle.js") for url in requested)
