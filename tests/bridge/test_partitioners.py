@@ -100,12 +100,16 @@ def _completion(run_id: str) -> bytes:
 
 
 async def _events_of(settings: Settings, run_ids: set[str]) -> Counter[tuple[str, str]]:
-    """(run id, kind) → how many run events of that kind the run has."""
+    """(run id, kind) → how many run events of that kind the run has. The topic is
+    at-least-once with each event's ``seq`` as its id (a batch retried after a Kafka
+    error re-publishes its outbox): a copy of the same seq is the same event."""
     topic = TopicRegistry.from_settings(settings).run_events.name
     counts: Counter[tuple[str, str]] = Counter()
+    seen: set[tuple[str, int]] = set()
     for record in await read_topic(settings.kafka_bootstrap_servers, topic):
         event = orjson.loads(record.value)
-        if event["runId"] in run_ids:
+        if event["runId"] in run_ids and (event["runId"], event["seq"]) not in seen:
+            seen.add((event["runId"], event["seq"]))
             counts[(event["runId"], event["kind"])] += 1
     return counts
 
