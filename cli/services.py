@@ -38,6 +38,7 @@ from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
 
 log = logging.getLogger("switchyard")
+_STREAM_GRACE_S = 5
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -193,9 +194,12 @@ async def run_triggers(settings: Settings, ready_file: Path | None) -> None:
 
 
 async def run_bridge(settings: Settings, ready_file: Path | None) -> None:
+    # An open live stream would hold a graceful shutdown for as long as it stays open;
+    # streams resume by Last-Event-ID, so they are cut after a short grace.
     config = uvicorn.Config(
         create_app(settings), host=settings.bridge_host, port=settings.bridge_port,
         log_level="warning", lifespan="on",
+        timeout_graceful_shutdown=min(int(settings.shutdown_grace_s), _STREAM_GRACE_S),
     )  # fmt: skip
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
