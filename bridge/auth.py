@@ -56,6 +56,21 @@ class AccessTokenResponse(BaseModel):
     tokenType: Literal["Bearer"] = Field(description="Always `Bearer`.")
 
 
+class ActorView(BaseModel):
+    clientId: str = Field(description="The credential's client id.")
+    name: str = Field(description="What runs record as createdBy: an email or a machine's name.")
+    kind: Literal["user", "machine"]
+    isMachine: bool
+    role: str | None = Field(description="Admin or Member (users only).")
+    teams: list[str]
+    privileged: bool = Field(description="Admins and machines: may run, view and steer anything.")
+
+
+class WhoAmIResponse(BaseModel):
+    ok: bool
+    actor: ActorView
+
+
 router = APIRouter(tags=["auth"])
 
 
@@ -78,3 +93,19 @@ async def access_token(body: AccessTokenRequest, ctx: Ctx) -> Response:
             "tokenType": "Bearer",
         }
     )
+
+
+@router.get(
+    "/v1/auth/me",
+    response_model=WhoAmIResponse,
+    summary="Who the token is for",
+    description="The caller as the bridge sees it (role, teams), so that a client (the web "
+    "UI) offers only the actions the caller may perform; the API checks them regardless.",
+    responses={401: {"description": "No valid access token."}},
+)
+async def who_am_i(actor: CurrentActor) -> Response:
+    view = ActorView(
+        clientId=actor.client_id, name=actor.name, kind=actor.kind, isMachine=actor.is_machine,
+        role=actor.role, teams=list(actor.teams), privileged=actor.is_privileged,
+    )  # fmt: skip
+    return json_response({"ok": True, "actor": view.model_dump()})

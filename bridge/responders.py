@@ -8,15 +8,22 @@ that run (``views.can_view``, ``run_index`` for lists).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from switchyard.bridge.credentials import Actor
 from switchyard.schemas import InputConfig, Workflow
 from switchyard.schemas.workflow import Responders
 
 
 def is_responder(actor: Actor, responders: Responders) -> bool:
-    if actor.role is not None and actor.role in responders.roles:
+    return names(actor, responders.users, responders.roles, responders.teams)
+
+
+def names(actor: Actor, users: Sequence[str], roles: Sequence[str], teams: Sequence[str]) -> bool:
+    """Whether lists of users (emails or client ids), roles and teams name ``actor``."""
+    if actor.role is not None and actor.role in roles:
         return True
-    return actor.is_named(responders.users) or any(t in responders.teams for t in actor.teams)
+    return actor.is_named(list(users)) or any(team in teams for team in actor.teams)
 
 
 def responds_to(actor: Actor, workflow: Workflow) -> bool:

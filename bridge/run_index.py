@@ -29,8 +29,8 @@ from redis.asyncio.client import Pipeline
 
 from switchyard.bridge.context import BridgeContext
 from switchyard.bridge.credentials import Actor
-from switchyard.bridge.responders import responds_to
-from switchyard.bridge.views import LoadedRun, allow_anyone, load_run
+from switchyard.bridge.responders import names
+from switchyard.bridge.views import LoadedRun, load_run
 from switchyard.engine.machine.graph import Graph
 from switchyard.engine.machine.state import load_state
 from switchyard.engine.machine.waits import waits
@@ -76,33 +76,24 @@ Source = str | tuple[str, ...]
 
 async def _member_visible(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[Source]:
     """Index sets whose union is what a Member may see: their own runs, the runs of
-    workflows that let anyone view them, and the runs of the versions whose INPUT
-    nodes they answer."""
+    workflows that let anyone view them (their newest version says), and the runs of
+    the versions whose INPUT nodes they answer. One round trip: each version's view
+    facts are stored beside it (``WorkflowStore.view_facts``), nothing is parsed."""
     if query.workflow_identifiers:
         candidates = query.workflow_identifiers
     else:
         candidates = [_text(w) for w in await ctx.redis.zrange(keys.WORKFLOWS, 0, -1)]
     visible: list[Source] = [keys.runs_by(actor.name)]
-    for workflow in candidates:
-        if await allow_anyone(ctx, workflow):
+    for workflow, versions in (await ctx.workflows.view_facts(candidates)).items():
+        if versions[max(versions)].anyone:
             visible.append(keys.runs_of_workflow(workflow))
             continue
-        for version in await _answered_versions(ctx, actor, workflow):
-            visible.append((keys.runs_of_workflow(workflow), keys.runs_of_version(version)))
+        visible += [
+            (keys.runs_of_workflow(workflow), keys.runs_of_version(version))
+            for version, facts in versions.items()
+            if names(actor, facts.users, facts.roles, facts.teams)
+        ]
     return visible
-
-
-async def _answered_versions(ctx: BridgeContext, actor: Actor, identifier: str) -> list[int]:
-    """The versions of workflow ``identifier`` with an INPUT node ``actor`` answers
-    (versions are immutable and the store caches them: a read per version once)."""
-    meta = await ctx.workflows.meta(identifier)
-    latest = int(meta["version"]) if "version" in meta else 0
-    found = []
-    for version in range(1, latest + 1):
-        workflow = await ctx.workflows.get(identifier, version)
-        if workflow is not None and responds_to(actor, workflow):
-            found.append(version)
-    return found
 
 
 async def _groups(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[list[Source]]:

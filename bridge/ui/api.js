@@ -2,6 +2,7 @@
 
 const TOKEN = "switchyard.token";
 const WHO = "switchyard.who";
+const ME = "switchyard.me";
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -15,8 +16,31 @@ export const session = {
   get token() { return sessionStorage.getItem(TOKEN); },
   get who() { return sessionStorage.getItem(WHO); },
   save(token, who) { sessionStorage.setItem(TOKEN, token); sessionStorage.setItem(WHO, who); },
-  clear() { sessionStorage.removeItem(TOKEN); sessionStorage.removeItem(WHO); },
+  clear() { for (const key of [TOKEN, WHO, ME]) sessionStorage.removeItem(key); },
 };
+
+// The caller (GET /v1/auth/me), so pages offer only what it may do; the API decides.
+export async function whoAmI() {
+  const kept = sessionStorage.getItem(ME);
+  if (kept) return JSON.parse(kept);
+  const body = await api("GET", "/v1/auth/me");
+  sessionStorage.setItem(ME, JSON.stringify(body.actor));
+  return body.actor;
+}
+
+// Cancel and re-run: the run's creator, Admins and machines (SPEC §6).
+export function maySteer(me, run) {
+  return Boolean(me && (me.privileged || me.name === run.createdBy));
+}
+
+// An INPUT node's responders: users by email or client id, roles, teams.
+export function mayRespond(me, responders) {
+  if (!me || !responders) return false;
+  const users = responders.users || [];
+  return users.includes(me.name) || users.includes(me.clientId)
+    || (responders.roles || []).includes(me.role)
+    || (responders.teams || []).some((team) => me.teams.includes(team));
+}
 
 export async function signIn(clientId, clientSecret) {
   const response = await fetch("/v1/auth/access_token", {
@@ -26,6 +50,7 @@ export async function signIn(clientId, clientSecret) {
   });
   const body = await response.json().catch(() => null);
   if (!response.ok) throw new ApiError(response.status, body);
+  sessionStorage.removeItem(ME);
   session.save(body.accessToken, clientId);
 }
 

@@ -1,7 +1,7 @@
 // The run page: the pinned version's graph coloured by node runs, a node panel, actions,
 // live from the run's stream (each event re-reads the run: simple and always right).
 
-import { api, stream, ApiError } from "./api.js";
+import { api, stream, ApiError, whoAmI, maySteer, mayRespond } from "./api.js";
 import { h, replace, when, duration, badge, jsonTree, toast } from "./dom.js";
 import { drawGraph, paintGraph, latestByNode } from "./graph.js";
 import { inputsForm, formMessage } from "./forms.js";
@@ -82,16 +82,18 @@ function nodePanel(run, node, layoutNode, ui) {
       field("Duration", duration(nodeRun.createdAt, nodeRun.completedAt)),
       field("External run", nodeRun.externalRunId),
       field("Links", (nodeRun.links || []).length ? nodeRun.links.map((l) => h("a", { href: l, rel: "noopener noreferrer", target: "_blank" }, l)) : null)),
-    waiting ? approvalForm(nodeRun, ui.refresh) : null,
+    waiting && mayRespond(ui.me, nodeRun.output && nodeRun.output.responders)
+      ? approvalForm(nodeRun, ui.refresh) : null,
     h("h3", {}, "Output"), h("div", { id: "node-output" }, jsonTree(nodeRun.output, null, true)),
     h("h3", {}, "variables.outputs"), h("div", { id: "node-variables" }, jsonTree((run.variables.outputs || {})[node] ?? null, null, true)),
     h("div", { class: "logs-head" }, h("h3", {}, `Logs (${(nodeRun.nodeRunLogs || []).length})`), h("label", { for: "log-level" }, "Level ≥ "), level),
     logs,
-    run.status === "COMPLETED" ? h("button", { type: "button", id: "rerun-from", onclick: () => ui.rerun(node) }, `Re-run from ${node}`) : null);
+    run.status === "COMPLETED" && maySteer(ui.me, run) ? h("button", { type: "button", id: "rerun-from", onclick: () => ui.rerun(node) }, `Re-run from ${node}`) : null);
 }
 
 function header(run, ui) {
-  const active = run.status !== "COMPLETED";
+  const steer = maySteer(ui.me, run);
+  const active = steer && run.status !== "COMPLETED";
   return h("div", { class: "run-head" },
     h("div", {},
       h("h1", {}, "Run ", h("span", { class: "mono", id: "run-id" }, run.identifier)),
@@ -103,18 +105,19 @@ function header(run, ui) {
       h("div", { class: "buttons" },
         active ? h("button", { type: "button", id: "cancel", onclick: () => ui.cancel(false) }, "Cancel") : null,
         active ? h("button", { type: "button", id: "force-cancel", class: "danger", onclick: () => ui.cancel(true) }, "Force cancel") : null,
-        active ? null : h("button", { type: "button", id: "rerun", class: "primary", onclick: () => ui.rerun(null) }, "Re-run"))));
+        steer && run.status === "COMPLETED" ? h("button", { type: "button", id: "rerun", class: "primary", onclick: () => ui.rerun(null) }, "Re-run") : null)));
 }
 
 export async function renderRun(main, runId, params) {
   const started = performance.now();
-  const [runBody, layoutBody] = await Promise.all([
+  const [runBody, layoutBody, me] = await Promise.all([
     api("GET", `/v1/workflows/runs/${runId}`),
     api("GET", `/v1/workflows/runs/${runId}/layout`).catch((failure) => ({ error: failure })),
+    whoAmI().catch(() => null),
   ]);
   let run = runBody.workflowRun;
   const layout = layoutBody.layout || null;
-  const ui = { selected: params.get("node"), level: "DEBUG", attempt: null };
+  const ui = { selected: params.get("node"), level: "DEBUG", attempt: null, me };
   const head = h("div");
   const panel = h("div", { class: "panel-box" });
   const graphBox = h("div", { class: "graph-box", id: "graph" });

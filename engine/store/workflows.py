@@ -16,7 +16,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from switchyard.engine.store import keys
-from switchyard.schemas import Workflow, encode, format_timestamp
+from switchyard.schemas import InputConfig, Workflow, encode, format_timestamp
 from switchyard.schemas.workflow_rules import parse_workflow
 
 # Create or update in one step: a concurrent PUT can't hand out the same version twice.
@@ -33,9 +33,42 @@ redis.call('HSET', KEYS[1], 'deleted', '0', 'updatedAt', ARGV[3])
 redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[3])
 -- Stored without its version (the key says it): cjson would turn [] into {}.
 redis.call('SET', KEYS[1] .. ':v:' .. version, ARGV[2])
+redis.call('HSET', KEYS[1], 'view:' .. version, ARGV[6])
 redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[5])
 return version
 """
+
+
+@dataclass(frozen=True)
+class ViewFacts:
+    """What decides who may view a version's runs, without parsing the definition:
+    ``allowAnyoneToViewRuns`` and the union of its INPUT nodes' responders. Stored
+    beside the version (``view:<n>`` in the workflow's hash) when it is saved."""
+
+    anyone: bool
+    users: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    teams: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, workflow: Workflow) -> ViewFacts:
+        inputs = [n.config.responders for n in workflow.nodes if isinstance(n.config, InputConfig)]
+        return cls(
+            anyone=workflow.allow_anyone_to_view_runs,
+            users=tuple(sorted({u for r in inputs for u in r.users})),
+            roles=tuple(sorted({u for r in inputs for u in r.roles})),
+            teams=tuple(sorted({u for r in inputs for u in r.teams})),
+        )
+
+    def dump(self) -> bytes:
+        return orjson.dumps({"anyone": self.anyone, "users": self.users, "roles": self.roles,
+                             "teams": self.teams})  # fmt: skip
+
+    @classmethod
+    def load(cls, raw: str) -> ViewFacts:
+        data = orjson.loads(raw)
+        return cls(bool(data["anyone"]), tuple(data["users"]), tuple(data["roles"]),
+                   tuple(data["teams"]))  # fmt: skip
 
 
 class WorkflowExists(Exception):
@@ -74,6 +107,7 @@ class WorkflowStore:
             args=[
                 "create" if create else "update", orjson.dumps(document), stamp,
                 str(int(now.timestamp() * 1000)), workflow.identifier,
+                ViewFacts.of(workflow).dump(),
             ],
         )  # fmt: skip
         if version == -1:
@@ -149,6 +183,34 @@ class WorkflowStore:
             keys.workflow(identifier), mapping={"deleted": "1", "updatedAt": format_timestamp(now)}
         )
         return True
+
+    async def view_facts(self, identifiers: Iterable[str]) -> dict[str, dict[int, ViewFacts]]:
+        """Every version's :class:`ViewFacts` of each workflow, in one round trip (a
+        version saved before they were stored is parsed once and they are added)."""
+        ids = list(dict.fromkeys(identifiers))
+        async with self.client.pipeline(transaction=False) as pipe:
+            for identifier in ids:
+                pipe.hgetall(keys.workflow(identifier))
+            replies = await pipe.execute()
+        found: dict[str, dict[int, ViewFacts]] = {}
+        for identifier, raw in zip(ids, replies, strict=True):
+            meta = {_text(k): _text(v) for k, v in raw.items()}
+            if "version" not in meta:
+                continue
+            facts = {}
+            for version in range(1, int(meta["version"]) + 1):
+                stored = meta.get(f"view:{version}")
+                facts[version] = (
+                    ViewFacts.load(stored) if stored else await self._backfill(identifier, version)
+                )
+            found[identifier] = facts
+        return found
+
+    async def _backfill(self, identifier: str, version: int) -> ViewFacts:
+        workflow = await self.get(identifier, version)
+        facts = ViewFacts.of(workflow) if workflow is not None else ViewFacts(anyone=False)
+        await self.client.hset(keys.workflow(identifier), f"view:{version}", facts.dump())
+        return facts
 
     async def meta(self, identifier: str) -> dict[str, Any]:
         raw = await self.client.hgetall(keys.workflow(identifier))

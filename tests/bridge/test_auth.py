@@ -73,3 +73,19 @@ async def test_forged_token_is_401(api: Api) -> None:
         )
         assert response.status_code == 401
         assert response.json()["error"] == "unauthorized"
+
+
+async def test_who_am_i_names_the_caller_and_what_it_may_do(api: Api) -> None:
+    seen = {}
+    for who in ("admin", "member", "machine"):
+        response = await api.call("GET", "/v1/auth/me", who)
+        assert response.status_code == 200, response.text
+        seen[who] = response.json()["actor"]
+    assert seen["admin"] == {"clientId": "admin", "name": "admin@example.com", "kind": "user",
+                             "isMachine": False, "role": "Admin", "teams": [],
+                             "privileged": True}  # fmt: skip
+    assert seen["member"]["teams"] == ["dev"]
+    assert (seen["member"]["role"], seen["member"]["privileged"]) == ("Member", False)
+    assert (seen["machine"]["name"], seen["machine"]["isMachine"]) == ("ci-bot", True)
+    assert seen["machine"]["privileged"] is True
+    assert (await api.call("GET", "/v1/auth/me", None)).status_code == 401

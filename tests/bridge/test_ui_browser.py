@@ -294,6 +294,27 @@ async def test_cancel_a_waiting_run_from_its_page(
     assert (await api.run(run_id))["result"] == "CANCELLED"
 
 
+async def test_a_member_is_offered_no_action_on_a_run_it_may_only_view(
+    server: Api, browser: Browser, wf_id: str
+) -> None:
+    api = server
+    await api.define(approval_workflow(wf_id))  # allowAnyoneToViewRuns, the Admin answers
+    run_id = (await api.trigger(wf_id, {"name": "billing"}))["identifier"]
+    page = await signed_in(browser, api, "member")
+    await page.goto(f"{api.client.base_url}/ui/#/runs/{run_id}")
+    await expect(page.locator("[data-node='ask']")).to_have_attribute("data-state", "running")
+    await page.locator("[data-node='ask']").click()
+    await expect(page.locator("#node-output")).to_contain_text("userInputs")
+    for control in ("#cancel", "#force-cancel", "#rerun", "#rerun-from"):
+        assert await page.locator(control).count() == 0, control
+    assert await page.get_by_role("button", name="Approve", exact=True).count() == 0
+    admin = await signed_in(browser, api)  # its creator and responder: offered both
+    await admin.goto(f"{api.client.base_url}/ui/#/runs/{run_id}")
+    await expect(admin.locator("#cancel")).to_be_visible()
+    await admin.locator("[data-node='ask']").click()
+    await expect(admin.get_by_role("button", name="Approve", exact=True)).to_be_visible()
+
+
 async def test_a_run_page_of_100_node_runs_paints_and_its_figures_are_printed(
     server: Api, browser: Browser
 ) -> None:

@@ -193,6 +193,7 @@ TABLE: dict[tuple[str, str], tuple[Make, tuple[int, int, int, int, int]]] = {
         ),
         (200, 200, 200, 200, 200),  # no token needed: the header is ignored
     ),
+    ("GET", "/v1/auth/me"): (_fixed("GET", "/v1/auth/me"), (401, 200, 200, 200, 200)),
     ("GET", "/v1/workflows"): (_fixed("GET", "/v1/workflows"), (401, 200, 200, 200, 200)),
     ("POST", "/v1/workflows"): (_create, (401, 403, 403, 201, 201)),
     ("GET", "/v1/workflows/{workflow_id}"): (
