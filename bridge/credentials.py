@@ -161,12 +161,18 @@ class DevCredential:
     who: str
 
 
+def _dev_secret() -> str:
+    # Hex, not URL-safe base64: a secret starting with "-" is taken for an option by
+    # every command line it is pasted into (switchyard login --client-secret -x...).
+    return secrets.token_hex(24)
+
+
 def write_dev_config(path: Path) -> list[DevCredential]:
     """Write an auth file with an Admin, a Member and a machine; return their secrets."""
     made = [
-        DevCredential("dev-admin", secrets.token_urlsafe(24), "admin@switchyard.local (Admin)"),
-        DevCredential("dev-member", secrets.token_urlsafe(24), "member@switchyard.local (Member)"),
-        DevCredential("dev-machine", secrets.token_urlsafe(24), "machine credential"),
+        DevCredential("dev-admin", _dev_secret(), "admin@switchyard.local (Admin)"),
+        DevCredential("dev-member", _dev_secret(), "member@switchyard.local (Member)"),
+        DevCredential("dev-machine", _dev_secret(), "machine credential"),
     ]
     admin, member, machine = made
     config = {

@@ -37,10 +37,10 @@ export function listQuery(params, offset = 0) {
   };
 }
 
-function filtersForm(params, workflows) {
+function filtersForm(params) {
   const form = h("form", { class: "filters", "aria-label": "Filter runs" },
     text("workflow", "Workflow", { list: "workflow-ids", value: params.get("workflow") || "", placeholder: "any" }),
-    h("datalist", { id: "workflow-ids" }, workflows.map((w) => h("option", { value: w.identifier }, w.title || w.identifier))),
+    h("datalist", { id: "workflow-ids" }),
     select("status", "Status", STATUSES, params.get("status")),
     select("result", "Result", RESULTS, params.get("result")),
     text("createdBy", "Created by", { value: params.get("createdBy") || "", placeholder: "email or name" }),
@@ -70,14 +70,13 @@ function row(run) {
 
 export async function renderRuns(main, params) {
   const offset = Number(params.get("offset") || 0);
-  const workflows = (await api("GET", "/v1/workflows").catch(() => ({ workflows: [] }))).workflows;
   const body = h("tbody");
   const status = h("p", { class: "muted", role: "status", id: "runs-status" });
   const pager = h("nav", { class: "pager", "aria-label": "Pages" });
   const live = h("span", { class: "live", id: "live-indicator", title: "Updates live" }, "connecting…");
   replace(main,
     h("div", { class: "page-head" }, h("h1", {}, "Runs"), live),
-    filtersForm(params, workflows),
+    filtersForm(params),
     h("div", { class: "table-wrap" },
       h("table", { class: "runs", id: "runs-table" },
         h("thead", {}, h("tr", {}, ["Run", "Workflow", "Status", "Created", "Duration", "Created by"].map((t) => h("th", { scope: "col" }, t)))),
@@ -94,6 +93,11 @@ export async function renderRuns(main, params) {
       found.length === PAGE ? h("a", { class: "button", href: page(offset + PAGE), rel: "next" }, "Older →") : null);
   };
   await load();
+  // The workflow suggestions come after the runs: listing every workflow can take a while.
+  api("GET", "/v1/workflows").then((body) => {
+    const list = main.querySelector("#workflow-ids");
+    if (list) replace(list, body.workflows.map((w) => h("option", { value: w.identifier }, w.title || w.identifier)));
+  }).catch(() => {});
 
   // Each event may concern a run on this page or a new one: re-read the page, at most every 300 ms.
   let pending = null;

@@ -30,3 +30,12 @@ def test_missing_or_invalid_file_says_what_to_do(tmp_path: Path) -> None:
     bad.write_text('{"users": [{"email": "x"}]}')
     with pytest.raises(CredentialsError, match="invalid"):
         Credentials.load(bad)
+
+
+def test_dev_secrets_never_start_like_a_command_line_option(tmp_path: Path) -> None:
+    # A URL-safe secret may start with "-" (1 in 64): `switchyard login --client-secret
+    # -x…` then fails as a missing argument. Dev secrets are hex.
+    for round_ in range(20):
+        for credential in write_dev_config(tmp_path / f"auth-{round_}.json"):
+            assert len(credential.client_secret) == 48
+            int(credential.client_secret, 16)
