@@ -75,15 +75,7 @@ async def trigger(client: RunsClient, args: argparse.Namespace, console: Console
     if args.node:
         body["nodeIdentifier"] = args.node
     response = await client.request("POST", f"/v1/workflows/{args.workflow}/runs", json=body)
-    answer = response.json()
-    run_id = answer["workflowRun"]["identifier"]
-    if args.wait:
-        return await _finish(client, run_id, args, console)
-    if console.json:
-        console.document(answer)
-    else:
-        console.say(f"triggered {run_id} (switchyard runs watch {run_id})")
-    return 0
+    return await _started(client, response.json(), args, console, "triggered {run}")
 
 
 async def rerun(client: RunsClient, args: argparse.Namespace, console: Console) -> int:
@@ -94,14 +86,22 @@ async def rerun(client: RunsClient, args: argparse.Namespace, console: Console) 
     if args.from_node:
         body["fromNode"] = args.from_node
     response = await client.request("POST", f"/v1/workflows/runs/{args.run_id}/rerun", json=body)
-    answer = response.json()
+    said = f"re-ran {args.run_id} as {{run}}"
+    return await _started(client, response.json(), args, console, said)
+
+
+async def _started(
+    client: RunsClient, answer: dict[str, Any], args: argparse.Namespace, console: Console,
+    said: str,
+) -> int:  # fmt: skip
+    """A run was started (trigger, re-run): wait for it with --wait, else report it."""
     run_id = answer["workflowRun"]["identifier"]
     if args.wait:
         return await _finish(client, run_id, args, console)
     if console.json:
         console.document(answer)
     else:
-        console.say(f"re-ran {args.run_id} as {run_id} (switchyard runs watch {run_id})")
+        console.say(f"{said.format(run=run_id)} (switchyard runs watch {run_id})")
     return 0
 
 
