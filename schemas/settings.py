@@ -228,12 +228,45 @@ class Settings(BaseSettings):
         default=2, ge=1, le=64, description="jq sandbox processes kept running per engine."
     )
 
+    # Operations (README: Operations). Each process serves /metrics, /healthz and
+    # /readyz on its own port; the bridge on its API port. Port 0 turns it off.
+    metrics_enabled: bool = Field(
+        default=True,
+        description="Record Prometheus metrics; off, every recording call is a no-op.",
+    )
+    ops_host: str = Field(
+        default="127.0.0.1", description="Address the ops endpoints bind (0.0.0.0 in compose)."
+    )
+    engine_ops_port: int = Field(default=9101, ge=0, le=65535)
+    executor_ops_port: int = Field(default=9102, ge=0, le=65535)
+    timers_ops_port: int = Field(default=9103, ge=0, le=65535)
+    scheduler_ops_port: int = Field(default=9104, ge=0, le=65535)
+    triggers_ops_port: int = Field(default=9105, ge=0, le=65535)
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="Log lines: one JSON object per line, readable text, or auto (text on "
+        "a terminal, JSON otherwise).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    run_retention_days: float = Field(
+        default=30, ge=0, le=36500,
+        description="Finished runs, their node runs, logs and index entries are removed "
+        "this long after they finished; 0 keeps them forever.",
+    )  # fmt: skip
+
     @field_validator("agent_client_id", "agent_client_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # docker compose passes ${SWITCHYARD_AGENT_CLIENT_SECRET:-} as "" when unset: an
         # empty key would sign every message with "", which no agent's secret matches.
         return None if value == "" else value
+
+    def ops_port(self, service: str) -> int:
+        """The port of ``service``'s /metrics, /healthz and /readyz (0: not served)."""
+        if service == "bridge":
+            return self.bridge_port
+        port: int = getattr(self, f"{service}_ops_port")
+        return port
 
     @property
     def auth_path(self) -> Path:
