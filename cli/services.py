@@ -36,20 +36,10 @@ from switchyard.engine.trigger_matcher import TriggerMatcher
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
+from switchyard.topics.telemetry.logs import configure_logging, secret_values
 
 log = logging.getLogger("switchyard")
 _STREAM_GRACE_S = 5
-
-
-def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    # aiokafka logs every transient coordinator error at ERROR; they are retried.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    logging.getLogger("faust").setLevel(logging.WARNING)
-    logging.getLogger("mode").setLevel(logging.WARNING)
 
 
 async def _until_signalled() -> None:
@@ -198,7 +188,7 @@ async def run_bridge(settings: Settings, ready_file: Path | None) -> None:
     # streams resume by Last-Event-ID, so they are cut after a short grace.
     config = uvicorn.Config(
         create_app(settings), host=settings.bridge_host, port=settings.bridge_port,
-        log_level="warning", lifespan="on",
+        log_level="warning", lifespan="on", log_config=None,  # our handler (telemetry.logs)
         timeout_graceful_shutdown=min(int(settings.shutdown_grace_s), _STREAM_GRACE_S),
     )  # fmt: skip
     server = uvicorn.Server(config)
@@ -223,6 +213,7 @@ SERVICES: dict[str, Callable[[Settings, Path | None], Coroutine[Any, Any, None]]
 
 
 def serve(name: str, settings: Settings, ready_file: Path | None) -> int:
-    configure_logging()
+    configure_logging(settings.log_format, settings.log_level, process=name,
+                      secrets=secret_values(settings))  # fmt: skip
     asyncio.run(SERVICES[name](settings, ready_file))
     return 0

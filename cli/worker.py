@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from switchyard.consumers import ClaimWorker, Handler, KafkaWorker, RunsClient
 from switchyard.schemas.settings import Settings
+from switchyard.topics.telemetry.logs import configure_logging, secret_values
 
 log = logging.getLogger("switchyard.worker")
 
@@ -101,9 +102,8 @@ async def _claims(settings: Settings, handler: Handler, args: argparse.Namespace
 
 
 def worker_run(settings: Settings, args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")  # fmt: skip
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # retried transient errors
+    configure_logging(settings.log_format, args.log_level or settings.log_level,
+                      process="worker", secrets=secret_values(settings))  # fmt: skip
     if args.installation_id and args.node_type != "INTEGRATION_ACTION":
         args.node_type = "INTEGRATION_ACTION"
     if args.node_type == "INTEGRATION_ACTION" and not args.installation_id:
@@ -140,5 +140,5 @@ def add_worker_commands(groups: Any) -> None:
     run.add_argument("--client-secret", default=os.environ.get("SWITCHYARD_CLIENT_SECRET"))
     run.add_argument("--visibility-timeout-ms", type=int, default=60_000)
     run.add_argument("--grace", type=float, default=30.0, help="seconds to drain on SIGTERM")
-    run.add_argument("--log-level", default="INFO")
+    run.add_argument("--log-level", help="default: SWITCHYARD_LOG_LEVEL (INFO)")
     run.set_defaults(run=worker_run)
