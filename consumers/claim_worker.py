@@ -22,6 +22,7 @@ from switchyard.consumers.client import ApiError, ClaimedNodeRun, RunsClient
 from switchyard.consumers.context import Handler, WorkContext, utc_now
 from switchyard.consumers.running import run_handler
 from switchyard.schemas import NodeRunUpdated
+from switchyard.topics.telemetry.log_context import log_context
 
 log = logging.getLogger("switchyard.worker")
 
@@ -142,6 +143,11 @@ class ClaimWorker:
             return []
 
     async def _one(self, item: ClaimedNodeRun) -> None:
+        with log_context(run_id=item.run_id, node_run_id=item.node_run_id,
+                         event_type="ClaimedNodeRun"):  # fmt: skip
+            await self._handle(item)
+
+    async def _handle(self, item: ClaimedNodeRun) -> None:
         try:
             if not await self.client.ack(item.node_run_id):
                 self.skipped += 1

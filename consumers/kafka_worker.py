@@ -35,6 +35,7 @@ from switchyard.schemas import encode as encode_event
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
+from switchyard.topics.telemetry.log_context import log_context
 
 log = logging.getLogger("switchyard.worker")
 
@@ -188,6 +189,10 @@ class KafkaWorker(Generic[MessageT]):
         return not self.node_identifiers or context.node_identifier in self.node_identifiers
 
     async def _one(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        with log_context(topic=record.topic, partition=record.partition, offset=record.offset):
+            await self._handle(record)
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         try:
             message = decode(record.value or b"", self.message_type)
         except DecodeError as error:
@@ -205,9 +210,12 @@ class KafkaWorker(Generic[MessageT]):
         self._running.add(node_run_id)
         try:
             async with self._limit:
-                update = await run_handler(self.handler, self._context(message))
-                if update is not None:
-                    await self.reporter.report(update)
+                context = message.context
+                with log_context(run_id=context.workflow_run_id, node_run_id=context.node_run_id,
+                                 event_type=type(message).__name__):  # fmt: skip
+                    update = await run_handler(self.handler, self._context(message))
+                    if update is not None:
+                        await self.reporter.report(update)
                 self.completed += 1
         finally:
             self._running.discard(node_run_id)

@@ -38,6 +38,7 @@ from switchyard.schemas.ids import derived_run_id
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
+from switchyard.topics.telemetry.log_context import log_context
 
 log = logging.getLogger("switchyard.scheduler")
 
@@ -243,7 +244,10 @@ class SchedulerService:
         """Produce every firing, wait for Kafka's acks, then record each tick."""
         futures = []
         for firing in firings:
-            event = self._event(firing, now)
+            schedule = firing.schedule
+            with log_context(workflow=schedule.workflow, node=schedule.node,
+                             event_type="RunTriggered", topic=self.inbox):  # fmt: skip
+                event = self._event(firing, now)
             futures.append(await self._producer.send(self.inbox, event.run_id, encode(event)))
         await self._producer.flush_sent(futures)
         self.counts.fired += len(firings)

@@ -34,6 +34,7 @@ from switchyard.schemas.settings import Settings
 from switchyard.topics.dead_letter import DeadLetter
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
+from switchyard.topics.telemetry.log_context import log_context
 
 log = logging.getLogger("switchyard.timers")
 
@@ -194,7 +195,8 @@ class TimerService:
         fired_at = self._clock()
         futures = []
         for timer in due:
-            event = self._event(timer, fired_at)
+            with log_context(timer_id=timer.timer_id, event_type="TimerFired"):
+                event = self._event(timer, fired_at)
             if isinstance(event, TimerFired):
                 future = await self._producer.send(self.inbox, event.run_id, encode(event))
             else:

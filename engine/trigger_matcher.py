@@ -36,6 +36,7 @@ from switchyard.schemas.settings import Settings
 from switchyard.topics.dead_letter import DeadLetter
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
+from switchyard.topics.telemetry.log_context import log_context
 
 log = logging.getLogger("switchyard.triggers")
 
@@ -154,27 +155,29 @@ class TriggerMatcher:
         triggers: list[RunTriggered] = []
         letters: list[tuple[str, bytes]] = []
         for record in records:
-            self.counts.events += 1
-            try:
-                event = EntityEvent.model_validate_json(record.value or b"")
-            except ValidationError as error:
-                letters.append(self._dead_letter(record, str(error)))
-                continue
-            self.counts.handled.append(event.id)
-            started, refused = runs_for(
-                event, workflows, evaluate=self._evaluate,
-                created_by=self.settings.automation_actor,
-                max_depth=self.settings.trigger_max_depth, now=self.clock(),
-            )  # fmt: skip
-            for refusal in refused:
-                message = (
-                    f"entity event {event.id} ({event.action} {event.key()}) does not start "
-                    f"{refusal.workflow_identifier}/{refusal.node_identifier}: {refusal.reason}"
-                )
-                log.info("%s", message)
-                self.counts.refused += 1
-                self.counts.refusals.append(message)
-            triggers += started
+            with log_context(topic=record.topic, partition=record.partition,
+                             offset=record.offset, event_type="EntityEvent"):  # fmt: skip
+                self.counts.events += 1
+                try:
+                    event = EntityEvent.model_validate_json(record.value or b"")
+                except ValidationError as error:
+                    letters.append(self._dead_letter(record, str(error)))
+                    continue
+                self.counts.handled.append(event.id)
+                started, refused = runs_for(
+                    event, workflows, evaluate=self._evaluate,
+                    created_by=self.settings.automation_actor,
+                    max_depth=self.settings.trigger_max_depth, now=self.clock(),
+                )  # fmt: skip
+                for refusal in refused:
+                    message = (
+                        f"entity event {event.id} ({event.action} {event.key()}) does not start "
+                        f"{refusal.workflow_identifier}/{refusal.node_identifier}: {refusal.reason}"
+                    )
+                    log.info("%s", message)
+                    self.counts.refused += 1
+                    self.counts.refusals.append(message)
+                triggers += started
         futures = [
             await self.producer.send(self.registry.inbox.name, trigger.run_id, encode(trigger))
             for trigger in triggers
