@@ -10,6 +10,7 @@ never skips. Unit tests don't ask for these fixtures, so they need no services.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from switchyard.cli.stack.errors import StackError
 from switchyard.cli.stack.launcher import Stack
@@ -36,6 +39,10 @@ HOW_TO = (
     "daemon, or install java, mvn and redis-server (scripts/bootstrap does) so the "
     "launcher can start them"
 )
+
+
+# The broker this session used, if any: its topics are deleted at the end.
+_KAFKA_USED = pytest.StashKey[str]()
 
 
 @dataclass(frozen=True)
@@ -133,14 +140,35 @@ def services() -> Iterator[Services]:
 
 
 @pytest.fixture(scope="session")
-def session_tag() -> str:
-    """Unique per test session, so topics and keys of one run never meet another's."""
-    return uuid.uuid4().hex[:8]
+def session_tag(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Unique per test session, so topics and keys of one run never meet another's.
+    The session's topics are deleted at its end: a broker kept running across many
+    sessions would otherwise gather tens of thousands of partitions, and a restart
+    of it then spends minutes recovering their logs."""
+    tag = uuid.uuid4().hex[:8]
+    yield tag
+    bootstrap = request.config.stash.get(_KAFKA_USED, None)
+    if bootstrap is not None:
+        asyncio.run(_delete_topics(bootstrap, f"test-{tag}."))
+
+
+async def _delete_topics(bootstrap: str, prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        await asyncio.wait_for(admin.start(), 10)
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    except (KafkaError, TimeoutError) as error:  # cleanup only: the result stands
+        print(f"could not delete this session's topics ({prefix}*): {error!r}")
+    finally:
+        await admin.close()
 
 
 @pytest.fixture
-def settings(services: Services, session_tag: str) -> Settings:
+def settings(services: Services, session_tag: str, request: pytest.FixtureRequest) -> Settings:
     """Settings pointing at the test services, with a per-session topic prefix."""
+    request.config.stash[_KAFKA_USED] = services.kafka_bootstrap
     return Settings(
         kafka_bootstrap_servers=services.kafka_bootstrap,
         redis_url=services.redis_url,
