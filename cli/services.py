@@ -28,6 +28,7 @@ from switchyard.consumers.ai import AiService
 from switchyard.consumers.entities import EntityService
 from switchyard.consumers.kafka_worker import KafkaWorker
 from switchyard.consumers.webhook import WebhookService
+from switchyard.engine.retention import pruning
 from switchyard.engine.scheduler import SchedulerService
 from switchyard.engine.service import EngineService
 from switchyard.engine.templates import JqTemplates, TemplateLimits
@@ -159,7 +160,8 @@ async def run_timers(settings: Settings, ready_file: Path | None) -> None:
     # A batch cut short stays armed in Redis and fires after a restart.
     inbox = TopicRegistry.from_settings(settings).inbox.name
     build = partial(TimerService, settings)
-    await _run_loop(settings, ready_file, "timers", build, f"timers firing into {inbox}")
+    async with pruning(settings):  # finished runs past run_retention_days, in the background
+        await _run_loop(settings, ready_file, "timers", build, f"timers firing into {inbox}")
 
 
 async def run_scheduler(settings: Settings, ready_file: Path | None) -> None:

@@ -9,24 +9,26 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 | ``sy:wf:{<workflow>}`` | hash: ``version`` (latest), ``deleted``, ``createdAt``, ``updatedAt`` | bridge | forever |
 | ``sy:wf:{<workflow>}:v:<n>`` | string: the definition JSON of version n (immutable) | bridge | forever |
 | ``sy:wfs`` | sorted set: workflow ids by creation time | bridge | forever |
-| ``sy:run:{<run>}`` | hash: ``state`` (RunState JSON), ``offset`` (last applied inbox offset), ``partition`` (the inbox partition that offset is of) | engine | forever (P2: retention) |
+| ``sy:run:{<run>}`` | hash: ``state`` (RunState JSON), ``offset`` (last applied inbox offset), ``partition`` (the inbox partition that offset is of) | engine | until pruned: ``run_retention_days`` after the run finished (``engine/retention.py``, ``store/prune.py``; 0 keeps it forever) |
 | ``sy:inbox:strays:<topic>:<partition>`` | hash: ``offset`` (last stray record of that inbox partition moved to its run's partition), ``partition`` | engine | forever (one per inbox partition) |
-| ``sy:run:{<run>}:outbox`` | hash: step → Kafka messages still to publish for that step | engine | until published |
-| ``sy:run:{<run>}:logs`` | list: the run's log lines, each JSON with its node run id (``n``), appended, never rewritten | engine | as the run |
-| ``sy:outbox:pending`` | set: run ids whose outbox is not empty (crash recovery) | engine | while not empty |
-| ``sy:nr:<2 chars>`` | hash: node run id → its run id (PATCH by node-run id), bucketed by the id's first two characters so each bucket stays a compact listpack | engine | as the runs |
-| ``sy:runs:all`` | sorted set: run ids by ``createdAt`` (ms) | engine | as the runs |
-| ``sy:runs:wf:<workflow>`` | sorted set: that workflow's runs by ``createdAt`` | engine | as the runs |
-| ``sy:runs:version:<n>`` | sorted set: runs (of any workflow) pinned to version n | engine | as the runs |
-| ``sy:ext:<external run id>`` | string: the node run a worker gave that ``externalRunId`` | engine | as the run |
-| ``sy:runs:by:<creator>`` | sorted set: a creator's runs by ``createdAt`` | engine | as the runs |
-| ``sy:runs:status:<status>`` | sorted set: runs in IN_PROGRESS/CANCELLING/COMPLETED | engine | as the runs |
-| ``sy:runs:result:<result>`` | sorted set: completed runs by result | engine | as the runs |
-| ``sy:runs:entity:<blueprint>/<entity>`` | sorted set: the runs associated with that entity (an ``EVENT_TRIGGER``'s entity, a self-service trigger's entity-format inputs) by ``createdAt``, written in the apply step of the run's creation | engine | as the runs |
-| ``sy:run:{<run>}:events`` | list: the run's events in ``seq`` order (index ``seq - 1``), each the RunEvent JSON exactly as on the run-events topic, RPUSHed in the apply step that emits them (the per-run SSE reads it; a list because a stream key costs ~4.7 kB however small) | engine | as the run while it is unfinished; ``RUN_EVENTS_TTL_SECONDS`` (5 min) after ``run.completed`` (EXPIRE in that step): a client resuming later gets ``event: end`` and reads the run with GET |
+| ``sy:run:{<run>}:outbox`` | hash: step → Kafka messages still to publish for that step | engine | until published (a leftover is pruned with its run) |
+| ``sy:run:{<run>}:logs`` | list: the run's log lines, each JSON with its node run id (``n``), appended, never rewritten | engine | as the run (pruned with it) |
+| ``sy:outbox:pending`` | set: run ids whose outbox is not empty (crash recovery) | engine | while not empty (a pruned run leaves it) |
+| ``sy:nr:<2 chars>`` | hash: node run id → its run id (PATCH by node-run id), bucketed by the id's first two characters so each bucket stays a compact listpack | engine | as the runs (a pruned run's node runs leave it) |
+| ``sy:runs:all`` | sorted set: run ids by ``createdAt`` (ms) | engine | as the runs (a pruned run leaves every one) |
+| ``sy:runs:wf:<workflow>`` | sorted set: that workflow's runs by ``createdAt`` | engine | as the runs (a pruned run leaves every one) |
+| ``sy:runs:version:<n>`` | sorted set: runs (of any workflow) pinned to version n | engine | as the runs (a pruned run leaves every one) |
+| ``sy:ext:<external run id>`` | string: the node run a worker gave that ``externalRunId`` | engine | as the run (pruned with it while it still names that node run) |
+| ``sy:runs:by:<creator>`` | sorted set: a creator's runs by ``createdAt`` | engine | as the runs (a pruned run leaves every one) |
+| ``sy:runs:status:<status>`` | sorted set: runs in IN_PROGRESS/CANCELLING/COMPLETED | engine | as the runs (a pruned run leaves every one) |
+| ``sy:runs:result:<result>`` | sorted set: completed runs by result | engine | as the runs (a pruned run leaves every one) |
+| ``sy:runs:entity:<blueprint>/<entity>`` | sorted set: the runs associated with that entity (an ``EVENT_TRIGGER``'s entity, a self-service trigger's entity-format inputs) by ``createdAt``, written in the apply step of the run's creation | engine | as the runs (a pruned run leaves it) |
+| ``sy:runs:finished`` | sorted set: COMPLETED runs by ``completedAt`` (ms), ZADDed in the apply step that completes the run (runs completed before it existed are added by the pruner's backfill): what the retention pruner reads | engine; pruner backfills and removes | as the runs (a pruned run leaves it) |
+| ``sy:retention:backfill`` | string: the ``createdAt`` score (ms) up to which the pruner has walked ``sy:runs:status:COMPLETED`` adding runs missing from ``sy:runs:finished`` | retention pruner | forever (one key) |
+| ``sy:run:{<run>}:events`` | list: the run's events in ``seq`` order (index ``seq - 1``), each the RunEvent JSON exactly as on the run-events topic, RPUSHed in the apply step that emits them (the per-run SSE reads it; a list because a stream key costs ~4.7 kB however small) | engine | as the run while it is unfinished; ``RUN_EVENTS_TTL_SECONDS`` (5 min) after ``run.completed`` (EXPIRE in that step): a client resuming later gets ``event: end`` and reads the run with GET (a pruned run's list is deleted if still there) |
 | ``sy:runs:events`` | stream: every run event of every run, auto ids (the list SSE's cursor), fields ``r`` (run id) and ``e`` (the RunEvent JSON), XADDed in the same apply step; each bridge's one ``XREAD BLOCK`` on it also wakes its per-run streams | engine | capped at about ``RUNS_EVENTS_MAXLEN`` (100,000) entries (``MAXLEN ~``): the list stream's resume window |
-| ``sy:claims:<installation>`` | sorted set: pending node runs by visible-at (ms) | engine adds/removes; bridge claims | until done |
-| ``sy:claim:<node run>`` | hash: ``run``, ``installation``, ``config`` (JSON), ``acked``, ``uid`` (its nodeUid, once claimed) | engine; bridge sets ``acked`` and ``uid`` | until done |
+| ``sy:claims:<installation>`` | sorted set: pending node runs by visible-at (ms) | engine adds/removes; bridge claims | until done (a leftover of a pruned run is removed with it) |
+| ``sy:claim:<node run>`` | hash: ``run``, ``installation``, ``config`` (JSON), ``acked``, ``uid`` (its nodeUid, once claimed) | engine; bridge sets ``acked`` and ``uid`` | until done (a leftover of a pruned run is deleted with it) |
 | ``sy:org`` | hash: ``settings`` (JSON object, e.g. ``portAgentStreamerName``), ``featureFlags`` (JSON list): the organization Port's clients read and set | bridge (``PATCH /v1/organization``); engine reads | forever |
 | ``sy:notify`` | pub/sub channel: run ids as the engine creates them | engine | — |
 | ``sy:timers`` | sorted set: armed timer ids by due time (ms) | engine arms/disarms in the apply step; timer service removes fired ones (only at an unchanged score) | until fired or cancelled |
@@ -39,7 +41,7 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 | ``sy:ents:{<blueprint>}`` | sorted set: the blueprint's entity ids by creation time (ms), for listing | entity store | as the entities |
 | ``sy:ent:outbox`` | hash: entity event id → event JSON, written with the change, removed once Kafka acked it | entity store; the relay publishes leftovers | until published |
 | ``sy:ent:outbox:at`` | sorted set: those event ids by written-at (ms): the relay takes the ones older than a few seconds | as ``sy:ent:outbox`` (written and removed together) | until published |
-| ``sy:ent:nr:<node run>`` | string: JSON ``{eventId, entity}`` of an ``UPSERT_ENTITY`` node run's write (``eventId`` null when nothing changed): a redelivered request returns it and writes nothing | entity executor (``write_entity.lua``) | 7 days TTL |
+| ``sy:ent:nr:<node run>`` | string: JSON ``{eventId, entity}`` of an ``UPSERT_ENTITY`` node run's write (``eventId`` null when nothing changed): a redelivered request returns it and writes nothing | entity executor (``write_entity.lua``) | 7 days TTL, or until its run is pruned |
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ from __future__ import annotations
 PREFIX = "sy:"
 OUTBOX_PENDING = f"{PREFIX}outbox:pending"
 RUNS_ALL = f"{PREFIX}runs:all"
+# Finished runs by completedAt: what the retention pruner takes, oldest first.
+RUNS_FINISHED = f"{PREFIX}runs:finished"
+RETENTION_BACKFILL = f"{PREFIX}retention:backfill"
 WORKFLOWS = f"{PREFIX}wfs"
 NOTIFY_CHANNEL = f"{PREFIX}notify"
 # Timers are one set for every run (the service takes due ones across runs in one
@@ -166,10 +171,10 @@ def claim(node_run_id: str) -> str:
 #
 # | key | type | owner (writer) | lifetime |
 # |---|---|---|---|
-# | ``sy:bridge:idem:<client>:<workflow>:<key>`` | string: the run id an Idempotency-Key started (SET NX) | bridge | ``idempotency_ttl_seconds`` |
+# | ``sy:bridge:idem:<client>:<workflow>:<key>`` | string: the run id an Idempotency-Key started (SET NX) | bridge | ``idempotency_ttl_seconds`` (the pruner can't name it: the run does not record the client; keep the TTL below the retention) |
 # | ``sy:bridge:tmp:<uuid>[:<n>]`` | sorted set: scratch union/intersection of run indexes for one list query | bridge | deleted after the query; 30 s TTL |
 # | ``sy:bridge:integration:<id>`` | string: an integration's JSON document (``POST/PATCH /v1/integration``) | bridge | forever |
-# | ``sy:bridge:answered:<node run>`` | hash: responder → the run id, set (HSETNX) before an INPUT answer is produced, so a responder's second answer is a 409 even when both race | bridge | 30 days TTL (the engine's state holds the answers for good) |
+# | ``sy:bridge:answered:<node run>`` | hash: responder → the run id, set (HSETNX) before an INPUT answer is produced, so a responder's second answer is a 409 even when both race | bridge | 30 days TTL, or until its run is pruned (the engine's state holds the answers while the run is kept) |
 # | ``sy:bridge:ext:<external run id>`` | string: the node run a PATCH gave that ``externalRunId``, before the engine has applied it (read-your-writes for the lookup) | bridge | 10 min TTL |
 # ---------------------------------------------------------------------------
 

@@ -132,6 +132,8 @@ def _index_commands(
         if old is not None:
             commands.append(["ZREM", keys.runs_with_status(old.status), new.run_id])
         commands.append(["ZADD", keys.runs_with_status(new.status), score, new.run_id])
+        if new.completed_at is not None:  # by finish time: what the retention pruner takes
+            commands.append(["ZADD", keys.RUNS_FINISHED, _ms(new.completed_at), new.run_id])
     if new.result is not None and (old is None or old.result != new.result):
         commands.append(["ZADD", keys.runs_with_result(new.result), score, new.run_id])
     before = {nr.id: nr for nr in old.node_runs} if old else {}

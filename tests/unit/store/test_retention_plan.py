@@ -1,0 +1,101 @@
+"""Retention, pure parts: the apply step indexes a run by finish time exactly once (the
+step that completes it), and a finished run's prune plan names every key it holds."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+from switchyard.engine.machine.effects import Decision
+from switchyard.engine.machine.state import NodeRunState, RunState, dump_state
+from switchyard.engine.store import keys
+from switchyard.engine.store.plan import plan_decision
+from switchyard.engine.store.prune import prune_plan, score_ms
+from switchyard.schemas import node_run_id
+from switchyard.schemas.settings import Settings
+from switchyard.topics.registry import TopicRegistry
+
+RUN_ID = "wfr_AbCdEfGh12345678"
+CREATED = datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC)
+FINISHED = CREATED + timedelta(minutes=3, milliseconds=7)
+REGISTRY = TopicRegistry.from_settings(Settings())
+
+
+def _node_run(node: str, **extra: object) -> NodeRunState:
+    return NodeRunState.model_validate({
+        "id": node_run_id(RUN_ID, node), "node": node, "status": "COMPLETED",
+        "result": "SUCCESS", "created_at": CREATED, "updated_at": FINISHED, **extra,
+    })  # fmt: skip
+
+
+def _running() -> RunState:
+    return RunState(
+        run_id=RUN_ID, workflow_identifier="wf-a", workflow_version=3, trigger="trigger",
+        created_by="ann@example.com", created_at=CREATED, updated_at=CREATED,
+        node_runs=[
+            _node_run("trigger"),
+            _node_run("act", status="IN_PROGRESS", result=None, installation_id="inst-1",
+                      external_run_id="ext-9"),
+        ],
+    )  # fmt: skip
+
+
+def _finished() -> RunState:
+    state = _running()
+    act = state.node_runs[1].model_copy(update={"status": "COMPLETED", "result": "FAILED"})
+    return state.model_copy(update={
+        "status": "COMPLETED", "result": "FAILED", "completed_at": FINISHED,
+        "updated_at": FINISHED, "node_runs": [state.node_runs[0], act],
+    })  # fmt: skip
+
+
+def _finished_index(commands: list[list[str]]) -> list[list[str]]:
+    return [c for c in commands if keys.RUNS_FINISHED in c]
+
+
+def test_the_step_that_completes_a_run_indexes_it_by_its_finish_time_and_no_other_does() -> None:
+    running, finished = _running(), _finished()
+    created = plan_decision(None, Decision(state=running), offset=1, registry=REGISTRY)
+    completing = plan_decision(running, Decision(state=finished), offset=2, registry=REGISTRY)
+    later = finished.model_copy(update={"step": 9, "updated_at": FINISHED + timedelta(days=1)})
+    after = plan_decision(finished, Decision(state=later), offset=3, registry=REGISTRY)
+
+    assert _finished_index(created.commands) == []
+    assert _finished_index(completing.commands) == [
+        ["ZADD", keys.RUNS_FINISHED, str(score_ms(FINISHED)), RUN_ID]
+    ]
+    assert score_ms(FINISHED) == int(FINISHED.timestamp() * 1000)
+    assert _finished_index(after.commands) == []  # a re-run command on it: not re-indexed
+
+
+def test_a_finished_runs_plan_names_all_it_holds_and_lays_them_out_for_the_script() -> None:
+    state = _finished()
+    raw = dump_state(state)
+    plan = prune_plan(state, raw, [("service", "svc-a")])
+    trigger, act = (nr.id for nr in state.node_runs)
+
+    assert plan.digest == hashlib.sha1(raw).hexdigest()
+    assert set(plan.deleted) == {
+        keys.outbox(RUN_ID), keys.run_events(RUN_ID), keys.claim(act),
+        *(keys.entity_node_run(n) for n in (trigger, act)),
+        *(keys.answered(n) for n in (trigger, act)),
+    }  # fmt: skip
+    assert set(plan.indexes) == {
+        keys.RUNS_ALL, keys.runs_of_workflow("wf-a"), keys.runs_of_version(3),
+        keys.runs_by("ann@example.com"), keys.runs_of_entity("service", "svc-a"),
+        *(keys.runs_with_status(s) for s in ("IN_PROGRESS", "CANCELLING", "COMPLETED")),
+        *(keys.runs_with_result(r) for r in ("SUCCESS", "FAILED", "CANCELLED")),
+    }  # fmt: skip
+    assert plan.buckets == [(keys.node_runs_bucket(trigger), trigger),
+                            (keys.node_runs_bucket(act), act)]  # fmt: skip
+    assert plan.claims == [(keys.claims("inst-1"), act)]
+    assert plan.external == [(keys.external_run("ext-9"), act)]
+
+    script_keys, args = plan.keys_and_args()
+    fixed = [keys.run(RUN_ID), keys.RUNS_FINISHED, keys.logs(RUN_ID), keys.OUTBOX_PENDING]
+    assert script_keys[:4] == fixed
+    assert args[:2] == [RUN_ID, plan.digest]
+    counts = [int(n) for n in args[2:7]]
+    assert counts == [len(plan.deleted), len(plan.indexes), 2, 1, 1]
+    assert len(script_keys) == 4 + sum(counts)
+    assert args[7:] == [trigger, act, act, act]  # one member per key of the last three groups
