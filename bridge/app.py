@@ -43,6 +43,7 @@ from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
+from switchyard.topics.telemetry.ops import Check, CheckFn, ops_routes
 
 DESCRIPTION = """Switchyard's runs API, compatible with Port's Workflows API: get a token
 with `POST /v1/auth/access_token`, then send `Authorization: Bearer <token>`.
@@ -104,5 +105,28 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     for module in routers:
         app.include_router(module.router)
     app.include_router(layouts.router)
+    # /metrics, /healthz, /readyz on the API port, unauthenticated like a scraper expects.
+    app.router.routes.extend(ops_routes(_ops_checks(app)))
     web.install(app)  # /ui, /, /docs
     return app
+
+
+def _ops_checks(app: FastAPI) -> dict[str, CheckFn]:
+    """The bridge's readiness: its Redis answers and a Kafka broker does (read from the
+    context the lifespan built, so not ready before it has)."""
+
+    def context() -> BridgeContext:
+        bridge: BridgeContext | None = getattr(app.state, "bridge", None)
+        if bridge is None:
+            raise RuntimeError("the bridge has not started")
+        return bridge
+
+    async def redis() -> Check:
+        await context().redis.ping()
+        return Check.passed("PING answered")
+
+    async def kafka() -> Check:
+        brokers = await context().producer.reachable()
+        return Check.passed(f"metadata from {brokers} broker(s)")
+
+    return {"redis": redis, "kafka": kafka}

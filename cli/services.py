@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -24,10 +24,18 @@ import redis.asyncio as aioredis
 import uvicorn
 
 from switchyard.bridge.app import create_app
+from switchyard.cli.readiness import (
+    consumer_check,
+    kafka_check,
+    ops_endpoints,
+    redis_check,
+    task_check,
+)
 from switchyard.consumers.ai import AiService
 from switchyard.consumers.entities import EntityService
 from switchyard.consumers.kafka_worker import KafkaWorker
 from switchyard.consumers.webhook import WebhookService
+from switchyard.engine.inbox import FaustInbox
 from switchyard.engine.retention import pruning
 from switchyard.engine.scheduler import SchedulerService
 from switchyard.engine.service import EngineService
@@ -37,7 +45,9 @@ from switchyard.engine.trigger_matcher import TriggerMatcher
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
+from switchyard.topics.telemetry import metrics
 from switchyard.topics.telemetry.logs import configure_logging, secret_values
+from switchyard.topics.telemetry.ops import Check, CheckFn, OpsServer
 
 log = logging.getLogger("switchyard")
 _STREAM_GRACE_S = 5
@@ -63,21 +73,45 @@ def _ready(ready_file: Path | None) -> Iterator[None]:
             ready_file.unlink(missing_ok=True)
 
 
+def _engine_checks(engine: EngineService) -> dict[str, CheckFn]:
+    inbox = engine.inbox
+    if isinstance(inbox, FaustInbox):
+
+        async def faust_consumer() -> Check:
+            topic = engine.processor.registry.inbox.name
+            held = sorted(tp.partition for tp in inbox.app.consumer.assignment())
+            if held:
+                return Check.passed(f"assigned {len(held)} partitions of {topic}: {held}")
+            return Check.failed(f"assigned 0 partitions of {topic} (faust driver)")
+
+        consumer: CheckFn = faust_consumer
+    else:
+        consumer = consumer_check([(inbox.consumer, inbox.topic)])
+    return {
+        "redis": redis_check(engine.redis),
+        "kafka": kafka_check(engine.producer),
+        "consumer": consumer,
+    }
+
+
 async def run_engine(settings: Settings, ready_file: Path | None) -> None:
     with JqTemplates(TemplateLimits.from_settings(settings)) as templates:
         engine = EngineService(settings, templates)
-        await engine.start()
-        try:
-            with _ready(ready_file):
-                log.info(
-                    "engine consuming %s with the %s driver",
-                    settings.kafka_bootstrap_servers,
-                    settings.engine_driver,
-                )
-                await _until_signalled()
-        finally:
-            log.info("engine stopping after %d events", engine.inbox.processed)
-            await _stop_within(engine.stop(), settings.shutdown_grace_s, "engine")
+        # Served from the start (a liveness probe answers while the engine connects),
+        # stopped last: /readyz fails while the engine starts and while it drains.
+        async with ops_endpoints(settings, "engine", _engine_checks(engine)):
+            await engine.start()
+            try:
+                with _ready(ready_file):
+                    log.info(
+                        "engine consuming %s with the %s driver",
+                        settings.kafka_bootstrap_servers,
+                        settings.engine_driver,
+                    )
+                    await _until_signalled()
+            finally:
+                log.info("engine stopping after %d events", engine.inbox.processed)
+                await _stop_within(engine.stop(), settings.shutdown_grace_s, "engine")
 
 
 async def _stop_within(stopping: Coroutine[Any, Any, None], grace: float, what: str) -> None:
@@ -99,12 +133,15 @@ async def run_executor(settings: Settings, ready_file: Path | None) -> None:
     how to configure an endpoint when SWITCHYARD_AI_BASE_URL is unset), UPSERT_ENTITY
     nodes, and the relay of entity events a crash left in the outbox."""
     redis = aioredis.Redis.from_url(settings.redis_url)
-    async with httpx.AsyncClient() as http, EventProducer(settings) as producer:
+    producer = EventProducer(settings)
+    async with httpx.AsyncClient() as http, _executor_ops(settings, redis, producer) as ops:
+        await producer.start()
         clock = lambda: datetime.now(UTC)  # noqa: E731
         webhooks = WebhookService(settings, producer, http, clock).loop
         ai = AiService(settings, producer, http, clock).loop
         entities = EntityService(settings, producer, redis, clock)
         loops: list[KafkaWorker[Any]] = [webhooks, ai, entities.loop]
+        ops.add_check("consumer", consumer_check([(w.consumer, w.topic) for w in loops]))
         for loop in loops:
             await loop.start()
         await entities.relay.start()
@@ -126,6 +163,18 @@ async def run_executor(settings: Settings, ready_file: Path | None) -> None:
             await redis.aclose()
 
 
+@contextlib.asynccontextmanager
+async def _executor_ops(
+    settings: Settings, redis: aioredis.Redis, producer: EventProducer
+) -> AsyncIterator[OpsServer]:
+    checks = {"redis": redis_check(redis), "kafka": kafka_check(producer)}
+    async with ops_endpoints(settings, "executor", checks) as ops:
+        try:
+            yield ops
+        finally:
+            await producer.stop()  # before the ops endpoints: they stop last
+
+
 class _Loop(Protocol):
     async def start(self) -> None: ...
 
@@ -142,9 +191,13 @@ async def _run_loop(
     """A Redis + Kafka loop service (timers, scheduler, trigger matcher) until signalled,
     then drained for at most the shutdown grace."""
     redis = aioredis.Redis.from_url(settings.redis_url)
+    producer = EventProducer(settings)
+    checks = {"redis": redis_check(redis), "kafka": kafka_check(producer)}
     try:
-        async with EventProducer(settings) as producer:
+        async with ops_endpoints(settings, what, checks) as ops, producer:
             service = build(redis, producer)
+            for name, check in _loop_checks(what, service).items():
+                ops.add_check(name, check)
             await service.start()
             try:
                 with _ready(ready_file):
@@ -154,6 +207,13 @@ async def _run_loop(
                 await _stop_within(service.stop(), settings.shutdown_grace_s, what)
     finally:
         await redis.aclose()
+
+
+def _loop_checks(what: str, service: _Loop) -> dict[str, CheckFn]:
+    if isinstance(service, TriggerMatcher):
+        return {"consumer": consumer_check([(service.consumer, service.topic)])}
+    # TimerService and SchedulerService name their loop tasks so.
+    return {"loop": task_check(f"{what}-loop")}
 
 
 async def run_timers(settings: Settings, ready_file: Path | None) -> None:
@@ -217,5 +277,6 @@ SERVICES: dict[str, Callable[[Settings, Path | None], Coroutine[Any, Any, None]]
 def serve(name: str, settings: Settings, ready_file: Path | None) -> int:
     configure_logging(settings.log_format, settings.log_level, process=name,
                       secrets=secret_values(settings))  # fmt: skip
+    metrics.set_enabled(settings.metrics_enabled)
     asyncio.run(SERVICES[name](settings, ready_file))
     return 0

@@ -131,6 +131,11 @@ class KafkaWorker(Generic[MessageT]):
         self.handled = 0  # records taken off the topic (run, skipped or filtered)
         self.completed = 0  # handlers run to an update
 
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        """The group member consuming :attr:`topic` (readiness reads its assignment)."""
+        return self._consumer
+
     async def start(self) -> None:
         if self._state != "new":
             raise RuntimeError(f"KafkaWorker.start() called when {self._state}")

@@ -49,6 +49,14 @@ class EventProducer:
     async def __aexit__(self, *_: object) -> None:
         await self.stop()
 
+    async def reachable(self) -> int:
+        """How many brokers answered a metadata request now (readiness: raises when
+        none did)."""
+        if self._state != "started":
+            raise RuntimeError(f"the producer is {self._state}, not started")
+        cluster = await self._producer.client.fetch_all_metadata()
+        return len(cluster.brokers())
+
     async def partition_count(self, topic: str) -> int:
         """How many partitions ``topic`` has, from the broker's metadata (cached)."""
         count = self._partitions.get(topic)

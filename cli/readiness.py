@@ -1,0 +1,125 @@
+"""The readiness checks of each long-running process, and its ops endpoints' start.
+
+Each process serves ``/readyz`` with the checks that say whether it can do its work:
+``redis`` (a PING answers), ``kafka`` (a broker answers the producer's metadata
+request), ``consumer`` (its group member holds partitions of its topic) and, for the
+timers and the scheduler, ``loop`` (the loop task is alive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer
+
+from switchyard.cli.stack.errors import StackError
+from switchyard.schemas.settings import Settings
+from switchyard.topics.producer import EventProducer
+from switchyard.topics.telemetry.ops import Check, CheckFn, OpsServer
+
+# aiokafka's generation before a member has joined its group (OffsetCommitRequest's).
+_NOT_JOINED = -1
+
+
+class OpsPortTaken(StackError):
+    """The ops port of a process is bound by something else."""
+
+
+def redis_check(redis: aioredis.Redis) -> CheckFn:
+    async def check() -> Check:
+        await redis.ping()
+        return Check.passed("PING answered")
+
+    return check
+
+
+def kafka_check(producer: EventProducer) -> CheckFn:
+    async def check() -> Check:
+        brokers = await producer.reachable()
+        return Check.passed(f"metadata from {brokers} broker(s)")
+
+    return check
+
+
+def _member_state(consumer: AIOKafkaConsumer, topic: str) -> tuple[list[int], bool]:
+    """The partitions of ``topic`` the member holds, and whether it has joined its group."""
+    held = sorted(tp.partition for tp in consumer.assignment() if tp.topic == topic)
+    # aiokafka keeps the generation on its (untyped) coordinator; -1 until joined.
+    coordinator: Any = getattr(consumer, "_coordinator", None)
+    generation = getattr(coordinator, "generation", _NOT_JOINED)
+    return held, isinstance(generation, int) and generation != _NOT_JOINED
+
+
+def member_finding(consumer: AIOKafkaConsumer, topic: str) -> Check:
+    held, joined = _member_state(consumer, topic)
+    if held:
+        return Check.passed(f"assigned {len(held)} partitions of {topic}: {held}")
+    if joined:
+        # More members than partitions: this one stands by and takes over partitions
+        # when another leaves; it is a healthy member of the group.
+        return Check.passed(
+            f"joined the group, assigned 0 partitions of {topic}: the group has more "
+            "members than the topic has partitions"
+        )
+    return Check.failed(f"assigned 0 partitions of {topic}: not yet joined the group")
+
+
+def consumer_check(members: Sequence[tuple[AIOKafkaConsumer, str]]) -> CheckFn:
+    """Passes when every (consumer, topic) member passes; the detail names each."""
+
+    async def check() -> Check:
+        found = [member_finding(consumer, topic) for consumer, topic in members]
+        detail = "; ".join(f.detail for f in found)
+        return Check(all(f.ok for f in found), detail)
+
+    return check
+
+
+def task_check(name: str) -> CheckFn:
+    """Passes while the asyncio task called ``name`` (the service's loop) runs."""
+
+    async def check() -> Check:
+        alive = [t for t in asyncio.all_tasks() if t.get_name() == name and not t.done()]
+        if alive:
+            return Check.passed(f"{name} running")
+        return Check.failed(f"{name} is not running (see the process's log)")
+
+    return check
+
+
+def _ensure_free(host: str, port: int, setting: str) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # As uvicorn binds: a port in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise OpsPortTaken(
+                f"the ops port {host}:{port} is taken by another process: stop it, or set "
+                f"{setting} to a free port (0: serve no /metrics, /healthz, /readyz)"
+            ) from error
+
+
+@contextlib.asynccontextmanager
+async def ops_endpoints(
+    settings: Settings, name: str, checks: Mapping[str, CheckFn]
+) -> AsyncIterator[OpsServer]:
+    """``/metrics``, ``/healthz`` and ``/readyz`` of process ``name`` on its ops port
+    (``SWITCHYARD_<NAME>_OPS_PORT``) for the duration of the block."""
+    port = settings.ops_port(name)
+    if port:
+        _ensure_free(settings.ops_host, port, f"SWITCHYARD_{name.upper()}_OPS_PORT")
+    server = OpsServer(settings.ops_host, port, checks)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

@@ -1,0 +1,170 @@
+"""Every process's ops endpoints, on real processes: /healthz answers, /readyz names
+its checks and turns 503 naming ``redis`` when Redis goes away, /metrics serves
+Prometheus' text format, and a taken ops port fails start-up naming its setting."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from pydantic import SecretStr
+
+from switchyard.bridge.credentials import hash_secret
+from switchyard.cli.stack.full import environment
+from switchyard.schemas.settings import Settings
+from switchyard.topics.registry import TopicRegistry
+from tests.helpers import private_redis_db, until
+from tests.observability.processes import free_port, launched
+
+pytestmark = pytest.mark.integration
+
+CHECKS = {
+    "engine": {"redis", "kafka", "consumer"},
+    "executor": {"redis", "kafka", "consumer"},
+    "triggers": {"redis", "kafka", "consumer"},
+    "timers": {"redis", "kafka", "loop"},
+    "scheduler": {"redis", "kafka", "loop"},
+    "bridge": {"redis", "kafka"},  # on its API port
+}
+
+
+def with_bridge_auth(settings: Settings, home: Path) -> Settings:
+    auth = home / "auth.json"
+    user = {"email": "admin@example.com", "role": "Admin", "clientId": "admin",
+            "clientSecretHash": hash_secret(uuid.uuid4().hex)}  # fmt: skip
+    auth.write_bytes(orjson.dumps({"users": [user], "machines": []}))
+    return settings.model_copy(
+        update={"auth_file": auth, "token_secret": SecretStr(uuid.uuid4().hex)}
+    )
+
+
+async def _get(url: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=10) as http:
+        return await http.get(url)
+
+
+async def _readiness(url: str) -> tuple[int, dict[str, Any]]:
+    response = await _get(f"{url}/readyz")
+    return response.status_code, response.json()
+
+
+def readiness_of(url: str) -> Callable[[], Awaitable[tuple[int, dict[str, Any]]]]:
+    return partial(_readiness, url)
+
+
+async def test_every_process_serves_liveness_readiness_and_metrics(
+    topics: Settings, session_tag: str, tmp_path: Path
+) -> None:
+    # Timers and schedules are one set per Redis database: a database of our own.
+    mine = with_bridge_auth(private_redis_db(topics, session_tag), tmp_path)
+    async with launched(mine, list(CHECKS), tmp_path) as stack:
+        for name, expected in CHECKS.items():
+            url = stack.ops_url(name)
+            health = await _get(f"{url}/healthz")
+            assert (health.status_code, health.json()) == (200, {"ok": True}), name
+            # The consumers join their groups after start-up: ready once they have.
+            _, body = await until(readiness_of(url), lambda found: found[0] == 200, within=60)
+            assert set(body["checks"]) == expected, (name, body)
+            assert body["ok"] is True
+            assert all(check["ok"] for check in body["checks"].values()), body
+            assert body["checks"]["redis"]["detail"] == "PING answered"
+            assert body["checks"]["kafka"]["detail"].startswith("metadata from 1 broker")
+            scraped = await _get(f"{url}/metrics")
+            assert scraped.status_code == 200
+            assert scraped.headers["content-type"].startswith("text/plain")
+            assert "process_cpu_seconds_total" in scraped.text, name
+        engine = (await _readiness(stack.ops_url("engine")))[1]["checks"]["consumer"]
+        inbox = TopicRegistry.from_settings(stack.settings).inbox.name
+        # The one engine of this group holds every inbox partition.
+        assert engine["detail"].startswith(
+            f"assigned {stack.settings.inbox_partitions} partitions of {inbox}"
+        ), engine
+        timers = (await _readiness(stack.ops_url("timers")))[1]["checks"]["loop"]
+        assert timers["detail"] == "timers-loop running"
+
+
+@contextlib.asynccontextmanager
+async def private_redis(home: Path) -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
+    """A redis-server of this test's own (the shared one must not be paused)."""
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no", "--dir", str(home),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+
+        async def answers() -> bool:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                return False
+            writer.close()
+            return True
+
+        await until(answers, within=30)
+        yield port, server
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
+
+
+async def test_readiness_fails_naming_redis_when_redis_goes_away(
+    topics: Settings, tmp_path: Path
+) -> None:
+    async with private_redis(tmp_path) as (port, redis_server):
+        on_private = topics.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"})
+        async with launched(on_private, ["timers"], tmp_path) as stack:
+            url = stack.ops_url("timers")
+            _, body = await until(readiness_of(url), lambda found: found[0] == 200, within=60)
+            assert body["checks"]["redis"] == {"ok": True, "detail": "PING answered"}
+
+            redis_server.kill()
+            await redis_server.wait()
+
+            _, body = await until(readiness_of(url), lambda found: found[0] == 503, within=60)
+            assert body["ok"] is False
+            assert body["checks"]["redis"]["ok"] is False, body
+            assert "Connect" in body["checks"]["redis"]["detail"], body
+            # Only Redis is away: the other checks still pass, and the process is alive.
+            assert body["checks"]["kafka"]["ok"] is True, body
+            assert body["checks"]["loop"]["ok"] is True, body
+            health = await _get(f"{url}/healthz")
+            assert health.status_code == 200
+
+
+async def test_a_taken_ops_port_fails_start_up_naming_its_setting(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {
+            **os.environ,
+            **environment(settings.model_copy(update={"home": tmp_path})),
+            "SWITCHYARD_ENGINE_OPS_PORT": str(port),
+        }
+        engine = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "switchyard.cli.main", "engine",
+            "--ready-file", str(tmp_path / "engine.ready"),
+            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, stderr = await asyncio.wait_for(engine.communicate(), 90)
+    assert engine.returncode == 2
+    message = stderr.decode()
+    assert f"the ops port 127.0.0.1:{port} is taken" in message, message
+    assert "set SWITCHYARD_ENGINE_OPS_PORT to a free port" in message, message
+    assert not (tmp_path / "engine.ready").exists()
