@@ -15,7 +15,8 @@ are idempotent, and the counters count what each one's scripts actually removed.
 Before each batch it adds a few runs completed before ``sy:runs:finished`` existed
 (:meth:`PruneStore.backfill`, in pages of ``batch``), so old runs expire too.
 
-``run_retention_days = 0`` keeps runs forever: the pruner then does nothing at all.
+The first batch comes ``first_delay_s`` (5 min) after start. ``run_retention_days =
+0`` keeps runs forever: the pruner then does nothing at all.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ INTERVAL_S = 60.0
 BATCH = 500
 # After a full batch (a backlog): the next one starts after this, not a whole interval.
 PAUSE_S = 1.0
+# The first batch waits this long after start: a process restarting in a loop (or a
+# test's short-lived one) never prunes; one that stays up does.
+FIRST_DELAY_S = 300.0
 # Runs per pipelined round trip of state reads and script calls.
 _CHUNK = 50
 _MAX_BACKOFF_S = 30.0
@@ -111,6 +115,7 @@ class RunPruner:
         interval_s: float = INTERVAL_S,
         batch: int = BATCH,
         pause_s: float = PAUSE_S,
+        first_delay_s: float = FIRST_DELAY_S,
     ) -> None:
         self.retention = timedelta(days=settings.run_retention_days)
         self.store = PruneStore(redis)
@@ -119,6 +124,7 @@ class RunPruner:
         self.interval_s = interval_s
         self.batch = batch
         self.pause_s = pause_s
+        self.first_delay_s = first_delay_s
         self.total = PruneCounts()
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -161,6 +167,8 @@ class RunPruner:
 
     async def _loop(self) -> None:
         backoff = self.pause_s
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), self.first_delay_s)
         while not self._stopping.is_set():
             try:
                 counts = await self.prune_batch()
