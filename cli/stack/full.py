@@ -65,12 +65,27 @@ def environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def ops_url(settings: Settings, name: str) -> str | None:
+    """Where process ``name`` serves /metrics, /healthz and /readyz (None: port 0)."""
+    port = settings.ops_port(name)
+    host = settings.bridge_host if name == "bridge" else settings.ops_host
+    # Bound to every address, it answers on loopback.
+    host = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
+    return f"http://{host}:{port}" if port else None
+
+
 def full_stack(settings: Settings) -> tuple[Stack, Stack]:
     """(infrastructure, services): started in that order, with the topics between."""
     env = environment(settings)
     bridge_url = f"http://{settings.bridge_host}:{settings.bridge_port}"
     services: list[Component] = [
-        PythonService(settings, name, env, address=bridge_url if name == "bridge" else "")
+        PythonService(
+            settings,
+            name,
+            env,
+            address=bridge_url if name == "bridge" else "",
+            ops_url=ops_url(settings, name),
+        )
         for name in SERVICE_NAMES
     ]
     return Stack(settings, infrastructure(settings)), Stack(settings, services)

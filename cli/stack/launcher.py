@@ -11,12 +11,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import httpx
+
 from switchyard.cli.stack import processes
 from switchyard.cli.stack.kafka import KafkaBroker
 from switchyard.cli.stack.redis import RedisServer
 from switchyard.schemas.settings import Settings
 
 Say = Callable[[str], None]
+_READYZ_TIMEOUT_S = 1.0
 
 
 class Component(Protocol):
@@ -41,12 +44,38 @@ class ComponentStatus:
     address: str
     resident_kib: int | None
     log_file: str
+    # The process's ops endpoints (/metrics, /healthz, /readyz), and what /readyz said.
+    ops_url: str | None = None
+    readiness: str | None = None
 
     def line(self) -> str:
         if self.pid is None:
             return f"{self.name:<9} stopped"
         rss = f"{self.resident_kib / 1024:.0f} MiB" if self.resident_kib else "?"
-        return f"{self.name:<9} running  pid {self.pid:<7} {self.address:<28} rss {rss}"
+        line = f"{self.name:<9} running  pid {self.pid:<7} {self.address:<28} rss {rss}"
+        if self.ops_url is not None:
+            line += f"  {self.ops_url}/metrics  {self.readiness}"
+        return line
+
+
+def readiness(ops_url: str, timeout: float = _READYZ_TIMEOUT_S) -> str:
+    """What ``ops_url``/readyz says, in a few words: ``ready``, ``not ready: redis
+    (…)`` naming each failing check, or that it did not answer."""
+    try:
+        response = httpx.get(f"{ops_url}/readyz", timeout=timeout)
+        body = response.json()
+    except (httpx.HTTPError, ValueError) as error:
+        return f"no answer on /readyz ({type(error).__name__})"
+    if response.status_code == 200:
+        return "ready"
+    checks = body.get("checks", {}) if isinstance(body, dict) else {}
+    failed = [f"{name} ({c.get('detail')})" for name, c in checks.items() if not c.get("ok")]
+    return "not ready: " + (", ".join(failed) or f"HTTP {response.status_code}")
+
+
+def _ops_url(component: object) -> str | None:
+    url = getattr(component, "ops_url", None)
+    return str(url) if url else None
 
 
 def _address(component: object) -> str:
@@ -77,13 +106,17 @@ class Stack:
             started = time.monotonic()
             pid = component.start(say)
             component.wait_ready(pid)
-            say(f"{name}: ready on {_address(component)} in {time.monotonic() - started:.1f} s")
+            took = time.monotonic() - started
+            ops = _ops_url(component)
+            metrics = f"; metrics on {ops}/metrics" if ops else ""
+            say(f"{name}: ready on {_address(component)} in {took:.1f} s{metrics}")
         return self.status()
 
     def status(self) -> list[ComponentStatus]:
         result = []
         for component in self.components:
             pid = component.pid()
+            ops = _ops_url(component)
             result.append(
                 ComponentStatus(
                     name=component.spec.name,
@@ -91,6 +124,8 @@ class Stack:
                     address=_address(component),
                     resident_kib=processes.resident_kib(pid) if pid else None,
                     log_file=str(component.spec.log_file),
+                    ops_url=ops,
+                    readiness=readiness(ops) if ops and pid else None,
                 )
             )
         return result

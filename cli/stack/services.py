@@ -33,13 +33,16 @@ class PythonService:
         module: str = "switchyard.cli.main",
         args: tuple[str, ...] | None = None,
         ready_file: bool = True,
+        ops_url: str | None = None,
     ) -> None:
         """``python -m module *args --ready-file F`` (default: ``switchyard.cli.main name``).
 
         Without ``ready_file`` the process counts as ready once it runs (for commands
-        that take no ``--ready-file``, such as ``switchyard worker run``).
+        that take no ``--ready-file``, such as ``switchyard worker run``). ``ops_url``:
+        where it serves /metrics, /healthz and /readyz (``switchyard stack status``).
         """
         self.settings = settings
+        self.ops_url = ops_url
         self.address = address or "-"
         self.ready_file = (settings.run_dir / f"{name}.ready").resolve()
         self.uses_ready_file = ready_file

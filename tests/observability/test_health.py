@@ -22,10 +22,12 @@ from pydantic import SecretStr
 
 from switchyard.bridge.credentials import hash_secret
 from switchyard.cli.stack.full import environment
+from switchyard.cli.stack.launcher import Say, Stack, readiness
+from switchyard.cli.stack.processes import ProcessSpec
 from switchyard.schemas.settings import Settings
 from switchyard.topics.registry import TopicRegistry
 from tests.helpers import private_redis_db, until
-from tests.observability.processes import free_port, launched
+from tests.observability.processes import Launched, free_port, launched
 
 pytestmark = pytest.mark.integration
 
@@ -93,6 +95,34 @@ async def test_every_process_serves_liveness_readiness_and_metrics(
         timers = (await _readiness(stack.ops_url("timers")))[1]["checks"]["loop"]
         assert timers["detail"] == "timers-loop running"
 
+        # `switchyard stack status`: each process's metrics URL and its readiness.
+        listed = Stack(stack.settings, [Listed(stack, name, tmp_path) for name in CHECKS])
+        lines = [status.line() for status in await asyncio.to_thread(listed.status)]
+        for name, line in zip(CHECKS, lines, strict=True):
+            assert line.startswith(f"{name:<9} running  pid {stack.processes[name].pid}")
+            assert line.endswith(f"  {stack.ops_url(name)}/metrics  ready"), line
+
+
+class Listed:
+    """A launched process as a stack component (what ``Stack.status`` reads)."""
+
+    def __init__(self, stack: Launched, name: str, home: Path) -> None:
+        self.spec = ProcessSpec(name, (), name, home / f"{name}.pid", stack.logs[name])
+        self.ops_url = stack.ops_url(name)
+        self._pid = stack.processes[name].pid
+
+    def pid(self) -> int | None:
+        return self._pid
+
+    def start(self, say: Say | None = None) -> int:
+        raise NotImplementedError
+
+    def wait_ready(self, pid: int, timeout: float = 0) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> bool:
+        raise NotImplementedError
+
 
 @contextlib.asynccontextmanager
 async def private_redis(home: Path) -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
@@ -143,6 +173,10 @@ async def test_readiness_fails_naming_redis_when_redis_goes_away(
             assert body["checks"]["loop"]["ok"] is True, body
             health = await _get(f"{url}/healthz")
             assert health.status_code == 200
+            said = await asyncio.to_thread(readiness, url)
+            assert said.startswith("not ready: redis ("), said
+            assert "kafka" not in said
+            assert "loop" not in said
 
 
 async def test_a_taken_ops_port_fails_start_up_naming_its_setting(
