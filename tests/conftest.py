@@ -178,6 +178,9 @@ def settings(services: Services, session_tag: str, request: pytest.FixtureReques
         webhook_allow_hosts=["127.0.0.1/32"],
         home=TEST_HOME,
         cache_home=REPO / ".switchyard" / "cache",
+        # Redis is shared with other sessions: no process a test starts prunes their
+        # runs (tests of retention set their own, on a database of their own).
+        run_retention_days=0,
     )
 
 
