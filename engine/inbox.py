@@ -16,6 +16,7 @@ from typing import Any
 
 import faust
 
+from switchyard.engine import metrics
 from switchyard.engine.processor import InboxProcessor, InboxRecord, handle_batch
 from switchyard.schemas.settings import Settings
 from switchyard.topics.registry import TopicRegistry
@@ -102,13 +103,23 @@ class FaustInbox:
         if recovered:
             log.info("re-published %d outbox steps left by an earlier crash", recovered)
         await self.app.start()
+        metrics.watch("inbox_lag", self._refresh_lag)
+        metrics.watch("node_runs_in_flight", self._refresh_in_flight)
         self._state = "started"
+
+    async def _refresh_lag(self) -> None:
+        await metrics.refresh_inbox_lag(self.app.consumer)
+
+    async def _refresh_in_flight(self) -> None:
+        await metrics.refresh_in_flight(self.processor.store.client)
 
     async def stop(self) -> None:
         if self._state in {"new", "stopped"}:
             self._state = "stopped"
             return
         self._state = "stopping"
+        metrics.unwatch("inbox_lag", self._refresh_lag)
+        metrics.unwatch("node_runs_in_flight", self._refresh_in_flight)
         # Holding the lock, no new batch starts while faust leaves the group; batches it
         # acked on the way out are still applied below, before Redis and Kafka close.
         async with self._busy:

@@ -22,6 +22,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from switchyard.engine import metrics
 from switchyard.engine.processor import InboxProcessor, InboxRecord, handle_batch
 from switchyard.schemas.settings import Settings
 from switchyard.topics.registry import TopicRegistry
@@ -38,6 +39,7 @@ class _FinishBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         # The batch in hand is applied and committed before another engine takes over.
         async with self.inbox.busy:
             pass
+        self.inbox.committed.clear()  # whoever owns them next commits them
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         log.info("inbox partitions assigned: %s", sorted(tp.partition for tp in assigned))
@@ -70,6 +72,8 @@ class KafkaInbox:
         )
         self.busy = asyncio.Lock()
         self.processed = 0
+        # The offsets this engine last committed, per partition (the inbox lag's base).
+        self.committed: dict[TopicPartition, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._state = "new"
@@ -83,6 +87,8 @@ class KafkaInbox:
             log.info("re-published %d outbox steps left by an earlier crash", recovered)
         self.consumer.subscribe([self.topic], listener=_FinishBeforeRevoke(self))
         await self.consumer.start()
+        metrics.watch("inbox_lag", self._refresh_lag)
+        metrics.watch("node_runs_in_flight", self._refresh_in_flight)
         self._task = asyncio.create_task(self._run(), name="switchyard-inbox")
         self._state = "started"
 
@@ -115,7 +121,15 @@ class KafkaInbox:
                 # Partitions moved or the broker is away: the batch comes back to
                 # whoever owns it, and its stored offsets make that a no-op.
                 log.warning("inbox commit failed (%r); the batch will be redelivered", error)
+            else:
+                self.committed.update(offsets)
             self.processed += len(records)
+
+    async def _refresh_lag(self) -> None:
+        await metrics.refresh_inbox_lag(self.consumer, self.committed)
+
+    async def _refresh_in_flight(self) -> None:
+        await metrics.refresh_in_flight(self.processor.store.client)
 
     async def stop(self) -> None:
         if self._state in {"new", "stopped"}:
@@ -123,6 +137,8 @@ class KafkaInbox:
             return
         self._state = "stopping"
         self._stopping.set()
+        metrics.unwatch("inbox_lag", self._refresh_lag)
+        metrics.unwatch("node_runs_in_flight", self._refresh_in_flight)
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

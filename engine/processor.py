@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -29,6 +30,7 @@ from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from switchyard.engine import metrics as engine_metrics
 from switchyard.engine.machine.decide import decide
 from switchyard.engine.machine.options import MachineOptions
 from switchyard.engine.machine.state import RunState
@@ -102,6 +104,7 @@ class _Batch:
     outcomes: list[Outcome | None] = field(default_factory=list)  # one per record
     # One per plan: its record's index, and the outcome once the plan is applied.
     owners: list[tuple[int, Outcome]] = field(default_factory=list)
+    letters: dict[int, str] = field(default_factory=dict)  # record index → its letter's code
 
     def plan(self, index: int, plan: ApplyPlan, outcome: Outcome) -> None:
         self.plans.append(plan)
@@ -171,6 +174,7 @@ class InboxProcessor:
         """Process a batch in order; returns what became of each record. Raises only
         when Redis or Kafka fail (the caller retries the whole batch: applied events
         are skipped by their offsets)."""
+        started = time.perf_counter()
         decoded: list[tuple[int, InboxRecord, InboxEvent]] = []
         batch = _Batch(runs={}, plans=[], direct=[], recovered=[])
         batch.outcomes = [None] * len(records)
@@ -194,7 +198,11 @@ class InboxProcessor:
             batch.recovered += [(run_id, step, msgs) for step, msgs in stored.outbox.items()]
         for index, record, event in decoded:
             await self._decide(index, record, event, batch)
+        applying = time.perf_counter()
         applied = await self.store.apply(batch.plans)
+        applied_at = time.perf_counter()
+        # Counted before the publish: a plan once applied is never applied again.
+        engine_metrics.transitions_applied(batch.plans, applied)
         messages = [m for _, _, msgs in batch.recovered for m in msgs] + batch.direct
         cleared = [(run, step) for run, step, _ in batch.recovered]
         for plan, (index, outcome), reply in zip(batch.plans, batch.owners, applied, strict=True):
@@ -209,10 +217,15 @@ class InboxProcessor:
                 reason = f"{plan.guard or plan.run_id} was applied from another partition"
                 messages.append(self.dead_letter(record, "partition_mismatch", reason))
                 batch.outcomes[index] = Outcome.DEAD_LETTERED
+                batch.letters[index] = "partition_mismatch"
         await self.publish(messages)
+        published_at = time.perf_counter()
         await self.store.clear_outbox(cleared)
         outcomes = [outcome or Outcome.DEAD_LETTERED for outcome in batch.outcomes]
         self.outcomes.update(outcomes)
+        engine_metrics.batch_handled(
+            outcomes, batch.letters, started, applying, applied_at, published_at
+        )
         return outcomes
 
     def _route(self, index: int, record: InboxRecord, batch: _Batch) -> InboxEvent | None:
@@ -223,6 +236,7 @@ class InboxProcessor:
         except DecodeError as error:
             batch.direct.append(self.dead_letter(record, "undecodable", error.reason))
             batch.outcomes[index] = Outcome.DEAD_LETTERED
+            batch.letters[index] = "undecodable"
             return None
         home = self.home(event.run_id)
         if record.key == event.run_id.encode() and record.partition == home:
@@ -256,6 +270,7 @@ class InboxProcessor:
             )
             batch.direct.append(self.dead_letter(record, "partition_mismatch", reason))
             batch.outcomes[index] = Outcome.DEAD_LETTERED
+            batch.letters[index] = "partition_mismatch"
             return
         if stored is not None and stored.offset >= record.offset:
             batch.outcomes[index] = Outcome.REDELIVERED  # proven: same partition, applied
@@ -328,6 +343,7 @@ class InboxProcessor:
         reason: str,
     ) -> None:
         letter = self.dead_letter(record, code, reason)
+        batch.letters[index] = code  # counted if it is sent: not for a redelivery
         if stored is None:
             batch.direct.append(letter)
             batch.outcomes[index] = Outcome.DEAD_LETTERED
@@ -446,5 +462,6 @@ async def handle_batch(processor: InboxProcessor, records: Sequence[InboxRecord]
             letter = processor.dead_letter(record, "engine_error", repr(error))
             await retry(partial(processor.publish, [letter]), what="dead letter")
             processor.outcomes[Outcome.DEAD_LETTERED] += 1
+            engine_metrics.dead_lettered("engine_error", Outcome.DEAD_LETTERED)
             outcomes.append(Outcome.DEAD_LETTERED)
     return outcomes

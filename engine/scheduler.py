@@ -30,6 +30,7 @@ from importlib import resources
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
+from switchyard.engine import metrics
 from switchyard.engine.schedule_ticks import DueTick, due_tick, next_tick
 from switchyard.engine.store import keys
 from switchyard.engine.store.workflows import LiveVersion, WorkflowStore
@@ -251,6 +252,8 @@ class SchedulerService:
             futures.append(await self._producer.send(self.inbox, event.run_id, encode(event)))
         await self._producer.flush_sent(futures)
         self.counts.fired += len(firings)
+        for firing in firings:
+            metrics.tick_fired(firing.schedule.workflow, firing.due.tick, now)
         async with self._redis.pipeline(transaction=False) as pipe:
             for firing in firings:
                 schedule = firing.schedule

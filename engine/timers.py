@@ -28,6 +28,7 @@ import orjson
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
+from switchyard.engine import metrics
 from switchyard.engine.store import keys
 from switchyard.schemas import TimerFired, encode
 from switchyard.schemas.settings import Settings
@@ -117,6 +118,7 @@ class TimerService:
         if self._state != "new":
             raise RuntimeError(f"TimerService.start() called when {self._state}")
         self._state = "started"
+        metrics.watch("timers_armed", self._refresh_armed)
         self._tasks = [
             asyncio.create_task(self._listen(), name="timers-wake"),
             asyncio.create_task(self._run(), name="timers-loop"),
@@ -137,6 +139,7 @@ class TimerService:
         for outcome in ended:
             if isinstance(outcome, Exception):
                 log.error("timers: %r on the way out", outcome)
+        metrics.unwatch("timers_armed", self._refresh_armed)
         if self._state != "stopped":
             self._state = "stopped"
             counts = self.counts
@@ -155,6 +158,9 @@ class TimerService:
     def running(self) -> bool:
         """Started and not yet asked to stop."""
         return self._state == "started"
+
+    async def _refresh_armed(self) -> None:
+        await metrics.refresh_timers_armed(self._redis)
 
     async def _run(self) -> None:
         backoff = _FIRST_BACKOFF_S
@@ -194,15 +200,20 @@ class TimerService:
         """Produce every firing, wait for Kafka's acks, then forget what is unchanged."""
         fired_at = self._clock()
         futures = []
+        fired: list[TimerFired] = []
         for timer in due:
             with log_context(timer_id=timer.timer_id, event_type="TimerFired"):
                 event = self._event(timer, fired_at)
             if isinstance(event, TimerFired):
                 future = await self._producer.send(self.inbox, event.run_id, encode(event))
+                fired.append(event)
             else:
                 future = await self._producer.send(self.dead_letter, timer.timer_id, event)
             futures.append(future)
         await self._producer.flush_sent(futures)
+        metrics.timers_fired(fired, fired_at)
+        for _ in range(len(due) - len(fired)):
+            metrics.dead_lettered("timer_unreadable")
         args = [item for timer in due for item in (timer.timer_id, timer.score)]
         forgotten = int(await self._forget(keys=[keys.TIMERS, keys.TIMER_DETAILS], args=args))
         counts = self.counts

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import ValidationError
 
+from switchyard.engine import metrics
 from switchyard.engine.event_triggers import event_triggers, runs_for
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.engine.templates import Templates
@@ -154,6 +155,7 @@ class TriggerMatcher:
         workflows = await workflows_with_event_triggers(self.workflows)
         triggers: list[RunTriggered] = []
         letters: list[tuple[str, bytes]] = []
+        outcomes: list[str] = []  # each event's, counted once Kafka has the batch
         for record in records:
             with log_context(topic=record.topic, partition=record.partition,
                              offset=record.offset, event_type="EntityEvent"):  # fmt: skip
@@ -162,6 +164,7 @@ class TriggerMatcher:
                     event = EntityEvent.model_validate_json(record.value or b"")
                 except ValidationError as error:
                     letters.append(self._dead_letter(record, str(error)))
+                    outcomes.append("undecodable")
                     continue
                 self.counts.handled.append(event.id)
                 started, refused = runs_for(
@@ -178,6 +181,7 @@ class TriggerMatcher:
                     self.counts.refused += 1
                     self.counts.refusals.append(message)
                 triggers += started
+                outcomes.append("matched" if started else "refused" if refused else "none")
         futures = [
             await self.producer.send(self.registry.inbox.name, trigger.run_id, encode(trigger))
             for trigger in triggers
@@ -194,6 +198,11 @@ class TriggerMatcher:
             )  # fmt: skip
         self.counts.started += len(triggers)
         self.counts.dead_lettered += len(letters)
+        for outcome in outcomes:
+            metrics.entity_event_matched(outcome)
+        metrics.trigger_runs_started(triggers)
+        for _ in letters:
+            metrics.dead_lettered("undecodable")
         return triggers
 
     def _evaluate(self, expression: str, context: Any) -> Any:

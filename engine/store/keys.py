@@ -31,6 +31,7 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 | ``sy:claim:<node run>`` | hash: ``run``, ``installation``, ``config`` (JSON), ``acked``, ``uid`` (its nodeUid, once claimed) | engine; bridge sets ``acked`` and ``uid`` | until done (a leftover of a pruned run is deleted with it) |
 | ``sy:org`` | hash: ``settings`` (JSON object, e.g. ``portAgentStreamerName``), ``featureFlags`` (JSON list): the organization Port's clients read and set | bridge (``PATCH /v1/organization``); engine reads | forever |
 | ``sy:notify`` | pub/sub channel: run ids as the engine creates them | engine | — |
+| ``sy:stats:node-runs-in-flight`` | hash: node type → node runs of that type IN_PROGRESS, HINCRBY in the apply step that starts or ends one (``store/transitions.py``); read by the engine's ``/metrics`` (``switchyard_node_runs_in_flight``). Counts from the release that added it: node runs in flight before then are not in it | engine | forever |
 | ``sy:timers`` | sorted set: armed timer ids by due time (ms) | engine arms/disarms in the apply step; timer service removes fired ones (only at an unchanged score) | until fired or cancelled |
 | ``sy:timers:details`` | hash: timer id → JSON ``{runId, nodeRunId, purpose, dueAt}`` (what its ``TimerFired`` carries) | as ``sy:timers`` (written and removed together) | as the timer |
 | ``sy:timers:wake`` | pub/sub channel: the due time (ms) of each timer the apply step arms, so the timer service wakes before its capped sleep ends | engine | — |
@@ -59,6 +60,8 @@ NOTIFY_CHANNEL = f"{PREFIX}notify"
 TIMERS = f"{PREFIX}timers"
 TIMER_DETAILS = f"{PREFIX}timers:details"
 TIMERS_WAKE = f"{PREFIX}timers:wake"
+# Operators' figures whose truth must outlive a process (every engine adds to them).
+NODE_RUNS_IN_FLIGHT = f"{PREFIX}stats:node-runs-in-flight"
 # The organization's settings and feature flags (bridge writes, engine reads).
 ORG = f"{PREFIX}org"
 # The entity store (bridge and entity executor): blueprints, entities, their events.

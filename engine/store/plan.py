@@ -32,6 +32,7 @@ from switchyard.engine.machine.effects import (
 from switchyard.engine.machine.state import RunState, dump_state
 from switchyard.engine.store import keys
 from switchyard.engine.store.run_entities import run_entities
+from switchyard.engine.store.transitions import Transitions, in_flight_commands, transitions
 from switchyard.schemas import NodeRunLog, RunEvent, Workflow, encode
 from switchyard.schemas.timestamps import as_utc, format_timestamp
 from switchyard.topics.agent_envelope import signed_envelope
@@ -80,6 +81,8 @@ class ApplyPlan:
     commands: list[list[str]] = field(default_factory=list)
     outbox: list[OutboxMessage] = field(default_factory=list)
     guard: str | None = None
+    # What the step starts and finishes, for the metrics of an applied plan.
+    facts: Transitions | None = None
 
     def script_argument(self) -> bytes:
         commands = list(self.commands)
@@ -193,6 +196,9 @@ def plan_decision(
         return plan
     plan.commands.append(["HSET", keys.run(new.run_id), "state", dump_state(new).decode()])
     plan.commands += _index_commands(old, new, workflow)
+    plan.facts = transitions(old, new, workflow)
+    if plan.facts is not None:
+        plan.commands += in_flight_commands(plan.facts)
     for effect in decision.effects:
         _plan_effect(plan, effect, registry, agent_secret)
     return plan

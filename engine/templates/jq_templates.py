@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 from typing import Any
 
 import orjson
 
+from switchyard.engine import metrics
 from switchyard.engine.templates.cache import LruCache
 from switchyard.engine.templates.in_process import InProcessProgram
 from switchyard.engine.templates.limits import TemplateLimits
@@ -83,6 +85,14 @@ class JqTemplates:
         return self._pool.worker_pids()
 
     def _evaluate_all(self, expressions: list[str], context: Any) -> dict[str, Any]:
+        """Every expression's result, timed (one render or evaluation)."""
+        started = time.perf_counter()
+        try:
+            return self._evaluate_in_order(expressions, context)
+        finally:
+            metrics.template_evaluated(started)
+
+    def _evaluate_in_order(self, expressions: list[str], context: Any) -> dict[str, Any]:
         """Every expression's result; raises the first failure in ``expressions`` order.
 
         Fast-path expressions run first, in order, and stop at their first failure;

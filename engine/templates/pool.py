@@ -6,6 +6,7 @@ import enum
 import threading
 from typing import Any
 
+from switchyard.engine import metrics
 from switchyard.engine.templates.limits import TemplateLimits
 from switchyard.engine.templates.protocol import TemplatesUnavailable
 from switchyard.engine.templates.sandbox import SandboxWorker
@@ -103,6 +104,7 @@ class SandboxPool:
         # Killed from outside while idle: replace it rather than fail a template.
         worker.close()
         self._vacancies += 1
+        metrics.sandbox_restarted("killed")
 
     def _hire(self) -> SandboxWorker:
         try:
@@ -132,6 +134,7 @@ class SandboxPool:
                 self._vacancies += 1
         worker.close()
         if replace:
+            metrics.sandbox_restarted(worker.death or "killed")
             self._refill()
 
     def _refill(self) -> None:

@@ -63,6 +63,8 @@ class SandboxWorker:
         self._buffer = bytearray()
         self._ready = False
         self._stopping = False
+        # Why it died, when it did (the pool counts its replacement by this).
+        self.death: str | None = None
 
     @property
     def pid(self) -> int:
@@ -78,6 +80,7 @@ class SandboxWorker:
             return
         body = self._receive(time.monotonic() + STARTUP_SECONDS)
         if body != wire.READY:
+            self.death = "start_failed"
             self.kill()
             if body is None:
                 reason = f"did not start within {STARTUP_SECONDS:g} s"
@@ -108,6 +111,7 @@ class SandboxWorker:
         except BaseException:
             # Interrupted mid-request (KeyboardInterrupt, a bug): replies may still be on
             # their way, and the next borrower must not read them as its own.
+            self.death = self.death or "interrupted"
             self.kill()
             raise
 
@@ -134,6 +138,7 @@ class SandboxWorker:
         deadline = time.monotonic() + self._limits.timeout_ms / 1000
         body = self._receive(deadline)
         if body is None:
+            self.death = "timeout"
             self.kill()
             if self._stopping:
                 raise TemplatesUnavailable("the template sandbox was stopped")
@@ -152,11 +157,12 @@ class SandboxWorker:
             return too_big(expression, self._limits)
         if tag == wire.TOO_DEEP:
             return too_deep(expression)
+        if tag == b"":  # end of file: the child died
+            return self._death(expression)
+        self.death = "memory" if tag == wire.OUT_OF_MEMORY else "crash"
         self.kill()
         if tag == wire.OUT_OF_MEMORY:
             return out_of_memory(expression, self._limits)
-        if tag == b"":  # end of file: the child died
-            return self._death(expression)
         return crashed(expression, f"unknown reply {tag!r}")
 
     def _death(self, expression: str) -> Exception:
@@ -165,9 +171,12 @@ class SandboxWorker:
             return TemplatesUnavailable("the template sandbox was stopped")
         code = self._process.returncode
         if code == -signal.SIGABRT:  # jq's answer to a failed malloc
+            self.death = "memory"
             return out_of_memory(expression, self._limits)
         if code == -signal.SIGALRM:  # the child's own backstop timer
+            self.death = "timeout"
             return timed_out(expression, self._limits)
+        self.death = "crash"
         return crashed(expression, _exit_status(code))
 
     def _receive(self, deadline: float) -> bytes | None:
