@@ -22,6 +22,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable
+from types import TracebackType
 from typing import Any, Literal, TextIO
 
 import orjson
@@ -203,7 +204,18 @@ def configure_logging(
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
     logging.captureWarnings(True)  # warnings as log lines, not bare text on stderr
+    sys.excepthook = _log_uncaught  # so is the traceback of a crash
     return handler
+
+
+def _log_uncaught(
+    kind: type[BaseException], error: BaseException, tb: TracebackType | None
+) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, tb)
+        return
+    logging.getLogger("switchyard").critical("exiting on an uncaught error",
+                                             exc_info=(kind, error, tb))  # fmt: skip
 
 
 def _is_terminal(stream: TextIO) -> bool:

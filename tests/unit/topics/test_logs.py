@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,7 +31,9 @@ def _restore_logging() -> Iterator[None]:
              "uvicorn.asgi"]  # fmt: skip
     loggers = [logging.getLogger(name) for name in names]
     saved = [(list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
+    excepthook = sys.excepthook
     yield
+    sys.excepthook = excepthook
     for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
         logger.handlers[:] = handlers
         logger.setLevel(level)
@@ -240,3 +243,14 @@ def test_one_handler_however_often_configured_and_uvicorn_through_it() -> None:
     assert first.getvalue() == ""
     (line,) = _lines(second)
     assert (line["logger"], line["message"]) == ("uvicorn.error", "port in use")
+
+
+def test_an_uncaught_error_is_one_line_too() -> None:
+    stream = _json()
+    try:
+        raise KeyError("missing")
+    except KeyError as error:
+        sys.excepthook(type(error), error, error.__traceback__)
+    (line,) = _lines(stream)
+    assert (line["level"], line["logger"]) == ("CRITICAL", "switchyard")
+    assert line["exc"].endswith("KeyError: 'missing'")
