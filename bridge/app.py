@@ -14,6 +14,7 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from redis.exceptions import RedisError
 
 from switchyard.bridge import (
     action_runs,
@@ -122,7 +123,10 @@ def _ops_checks(app: FastAPI) -> dict[str, CheckFn]:
         return bridge
 
     async def redis() -> Check:
-        await context().redis.ping()
+        try:
+            await context().redis.ping()
+        except RedisError as error:  # its repr says only "network:ConnectionError"
+            return Check.failed(f"PING failed: {error}")
         return Check.passed("PING answered")
 
     async def kafka() -> Check:

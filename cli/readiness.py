@@ -17,6 +17,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from redis.exceptions import RedisError
 
 from switchyard.cli.stack.errors import StackError
 from switchyard.schemas.settings import Settings
@@ -33,7 +35,10 @@ class OpsPortTaken(StackError):
 
 def redis_check(redis: aioredis.Redis) -> CheckFn:
     async def check() -> Check:
-        await redis.ping()
+        try:
+            await redis.ping()
+        except RedisError as error:  # its repr says only "network:ConnectionError"
+            return Check.failed(f"PING failed: {error}")
         return Check.passed("PING answered")
 
     return check
@@ -41,7 +46,10 @@ def redis_check(redis: aioredis.Redis) -> CheckFn:
 
 def kafka_check(producer: EventProducer) -> CheckFn:
     async def check() -> Check:
-        brokers = await producer.reachable()
+        try:
+            brokers = await producer.reachable()
+        except KafkaError as error:
+            return Check.failed(f"no broker answered a metadata request: {error}")
         return Check.passed(f"metadata from {brokers} broker(s)")
 
     return check
