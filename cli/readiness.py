@@ -67,7 +67,8 @@ def _member_state(consumer: AIOKafkaConsumer, topic: str) -> tuple[list[int], bo
 def member_finding(consumer: AIOKafkaConsumer, topic: str) -> Check:
     held, joined = _member_state(consumer, topic)
     if held:
-        return Check.passed(f"assigned {len(held)} partitions of {topic}: {held}")
+        partitions = "partition" if len(held) == 1 else "partitions"
+        return Check.passed(f"assigned {len(held)} {partitions} of {topic}: {held}")
     if joined:
         # More members than partitions: this one stands by and takes over partitions
         # when another leaves; it is a healthy member of the group.

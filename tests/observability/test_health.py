@@ -18,14 +18,17 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 
 from switchyard.bridge.credentials import hash_secret
+from switchyard.cli.readiness import member_finding
 from switchyard.cli.stack.full import environment
 from switchyard.cli.stack.launcher import Say, Stack, readiness
 from switchyard.cli.stack.processes import ProcessSpec
 from switchyard.schemas.settings import Settings
 from switchyard.topics.registry import TopicRegistry
+from switchyard.topics.telemetry.ops import Check
 from tests.helpers import private_redis_db, until
 from tests.observability.processes import Launched, free_port, launched
 
@@ -209,3 +212,42 @@ async def test_a_taken_ops_port_fails_start_up_naming_its_setting(
     assert f"the ops port 127.0.0.1:{port} is taken" in message, message
     assert "set SWITCHYARD_ENGINE_OPS_PORT to a free port" in message, message
     assert not (tmp_path / "engine.ready").exists()
+
+
+async def test_a_member_beyond_the_partition_count_is_ready_once_it_has_joined(
+    topics: Settings,
+) -> None:
+    # The dead-letter topic has one partition: of two members, one holds it.
+    topic = TopicRegistry.from_settings(topics).dead_letter.name
+    group = f"test-readiness-{uuid.uuid4().hex[:8]}"
+    members = [
+        AIOKafkaConsumer(topic, bootstrap_servers=topics.kafka_bootstrap_servers, group_id=group)
+        for _ in range(2)
+    ]
+    assert member_finding(members[0], topic) == Check.failed(
+        f"assigned 0 partitions of {topic}: not yet joined the group"
+    )
+    try:
+        for member in members:
+            await member.start()
+
+        async def findings() -> list[Check]:
+            await asyncio.gather(*(m.getmany(timeout_ms=100) for m in members))
+            return sorted((member_finding(m, topic) for m in members), key=lambda c: c.detail)
+
+        def settled(found: list[Check]) -> bool:
+            return sorted(len(m.assignment()) for m in members) == [0, 1] and all(
+                c.ok for c in found
+            )
+
+        found = await until(findings, settled, within=60)
+        assert found == [
+            Check.passed(f"assigned 1 partition of {topic}: [0]"),
+            Check.passed(
+                f"joined the group, assigned 0 partitions of {topic}: the group has more "
+                "members than the topic has partitions"
+            ),
+        ]
+    finally:
+        for member in members:
+            await member.stop()
