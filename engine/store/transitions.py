@@ -11,7 +11,7 @@ because they must be right after a restart and across several engines.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from switchyard.engine.machine.state import NodeRunState, RunState
 from switchyard.engine.store import keys
@@ -20,8 +20,7 @@ from switchyard.schemas import Workflow
 UNKNOWN_TYPE = "UNKNOWN"  # a node its workflow version lacks; a result never set
 
 
-@dataclass(frozen=True, slots=True)
-class NodeRunChange:
+class NodeRunChange(NamedTuple):
     """One node run that started or finished in the step (or both: a CONDITION)."""
 
     node_type: str
@@ -30,9 +29,8 @@ class NodeRunChange:
     seconds: float  # createdAt → completedAt, when it finished
 
 
-@dataclass(frozen=True, slots=True)
-class Transitions:
-    """The run's and its node runs' changes in one step."""
+class Transitions(NamedTuple):
+    """The run's and its node runs' changes in one step (tuples: built on every step)."""
 
     workflow: str
     run_started: bool
@@ -58,16 +56,19 @@ def transitions(
     A node run copied by a partial re-run (``reused_from``) was not run again: it
     counts as nothing.
     """
-    before = {nr.id: nr for nr in old.node_runs} if old is not None else {}
+    before = {nr.id: nr.status for nr in old.node_runs} if old is not None else {}
+    types: dict[str, str] | None = None
     changes = []
     for nr in new.node_runs:
-        previous = before.get(nr.id)
-        started = previous is None and nr.reused_from is None
-        finished = nr.status != "IN_PROGRESS" and (
-            started or (previous is not None and previous.status == "IN_PROGRESS")
-        )
-        if started or finished:
-            changes.append(_change(nr, started, finished, workflow))
+        was = before.get(nr.id)
+        if was is None:
+            if nr.reused_from is not None:
+                continue
+        elif was != "IN_PROGRESS" or nr.status == "IN_PROGRESS":
+            continue  # unchanged, or finished before this step
+        if types is None:
+            types = _node_types(workflow)
+        changes.append(_change(nr, was is None, types))
     run_started = old is None
     run_finished = new.result is not None and (old is None or old.result is None)
     if not (changes or run_started or run_finished):
@@ -76,23 +77,35 @@ def transitions(
     if run_finished:
         seconds = ((new.completed_at or new.updated_at) - new.created_at).total_seconds()
     return Transitions(
-        workflow=new.workflow_identifier, run_started=run_started,
-        run_result=new.result if run_finished else None, run_seconds=seconds,
-        node_runs=tuple(changes),
+        new.workflow_identifier, run_started, new.result if run_finished else None, seconds,
+        tuple(changes),
     )  # fmt: skip
 
 
-def _change(
-    nr: NodeRunState, started: bool, finished: bool, workflow: Workflow | None
-) -> NodeRunChange:
-    node = workflow.node(nr.node) if workflow is not None else None
-    seconds = 0.0
-    if finished:
-        seconds = ((nr.completed_at or nr.updated_at) - nr.created_at).total_seconds()
-    return NodeRunChange(
-        node_type=node.type if node is not None else UNKNOWN_TYPE, started=started,
-        result=(nr.result or UNKNOWN_TYPE) if finished else None, seconds=seconds,
-    )  # fmt: skip
+def _change(nr: NodeRunState, started: bool, types: dict[str, str]) -> NodeRunChange:
+    kind = types.get(nr.node, UNKNOWN_TYPE)
+    if nr.status == "IN_PROGRESS":
+        return NodeRunChange(kind, started, None, 0.0)
+    seconds = ((nr.completed_at or nr.updated_at) - nr.created_at).total_seconds()
+    return NodeRunChange(kind, started, nr.result or UNKNOWN_TYPE, seconds)
+
+
+# Node types by identifier, per workflow version object (the store keeps one parsed
+# object per version, so this is built once per version, not once per step).
+_types: dict[int, tuple[Workflow, dict[str, str]]] = {}
+
+
+def _node_types(workflow: Workflow | None) -> dict[str, str]:
+    if workflow is None:
+        return {}
+    cached = _types.get(id(workflow))
+    if cached is not None and cached[0] is workflow:
+        return cached[1]
+    if len(_types) >= 1024:
+        _types.clear()
+    found = {node.identifier: node.type for node in workflow.nodes}
+    _types[id(workflow)] = (workflow, found)
+    return found
 
 
 def in_flight_commands(found: Transitions) -> list[list[str]]:
