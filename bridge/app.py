@@ -36,6 +36,7 @@ from switchyard.bridge.body_limit import BodyLimit
 from switchyard.bridge.context import BridgeContext, utc_now
 from switchyard.bridge.credentials import Credentials
 from switchyard.bridge.errors import install_error_handlers
+from switchyard.bridge.metrics import HttpMetrics, pending_claims_refreshed
 from switchyard.bridge.notify import RunNotifier
 from switchyard.bridge.run_waker import RunWaker
 from switchyard.bridge.tokens import TokenSigner
@@ -80,7 +81,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
                 signer=signer,
                 clock=clock,
             )
-            yield
+            with pending_claims_refreshed(client):  # switchyard_claims_pending at scrapes
+                yield
         finally:
             await waker.stop()
             await notifier.stop()
@@ -99,6 +101,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.request_body_max_bytes)
+    # Outside the body limit, so its 413s are counted too.
+    app.add_middleware(HttpMetrics)
     # Runs first: /v1/workflows/runs must not be read as the workflow "runs"; streams
     # before runs: /v1/workflows/runs/stream must not be read as a run id.
     routers = (auth, streams, runs, reruns, node_runs, claims, workflows, integrations,

@@ -16,6 +16,7 @@ node run whose uid is excluded back (visible again) instead of returning it.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -24,6 +25,7 @@ from fastapi import APIRouter
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 
+from switchyard.bridge import metrics as claim_metrics
 from switchyard.bridge.auth import Ctx, CurrentActor
 from switchyard.bridge.context import BridgeContext
 from switchyard.bridge.credentials import Actor
@@ -83,17 +85,17 @@ return 1
 """
 
 # KEYS[1] sy:claim:<node run>. ARGV: node run id, claims key prefix.
-# Returns 1 acked now, 0 unknown, -1 already acked.
+# Returns [1, installation] acked now, [0, ''] unknown, [-1, installation] already acked.
 _ACK = """
 local claim = redis.call('HMGET', KEYS[1], 'installation', 'acked')
-if not claim[1] then return 0 end
+if not claim[1] then return {0, ''} end
 if claim[2] == '1' then
   redis.call('ZREM', ARGV[2] .. claim[1], ARGV[1])
-  return -1
+  return {-1, claim[1]}
 end
 redis.call('HSET', KEYS[1], 'acked', '1')
 redis.call('ZREM', ARGV[2] .. claim[1], ARGV[1])
-return 1
+return {1, claim[1]}
 """
 
 
@@ -130,6 +132,7 @@ async def _claimed_node_run(
 
 async def _claim(ctx: BridgeContext, actor: Actor, body: ClaimRequest) -> Response:
     _check(actor)
+    started = time.perf_counter()
     now = ctx.clock()
     now_ms = int(now.timestamp() * 1000)
     claims_key = keys.claims(body.installationId)
@@ -156,13 +159,18 @@ async def _claim(ctx: BridgeContext, actor: Actor, body: ClaimRequest) -> Respon
             )
         if not handed_back:
             node_runs.append(item)
+    claim_metrics.claimed(body.installationId, len(node_runs), time.perf_counter() - started)
     return json_response({"ok": True, "nodeRuns": node_runs})
 
 
 async def _ack(ctx: BridgeContext, actor: Actor, body: AckRequest) -> Response:
     _check(actor)
     node_run_id = body.nodeRunIdentifier
-    result = await ctx.redis.eval(_ACK, 1, keys.claim(node_run_id), node_run_id, keys.claims(""))
+    result, installation = await ctx.redis.eval(
+        _ACK, 1, keys.claim(node_run_id), node_run_id, keys.claims("")
+    )
+    outcome = {1: "acked", 0: "unknown", -1: "already_acked"}[result]
+    claim_metrics.acked(_text(installation), outcome)
     if result == 0:
         raise not_found(f"node run {node_run_id} is not pending for any installation")
     if result == -1:

@@ -7,7 +7,8 @@ KAFKA consumes node-run requests and reports on the inbox; ``--installation-id``
 (node type INTEGRATION_ACTION) claims and acks over the runs API with the client
 credentials of ``--client-id``/``--client-secret`` (or SWITCHYARD_CLIENT_ID and
 SWITCHYARD_CLIENT_SECRET). SIGTERM or SIGINT: stop taking work, let in-flight
-handlers finish within ``--grace`` seconds, commit, exit.
+handlers finish within ``--grace`` seconds, commit, exit. ``--metrics-port N`` serves
+the worker's ``/metrics``, ``/healthz`` and ``/readyz`` on port N (off by default).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 from switchyard.consumers import ClaimWorker, Handler, KafkaWorker, RunsClient
 from switchyard.schemas.settings import Settings
 from switchyard.topics.telemetry.logs import configure_logging, secret_values
+from switchyard.topics.telemetry.metrics import set_enabled as set_metrics_enabled
 
 log = logging.getLogger("switchyard.worker")
 
@@ -82,7 +84,7 @@ async def _kafka(settings: Settings, handler: Handler, args: argparse.Namespace)
     worker: KafkaWorker[Any] = KafkaWorker(
         settings, handler, node_identifiers=args.node, workflows=args.workflow, group=args.group,
         concurrency=args.concurrency, session_timeout_ms=args.session_timeout_ms,
-        instance_id=args.instance_id,
+        instance_id=args.instance_id, ops_port=args.metrics_port,
     )  # fmt: skip
     log.info("worker consuming %s as group %s", worker.topic, worker.group)
     await _serve(worker, args.grace)
@@ -96,7 +98,8 @@ async def _claims(settings: Settings, handler: Handler, args: argparse.Namespace
     async with RunsClient(url, args.client_id, args.client_secret) as client:
         worker = ClaimWorker(client, args.installation_id, handler,
                              concurrency=args.concurrency,
-                             visibility_timeout_ms=args.visibility_timeout_ms)  # fmt: skip
+                             visibility_timeout_ms=args.visibility_timeout_ms,
+                             ops_port=args.metrics_port, ops_host=settings.ops_host)  # fmt: skip
         log.info("worker claiming for installation %s at %s", args.installation_id, url)
         await _serve(worker, args.grace)
 
@@ -109,6 +112,7 @@ def worker_run(settings: Settings, args: argparse.Namespace) -> int:
     if args.node_type == "INTEGRATION_ACTION" and not args.installation_id:
         raise SystemExit("switchyard: --node-type INTEGRATION_ACTION needs --installation-id")
     handler = load_handler(args.handler)
+    set_metrics_enabled(settings.metrics_enabled)
     serve = _claims if args.node_type == "INTEGRATION_ACTION" else _kafka
     asyncio.run(serve(settings, handler, args))
     return 0
@@ -140,5 +144,8 @@ def add_worker_commands(groups: Any) -> None:
     run.add_argument("--client-secret", default=os.environ.get("SWITCHYARD_CLIENT_SECRET"))
     run.add_argument("--visibility-timeout-ms", type=int, default=60_000)
     run.add_argument("--grace", type=float, default=30.0, help="seconds to drain on SIGTERM")
+    run.add_argument("--metrics-port", type=int, default=0,
+                     help="serve /metrics, /healthz, /readyz on this port "
+                     "(on SWITCHYARD_OPS_HOST; default 0: not served)")  # fmt: skip
     run.add_argument("--log-level", help="default: SWITCHYARD_LOG_LEVEL (INFO)")
     run.set_defaults(run=worker_run)

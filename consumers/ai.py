@@ -125,4 +125,5 @@ class AiService:
             clock=clock,
             topic=registry.ai_requests.name,
             message_type=AiRequest,
+            metrics_name="ai",
         )

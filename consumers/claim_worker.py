@@ -18,11 +18,13 @@ from datetime import datetime
 
 import httpx
 
+from switchyard.consumers import metrics
 from switchyard.consumers.client import ApiError, ClaimedNodeRun, RunsClient
 from switchyard.consumers.context import Handler, WorkContext, utc_now
 from switchyard.consumers.running import run_handler
 from switchyard.schemas import NodeRunUpdated
 from switchyard.topics.telemetry.log_context import log_context
+from switchyard.topics.telemetry.ops import Check, OpsServer
 
 log = logging.getLogger("switchyard.worker")
 
@@ -48,6 +50,10 @@ class ClaimWorker:
     there is room for, so nothing claimed waits past its visibility timeout in a
     local queue. Polls back off from ``min_backoff`` to ``max_backoff`` seconds
     while nothing is pending. Lifecycle as :class:`~switchyard.consumers.KafkaWorker`.
+
+    ``metrics_name`` is the ``node`` label of its metrics (default: the handler's
+    name). ``ops_port`` (0: off) serves ``/metrics``, ``/healthz`` and ``/readyz`` on
+    ``ops_host``; its check ``claims`` passes while the last claim was answered.
     """
 
     def __init__(
@@ -62,6 +68,9 @@ class ClaimWorker:
         min_backoff: float = 0.1,
         max_backoff: float = 5.0,
         clock: Callable[[], datetime] = utc_now,
+        metrics_name: str | None = None,
+        ops_port: int = 0,
+        ops_host: str = "127.0.0.1",
     ) -> None:
         self.client = client
         self.installation_id = installation_id
@@ -79,10 +88,14 @@ class ClaimWorker:
         self._task: asyncio.Task[None] | None = None
         self.completed = 0  # node runs this worker acked and reported
         self.skipped = 0  # claimed node runs another worker had acked (409)
+        self.node = metrics_name or metrics.handler_name(handler)  # the metrics' label
+        self._claim_error: str | None = "no claim yet"
+        self.ops = OpsServer(ops_host, ops_port, {"claims": self._claims_check})
 
     async def start(self) -> None:
         if self._state != "new":
             raise RuntimeError(f"ClaimWorker.start() called when {self._state}")
+        await self.ops.start()
         self._state = "started"
 
     async def run(self) -> None:
@@ -117,6 +130,7 @@ class ClaimWorker:
         if self._task is not None:
             task, self._task = self._task, None
             await task
+        await self.ops.stop()
         self._state = "stopped"
 
     async def __aenter__(self) -> ClaimWorker:
@@ -134,13 +148,21 @@ class ClaimWorker:
 
     async def _claim(self, limit: int) -> list[ClaimedNodeRun]:
         try:
-            return await self.client.claim(
+            claimed = await self.client.claim(
                 self.installation_id, limit=limit, visibility_timeout_ms=self.visibility_timeout_ms
             )
         except (ApiError, httpx.HTTPError) as error:
             # The API is down or refuses us: retry with the backoff, never die.
             log.warning("claim for %s failed: %s", self.installation_id, error)
+            self._claim_error = f"{type(error).__name__}: {error}"
             return []
+        self._claim_error = None
+        return claimed
+
+    async def _claims_check(self) -> Check:
+        if self._claim_error is not None:
+            return Check.failed(f"claims for {self.installation_id}: {self._claim_error}")
+        return Check.passed(f"the last claim for {self.installation_id} was answered")
 
     async def _one(self, item: ClaimedNodeRun) -> None:
         with log_context(run_id=item.run_id, node_run_id=item.node_run_id,
@@ -152,19 +174,20 @@ class ClaimWorker:
             if not await self.client.ack(item.node_run_id):
                 self.skipped += 1
                 return
+            reporter = metrics.counted(self.reporter, self.node)
             ctx = WorkContext(
                 run_id=item.run_id,
                 node_run_id=item.node_run_id,
                 node_identifier=item.node_identifier,
                 workflow_identifier=None,
                 payload=item.config.get("integrationActionExecutionProperties", {}),
-                reporter=self.reporter,
+                reporter=reporter,
                 clock=self.clock,
                 config=item.config,
             )
-            update = await run_handler(self.handler, ctx)
+            update = await run_handler(self.handler, ctx, node=self.node)
             if update is not None:
-                await self.reporter.report(update)
+                await reporter.report(update)
             self.completed += 1
         except (ApiError, httpx.HTTPError) as error:
             # 404 on ack: the node run ended meanwhile (a cancelled run); 409 on PATCH:

@@ -114,4 +114,5 @@ class EntityService:
             clock=clock,
             topic=registry.entity_requests.name,
             message_type=EntityRequest,
+            metrics_name="upsert_entity",
         )

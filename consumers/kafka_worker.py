@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
+from switchyard.consumers import metrics
 from switchyard.consumers.context import Handler, Reporter, WorkContext, utc_now
 from switchyard.consumers.running import run_handler
 from switchyard.schemas import (
@@ -36,6 +37,7 @@ from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
 from switchyard.topics.telemetry.log_context import log_context
+from switchyard.topics.telemetry.ops import OpsServer
 
 log = logging.getLogger("switchyard.worker")
 
@@ -74,6 +76,12 @@ class KafkaWorker(Generic[MessageT]):
     at once; a batch holds at most ``max_records``. Lifecycle: ``start()``, then
     ``run()`` until ``stop_soon()``; or ``async with worker:`` which runs it in the
     background and, on exit, lets in-flight handlers finish and commits.
+
+    ``metrics_name`` is the ``node`` label of its metrics (default: the node
+    identifier when ``node_identifiers`` is given, else the handler's name; see
+    :mod:`switchyard.consumers.metrics`). ``ops_port`` (0: off) serves ``/metrics``,
+    ``/healthz`` and ``/readyz`` (checks ``consumer`` and ``kafka``) on
+    ``settings.ops_host`` from ``start()`` to the end of ``stop()``.
     """
 
     def __init__(
@@ -93,9 +101,12 @@ class KafkaWorker(Generic[MessageT]):
         clock: Callable[[], datetime] = utc_now,
         topic: str | None = None,
         message_type: type[MessageT] | None = None,
+        metrics_name: str | None = None,
+        ops_port: int = 0,
     ) -> None:
         registry = TopicRegistry.from_settings(settings)
         self.handler = handler
+        self.metrics_name = metrics_name
         self.node_identifiers = frozenset(node_identifiers)
         self.workflows = frozenset(workflows)
         # WebhookRequest for the built-in webhook executor; NodeRunRequest otherwise.
@@ -130,6 +141,8 @@ class KafkaWorker(Generic[MessageT]):
         self._task: asyncio.Task[None] | None = None
         self.handled = 0  # records taken off the topic (run, skipped or filtered)
         self.completed = 0  # handlers run to an update
+        checks = metrics.kafka_worker_checks(self._consumer, self.topic, self._producer)
+        self.ops = OpsServer(settings.ops_host, ops_port, checks)
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -139,6 +152,7 @@ class KafkaWorker(Generic[MessageT]):
     async def start(self) -> None:
         if self._state != "new":
             raise RuntimeError(f"KafkaWorker.start() called when {self._state}")
+        await self.ops.start()  # first: a taken port fails before anything connects
         if self._owns_producer and self._producer is not None:
             await self._producer.start()
         await self._consumer.start()
@@ -169,6 +183,7 @@ class KafkaWorker(Generic[MessageT]):
             await self._consumer.stop()
             if self._owns_producer and self._producer is not None:
                 await self._producer.stop()
+        await self.ops.stop()
         self._state = "stopped"
 
     async def __aenter__(self) -> KafkaWorker[MessageT]:
@@ -218,9 +233,12 @@ class KafkaWorker(Generic[MessageT]):
                 context = message.context
                 with log_context(run_id=context.workflow_run_id, node_run_id=context.node_run_id,
                                  event_type=type(message).__name__):  # fmt: skip
-                    update = await run_handler(self.handler, self._context(message))
+                    node = self._node(context.node_identifier)
+                    reporter = metrics.counted(self.reporter, node)
+                    ctx = self._context(message, reporter)
+                    update = await run_handler(self.handler, ctx, node=node)
                     if update is not None:
-                        await self.reporter.report(update)
+                        await reporter.report(update)
                 self.completed += 1
         finally:
             self._running.discard(node_run_id)
@@ -228,7 +246,13 @@ class KafkaWorker(Generic[MessageT]):
         if len(self._done) > _REMEMBERED:
             self._done.popitem(last=False)
 
-    def _context(self, message: MessageT) -> WorkContext:
+    def _node(self, node_identifier: str) -> str:
+        """The ``node`` label of a request's metrics (bounded by this worker's filters)."""
+        if self.metrics_name is not None:
+            return self.metrics_name
+        return node_identifier if self.node_identifiers else metrics.handler_name(self.handler)
+
+    def _context(self, message: MessageT, reporter: Reporter) -> WorkContext:
         context = message.context
         payload = message.payload if isinstance(message, NodeRunRequest) else message
         return WorkContext(
@@ -237,6 +261,6 @@ class KafkaWorker(Generic[MessageT]):
             node_identifier=context.node_identifier,
             workflow_identifier=context.workflow_identifier,
             payload=payload,
-            reporter=self.reporter,
+            reporter=reporter,
             clock=self.clock,
         )

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
+from switchyard.consumers import metrics
 from switchyard.consumers.context import Handler, Outcome, WorkContext
 from switchyard.schemas import NodeRunUpdated
 
@@ -36,12 +38,17 @@ def failure_output(error: BaseException) -> dict[str, Any]:
     return {"error": {"message": f"{type(error).__name__}: {error}"}}
 
 
-async def run_handler(handler: Handler, ctx: WorkContext) -> NodeRunUpdated | None:
+async def run_handler(
+    handler: Handler, ctx: WorkContext, *, node: str | None = None
+) -> NodeRunUpdated | None:
     """Await ``handler(ctx)``; return the update that ends (or advances) the node run.
 
     Cancellation (a forced shutdown) propagates: the node run is then left to be
     redelivered, never reported FAILED for something the worker did to itself.
+    With ``node`` (the workers' label, see :mod:`switchyard.consumers.metrics`), the
+    call is timed by result and an exception counted by its class.
     """
+    started = time.perf_counter()
     try:
         outcome = as_outcome(await handler(ctx))
     except asyncio.CancelledError:
@@ -49,5 +56,9 @@ async def run_handler(handler: Handler, ctx: WorkContext) -> NodeRunUpdated | No
     except Exception as error:
         log.exception("handler failed for %s", ctx.node_run_id)
         ctx.log.error(f"handler failed: {type(error).__name__}: {error}")
-        outcome = Outcome.failed(failure_output(error))
+        if node is not None:
+            metrics.handled(node, "error", time.perf_counter() - started, error)
+        return ctx.update_for(Outcome.failed(failure_output(error)))
+    if node is not None:
+        metrics.handled(node, metrics.result_of(outcome), time.perf_counter() - started)
     return ctx.update_for(outcome)

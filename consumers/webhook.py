@@ -18,6 +18,7 @@ only logs the outcome.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -25,8 +26,14 @@ from typing import Any
 import httpx
 import orjson
 
+from switchyard.consumers import metrics
 from switchyard.consumers.context import NodeLogger, Outcome, WorkContext
-from switchyard.consumers.egress import EgressPolicy, install_egress_guard
+from switchyard.consumers.egress import (
+    EgressPolicy,
+    EgressRefused,
+    ResponseTooLarge,
+    install_egress_guard,
+)
 from switchyard.consumers.kafka_worker import KafkaWorker
 from switchyard.consumers.notifications import SmtpSettings, deliver
 from switchyard.schemas import WebhookRequest
@@ -45,6 +52,17 @@ def _body_of(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return response.text
+
+
+def _failure(error: httpx.HTTPError) -> str:
+    """The ``outcome`` label of a call that got no answer it could use."""
+    if isinstance(error, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(error, EgressRefused):
+        return "refused"
+    if isinstance(error, ResponseTooLarge):
+        return "too_large"
+    return "error"
 
 
 def headers_for(request: WebhookRequest) -> dict[str, str]:
@@ -98,11 +116,20 @@ class WebhookExecutor:
         return await self.execute(request, _MaskedLog(ctx.log, self.secrets))
 
     async def send(self, request: WebhookRequest, body: Any, seconds: float) -> httpx.Response:
-        """The one outgoing HTTP call of a WEBHOOK node (guards on the URL go here)."""
-        return await self.http.request(
-            request.method, request.url, headers=headers_for(request),
-            json=None if request.method == "GET" else body, timeout=seconds,
-        )  # fmt: skip
+        """The one outgoing HTTP call of a WEBHOOK node (guards on the URL go here),
+        counted and timed by its outcome (``switchyard_webhook_calls_total``)."""
+        started = time.perf_counter()
+        try:
+            response = await self.http.request(
+                request.method, request.url, headers=headers_for(request),
+                json=None if request.method == "GET" else body, timeout=seconds,
+            )  # fmt: skip
+        except httpx.HTTPError as error:
+            metrics.webhook_called(None, _failure(error), time.perf_counter() - started)
+            raise
+        outcome = "success" if response.is_success else "failed"
+        metrics.webhook_called(response.status_code, outcome, time.perf_counter() - started)
+        return response
 
     async def execute(self, request: WebhookRequest, log: NodeLogger | _MaskedLog) -> Outcome:
         if request.notification is not None:
@@ -175,4 +202,5 @@ class WebhookService:
             clock=clock,
             topic=registry.webhook_requests.name,
             message_type=WebhookRequest,
+            metrics_name="webhook",
         )
