@@ -166,6 +166,16 @@ class InboxProcessor:
         steps = [
             (run, step, msgs) for run, by_step in pending.items() for step, msgs in by_step.items()
         ]
+        if steps:
+            # A topic that is gone (deleted, or of another deployment sharing this Redis
+            # database under another prefix) would hold the start-up for the client's
+            # 40 s metadata wait per message, then fail it: such steps are left in place.
+            existing = await self.producer.existing_topics()
+            for run, step, msgs in [s for s in steps if {m.topic for m in s[2]} - existing]:
+                missing = sorted({m.topic for m in msgs} - existing)
+                log.warning("outbox step %s of %s left in Redis: topics %s do not exist",
+                            step, run, missing)  # fmt: skip
+            steps = [s for s in steps if not {m.topic for m in s[2]} - existing]
         await self.publish([m for _, _, msgs in steps for m in msgs])
         await self.store.clear_outbox((run, step) for run, step, _ in steps)
         return len(steps)

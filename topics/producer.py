@@ -65,6 +65,11 @@ class EventProducer:
             count = self._partitions[topic] = len(found)
         return count
 
+    async def existing_topics(self) -> set[str]:
+        """The topics the cluster has now (one metadata request)."""
+        cluster = await self._producer.client.fetch_all_metadata()
+        return set(cluster.topics())
+
     async def send(
         self, topic: str, key: str | bytes, value: bytes, *, partition: int | None = None
     ) -> asyncio.Future[object]:

@@ -1,0 +1,54 @@
+"""Start-up recovery of outboxes a crash left behind, when some name a topic that is
+gone: those steps stay in Redis and the rest are published, without the Kafka
+client's 40 s wait per unknown topic holding (and then failing) the engine's start."""
+
+from __future__ import annotations
+
+import uuid
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from switchyard.engine.store import keys
+from switchyard.engine.store.plan import OutboxMessage
+from switchyard.schemas.settings import Settings
+from switchyard.topics.producer import EventProducer
+from switchyard.topics.registry import TopicRegistry
+from tests.helpers import private_redis_db
+from tests.integration.engine_support import make_processor, read_all
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def settings(settings: Settings, session_tag: str) -> Settings:
+    return private_redis_db(settings, session_tag)
+
+
+async def _leave_outbox(redis: aioredis.Redis, run_id: str, message: OutboxMessage) -> None:
+    await redis.hset(keys.outbox(run_id), "step-1", orjson.dumps([message.to_json()]))
+    await redis.sadd(keys.OUTBOX_PENDING, run_id)
+
+
+async def test_recovery_publishes_what_it_can_and_leaves_steps_for_missing_topics(
+    topics: Settings, redis: aioredis.Redis, producer: EventProducer
+) -> None:
+    run_events = TopicRegistry.from_settings(topics).run_events.name
+    kept, stale = (f"wfr_{uuid.uuid4().hex[:16]}" for _ in range(2))
+    marker = uuid.uuid4().hex.encode()
+    await _leave_outbox(redis, kept, OutboxMessage(run_events, kept, b'{"m": "' + marker + b'"}'))
+    gone = f"gone-{uuid.uuid4().hex[:8]}.run-events"
+    await _leave_outbox(redis, stale, OutboxMessage(gone, stale, b"{}"))
+    processor = make_processor(topics, redis, producer, templates=None)
+
+    recovered = await processor.recover()
+
+    assert recovered >= 1
+    assert await redis.hgetall(keys.outbox(kept)) == {}
+    assert await redis.hkeys(keys.outbox(stale)) == [b"step-1"]
+    assert await redis.sismember(keys.OUTBOX_PENDING, stale)
+    published = [r for r in await read_all(topics, run_events) if marker in (r.value or b"")]
+    assert [r.key for r in published] == [kept.encode()]
+    await redis.delete(keys.outbox(stale))
+    await redis.srem(keys.OUTBOX_PENDING, stale)
