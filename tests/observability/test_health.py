@@ -31,6 +31,7 @@ from switchyard.topics.registry import TopicRegistry
 from switchyard.topics.telemetry.ops import Check
 from tests.helpers import private_redis_db, until
 from tests.observability.processes import Launched, free_port, launched
+from tests.observability.test_dashboard import dashboard_series, series_of_exposition
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +75,7 @@ async def test_every_process_serves_liveness_readiness_and_metrics(
     # Timers and schedules are one set per Redis database: a database of our own.
     mine = with_bridge_auth(private_redis_db(topics, session_tag), tmp_path)
     async with launched(mine, list(CHECKS), tmp_path) as stack:
+        exposed: set[str] = set()
         for name, expected in CHECKS.items():
             url = stack.ops_url(name)
             health = await _get(f"{url}/healthz")
@@ -89,6 +91,9 @@ async def test_every_process_serves_liveness_readiness_and_metrics(
             assert scraped.status_code == 200
             assert scraped.headers["content-type"].startswith("text/plain")
             assert "process_cpu_seconds_total" in scraped.text, name
+            exposed |= series_of_exposition(scraped.text)
+        # Every series the Grafana dashboard reads is declared by a running process.
+        assert dashboard_series() <= exposed, sorted(dashboard_series() - exposed)
         engine = (await _readiness(stack.ops_url("engine")))[1]["checks"]["consumer"]
         inbox = TopicRegistry.from_settings(stack.settings).inbox.name
         # The one engine of this group holds every inbox partition.
