@@ -45,6 +45,7 @@ from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
+from switchyard.topics.telemetry import tracing
 from switchyard.topics.telemetry.ops import Check, CheckFn, ops_routes
 
 DESCRIPTION = """Switchyard's runs API, compatible with Port's Workflows API: get a token
@@ -113,6 +114,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     # /metrics, /healthz, /readyz on the API port, unauthenticated like a scraper expects.
     app.router.routes.extend(ops_routes(_ops_checks(app)))
     web.install(app)  # /ui, /, /docs
+    tracing.instrument_app(app)  # when the OTEL_* environment asks for traces
     return app
 
 

@@ -48,6 +48,7 @@ from switchyard.topics.registry import TopicRegistry
 from switchyard.topics.telemetry import metrics
 from switchyard.topics.telemetry.logs import configure_logging, secret_values
 from switchyard.topics.telemetry.ops import Check, CheckFn, OpsServer
+from switchyard.topics.telemetry.tracing import configure_tracing
 
 log = logging.getLogger("switchyard")
 _STREAM_GRACE_S = 5
@@ -278,5 +279,6 @@ def serve(name: str, settings: Settings, ready_file: Path | None) -> int:
     configure_logging(settings.log_format, settings.log_level, process=name,
                       secrets=secret_values(settings))  # fmt: skip
     metrics.set_enabled(settings.metrics_enabled)
+    configure_tracing(name)
     asyncio.run(SERVICES[name](settings, ready_file))
     return 0

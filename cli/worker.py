@@ -26,6 +26,7 @@ from switchyard.consumers import ClaimWorker, Handler, KafkaWorker, RunsClient
 from switchyard.schemas.settings import Settings
 from switchyard.topics.telemetry.logs import configure_logging, secret_values
 from switchyard.topics.telemetry.metrics import set_enabled as set_metrics_enabled
+from switchyard.topics.telemetry.tracing import configure_tracing
 
 log = logging.getLogger("switchyard.worker")
 
@@ -114,6 +115,7 @@ def worker_run(settings: Settings, args: argparse.Namespace) -> int:
     handler = load_handler(args.handler)
     set_metrics_enabled(settings.metrics_enabled)
     serve = _claims if args.node_type == "INTEGRATION_ACTION" else _kafka
+    configure_tracing("worker")
     asyncio.run(serve(settings, handler, args))
     return 0
 

@@ -11,6 +11,7 @@ a second completion of a node run, so a node run is completed once in the run st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Collection
@@ -36,6 +37,7 @@ from switchyard.schemas import encode as encode_event
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
+from switchyard.topics.telemetry import tracing
 from switchyard.topics.telemetry.log_context import log_context
 from switchyard.topics.telemetry.ops import OpsServer
 
@@ -231,8 +233,11 @@ class KafkaWorker(Generic[MessageT]):
         try:
             async with self._limit:
                 context = message.context
-                with log_context(run_id=context.workflow_run_id, node_run_id=context.node_run_id,
-                                 event_type=type(message).__name__):  # fmt: skip
+                with (
+                    log_context(run_id=context.workflow_run_id, node_run_id=context.node_run_id,
+                                event_type=type(message).__name__),
+                    self._span(record, message),  # the report is produced inside it
+                ):  # fmt: skip
                     node = self._node(context.node_identifier)
                     reporter = metrics.counted(self.reporter, node)
                     ctx = self._context(message, reporter)
@@ -245,6 +250,24 @@ class KafkaWorker(Generic[MessageT]):
         self._done[node_run_id] = None
         if len(self._done) > _REMEMBERED:
             self._done.popitem(last=False)
+
+    def _span(
+        self, record: ConsumerRecord[bytes, bytes], message: MessageT
+    ) -> contextlib.AbstractContextManager[object]:
+        """The span of handling one request, child of the trace context its record
+        carries; nothing when tracing is off."""
+        if not tracing.enabled():
+            return contextlib.nullcontext()
+        context = message.context
+        attributes = {
+            **tracing.record_attributes(record.topic, record.partition, record.offset),
+            "switchyard.run_id": context.workflow_run_id,
+            "switchyard.node_run_id": context.node_run_id,
+            "switchyard.node_identifier": context.node_identifier,
+            "switchyard.workflow_identifier": context.workflow_identifier,
+        }
+        name = f"worker.handle {context.node_identifier}"
+        return tracing.record_span(name, record.headers or (), attributes)
 
     def _node(self, node_identifier: str) -> str:
         """The ``node`` label of a request's metrics (bounded by this worker's filters)."""

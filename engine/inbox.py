@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import faust
@@ -22,6 +22,13 @@ from switchyard.schemas.settings import Settings
 from switchyard.topics.registry import TopicRegistry
 
 log = logging.getLogger("switchyard.engine")
+
+
+def _headers(headers: Any) -> Sequence[tuple[str, bytes]]:
+    """A faust message's headers (a list of pairs, or a mapping) as Kafka's pairs."""
+    if not headers:
+        return ()
+    return list(headers.items()) if isinstance(headers, Mapping) else headers
 
 
 def create_faust_app(settings: Settings) -> faust.App:
@@ -80,6 +87,7 @@ class FaustInbox:
                     offset=e.message.offset,
                     key=e.message.key,
                     value=e.message.value,
+                    headers=_headers(e.message.headers),
                 )
                 for e in events
             ]

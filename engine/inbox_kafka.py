@@ -109,7 +109,7 @@ class KafkaInbox:
     ) -> None:
         async with self.busy:
             records = [
-                InboxRecord(r.topic, r.partition, r.offset, r.key, r.value)
+                InboxRecord(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
                 for batch in fetched.values()
                 for r in batch
             ]

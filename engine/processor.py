@@ -26,6 +26,8 @@ from typing import TypeVar
 
 import orjson
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from opentelemetry import trace
+from opentelemetry.trace import Span
 from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -51,6 +53,8 @@ from switchyard.topics.dead_letter import DeadLetter
 from switchyard.topics.partitioning import partition_of
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
+from switchyard.topics.telemetry import tracing
+from switchyard.topics.telemetry.log_context import log_context
 
 log = logging.getLogger("switchyard.engine")
 T = TypeVar("T")
@@ -74,6 +78,8 @@ class InboxRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    # Kafka record headers (a trace context among them), passed on untouched.
+    headers: Sequence[tuple[str, bytes]] = ()
 
 
 class Outcome(StrEnum):
@@ -206,8 +212,9 @@ class InboxProcessor:
             )
         for run_id, stored in batch.runs.items():
             batch.recovered += [(run_id, step, msgs) for step, msgs in stored.outbox.items()]
+        spans: dict[int, Span] | None = {} if tracing.enabled() else None  # one check a batch
         for index, record, event in decoded:
-            await self._decide(index, record, event, batch)
+            await self._decide_in_context(index, record, event, batch, spans)
         applying = time.perf_counter()
         applied = await self.store.apply(batch.plans)
         applied_at = time.perf_counter()
@@ -233,6 +240,8 @@ class InboxProcessor:
         await self.store.clear_outbox(cleared)
         outcomes = [outcome or Outcome.DEAD_LETTERED for outcome in batch.outcomes]
         self.outcomes.update(outcomes)
+        if spans:
+            _end_transitions(spans, outcomes)
         engine_metrics.batch_handled(
             outcomes, batch.letters, started, applying, applied_at, published_at
         )
@@ -263,10 +272,48 @@ class InboxProcessor:
             record.partition, record.offset, record.key, event.run_id, home,
         )  # fmt: skip
         inbox = self.registry.inbox.name
-        message = OutboxMessage(inbox, event.run_id, record.value or b"", home)
+        # Its headers go with it: the trace it carries continues from its new place.
+        headers = tuple(record.headers) or None
+        message = OutboxMessage(inbox, event.run_id, record.value or b"", home, headers)
         move = move_plan(event.run_id, record.topic, record.partition, record.offset, message)
         batch.plan(index, move, Outcome.MOVED)
         return None
+
+    async def _decide_in_context(
+        self,
+        index: int,
+        record: InboxRecord,
+        event: InboxEvent,
+        batch: _Batch,
+        spans: dict[int, Span] | None,
+    ) -> None:
+        """:meth:`_decide` with the record in the log context and, when traced, in a
+        transition span whose trace context the step's outbox messages carry."""
+        with log_context(
+            run_id=event.run_id, node_run_id=getattr(event, "node_run_id", None),
+            event_type=event.type, topic=record.topic, partition=record.partition,
+            offset=record.offset,
+        ):  # fmt: skip
+            if spans is None:
+                await self._decide(index, record, event, batch)
+                return
+            attributes = {
+                **tracing.record_attributes(record.topic, record.partition, record.offset),
+                "switchyard.run_id": event.run_id, "switchyard.event_type": event.type,
+            }  # fmt: skip
+            node_run_id = getattr(event, "node_run_id", None)
+            if node_run_id is not None:
+                attributes["switchyard.node_run_id"] = node_run_id
+            span = tracing.start_record_span(
+                f"engine.transition {event.type}", record.headers, attributes
+            )
+            spans[index] = span
+            before = batch.runs.get(event.run_id)
+            plans, direct = len(batch.plans), len(batch.direct)
+            with trace.use_span(span, end_on_exit=False, record_exception=True):
+                await self._decide(index, record, event, batch)
+            _carry_trace(span, batch, plans, direct)
+            _mark_completion(span, before, batch.runs.get(event.run_id))
 
     async def _decide(
         self, index: int, record: InboxRecord, event: InboxEvent, batch: _Batch
@@ -400,10 +447,38 @@ class InboxProcessor:
 
     async def publish(self, messages: Sequence[OutboxMessage]) -> None:
         futures = [
-            await self.producer.send(m.topic, m.key, m.value, partition=m.partition)
+            await self.producer.send(
+                m.topic, m.key, m.value, partition=m.partition, headers=m.headers
+            )
             for m in messages
         ]
         await self.producer.flush_sent(futures)
+
+
+def _carry_trace(span: Span, batch: _Batch, plans: int, direct: int) -> None:
+    """The trace context of ``span`` on the messages of the plans and letters the batch
+    gained since it had ``plans`` plans and ``direct`` letters."""
+    headers = tuple(tracing.headers_of(span)) or None
+    for plan in batch.plans[plans:]:
+        plan.outbox = [replace(m, headers=headers) for m in plan.outbox]
+    batch.direct[direct:] = [replace(m, headers=headers) for m in batch.direct[direct:]]
+
+
+def _mark_completion(span: Span, before: StoredRun | None, after: StoredRun | None) -> None:
+    """The run's result on the span of the transition that finished it."""
+    if after is None or after.state.result is None:
+        return
+    if before is not None and before.state.result is not None:
+        return
+    span.set_attribute("switchyard.run_result", str(after.state.result))
+    span.add_event("run.completed", {"switchyard.run_result": str(after.state.result)})
+
+
+def _end_transitions(spans: dict[int, Span], outcomes: Sequence[Outcome]) -> None:
+    """End each record's transition span with what became of the record."""
+    for index, span in spans.items():
+        span.set_attribute("switchyard.outcome", outcomes[index].value)
+        span.end()
 
 
 def _stored(state: RunState, record: InboxRecord) -> StoredRun:

@@ -4,12 +4,13 @@ partition of every message chosen by us from its key (``topics/partitioning.py``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaProducer
 
 from switchyard.schemas.settings import Settings
 from switchyard.topics.partitioning import partition_of
+from switchyard.topics.telemetry import tracing
 
 
 class EventProducer:
@@ -71,19 +72,30 @@ class EventProducer:
         return set(cluster.topics())
 
     async def send(
-        self, topic: str, key: str | bytes, value: bytes, *, partition: int | None = None
+        self,
+        topic: str,
+        key: str | bytes,
+        value: bytes,
+        *,
+        partition: int | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
     ) -> asyncio.Future[object]:
         """Queue one message; the returned future resolves when the broker has it.
 
         The partition is the key's murmur2 partition (Kafka's Java default) unless
         given: set explicitly, so no client library's partitioner can move a run.
+        Without ``headers``, a traced process sends the current span's trace context
+        (``traceparent``), so whatever consumes the message continues the trace.
         """
         raw_key = key.encode() if isinstance(key, str) else key
         if partition is None:
             partition = partition_of(raw_key, await self.partition_count(topic))
+        if headers is None and tracing.enabled():
+            headers = tracing.headers_of() or None
         future: asyncio.Future[object] = await self._producer.send(
-            topic, value, key=raw_key, partition=partition
-        )
+            topic, value, key=raw_key, partition=partition,
+            headers=list(headers) if headers else None,  # aiokafka takes only a list
+        )  # fmt: skip
         return future
 
     async def send_and_wait(self, topic: str, key: str | bytes, value: bytes) -> None:

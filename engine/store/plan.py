@@ -44,24 +44,31 @@ class OutboxMessage:
     """A Kafka message a step still has to publish.
 
     ``partition`` None: the key's murmur2 partition, which the producer sets itself.
+    ``headers``: Kafka record headers (the trace context of the transition that made
+    the message), kept in the outbox so a re-publish after a crash sends them too.
     """
 
     topic: str
     key: str
     value: bytes
     partition: int | None = None
+    headers: tuple[tuple[str, bytes], ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"topic": self.topic, "key": self.key, "value": self.value.decode()}
         if self.partition is not None:
             data["partition"] = self.partition
+        if self.headers:  # trace context: ASCII by the W3C format
+            data["headers"] = [[name, value.decode("latin-1")] for name, value in self.headers]
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OutboxMessage:
+        headers = data.get("headers")
         return cls(
             topic=data["topic"], key=data["key"], value=data["value"].encode(),
             partition=data.get("partition"),
+            headers=tuple((n, v.encode("latin-1")) for n, v in headers) if headers else None,
         )  # fmt: skip
 
 

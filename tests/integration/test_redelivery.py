@@ -4,7 +4,7 @@ Redis step and the Kafka publish is repaired from the outbox with the same ids."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +38,13 @@ class BrokenProducer(EventProducer):
     """A producer whose broker "goes away" after the Redis step: nothing is sent."""
 
     async def send(
-        self, topic: str, key: str | bytes, value: bytes, *, partition: int | None = None
+        self,
+        topic: str,
+        key: str | bytes,
+        value: bytes,
+        *,
+        partition: int | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
     ) -> asyncio.Future[object]:
         raise ConnectionError("broker unreachable (simulated crash before publish)")
 

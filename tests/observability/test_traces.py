@@ -1,0 +1,218 @@
+"""One trace across the real processes: bridge, engine and webhook executor as
+subprocesses, and a Kafka worker in this process, all exporting over OTLP/HTTP to a
+receiver in the test. A run of trigger → call (WEBHOOK, to a server in the test) →
+work (KAFKA, done by the worker) must give one trace whose spans cover every hop in
+order, with the run and node-run ids as attributes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from pydantic import SecretStr
+
+from switchyard.bridge.credentials import hash_secret
+from switchyard.consumers import KafkaWorker, WorkContext
+from switchyard.schemas import node_run_id
+from switchyard.schemas.settings import Settings
+from switchyard.topics.telemetry import tracing
+from tests.helpers import LocalHandler, serving, until
+from tests.observability.otlp_receiver import Received, ReceivedSpan, otlp_receiver
+from tests.observability.processes import launched
+
+pytestmark = pytest.mark.integration
+
+CLIENT_SECRET = "traces-client-secret"
+SERVER, CLIENT, CONSUMER = 2, 3, 5  # span kinds in OTLP's enum
+WORKER = "switchyard-test-worker"
+
+
+class Webhook(LocalHandler):
+    """The WEBHOOK node's receiver: records the traceparent it was sent."""
+
+    def do_POST(self) -> None:
+        self.body()
+        self.record(self.headers.get("traceparent"))
+        self.answer(200, {"ok": True})
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, Received]]:
+    with otlp_receiver() as found:
+        yield found
+
+
+@pytest.fixture
+def traced_here(receiver: tuple[str, Received], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tracing in this process too (the worker's), exporting to the receiver; the
+    environment is set only while configuring, so the launched processes don't inherit
+    the service name, and tracing is shut down after the test."""
+    with monkeypatch.context() as env:
+        env.setenv("OTEL_TRACES_EXPORTER", "otlp")
+        env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver[0])
+        env.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")
+        env.setenv("OTEL_SERVICE_NAME", WORKER)
+        assert tracing.configure_tracing("worker")
+    try:
+        yield
+    finally:
+        tracing.shutdown_tracing()
+
+
+def workflow(identifier: str, url: str) -> dict[str, Any]:
+    return {
+        "identifier": identifier,
+        "title": "Traced chain",
+        "nodes": [
+            {"identifier": "trigger", "title": "Start", "config": {
+                "type": "SELF_SERVE_TRIGGER",
+                "userInputs": {"properties": {"name": {"type": "string"}}, "required": ["name"]},
+            }},
+            {"identifier": "call", "title": "Call", "config": {
+                "type": "WEBHOOK", "url": url, "method": "POST",
+                "body": {"name": "{{ .outputs.trigger.name }}"},
+            }},
+            {"identifier": "work", "title": "Work", "config": {
+                "type": "KAFKA", "payload": {"status": "{{ .outputs.call.response.status }}"},
+            }},
+        ],
+        "connections": [
+            {"sourceIdentifier": "trigger", "targetIdentifier": "call"},
+            {"sourceIdentifier": "call", "targetIdentifier": "work"},
+        ],
+    }  # fmt: skip
+
+
+def auth_file(home: Path) -> Path:
+    path = home / "auth.json"
+    admin = {"clientId": "admin", "clientSecretHash": hash_secret(CLIENT_SECRET),
+             "email": "admin@example.com", "role": "Admin", "teams": []}  # fmt: skip
+    path.write_bytes(orjson.dumps({"users": [admin], "machines": []}))
+    return path
+
+
+async def work(ctx: WorkContext) -> dict[str, Any]:
+    return {"done": ctx.payload["status"]}
+
+
+def one(spans: list[ReceivedSpan], what: str, **attributes: Any) -> ReceivedSpan:
+    """The one span named ``what`` (a prefix) with those attributes, saying what was seen."""
+    found = [
+        s for s in spans
+        if s.name.startswith(what) and all(s.attributes.get(k) == v for k, v in attributes.items())
+    ]  # fmt: skip
+    seen = sorted((s.service, s.name, s.parent_id) for s in spans)
+    assert len(found) == 1, f"{len(found)} spans {what} {attributes} among {seen}"
+    return found[0]
+
+
+def engine_span(spans: list[ReceivedSpan], event: str, **attributes: Any) -> ReceivedSpan:
+    prefixed = {f"switchyard.{k}": v for k, v in attributes.items()}
+    span = one(spans, f"engine.transition {event}", **prefixed)
+    assert span.service == "switchyard-engine"
+    assert span.kind == CONSUMER
+    return span
+
+
+async def test_one_trace_covers_every_hop_of_a_run_in_order(
+    topics: Settings, tmp_path: Path, receiver: tuple[str, Received], traced_here: None
+) -> None:
+    endpoint, received = receiver
+    settings = topics.model_copy(
+        update={"auth_file": auth_file(tmp_path), "token_secret": SecretStr(uuid.uuid4().hex)}
+    )
+    otel = {
+        "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+    }  # fmt: skip
+    identifier = f"traced-{uuid.uuid4().hex[:8]}"
+    with serving(Webhook) as (url, traceparents):
+        async with (
+            launched(settings, ["engine", "executor", "bridge"], tmp_path, otel) as stack,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.settings.bridge_port}") as api,
+            KafkaWorker(stack.settings, work, workflows=[identifier]),
+        ):
+            credentials = {"clientId": "admin", "clientSecret": CLIENT_SECRET}
+            token = (await api.post("/v1/auth/access_token", json=credentials)).json()
+            api.headers["Authorization"] = f"Bearer {token['accessToken']}"
+            defined = await api.post("/v1/workflows", json=workflow(identifier, url))
+            assert defined.status_code == HTTPStatus.CREATED, defined.text
+            triggered = await api.post(f"/v1/workflows/{identifier}/runs",
+                                       json={"inputs": {"name": "traced"}})  # fmt: skip
+            assert triggered.status_code == HTTPStatus.CREATED, triggered.text
+            run_id = triggered.json()["workflowRun"]["identifier"]
+
+            async def run() -> dict[str, Any]:
+                found: dict[str, Any] = (await api.get(f"/v1/workflows/runs/{run_id}")).json()[
+                    "workflowRun"
+                ]
+                return found
+
+            try:
+                finished = await until(run, lambda r: r["status"] == "COMPLETED", within=60)
+            except AssertionError as error:
+                logs = "\n".join(f"{n}:\n{stack.log(n)}" for n in ("engine", "executor"))
+                raise AssertionError(f"{error}\n{logs}") from None
+            assert finished["result"] == "SUCCESS", finished
+
+            def completion() -> list[ReceivedSpan]:
+                return [s for s in received.snapshot()
+                        if s.attributes.get("switchyard.run_id") == run_id
+                        and "switchyard.run_result" in s.attributes]  # fmt: skip
+
+            async def completed() -> list[ReceivedSpan]:
+                return completion()
+
+            await until(completed, within=30)
+        # Everything is stopped: each process flushed its spans on the way out.
+        tracing.shutdown_tracing()
+
+    finished_span = completion()[0]
+    spans = [s for s in received.snapshot() if s.trace_id == finished_span.trace_id]
+    services = {s.service for s in spans}
+    assert {"switchyard-bridge", "switchyard-engine", "switchyard-executor", WORKER} <= services
+
+    call, work_id = node_run_id(run_id, "call"), node_run_id(run_id, "work")
+    post = one(spans, "POST /v1/workflows/{workflow_id}/runs")
+    assert (post.service, post.kind) == ("switchyard-bridge", SERVER)
+    started = engine_span(spans, "RunTriggered", run_id=run_id)
+    executor = one(spans, "worker.handle call", **{"switchyard.node_run_id": call})
+    assert (executor.service, executor.attributes["switchyard.run_id"]) == (
+        "switchyard-executor", run_id)  # fmt: skip
+    http_call = one([s for s in spans if s.service == "switchyard-executor"], "POST")
+    assert (http_call.service, http_call.kind) == ("switchyard-executor", CLIENT)
+    called = engine_span(spans, "NodeRunUpdated", run_id=run_id, node_run_id=call)
+    worker = one(spans, "worker.handle work", **{"switchyard.node_run_id": work_id})
+    assert worker.service == WORKER
+    done = engine_span(spans, "NodeRunUpdated", run_id=run_id, node_run_id=work_id)
+
+    # Each hop is the child of the one before, across the Kafka headers and HTTP.
+    chain = [post, started, executor, http_call, called, worker, done]
+    parents = [(s.name, s.parent_id) for s in chain[1:]]
+    assert parents == [
+        (started.name, post.span_id),  # the trigger produced inside the request's span
+        (executor.name, started.span_id),  # the webhook request from RunTriggered's outbox
+        (http_call.name, executor.span_id),  # httpx's span inside the handler's
+        (called.name, executor.span_id),  # the report produced inside the handler's span
+        (worker.name, called.span_id),  # the node-run request from that transition
+        (done.name, worker.span_id),
+    ]
+    starts = [s.start_ns for s in chain]
+    assert starts == sorted(starts)
+    # The webhook's receiver got the HTTP client span's context.
+    assert len(traceparents) == 1
+    version, trace_id, parent_id, flags = traceparents[0].split("-")
+    assert (version, trace_id, parent_id) == ("00", post.trace_id, http_call.span_id)
+    assert int(flags, 16) & 1  # sampled
+    # The run's completion is on the last transition.
+    assert done is finished_span
+    assert done.attributes["switchyard.run_result"] == "SUCCESS"
+    assert "run.completed" in done.events
+    assert {s.attributes["switchyard.outcome"] for s in (started, called, done)} == {"applied"}

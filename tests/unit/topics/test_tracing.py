@@ -1,0 +1,149 @@
+"""Tracing: the OTEL_* rule, nothing installed and no headers while off, the provider
+the environment asks for while on, trace context through Kafka headers and the outbox.
+
+What is process-wide (the global tracer provider, the switch) is checked in a fresh
+interpreter each time, so no test leaves tracing on for the others."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import orjson
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
+from switchyard.engine.store.plan import OutboxMessage
+from switchyard.topics.telemetry import tracing
+
+# Sends one message through an EventProducer whose aiokafka producer is a recorder,
+# inside a span when tracing is on, and prints what the process ended up with.
+PROBE = """
+import asyncio, json
+from opentelemetry import trace
+from switchyard.schemas.settings import Settings
+from switchyard.topics.producer import EventProducer
+from switchyard.topics.telemetry import tracing
+
+class Recorder:
+    sent = []
+    async def send(self, topic, value, **kwargs):
+        self.sent.append(kwargs)
+        return None
+
+async def main():
+    on = tracing.configure_tracing("engine")
+    producer = EventProducer(Settings())
+    producer._producer = Recorder()
+    with tracing.tracer().start_as_current_span("request") as span:
+        await producer.send("t", "k", b"v", partition=0)
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    provider = trace.get_tracer_provider()
+    print(json.dumps({
+        "on": on, "enabled": tracing.enabled(),
+        "provider": type(provider).__module__ + "." + type(provider).__name__,
+        "service": dict(getattr(provider, "resource", None).attributes) if on else None,
+        "sampler": provider.sampler.get_description() if on else None,
+        "headers": [[k, v.decode()] for k, v in (Recorder.sent[0]["headers"] or [])],
+        "trace_id": trace_id,
+    }))
+    tracing.shutdown_tracing()
+
+asyncio.run(main())
+"""
+
+
+def probe(**env: str) -> dict[str, Any]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], env={**clean, **env}, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    result: dict[str, Any] = orjson.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, False),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, True),
+        ({"OTEL_TRACES_EXPORTER": "console,otlp"}, True),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x"}, False),
+        ({"OTEL_TRACES_EXPORTER": "console"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://x:4318/v1/traces"}, True),
+        ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "true"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_SDK_DISABLED": "TRUE"}, False),
+        ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "false"}, True),
+    ],
+)
+def test_the_otel_environment_decides_whether_tracing_is_on(
+    env: dict[str, str], expected: bool
+) -> None:
+    assert tracing.requested(env) is expected
+
+
+def test_off_installs_nothing_and_adds_no_headers() -> None:
+    found = probe(OTEL_EXPORTER_OTLP_ENDPOINT="", OTEL_TRACES_EXPORTER="none")
+    assert found["on"] is False
+    assert found["enabled"] is False
+    assert found["provider"] == "opentelemetry.trace.ProxyTracerProvider"
+    assert found["headers"] == []  # the producer passed headers=None
+    assert found["trace_id"] == "0" * 32  # the no-op tracer: no span at all
+
+
+def test_on_installs_the_sdk_provider_the_environment_describes() -> None:
+    found = probe(
+        OTEL_TRACES_EXPORTER="otlp", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="1.0",
+    )  # fmt: skip
+    assert found["on"] is True
+    assert found["provider"] == "opentelemetry.sdk.trace.TracerProvider"
+    assert found["service"]["service.name"] == "switchyard-engine"
+    assert found["sampler"].startswith("ParentBased{root:TraceIdRatioBased{1.0}")
+    # The message sent inside the span carries that span's context.
+    names = [name for name, _ in found["headers"]]
+    assert names == ["traceparent"]
+    version, trace_id, _span_id, flags = found["headers"][0][1].split("-")
+    assert (version, trace_id) == ("00", found["trace_id"])
+    assert int(flags, 16) & 1  # sampled
+
+
+def test_otel_service_name_and_the_sampler_ratio_win() -> None:
+    found = probe(
+        OTEL_TRACES_EXPORTER="otlp", OTEL_SERVICE_NAME="my-engine",
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="0.1",
+    )  # fmt: skip
+    assert found["service"]["service.name"] == "my-engine"
+    assert found["sampler"].startswith("ParentBased{root:TraceIdRatioBased{0.1}")
+
+
+def test_trace_context_round_trips_through_kafka_headers() -> None:
+    provider = TracerProvider()  # not installed globally: a tracer of its own
+    with provider.get_tracer("test").start_as_current_span("parent") as span:
+        headers = tracing.headers_of()
+        assert headers == tracing.headers_of(span)
+    assert [name for name, _ in headers] == ["traceparent"]
+    extracted = trace.get_current_span(tracing.context_of(headers)).get_span_context()
+    assert extracted.trace_id == span.get_span_context().trace_id
+    assert extracted.span_id == span.get_span_context().span_id
+    assert extracted.is_remote
+    # Without a valid span there is nothing to carry, and nothing to read back.
+    assert tracing.headers_of() == []
+    assert not trace.get_current_span(tracing.context_of([])).get_span_context().is_valid
+
+
+def test_the_outbox_keeps_a_message_s_headers_across_its_json() -> None:
+    headers = (("traceparent", b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01"),
+               ("tracestate", b"k=v"))  # fmt: skip
+    message = OutboxMessage("topic", "key", b"{}", 3, headers)
+    data = orjson.loads(orjson.dumps(message.to_json()))
+    assert OutboxMessage.from_json(data) == message
+    plain = OutboxMessage("topic", "key", b"{}")
+    assert "headers" not in plain.to_json()  # off: the stored outbox is as it was
+    assert OutboxMessage.from_json(plain.to_json()).headers is None

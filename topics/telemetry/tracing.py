@@ -1,0 +1,206 @@
+"""OpenTelemetry traces across the Kafka hops: one switch, the provider, and W3C trace
+context in Kafka record headers.
+
+Tracing is on only when the standard environment asks for an OTLP export (the rule
+is :func:`requested`); :func:`configure_tracing` then installs an SDK
+``TracerProvider`` exporting over OTLP/HTTP in batches, with the sampler the
+``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` variables choose (the SDK reads
+them), flushed at exit. Off, nothing is installed and :func:`enabled` is False: the
+callers check it once per batch (or per message sent) and do no other tracing work,
+no header parsing and no spans.
+
+Context travels as ``traceparent``/``tracestate`` headers of Kafka records, written
+and read by the OpenTelemetry propagator API (:func:`headers_of`, :func:`context_of`)
+over Kafka's list of ``(key, bytes)`` headers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import Getter, Setter
+from opentelemetry.trace import Span, SpanKind, Tracer
+
+log = logging.getLogger("switchyard.tracing")
+
+# Kafka record headers as aiokafka takes and gives them.
+Headers = Sequence[tuple[str, bytes]]
+
+_TRUE = {"true", "1", "yes"}
+
+
+class _State:
+    """The process's tracing: whether it is on, and what to shut down at the end."""
+
+    enabled = False
+    provider: Any = None  # the SDK TracerProvider when on
+    tracer: Tracer = trace.NoOpTracer()
+
+
+_state = _State()
+
+
+def requested(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the standard OpenTelemetry environment asks for traces over OTLP.
+
+    On when ``OTEL_SDK_DISABLED`` is not true and either ``OTEL_TRACES_EXPORTER``
+    names ``otlp``, or it is unset and ``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set. ``OTEL_TRACES_EXPORTER=none`` (or
+    any list without ``otlp``) keeps it off.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() in _TRUE:
+        return False
+    exporters = env.get("OTEL_TRACES_EXPORTER")
+    if exporters is not None and exporters.strip():
+        return "otlp" in {e.strip().lower() for e in exporters.split(",")}
+    return bool(
+        env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
+def configure_tracing(process: str) -> bool:
+    """Install tracing for this process when :func:`requested`; returns whether it is on.
+
+    ``service.name`` is ``OTEL_SERVICE_NAME`` (or ``service.name`` in
+    ``OTEL_RESOURCE_ATTRIBUTES``) when set, else ``switchyard-<process>``. Outgoing
+    httpx calls are instrumented too, so webhooks carry ``traceparent``. A second
+    call while on changes nothing.
+    """
+    if _state.enabled or not requested():
+        return _state.enabled
+    # Imported only when on: the SDK and exporter cost nothing to a process without them.
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
+    )
+    if protocol != "http/protobuf":
+        log.warning("OTEL_EXPORTER_OTLP_PROTOCOL=%s: only http/protobuf is supported; "
+                    "exporting traces over it", protocol)  # fmt: skip
+    resource = Resource.create()  # reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: f"switchyard-{process}"}))
+    # No sampler given: the SDK takes OTEL_TRACES_SAMPLER(_ARG); shutdown runs at exit.
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    _state.provider = provider
+    _state.tracer = provider.get_tracer("switchyard")
+    _state.enabled = True
+    log.info("tracing on: %s exporting over OTLP/HTTP", resource.attributes.get(SERVICE_NAME))
+    return True
+
+
+def shutdown_tracing() -> None:
+    """Flush and stop this process's tracing; :func:`enabled` is False after. Idempotent.
+
+    For tests and embedding processes; a process exiting flushes on its own.
+    """
+    if not _state.enabled:
+        return
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    _state.enabled = False
+    _state.tracer = trace.NoOpTracer()
+    HTTPXClientInstrumentor().uninstrument()
+    provider, _state.provider = _state.provider, None
+    provider.shutdown()
+
+
+def enabled() -> bool:
+    """Whether this process traces: the one check the hot paths make."""
+    return _state.enabled
+
+
+def tracer() -> Tracer:
+    """Switchyard's tracer (a no-op one while off)."""
+    return _state.tracer
+
+
+class _HeadersGetter(Getter[Headers]):
+    def get(self, carrier: Headers, key: str) -> list[str] | None:
+        found = [value.decode("latin-1") for name, value in carrier if name == key and value]
+        return found or None
+
+    def keys(self, carrier: Headers) -> list[str]:
+        return [name for name, _ in carrier]
+
+
+class _HeadersSetter(Setter[list[tuple[str, bytes]]]):
+    def set(self, carrier: list[tuple[str, bytes]], key: str, value: str) -> None:
+        carrier.append((key, value.encode("latin-1")))
+
+
+_getter = _HeadersGetter()
+_setter = _HeadersSetter()
+
+
+def context_of(headers: Headers) -> Context:
+    """The trace context a record's headers carry (an empty context without any)."""
+    return propagate.extract(headers, getter=_getter)
+
+
+def headers_of(span: Span | None = None) -> list[tuple[str, bytes]]:
+    """``traceparent``/``tracestate`` of ``span`` (else the current span) as Kafka
+    headers; empty when there is no valid span to carry."""
+    headers: list[tuple[str, bytes]] = []
+    context = trace.set_span_in_context(span) if span is not None else None
+    propagate.inject(headers, context=context, setter=_setter)
+    return headers
+
+
+def start_record_span(name: str, headers: Headers, attributes: Mapping[str, str | int]) -> Span:
+    """A CONSUMER span processing one Kafka record, child of the context it carries.
+
+    Not made current and not ended: the caller uses ``trace.use_span`` around the
+    work and ends it when the record's outcome is known.
+    """
+    return _state.tracer.start_span(
+        name, context=context_of(headers), kind=SpanKind.CONSUMER, attributes=attributes
+    )
+
+
+def record_attributes(topic: str, partition: int, offset: int) -> dict[str, str | int]:
+    """The messaging attributes of processing one Kafka record (semantic conventions)."""
+    return {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": topic,
+        "messaging.destination.partition.id": str(partition),
+        "messaging.kafka.offset": offset,
+    }
+
+
+@contextlib.contextmanager
+def record_span(name: str, headers: Headers, attributes: Mapping[str, str | int]) -> Iterator[Span]:
+    """:func:`start_record_span`, current inside the block and ended at its end
+    (an exception is recorded on it)."""
+    span = start_record_span(name, headers, attributes)
+    with trace.use_span(span, end_on_exit=True, record_exception=True):
+        yield span
+
+
+def instrument_app(app: Any) -> None:
+    """Server spans for the requests of a FastAPI ``app`` (named by route template),
+    continuing an incoming ``traceparent``; nothing while off. The ops endpoints are
+    left out, and so are the per-message spans of a response (live streams send many)."""
+    if not _state.enabled:
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=_state.provider, excluded_urls="/metrics$,/healthz$,/readyz$",
+        exclude_spans=["receive", "send"],
+    )  # fmt: skip
