@@ -1,5 +1,6 @@
 """The engine's /metrics after a workload: runs and node runs counted once by result,
-a redelivered batch counted once, and node runs in flight right after a restart.
+a redelivered batch counted once, and node runs in flight right after a restart; the
+timers', the scheduler's and the trigger matcher's figures.
 
 The real-process tests run on topics of their own (under the session's prefix, so
 they are deleted with it) and on this session's own Redis database, so every figure
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -20,17 +21,32 @@ import httpx
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from aiokafka import ConsumerRecord
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from switchyard.bridge.credentials import hash_secret
+from switchyard.engine import metrics
+from switchyard.engine.machine.effects import SetTimer
 from switchyard.engine.processor import InboxRecord, Outcome
+from switchyard.engine.scheduler import SchedulerService
 from switchyard.engine.store import keys
+from switchyard.engine.store.plan import timer_commands
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.engine.templates import JqTemplates, TemplateLimits
-from switchyard.schemas import NodeRunUpdated, RunTriggered, encode, node_run_id, parse_workflow
+from switchyard.engine.timers import TimerService
+from switchyard.engine.trigger_matcher import TriggerMatcher
+from switchyard.schemas import (
+    NodeRunUpdated,
+    RunTriggered,
+    encode,
+    node_run_id,
+    parse_workflow,
+    timer_id,
+)
+from switchyard.schemas.entities import EntityEvent
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
 from switchyard.topics.partitioning import partition_of
@@ -309,5 +325,120 @@ async def test_node_runs_in_flight_are_right_after_a_restart(own: Settings, tmp_
                 ended = await scrape(stack)
         assert value(ended, "switchyard_node_runs_in_flight", node_type="KAFKA") == max(0, truth)
         assert int(await redis.hget(keys.NODE_RUNS_IN_FLIGHT, "KAFKA") or 0) == truth
+    finally:
+        await redis.aclose()
+
+
+@pytest.mark.usefixtures("metrics_on")
+async def test_timers_fired_are_counted_by_purpose_with_their_delay(own: Settings) -> None:
+    redis = aioredis.Redis.from_url(own.redis_url)
+    try:
+        async with EventProducer(own) as producer:
+            service = TimerService(own, redis, producer)
+            while await service.fire_due() == 0:  # whatever an earlier session left due
+                pass
+            run_id = new_run_id()
+            armed = SetTimer(
+                id="e1", timer_id=timer_id(run_id, None, "run_timeout"), run_id=run_id,
+                purpose="run_timeout", due_at=datetime.now(UTC) - timedelta(seconds=2),
+            )  # fmt: skip
+            async with redis.pipeline(transaction=True) as pipe:
+                for command in timer_commands(armed):
+                    pipe.execute_command(*command)
+                await pipe.execute()
+            await metrics.refresh_timers_armed(redis)
+            assert _sample("switchyard_timers_armed") == await redis.zcard(keys.TIMERS)
+            fired = _sample("switchyard_timers_fired_total", purpose="run_timeout")
+            delays = _sample("switchyard_timer_fire_delay_seconds_count")
+            late = _sample("switchyard_timer_fire_delay_seconds_bucket", le="1.0")
+            await service.fire_due()
+        assert _sample("switchyard_timers_fired_total", purpose="run_timeout") == fired + 1
+        assert _sample("switchyard_timer_fire_delay_seconds_count") == delays + 1
+        # Due 2 s ago: not within the 1 s bucket.
+        assert _sample("switchyard_timer_fire_delay_seconds_bucket", le="1.0") == late
+    finally:
+        await redis.aclose()
+
+
+def _entity_record(topic: str, offset: int, value: bytes) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        topic=topic, partition=0, offset=offset, timestamp=0, timestamp_type=0, key=b"k",
+        value=value, checksum=None, serialized_key_size=1, serialized_value_size=len(value),
+        headers=(),
+    )  # fmt: skip
+
+
+@pytest.mark.usefixtures("metrics_on")
+async def test_entity_events_are_counted_by_what_they_started(
+    own: Settings, templates: JqTemplates
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    blueprint, workflow = f"service-{tag}", f"metrics-on-event-{tag}"
+    redis = aioredis.Redis.from_url(own.redis_url)
+    try:
+        definition = parse_workflow({"identifier": workflow, "nodes": [
+            {"identifier": "trigger", "config": {"type": "EVENT_TRIGGER", "event": {
+                "type": "ENTITY_UPDATED", "blueprintIdentifier": blueprint}}},
+            {"identifier": "work", "config": {"type": "KAFKA", "payload": {"n": 1}}},
+        ], "connections": [
+            {"sourceIdentifier": "trigger", "targetIdentifier": "work"},
+        ]})  # fmt: skip
+        await WorkflowStore(redis).save(definition, create=True, now=datetime.now(UTC))
+        topic = TopicRegistry.from_settings(own).entity_events.name
+        records = [
+            _entity_record(topic, 0, _entity_event(blueprint)),
+            _entity_record(topic, 1, _entity_event(f"other-{tag}")),
+            _entity_record(topic, 2, b"not an entity event"),
+        ]
+        outcomes = ("matched", "none", "undecodable")
+        before = [_sample("switchyard_trigger_entity_events_total", outcome=o) for o in outcomes]
+        letters = _sample("switchyard_dead_letters_total", reason="undecodable")
+        async with EventProducer(own) as producer:
+            matcher = TriggerMatcher(own, redis, producer, templates)
+            try:
+                started = await matcher.handle(records)  # as its loop does, without Kafka's
+            finally:
+                await matcher.consumer.stop()  # built, never started: closed all the same
+        assert [t.workflow_identifier for t in started] == [workflow]
+        after = [_sample("switchyard_trigger_entity_events_total", outcome=o) for o in outcomes]
+        assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
+        assert _sample("switchyard_trigger_runs_started_total", workflow=workflow) == 1
+        assert _sample("switchyard_dead_letters_total", reason="undecodable") == letters + 1
+    finally:
+        await redis.aclose()
+
+
+def _entity_event(blueprint: str) -> bytes:
+    after = {"identifier": "svc-a", "blueprint": blueprint, "properties": {"tier": "gold"}}
+    return EntityEvent.model_validate({
+        "id": uuid.uuid4().hex, "action": "UPDATE",
+        "diff": {"before": {**after, "properties": {"tier": "bronze"}}, "after": after},
+        "context": {"blueprintIdentifier": blueprint, "entityIdentifier": "svc-a"},
+        "by": "admin@example.com", "at": datetime.now(UTC).isoformat(),
+    }).model_dump_json().encode()  # fmt: skip
+
+
+@pytest.mark.usefixtures("metrics_on")
+async def test_schedule_ticks_are_counted_by_workflow(own: Settings) -> None:
+    workflow = f"metrics-cron-{uuid.uuid4().hex[:8]}"
+    saved = datetime.now(UTC)
+    redis = aioredis.Redis.from_url(own.redis_url)
+    try:
+        definition = parse_workflow({"identifier": workflow, "nodes": [
+            {"identifier": "tick", "config": {"type": "SCHEDULE_TRIGGER", "cron": "*/5 * * * *"}},
+            {"identifier": "work", "config": {"type": "KAFKA", "payload": {"n": 1}}},
+        ], "connections": [
+            {"sourceIdentifier": "tick", "targetIdentifier": "work"},
+        ]})  # fmt: skip
+        await WorkflowStore(redis).save(definition, create=True, now=saved)
+        # Twelve minutes on: the tick of 10 to 14 minutes later is due, once.
+        later = saved + timedelta(minutes=12)
+        delays = _sample("switchyard_schedule_tick_delay_seconds_count")
+        async with EventProducer(own) as producer:
+            scheduler = SchedulerService(own, redis, producer, clock=lambda: later)
+            await scheduler.fire_due()
+            await scheduler.fire_due()
+        assert _sample("switchyard_schedule_ticks_total", workflow=workflow) == 1
+        assert _sample("switchyard_schedule_tick_delay_seconds_count") >= delays + 1
     finally:
         await redis.aclose()
