@@ -459,9 +459,13 @@ def _carry_trace(span: Span, batch: _Batch, plans: int, direct: int) -> None:
     """The trace context of ``span`` on the messages of the plans and letters the batch
     gained since it had ``plans`` plans and ``direct`` letters."""
     headers = tuple(tracing.headers_of(span)) or None
+
+    def carrying(m: OutboxMessage) -> OutboxMessage:  # twice as fast as dataclasses.replace
+        return OutboxMessage(m.topic, m.key, m.value, m.partition, headers)
+
     for plan in batch.plans[plans:]:
-        plan.outbox = [replace(m, headers=headers) for m in plan.outbox]
-    batch.direct[direct:] = [replace(m, headers=headers) for m in batch.direct[direct:]]
+        plan.outbox = [carrying(m) for m in plan.outbox]
+    batch.direct[direct:] = [carrying(m) for m in batch.direct[direct:]]
 
 
 def _mark_completion(span: Span, before: StoredRun | None, after: StoredRun | None) -> None:
