@@ -181,7 +181,11 @@ def settings(services: Services, session_tag: str, request: pytest.FixtureReques
         # Redis is shared with other sessions: no process a test starts prunes their
         # runs (tests of retention set their own, on a database of their own).
         run_retention_days=0,
-    )
+        # Processes a test starts serve no ops endpoints unless it gives them ports
+        # (tests/observability/processes.py): fixed ports would collide across sessions.
+        engine_ops_port=0, executor_ops_port=0, timers_ops_port=0, scheduler_ops_port=0,
+        triggers_ops_port=0,
+    )  # fmt: skip
 
 
 @pytest.fixture

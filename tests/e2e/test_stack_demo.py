@@ -33,6 +33,10 @@ def test_stack_up_runs_the_demo_and_down_stops_every_process(
         "SWITCHYARD_KAFKA_CONTROLLER_PORT": str(_free_port()),
         "SWITCHYARD_REDIS_PORT": str(_free_port()),
         "SWITCHYARD_BRIDGE_PORT": str(_free_port()),
+        **{
+            f"SWITCHYARD_{n.upper()}_OPS_PORT": str(_free_port())
+            for n in ("engine", "executor", "timers", "scheduler", "triggers")
+        },
         "SWITCHYARD_KAFKA_HEAP": "256m",
         "SWITCHYARD_TEMPLATE_WORKERS": "1",
     }.items():
@@ -42,6 +46,10 @@ def test_stack_up_runs_the_demo_and_down_stops_every_process(
         out = capsys.readouterr().out
         for service in ("engine", "executor", "timers", "scheduler", "triggers", "bridge"):
             assert f"{service}: ready on" in out
+            port = os.environ[
+                f"SWITCHYARD_{service.upper()}_" + ("PORT" if service == "bridge" else "OPS_PORT")
+            ]
+            assert f"metrics on http://127.0.0.1:{port}/metrics" in out
         assert "clientId=dev-machine" in out
 
         assert main(["demo"]) == 0
