@@ -8,7 +8,7 @@ import asyncio
 import sys
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]  # PyYAML ships no types; tests only
+import yaml
 
 from switchyard.cli.stack.full import SERVICE_NAMES
 from switchyard.schemas.settings import Settings
