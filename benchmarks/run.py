@@ -27,7 +27,7 @@ from statistics import fmean
 from typing import Any
 
 from benchmarks import ceiling, deadlines, profile, workloads
-from benchmarks.load import closed_loop, open_loop
+from benchmarks.load import ClosedLoop, closed_loop, open_loop
 from benchmarks.report import table
 from benchmarks.stack import BenchStack, Ports, bench_settings
 from benchmarks.switchyard_target import SwitchyardTarget
@@ -74,6 +74,20 @@ async def _redis_used(stack: BenchStack) -> int:
         await client.aclose()
 
 
+async def max_rate(target: SwitchyardTarget, name: str, plan: Plan) -> ClosedLoop:
+    """Caches warmed, then the closed loop with ``plan.window`` in flight: the maximum rate."""
+    await closed_loop(target, window=50, warmup=0, seconds=plan.warmup)  # warm caches
+    _say(f"{name}: closed loop, {plan.window} in flight, {plan.closed:.0f} s")
+    return await closed_loop(target, window=plan.window, warmup=plan.warmup, seconds=plan.closed)
+
+
+def closed_figures(closed: ClosedLoop, name: str) -> dict[str, Any]:
+    """The closed loop's JSON, with node runs/s (each run of ``name`` counts its node runs)."""
+    figures = closed.as_dict()
+    figures["node_runs_per_s"] = round(closed.rate * workloads.NODE_RUNS[name], 1)
+    return figures
+
+
 async def workload(stack: BenchStack, name: str, plan: Plan, args: argparse.Namespace,
                    result: dict[str, Any]) -> None:  # fmt: skip
     worker, ready = stack.start_worker(name)
@@ -85,13 +99,9 @@ async def workload(stack: BenchStack, name: str, plan: Plan, args: argparse.Name
     redis_stats = await _redis_stats(stack)
     completed = 0
     async with SwitchyardTarget(stack.settings, flow, observe_steps=False) as target:
-        await closed_loop(target, window=50, warmup=0, seconds=plan.warmup)  # warm caches
-        _say(f"{name}: closed loop, {plan.window} in flight, {plan.closed:.0f} s")
-        closed = await closed_loop(target, window=plan.window, warmup=plan.warmup,
-                                   seconds=plan.closed)  # fmt: skip
+        closed = await max_rate(target, name, plan)
         completed += closed.completed
-        entry["closed"] = closed.as_dict()
-        entry["closed"]["node_runs_per_s"] = round(closed.rate * workloads.NODE_RUNS[name], 1)
+        entry["closed"] = closed_figures(closed, name)
         entry["rss_mib_under_load"] = {
             p: stack.rss_mib(p) for p in ("engine", "executor", "timers", "bridge")
         }

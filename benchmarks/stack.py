@@ -14,6 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,8 +23,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from switchyard.cli.stack.full import environment, local_settings
+from switchyard.cli.stack.full import SERVICE_NAMES, environment, local_settings
 from switchyard.cli.stack.processes import resident_kib
+from switchyard.cli.stack.services import PythonService
 from switchyard.engine.store.workflows import WorkflowExists, WorkflowStore
 from switchyard.schemas import parse_workflow
 from switchyard.schemas.settings import Settings
@@ -34,6 +37,7 @@ class Ports:
     controller: int = 33093
     redis: int = 33379
     bridge: int = 33080
+    ops: int = 33101  # engine's /metrics; executor, timers, scheduler, triggers the next four
 
 
 def bench_settings(home: Path, ports: Ports, cache: Path | None) -> Settings:
@@ -41,6 +45,10 @@ def bench_settings(home: Path, ports: Ports, cache: Path | None) -> Settings:
         home=home, cache_home=cache, kafka_port=ports.kafka,
         kafka_controller_port=ports.controller, redis_port=ports.redis,
         bridge_port=ports.bridge,
+        # Ops ports of the benchmark's own, not a developer stack's 9101-9105.
+        engine_ops_port=ports.ops, executor_ops_port=ports.ops + 1,
+        timers_ops_port=ports.ops + 2, scheduler_ops_port=ports.ops + 3,
+        triggers_ops_port=ports.ops + 4,
         # The webhook workload calls a server on loopback, which the egress guard refuses.
         webhook_allow_hosts=["127.0.0.1/32"],
     )  # fmt: skip
@@ -65,12 +73,35 @@ class BenchStack:
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
 
-    def up(self) -> None:
+    def up(self, extra_env: Mapping[str, str] | None = None) -> None:
+        """Fresh stack; ``extra_env`` goes to Switchyard's processes (and the broker's
+        and Redis's, which read none of it)."""
         self._cli("stack", "down")
         shutil.rmtree(self.settings.home, ignore_errors=True)  # fresh data every run
         started = time.monotonic()
-        self._cli("stack", "up")
+        saved, self.env = self.env, {**self.env, **(extra_env or {})}
+        try:
+            self._cli("stack", "up")
+        finally:
+            self.env = saved
         self.say(f"stack up in {time.monotonic() - started:.1f} s ({self.settings.home})")
+
+    def _services(self, extra_env: Mapping[str, str] | None = None) -> list[PythonService]:
+        env = {**self.env, **(extra_env or {})}
+        bridge = f"http://{self.settings.bridge_host}:{self.settings.bridge_port}"
+        return [PythonService(self.settings, name, env, address=bridge if name == "bridge" else "")
+                for name in SERVICE_NAMES]  # fmt: skip
+
+    def stop_services(self) -> None:
+        """Stop Switchyard's processes (all at once), leaving Kafka and Redis up."""
+        with ThreadPoolExecutor(len(SERVICE_NAMES)) as pool:
+            list(pool.map(PythonService.stop, self._services()))
+
+    def start_services(self, extra_env: Mapping[str, str] | None = None) -> None:
+        """Start Switchyard's processes (after :meth:`stop_services`) with ``extra_env``."""
+        started = [(service, service.start()) for service in self._services(extra_env)]
+        for service, pid in started:
+            service.wait_ready(pid)
 
     def down(self) -> None:
         for worker in list(self._workers):
@@ -114,13 +145,15 @@ class BenchStack:
         finally:
             await client.aclose()
 
-    def start_worker(self, workload: str, *, timeout: float = 60) -> tuple[Any, dict[str, Any]]:
+    def start_worker(self, workload: str, *, timeout: float = 60,
+                     extra_env: Mapping[str, str] | None = None
+                     ) -> tuple[Any, dict[str, Any]]:  # fmt: skip
         ready = self.settings.home / f"worker-{workload}.ready"
         ready.unlink(missing_ok=True)
         log = open(self.settings.log_dir / f"worker-{workload}.log", "wb")  # noqa: SIM115
         process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.workers", workload, "--ready-file", str(ready)],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            env={**self.env, **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self._workers.append(process)
         deadline = time.monotonic() + timeout

@@ -1,0 +1,396 @@
+"""What metrics and tracing cost: the ``chain`` workload with telemetry off and on.
+
+    python -m benchmarks.telemetry --seconds 30               # four variants, ~6 minutes
+    python -m benchmarks.telemetry --seconds 30 --repeats 2   # ABCD DCBA, with the spread
+
+Variants: metrics off (``SWITCHYARD_METRICS_ENABLED=false``); metrics on; metrics on
+and OpenTelemetry tracing sampled at 10% and at 100% (``OTEL_TRACES_EXPORTER=otlp``
+to :mod:`benchmarks.otlp_sink`, a receiver in a process of its own that counts the
+spans, ``parentbased_traceidratio``). One stack (``switchyard stack up`` in a fresh
+home, on its own ports); between variants Switchyard's processes and the benchmark's
+worker are restarted with the variant's environment while Kafka and Redis stay up.
+Each variant: the existing harness's closed loop (:func:`benchmarks.run.max_rate`,
+runs/s and node runs/s), then an open loop at one fixed rate for every variant (p50/p99
+latency); with metrics on, every process's ``/metrics`` is scraped as Prometheus would.
+Prints a table and writes ``benchmarks/results/telemetry-<timestamp>.json`` (and
+``telemetry-latest.json``). Figures, never assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from benchmarks import workloads
+from benchmarks.load import open_loop
+from benchmarks.otlp_sink import SinkProcess
+from benchmarks.run import RESULTS, Plan, closed_figures, machine, max_rate
+from benchmarks.stack import BenchStack, Ports, bench_settings
+from benchmarks.switchyard_target import SwitchyardTarget
+from switchyard.cli.stack.full import SERVICE_NAMES
+from switchyard.schemas.settings import Settings
+
+WORKLOAD = "chain"
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One telemetry setting, as the environment of every Switchyard process."""
+
+    key: str
+    label: str
+    metrics: bool
+    sampling: float | None = None  # None: tracing off
+
+    def env(self, endpoint: str) -> dict[str, str]:
+        env = {
+            "SWITCHYARD_METRICS_ENABLED": "true" if self.metrics else "false",
+            # Only traces go to the sink; the SDK's other signals stay off in every variant.
+            "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
+        }  # fmt: skip
+        if self.sampling is None:
+            return {**env, "OTEL_TRACES_EXPORTER": "none"}
+        return {
+            **env, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": str(self.sampling),
+        }  # fmt: skip
+
+
+VARIANTS = (
+    Variant("off", "metrics off", metrics=False),
+    Variant("metrics", "metrics on", metrics=True),
+    Variant("trace10", "metrics + tracing 10%", metrics=True, sampling=0.1),
+    Variant("trace100", "metrics + tracing 100%", metrics=True, sampling=1.0),
+)
+BASELINE = "off"
+# Issue 15's bounds on the closed-loop rate, relative to metrics off.
+TARGETS = {"metrics": 5.0, "trace10": 10.0}
+
+
+def schedule(variants: list[Variant], repeats: int) -> list[Variant]:
+    """ABCD, then DCBA, then ABCD…: a drift over the run falls on every variant alike."""
+    order: list[Variant] = []
+    for n in range(repeats):
+        order += variants if n % 2 == 0 else variants[::-1]
+    return order
+
+
+class Scraper:
+    """Every process's ``/metrics``, every ``every`` seconds, as Prometheus would."""
+
+    def __init__(self, settings: Settings, every: float) -> None:
+        self.urls = {
+            name: f"http://{settings.ops_host}:{settings.ops_port(name)}/metrics"
+            for name in SERVICE_NAMES
+            if settings.ops_port(name)
+        }
+        self.urls["bridge"] = f"http://{settings.bridge_host}:{settings.bridge_port}/metrics"
+        self.every = every
+        self.scrapes = 0
+        self.failed = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def once(self, client: httpx.AsyncClient) -> dict[str, str]:
+        texts: dict[str, str] = {}
+        for name, url in self.urls.items():
+            try:
+                response = await client.get(url, timeout=5)
+            except httpx.HTTPError:
+                self.failed += 1
+                continue
+            if response.status_code == 200:
+                self.scrapes += 1
+                texts[name] = response.text
+            else:
+                self.failed += 1
+        return texts
+
+    async def _loop(self) -> None:
+        async with httpx.AsyncClient() as client:
+            while True:
+                await asyncio.sleep(self.every)
+                await self.once(client)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def recorded(texts: dict[str, str]) -> dict[str, float]:
+    """Per process, the sum of its ``switchyard_*_total`` counters: 0 when nothing records."""
+    sums: dict[str, float] = {}
+    for name, text in texts.items():
+        total = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name.startswith("switchyard_") and sample.name.endswith("_total"):
+                    total += sample.value
+        sums[name] = total
+    return sums
+
+
+async def _runs_in_redis(stack: BenchStack) -> int:
+    client = stack.redis()
+    try:
+        return int(await client.zcard(f"sy:runs:wf:bench-{WORKLOAD}"))
+    finally:
+        await client.aclose()
+
+
+async def measure(stack: BenchStack, variant: Variant, env: dict[str, str], plan: Plan,
+                  args: argparse.Namespace, rate: float | None) -> dict[str, Any]:  # fmt: skip
+    """One variant on running services: closed loop, open loop at ``rate`` (None: a
+    fraction of this closed loop's), the processes' counters at the end."""
+    worker, _ = stack.start_worker(WORKLOAD, extra_env=env)
+    scraper = Scraper(stack.settings, args.scrape_every)
+    if variant.metrics:
+        scraper.start()
+    runs_before = await _runs_in_redis(stack)
+    try:
+        async with SwitchyardTarget(stack.settings, f"bench-{WORKLOAD}",
+                                    observe_steps=False) as target:  # fmt: skip
+            closed = await max_rate(target, f"{WORKLOAD} [{variant.label}]", plan)
+            offered = rate or max(closed.rate, 1.0) * args.open_fraction
+            _say(f"{WORKLOAD} [{variant.label}]: open loop at {offered:.0f} runs/s, "
+                 f"{plan.open:.0f} s")  # fmt: skip
+            phase = await open_loop(target, rate=offered, seconds=plan.open)
+    finally:
+        await scraper.stop()
+    async with httpx.AsyncClient() as client:
+        counters = recorded(await scraper.once(client))
+    stack.stop_worker(worker)
+    return {
+        "variant": variant.key, "closed": closed_figures(closed, WORKLOAD),
+        "open": phase.as_dict(), "runs": await _runs_in_redis(stack) - runs_before,
+        "scrapes": scraper.scrapes, "scrapes_failed": scraper.failed,
+        "counters_total": counters,
+    }  # fmt: skip
+
+
+async def _durability(stack: BenchStack) -> dict[str, str]:
+    client = stack.redis()
+    try:
+        config = await client.config_get("append*")
+    finally:
+        await client.aclose()
+    return {
+        "redis": f"appendonly {config.get('appendonly')}, appendfsync {config.get('appendfsync')}",
+        "kafka": "one broker (replication 1), default flush (page cache, no fsync per write)",
+        "producers": "acks=all, idempotent",
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    plan = Plan(args.quick, args.seconds)
+    plan.open = args.open_seconds or (2.0 if args.quick else max(5.0, plan.closed / 3))
+    ports = Ports(kafka=args.kafka_port, controller=args.kafka_port + 1, redis=args.redis_port,
+                  bridge=args.bridge_port, ops=args.ops_port)  # fmt: skip
+    stack = BenchStack(bench_settings(args.home.resolve(), ports, args.cache_home), say=_say)
+    # The variants set telemetry; none of the caller's own OTEL_* settings leak in.
+    stack.env = {k: v for k, v in stack.env.items() if not k.startswith("OTEL_")}
+    order = schedule([v for v in VARIANTS if v.key in args.variants], args.repeats)
+    result: dict[str, Any] = {
+        "command": " ".join(sys.argv), "machine": machine(), "workload": WORKLOAD,
+        "plan": {"closed_s": plan.closed, "warmup_s": plan.warmup, "window": plan.window,
+                 "open_s": plan.open, "scrape_every_s": args.scrape_every},
+        "order": [v.key for v in order], "runs": [],
+    }  # fmt: skip
+    sink = SinkProcess(args.home.resolve().parent / f"{args.home.name}-otlp-sink.ready",
+                       args.sink_port)  # fmt: skip
+    sink.start()
+    try:
+        await _variants(stack, sink, order, plan, args, result)
+        result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    finally:
+        try:
+            if not args.keep_stack:
+                stack.down()
+        finally:
+            sink.stop()
+    result["variants"] = summarise(result["runs"])
+    return result
+
+
+async def _variants(stack: BenchStack, sink: SinkProcess, order: list[Variant], plan: Plan,
+                    args: argparse.Namespace, result: dict[str, Any]) -> None:  # fmt: skip
+    rate = args.open_rate
+    for n, variant in enumerate(order):
+        env = variant.env(sink.endpoint)
+        before = await sink.counts()
+        if n == 0:
+            stack.up(env)
+            await stack.define(workloads.chain())
+            result["durability"] = await _durability(stack)
+        else:
+            _say(f"restarting Switchyard's processes for {variant.label}")
+            stack.start_services(env)
+        entry = await measure(stack, variant, env, plan, args, rate)
+        rate = entry["open"]["offered_runs_per_s"]  # the first variant's, for all of them
+        stack.stop_services()  # shutting down flushes the spans still queued
+        after = await sink.counts()
+        entry["spans"] = after["spans"] - before["spans"]
+        entry["spans_by_service"] = {
+            s: n - before["by_service"].get(s, 0) for s, n in after["by_service"].items()
+        }
+        entry["spans_per_run"] = round(entry["spans"] / max(entry["runs"], 1), 2)
+        entry["sink_rejected"] = after["rejected"] - before["rejected"]
+        result["runs"].append(entry)
+        _say(f"{variant.label}: {entry['closed']['runs_per_s']} runs/s, {entry['spans']} spans")
+    result["open_rate"] = rate
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per variant: means over its repeats, the spread, Δ% against metrics off."""
+    summary: dict[str, dict[str, Any]] = {}
+    for variant in VARIANTS:
+        mine = [r for r in runs if r["variant"] == variant.key]
+        if not mine:
+            continue
+        rates = [r["closed"]["runs_per_s"] for r in mine]
+        halves = [abs(r["closed"]["first_half_runs_per_s"] - r["closed"]["second_half_runs_per_s"])
+                  / max(r["closed"]["runs_per_s"], 1e-9) for r in mine]  # fmt: skip
+        summary[variant.key] = {
+            "label": variant.label, "repeats": len(mine),
+            "runs_per_s": round(fmean(rates), 1),
+            "node_runs_per_s": round(fmean(r["closed"]["node_runs_per_s"] for r in mine), 1),
+            "runs_per_s_each": rates,
+            "spread_pct": round(100 * (max(rates) - min(rates)) / fmean(rates), 1),
+            "halves_differ_pct": round(100 * max(halves), 1),
+            "p50_ms": _mean(r["open"]["latency_ms"]["p50"] for r in mine),
+            "p99_ms": _mean(r["open"]["latency_ms"]["p99"] for r in mine),
+            "spans": sum(r["spans"] for r in mine),
+            "spans_per_run": round(fmean(r["spans_per_run"] for r in mine), 2),
+            "counters_total": sum(sum(r["counters_total"].values()) for r in mine),
+        }  # fmt: skip
+    base = summary.get(BASELINE)
+    for entry in summary.values():
+        if base and base["runs_per_s"]:
+            entry["delta_pct"] = round(100 * (entry["runs_per_s"] / base["runs_per_s"] - 1), 1)
+    return summary
+
+
+def _mean(values: Any) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(fmean(present), 1) if present else None
+
+
+def _cell(value: float | None, spec: str = ".0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(result: dict[str, Any]) -> str:
+    m, p, variants = result["machine"], result["plan"], result["variants"]
+    lines = [
+        f"Telemetry cost, {result['workload']} workload, {m['date']}, {m['host']}: one machine "
+        f"with {m['cpus']} cores shared by the load generator, Kafka, Redis, the OTLP sink and "
+        f"Switchyard; load average at start {m['loadavg_at_start']}, "
+        f"at end {m.get('loadavg_at_end')}",
+        f"closed loop {p['window']} in flight for {p['closed_s']:.0f} s; open loop at "
+        f"{result['open_rate']:.0f} runs/s for {p['open_s']:.0f} s (latency); "
+        f"order {' '.join(result['order'])}",
+        "",
+        f"{'variant':<24}{'runs/s':>8}{'node runs/s':>13}{'Δ vs off':>10}{'p50 ms':>8}"
+        f"{'p99 ms':>8}{'spans':>9}{'spans/run':>11}",
+    ]
+    for v in variants.values():
+        delta = v.get("delta_pct")
+        lines.append(
+            f"{v['label']:<24}{v['runs_per_s']:>8.0f}{v['node_runs_per_s']:>13.0f}"
+            f"{'-' if delta is None or v is variants.get(BASELINE) else f'{delta:+.1f}%':>10}"
+            f"{_cell(v['p50_ms']):>8}{_cell(v['p99_ms']):>8}{v['spans']:>9}"
+            f"{v['spans_per_run']:>11.2f}"
+        )
+    return "\n".join(lines + _notes(result))
+
+
+def _notes(result: dict[str, Any]) -> list[str]:
+    variants = result["variants"]
+    repeats = max((v["repeats"] for v in variants.values()), default=1)
+    spread = max((v["spread_pct"] for v in variants.values()), default=0.0)
+    halves = max((v["halves_differ_pct"] for v in variants.values()), default=0.0)
+    noise = (f"spread between repeats up to {spread:.1f}% of a variant's mean; "
+             if repeats > 1 else "one run per variant (no repeats); ")  # fmt: skip
+    lines = [
+        "",
+        f"noise: {noise}the closed loop's two halves differ by up to {halves:.1f}%",
+        "metrics recorded (sum of switchyard_*_total at the end, all processes): "
+        + ", ".join(f"{k} {v['counters_total']:.0f}" for k, v in variants.items()),
+    ]
+    d = result.get("durability")
+    if d:
+        lines.append(f"durability: Redis {d['redis']}; Kafka {d['kafka']}; {d['producers']}")
+    for key, bound in TARGETS.items():
+        entry = variants.get(key)
+        if entry and "delta_pct" in entry:
+            within = "yes" if abs(entry["delta_pct"]) <= bound else "no"
+            lines.append(f"{entry['label']}: {entry['delta_pct']:+.1f}% vs off "
+                         f"(issue 15: within {bound:.0f}%: {within})")  # fmt: skip
+    return lines
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.telemetry", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    add = parser.add_argument
+    add("--seconds", type=float, help="closed-loop length per variant (default 60, quick 3)")
+    add("--quick", action="store_true", help="1 s warm-up, 2 s open loop (the smoke test)")
+    add("--repeats", type=int, default=1, help="runs of every variant, order reversed each time")
+    add("--variants", type=lambda s: s.split(","), default=[v.key for v in VARIANTS],
+        help="any of: " + ", ".join(v.key for v in VARIANTS))  # fmt: skip
+    add("--open-rate", type=float, help="open-loop runs/s (default: half the first max)")
+    add("--open-fraction", type=float, default=0.5)
+    add("--open-seconds", type=float, help="open-loop length (default a third of --seconds)")
+    add("--scrape-every", type=float, default=10.0, help="seconds between /metrics scrapes")
+    add("--home", type=Path, default=Path("/tmp/switchyard-bench-telemetry"))
+    cache = Path(".switchyard/cache")  # the repository's jar cache: no Kafka download
+    add("--cache-home", type=Path, default=cache if cache.exists() else None)
+    add("--kafka-port", type=int, default=33092)
+    add("--redis-port", type=int, default=33379)
+    add("--bridge-port", type=int, default=33080)
+    add("--ops-port", type=int, default=33101, help="the engine's; the next four for the others")
+    add("--sink-port", type=int, default=0, help="the OTLP sink's (default: any free port)")
+    add("--out", type=Path, help="JSON file (default benchmarks/results/telemetry-<date>.json)")
+    add("--keep-stack", action="store_true", help="leave the stack running")
+    return parser.parse_args(argv)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    result = asyncio.run(main(args))
+    stamp = result["machine"]["date"].replace(":", "")
+    out = args.out or RESULTS / f"telemetry-{stamp}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    if args.out is None:
+        (RESULTS / "telemetry-latest.json").write_text(json.dumps(result, indent=2))
+    print(table(result))
+    print(f"\nwritten to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())
