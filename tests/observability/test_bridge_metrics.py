@@ -141,3 +141,9 @@ async def test_claims_pending_claimed_and_acks(api: Api, engine: EngineService, 
     assert (await _scrape(api))[pending] == 2
     assert await ack(second) == 200
     assert (await _scrape(api))[pending] == 1
+    response = await api.call("POST", "/v1/workflows/runs/claim-pending", "machine", json=body)
+    [last] = response.json()["nodeRuns"]
+    assert await ack(last["identifier"]) == 200
+    # Redis drops the empty set; the installation stays on the gauge, at 0.
+    assert await api.ctx.redis.exists(keys.claims(installation)) == 0
+    assert (await _scrape(api))[pending] == 0
