@@ -26,7 +26,6 @@ from typing import TypeVar
 
 import orjson
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
-from opentelemetry import trace
 from opentelemetry.trace import Span
 from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -212,9 +211,9 @@ class InboxProcessor:
             )
         for run_id, stored in batch.runs.items():
             batch.recovered += [(run_id, step, msgs) for step, msgs in stored.outbox.items()]
-        spans: dict[int, Span] | None = {} if tracing.enabled() else None  # one check a batch
+        traced = tracing.enabled()  # the one tracing check of a batch
         for index, record, event in decoded:
-            await self._decide_in_context(index, record, event, batch, spans)
+            await self._decide_in_context(index, record, event, batch, traced)
         applying = time.perf_counter()
         applied = await self.store.apply(batch.plans)
         applied_at = time.perf_counter()
@@ -240,8 +239,6 @@ class InboxProcessor:
         await self.store.clear_outbox(cleared)
         outcomes = [outcome or Outcome.DEAD_LETTERED for outcome in batch.outcomes]
         self.outcomes.update(outcomes)
-        if spans:
-            _end_transitions(spans, outcomes)
         engine_metrics.batch_handled(
             outcomes, batch.letters, started, applying, applied_at, published_at
         )
@@ -285,16 +282,20 @@ class InboxProcessor:
         record: InboxRecord,
         event: InboxEvent,
         batch: _Batch,
-        spans: dict[int, Span] | None,
+        traced: bool,
     ) -> None:
         """:meth:`_decide` with the record in the log context and, when traced, in a
-        transition span whose trace context the step's outbox messages carry."""
+        transition span whose trace context the step's outbox messages carry.
+
+        The span covers the decision and ends with it, so it is exported even when
+        the batch's Redis step or publish fails after (the retry makes spans of its
+        own; a re-published outbox points at this one)."""
         with log_context(
             run_id=event.run_id, node_run_id=getattr(event, "node_run_id", None),
             event_type=event.type, topic=record.topic, partition=record.partition,
             offset=record.offset,
         ):  # fmt: skip
-            if spans is None:
+            if not traced:
                 await self._decide(index, record, event, batch)
                 return
             attributes = {
@@ -304,16 +305,20 @@ class InboxProcessor:
             node_run_id = getattr(event, "node_run_id", None)
             if node_run_id is not None:
                 attributes["switchyard.node_run_id"] = node_run_id
-            span = tracing.start_record_span(
-                f"engine.transition {event.type}", record.headers, attributes
-            )
-            spans[index] = span
             before = batch.runs.get(event.run_id)
             plans, direct = len(batch.plans), len(batch.direct)
-            with trace.use_span(span, end_on_exit=False, record_exception=True):
+            name = f"engine.transition {event.type}"
+            with tracing.record_span(name, record.headers, attributes) as span:
                 await self._decide(index, record, event, batch)
-            _carry_trace(span, batch, plans, direct)
-            _mark_completion(span, before, batch.runs.get(event.run_id))
+                _carry_trace(span, batch, plans, direct)
+                _mark_completion(span, before, batch.runs.get(event.run_id))
+                # What the decision made of the record (a plan's outcome holds once
+                # the Redis step applies it).
+                outcome = batch.outcomes[index] or (
+                    batch.owners[-1][1] if len(batch.plans) > plans else None
+                )
+                if outcome is not None:
+                    span.set_attribute("switchyard.outcome", outcome.value)
 
     async def _decide(
         self, index: int, record: InboxRecord, event: InboxEvent, batch: _Batch
@@ -476,13 +481,6 @@ def _mark_completion(span: Span, before: StoredRun | None, after: StoredRun | No
         return
     span.set_attribute("switchyard.run_result", str(after.state.result))
     span.add_event("run.completed", {"switchyard.run_result": str(after.state.result)})
-
-
-def _end_transitions(spans: dict[int, Span], outcomes: Sequence[Outcome]) -> None:
-    """End each record's transition span with what became of the record."""
-    for index, span in spans.items():
-        span.set_attribute("switchyard.outcome", outcomes[index].value)
-        span.end()
 
 
 def _stored(state: RunState, record: InboxRecord) -> StoredRun:
