@@ -312,6 +312,8 @@ _watched: dict[str, Callable[[], Awaitable[None]]] = {}
 
 
 async def _refresh_watched() -> None:
+    if not telemetry.enabled():  # metrics off: nothing read, nothing shown
+        return
     for name, refresh in list(_watched.items()):
         try:
             await refresh()

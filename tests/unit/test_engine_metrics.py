@@ -183,6 +183,7 @@ def test_inbox_lag_is_highwater_minus_committed_per_assigned_partition() -> None
     assert REGISTRY.get_sample_value("switchyard_inbox_lag_records", {"partition": "0"}) is None
 
 
+@pytest.mark.usefixtures("enabled")
 def test_a_service_started_again_replaces_its_refresher() -> None:
     seen: list[str] = []
 
