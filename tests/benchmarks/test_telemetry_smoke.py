@@ -90,6 +90,7 @@ def test_a_short_run_traces_and_records_only_in_the_variants_that_turn_them_on(
         assert run["closed"]["completed"] > 0
         assert run["runs"] > 0
         assert run["sink_rejected"] == 0
+        assert run["cpu_ms_per_run"]["engine"] > 0
     # Tracing: nothing exported with it off; the engine's spans with every run sampled.
     assert off["spans"] == 0
     assert traced["spans"] > 0
