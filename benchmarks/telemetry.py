@@ -1,7 +1,8 @@
 """What metrics and tracing cost: the ``chain`` workload with telemetry off and on.
 
-    python -m benchmarks.telemetry --seconds 30               # four variants, ~6 minutes
+    python -m benchmarks.telemetry --seconds 30               # four variants, ~4-5 minutes
     python -m benchmarks.telemetry --seconds 30 --repeats 2   # ABCD DCBA, with the spread
+    python -m benchmarks.telemetry --quick --seconds 2 --variants off,trace100  # smoke
 
 Variants: metrics off (``SWITCHYARD_METRICS_ENABLED=false``); metrics on; metrics on
 and OpenTelemetry tracing sampled at 10% and at 100% (``OTEL_TRACES_EXPORTER=otlp``
@@ -12,6 +13,10 @@ worker are restarted with the variant's environment while Kafka and Redis stay u
 Each variant: the existing harness's closed loop (:func:`benchmarks.run.max_rate`,
 runs/s and node runs/s), then an open loop at one fixed rate for every variant (p50/p99
 latency); with metrics on, every process's ``/metrics`` is scraped as Prometheus would.
+Beside the rates, the CPU (user + system) Switchyard's processes spent per run: on
+one shared 2-core machine it moves far less with the other load than runs/s does.
+Spans come from Switchyard's processes only: the benchmark's worker configures no
+tracing (the SDK's spans are no-ops in it, and pass the trace context on).
 Prints a table and writes ``benchmarks/results/telemetry-<timestamp>.json`` (and
 ``telemetry-latest.json``). Figures, never assertions.
 """
