@@ -16,7 +16,7 @@ latency); with metrics on, every process's ``/metrics`` is scraped as Prometheus
 Beside the rates, the CPU (user + system) Switchyard's processes spent per run: on
 one shared 2-core machine it moves far less with the other load than runs/s does.
 Spans come from Switchyard's processes only: the benchmark's worker configures no
-tracing (the SDK's spans are no-ops in it, and pass the trace context on).
+tracing and exports nothing.
 Prints a table and writes ``benchmarks/results/telemetry-<timestamp>.json`` (and
 ``telemetry-latest.json``). Figures, never assertions.
 """
