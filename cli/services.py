@@ -24,13 +24,7 @@ import redis.asyncio as aioredis
 import uvicorn
 
 from switchyard.bridge.app import create_app
-from switchyard.cli.readiness import (
-    consumer_check,
-    kafka_check,
-    ops_endpoints,
-    redis_check,
-    task_check,
-)
+from switchyard.cli.readiness import ops_endpoints
 from switchyard.consumers.ai import AiService
 from switchyard.consumers.entities import EntityService
 from switchyard.consumers.kafka_worker import KafkaWorker
@@ -46,6 +40,7 @@ from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
 from switchyard.topics.telemetry import metrics
+from switchyard.topics.telemetry.checks import consumer_check, kafka_check, redis_check, task_check
 from switchyard.topics.telemetry.logs import configure_logging, secret_values
 from switchyard.topics.telemetry.ops import Check, CheckFn, OpsServer
 from switchyard.topics.telemetry.tracing import configure_tracing

@@ -31,11 +31,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import Counter, Histogram
 
-# The processes' own checks, so that a worker's /readyz reads as the executor's does.
-from switchyard.cli.readiness import consumer_check, kafka_check
 from switchyard.consumers.context import Outcome, Reporter
 from switchyard.schemas import NodeRunUpdated
 from switchyard.topics.producer import EventProducer
+
+# The processes' own checks, so that a worker's /readyz reads as the executor's does.
+from switchyard.topics.telemetry.checks import consumer_check, kafka_check
 from switchyard.topics.telemetry.metrics import DURATION_BUCKETS, enabled
 from switchyard.topics.telemetry.ops import CheckFn
 

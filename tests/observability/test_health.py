@@ -22,12 +22,12 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 
 from switchyard.bridge.credentials import hash_secret
-from switchyard.cli.readiness import member_finding
 from switchyard.cli.stack.full import environment
 from switchyard.cli.stack.launcher import Say, Stack, readiness
 from switchyard.cli.stack.processes import ProcessSpec
 from switchyard.schemas.settings import Settings
 from switchyard.topics.registry import TopicRegistry
+from switchyard.topics.telemetry.checks import member_finding
 from switchyard.topics.telemetry.ops import Check
 from tests.helpers import private_redis_db, until
 from tests.observability.processes import Launched, free_port, launched
