@@ -123,6 +123,7 @@ class OpsServer:
         app = Starlette(routes=ops_routes(self.checks))
         config = uvicorn.Config(
             app, host=self.host, port=self.port, log_level="warning", lifespan="off",
+            log_config=None,  # its records go through the process's handler (JSON or text)
             access_log=False,
         )  # fmt: skip
         self._server = _Server(config)
