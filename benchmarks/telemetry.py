@@ -82,6 +82,8 @@ class Variant:
 VARIANTS = (
     Variant("off", "metrics off", metrics=False),
     Variant("metrics", "metrics on", metrics=True),
+    # On, nothing sampled: what propagation and unsampled spans cost by themselves.
+    Variant("trace0", "metrics + tracing 0%", metrics=True, sampling=0.0),
     Variant("trace10", "metrics + tracing 10%", metrics=True, sampling=0.1),
     Variant("trace100", "metrics + tracing 100%", metrics=True, sampling=1.0),
 )
