@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -15,6 +13,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from tests.helpers import LocalHandler, serving
 
 
 def _value(value: AnyValue) -> Any:
@@ -44,23 +44,22 @@ class ReceivedSpan:
 
 @dataclass
 class Received:
-    """What the receiver got so far (appended from its server thread)."""
+    """What the receiver got so far: the requests its server thread recorded, read as
+    spans once each (a span seen twice is the same object)."""
 
-    spans: list[ReceivedSpan] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    requests: list[ExportTraceServiceRequest]
+    _spans: list[ReceivedSpan] = field(default_factory=list)
+    _read: int = 0
 
     def snapshot(self) -> list[ReceivedSpan]:
-        with self.lock:
-            return list(self.spans)
-
-    def add(self, request: ExportTraceServiceRequest) -> None:
-        found: list[ReceivedSpan] = []
-        for resource_spans in request.resource_spans:
-            service = str(_attributes(resource_spans.resource.attributes).get("service.name"))
-            for scope_spans in resource_spans.scope_spans:
-                found += [_span(service, span) for span in scope_spans.spans]
-        with self.lock:
-            self.spans += found
+        arrived = list(self.requests)
+        for request in arrived[self._read :]:
+            for resource_spans in request.resource_spans:
+                service = str(_attributes(resource_spans.resource.attributes).get("service.name"))
+                for scope_spans in resource_spans.scope_spans:
+                    self._spans += [_span(service, span) for span in scope_spans.spans]
+        self._read = len(arrived)
+        return list(self._spans)
 
 
 def _span(service: str, span: Any) -> ReceivedSpan:
@@ -72,7 +71,7 @@ def _span(service: str, span: Any) -> ReceivedSpan:
     )  # fmt: skip
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LocalHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length)
@@ -82,7 +81,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         request = ExportTraceServiceRequest()
         request.ParseFromString(body)
-        self.server.received.add(request)  # type: ignore[attr-defined]
+        self.record(request)
         answer = ExportTraceServiceResponse().SerializeToString()
         self.send_response(200)
         self.send_header("content-type", "application/x-protobuf")
@@ -90,21 +89,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(answer)
 
-    def log_message(self, *_: Any) -> None:
-        return
-
 
 @contextmanager
 def otlp_receiver() -> Iterator[tuple[str, Received]]:
     """A receiver on a free loopback port: its base URL (``OTEL_EXPORTER_OTLP_ENDPOINT``)
     and what it has received."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    received = Received()
-    server.received = received  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Handler) as (url, requests):
+        yield url, Received(requests)
