@@ -382,14 +382,22 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def save(result: dict[str, Any], out: Path | None, prefix: str = "") -> Path:
+    """Write ``result`` to ``out``, or to ``results/<prefix><date>.json`` and
+    ``results/<prefix>latest.json`` when no file is given; returns where it went."""
+    text = json.dumps(result, indent=2)
+    path = out or RESULTS / f"{prefix}{result['machine']['date'].replace(':', '')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    if out is None:
+        (RESULTS / f"{prefix}latest.json").write_text(text)
+    return path
+
+
 def cli(argv: list[str] | None = None) -> int:
     args = parse(argv)
     result = asyncio.run(main(args))
-    out = args.out or RESULTS / f"{result['machine']['date'].replace(':', '')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    if args.out is None:
-        (RESULTS / "latest.json").write_text(json.dumps(result, indent=2))
+    out = save(result, args.out)
     print(table(result))
     print(f"\nwritten to {out}")
     return 0

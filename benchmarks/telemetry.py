@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import sys
 import time
@@ -41,7 +40,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from benchmarks import workloads
 from benchmarks.load import open_loop
 from benchmarks.otlp_sink import SinkProcess
-from benchmarks.run import RESULTS, Plan, closed_figures, machine, max_rate
+from benchmarks.run import Plan, closed_figures, machine, max_rate, save
 from benchmarks.stack import BenchStack, Ports, bench_settings
 from benchmarks.switchyard_target import SwitchyardTarget
 from switchyard.cli.stack.full import SERVICE_NAMES
@@ -430,12 +429,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def cli(argv: list[str] | None = None) -> int:
     args = parse(argv)
     result = asyncio.run(main(args))
-    stamp = result["machine"]["date"].replace(":", "")
-    out = args.out or RESULTS / f"telemetry-{stamp}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    if args.out is None:
-        (RESULTS / "telemetry-latest.json").write_text(json.dumps(result, indent=2))
+    out = save(result, args.out, "telemetry-")
     print(table(result))
     print(f"\nwritten to {out}")
     return 0
