@@ -26,6 +26,7 @@ from switchyard.bridge.runs import RunIdPath
 from switchyard.bridge.views import LoadedRun, load_run, project
 from switchyard.engine.machine.state import NodeRunState
 from switchyard.engine.store import keys
+from switchyard.engine.store.claims import ClaimStore
 from switchyard.schemas import InputConfig, LogEntry, NodeRunUpdated, encode, node_uid
 from switchyard.schemas.ids import NODE_RUN_ID_PATTERN
 
@@ -68,9 +69,25 @@ def _entries(lines: list[LogLine]) -> list[LogEntry]:
     return [LogEntry(log_level=line.logLevel, log=line.log, tags=line.tags) for line in lines]
 
 
-async def _patch(
+async def _claimed_owner(
+    ctx: BridgeContext, actor: Actor, node_run_id: str, run_id: str | None
+) -> str | None:
+    """The run of a node run with a claim record, the claim/ack path's cheap check: the
+    record lives exactly while its node run is open and is never an INPUT's, so the
+    run's state need not be read (None: take the full check)."""
+    if not may_operate(actor):
+        raise forbidden(f"{actor.name} may not update node runs (Admins and machines may)")
+    owner = await ClaimStore(ctx.redis).owner(node_run_id)
+    return owner if owner is not None and run_id in (None, owner) else None
+
+
+async def _patched_run(
     ctx: BridgeContext, actor: Actor, node_run_id: str, run_id: str | None, body: NodeRunPatch
-) -> Response:
+) -> str:
+    """The run of the node run a PATCH may update: 403, 404 or 409 as :func:`_open_node_run`."""
+    owner = await _claimed_owner(ctx, actor, node_run_id, run_id)
+    if owner is not None:
+        return owner
     loaded, node_run = await _open_node_run(ctx, actor, node_run_id, run_id)
     if body.status == "COMPLETED" or body.output is not None:
         node = loaded.workflow.node(node_run.node)
@@ -80,8 +97,14 @@ async def _patch(
                 f"node run {node_run_id} is an INPUT: its responders complete it with POST "
                 f"/v1/workflows/nodes/runs/{node_run_id}/respond; a PATCH may only add logs"
             )
+    return loaded.state.run_id
+
+
+async def _patch(
+    ctx: BridgeContext, actor: Actor, node_run_id: str, run_id: str | None, body: NodeRunPatch
+) -> Response:
     event = NodeRunUpdated(
-        run_id=loaded.state.run_id,
+        run_id=await _patched_run(ctx, actor, node_run_id, run_id, body),
         node_run_id=node_run_id,
         status=body.status or "IN_PROGRESS",
         result=body.result,
