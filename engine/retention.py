@@ -31,7 +31,6 @@ from types import TracebackType
 
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
-from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from switchyard.engine.machine.state import RunState, load_state
@@ -235,7 +234,7 @@ class RunPruner:
             return None  # gone already: its script call would be a no-op
         try:
             return load_state(raw)
-        except ValidationError as error:
+        except ValueError as error:  # a document that doesn't fit RunState's types
             log.warning("retention: run %s has a state that can't be read, kept: %s", run_id, error)
             return None
 

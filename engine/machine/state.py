@@ -9,35 +9,42 @@ workflow version the run is pinned to.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+import msgspec
+import orjson
+from msgspec.structs import replace
 
+from switchyard.engine.machine.state_format import needs_upgrade, upgrade_document
 from switchyard.schemas import (
-    NodeRunId,
     NodeRunResult,
     NodeRunStatus,
     RerunOf,
-    RunId,
     RunResult,
     RunStatus,
     StatusLabel,
 )
+from switchyard.schemas.ids import NODE_RUN_ID_PATTERN, RUN_ID_PATTERN
 
 STATE_FORMAT = 1
+# What a state built in code (or a document from before ``format`` was written)
+# carries until ``__post_init__`` sets the current format; never stored.
+_NO_FORMAT = 0
+
+# The ids' patterns, checked by the decoder (pydantic's constraints mean nothing to it).
+_RunId = Annotated[str, msgspec.Meta(pattern=RUN_ID_PATTERN)]
+_NodeRunId = Annotated[str, msgspec.Meta(pattern=NODE_RUN_ID_PATTERN)]
 
 
-class NodeRunState(BaseModel):
+class NodeRunState(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
     """One node run as the engine keeps it; ``output`` is the raw (masked) output."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    id: NodeRunId
+    id: _NodeRunId
     node: str
     status: NodeRunStatus = "IN_PROGRESS"
     result: NodeRunResult | None = None
     output: Any = None
-    links: list[str] = Field(default_factory=list)
+    links: list[str] = msgspec.field(default_factory=list)
     external_run_id: str | None = None
     # INTEGRATION_ACTION: the (rendered) installation its claim is pending for.
     installation_id: str | None = None
@@ -46,9 +53,9 @@ class NodeRunState(BaseModel):
     completed_at: datetime | None = None
     # Action nodes: 1-based attempt, and the attempt this one retries.
     attempt: int | None = None
-    retry_of: NodeRunId | None = None
+    retry_of: _NodeRunId | None = None
     # A partial re-run's copy: the old run's node run it was copied from.
-    reused_from: NodeRunId | None = None
+    reused_from: _NodeRunId | None = None
     # When the engine fails it (node timeout); its timer is armed until then.
     deadline: datetime | None = None
     # A FAILED attempt whose retry is pending: when the next attempt starts.
@@ -66,17 +73,20 @@ class NodeRunState(BaseModel):
         return self.retry_at is not None
 
 
-class RunState(BaseModel):
+class RunState(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
     """Everything the machine knows about a run between two events.
 
     Invariant (checked by :func:`problems`): a run that is not COMPLETED has at least
     one IN_PROGRESS node run, the thing it is waiting on; a COMPLETED run has none.
+
+    A msgspec struct, not a pydantic model: its JSON round trip and copies are the
+    engine's per-event cost. ``status_label`` and ``rerun_of`` stay the wire's pydantic
+    models (rare, and the API shows them as they are), through the codec's hooks.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    format: int = STATE_FORMAT
-    run_id: RunId
+    # Always stored, and first: ``needs_upgrade`` reads it from the document's start.
+    format: int = _NO_FORMAT
+    run_id: _RunId
     workflow_identifier: str
     workflow_version: int
     # The trigger node that fired: templates see its output as .outputs.trigger too.
@@ -89,11 +99,11 @@ class RunState(BaseModel):
     updated_at: datetime
     completed_at: datetime | None = None
     # variables.outputs: stored (masked, reshaped by `variables`) output per node.
-    outputs: dict[str, Any] = Field(default_factory=dict)
-    node_runs: list[NodeRunState] = Field(default_factory=list)
+    outputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    node_runs: list[NodeRunState] = msgspec.field(default_factory=list)
     # The walk: connections followed (by index) and nodes no path can reach any more.
-    taken: list[int] = Field(default_factory=list)
-    dead: list[str] = Field(default_factory=list)
+    taken: list[int] = msgspec.field(default_factory=list)
+    dead: list[str] = msgspec.field(default_factory=list)
     # Last RunEvent seq emitted, and events applied (part of effect ids).
     seq: int = 0
     step: int = 0
@@ -104,6 +114,12 @@ class RunState(BaseModel):
     # The chain depth of an event-triggered run (RunTriggered.depth), carried by the
     # entity events its UPSERT_ENTITY nodes cause.
     depth: int = 0
+
+    def __post_init__(self) -> None:
+        # Absent in a document written before the field was always written: format 1
+        # (``load_state`` has sent any other document through the upgrade first).
+        if self.format == _NO_FORMAT:
+            self.format = STATE_FORMAT
 
     def node_run(self, node_run_id: str) -> NodeRunState | None:
         return next((nr for nr in self.node_runs if nr.id == node_run_id), None)
@@ -143,22 +159,48 @@ def clone_state(state: RunState) -> RunState:
     place, so they are shared. A deep copy cost 11% of the engine's time; the
     harness checks after every event of every test that the given state is unchanged.
     """
-    return state.model_copy(
-        update={
-            "outputs": dict(state.outputs),
-            "node_runs": [
-                nr.model_copy(update={"links": list(nr.links)}) for nr in state.node_runs
-            ],
-            "taken": list(state.taken),
-            "dead": list(state.dead),
-        }
+    return replace(
+        state,
+        outputs=dict(state.outputs),
+        node_runs=[replace(nr, links=list(nr.links)) for nr in state.node_runs],
+        taken=list(state.taken),
+        dead=list(state.dead),
     )
 
 
+def _encode_model(value: Any) -> Any:
+    """The JSON of the wire models a state holds (``StatusLabel``, ``RerunOf``), as
+    pydantic wrote them inside the state: camelCase, defaults left out."""
+    if isinstance(value, StatusLabel | RerunOf):
+        return value.model_dump(mode="json", exclude_defaults=True)
+    raise NotImplementedError(f"a run state can't hold a {type(value).__name__}")
+
+
+def _decode_model(kind: type, value: Any) -> Any:
+    if kind is StatusLabel or kind is RerunOf:
+        return kind.model_validate(value)
+    raise NotImplementedError(f"a run state can't hold a {kind.__name__}")
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_encode_model)
+_DECODER = msgspec.json.Decoder(RunState, dec_hook=_decode_model)
+
+
 def dump_state(state: RunState) -> bytes:
-    """The stored JSON; defaults are left out to keep it small."""
-    return state.model_dump_json(exclude_defaults=True).encode()
+    """The stored JSON: ``format`` first, then every field that is not its default."""
+    return _ENCODER.encode(state)
 
 
 def load_state(raw: bytes | str) -> RunState:
-    return RunState.model_validate_json(raw)
+    """A stored state, its types checked; an older format is upgraded first.
+
+    Raises ``ValueError`` (``msgspec.ValidationError``) naming the field of a document
+    that doesn't fit, and ``StateFormatError`` for one newer than this code.
+    """
+    data = raw.encode() if isinstance(raw, str) else raw
+    # The upgrade hook (switchyard.engine.machine.state_format): a document that is
+    # not in the current format goes through its steps; the next apply step stores
+    # it in the current one.
+    if needs_upgrade(data):
+        data = orjson.dumps(upgrade_document(orjson.loads(data)))
+    return _DECODER.decode(data)

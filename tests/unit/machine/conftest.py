@@ -12,7 +12,7 @@ import jq
 import orjson
 import pytest
 
-from switchyard.engine.machine import Decision, RunState, decide, problems
+from switchyard.engine.machine import Decision, RunState, decide, dump_state, problems
 from switchyard.engine.machine.options import MachineOptions
 from switchyard.engine.templates import TemplateError
 from switchyard.schemas import (
@@ -77,7 +77,7 @@ class Harness:
         self.now += timedelta(seconds=seconds)
 
     def send(self, event: InboxEvent) -> Decision:
-        before = self.state.model_dump() if self.state is not None else None
+        before = dump_state(self.state) if self.state is not None else None
         decision = decide(
             self.state,
             event,
@@ -87,7 +87,7 @@ class Harness:
             secrets=self.secrets,
             options=self.options,
         )
-        after = self.state.model_dump() if self.state is not None else None
+        after = dump_state(self.state) if self.state is not None else None
         assert before == after, "decide modified the state it was given"
         if decision.accepted:
             assert decision.state is not None

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from msgspec.structs import replace
 
 from switchyard.engine.machine.effects import Decision
 from switchyard.engine.machine.state import NodeRunState, RunState, dump_state
@@ -22,10 +25,14 @@ REGISTRY = TopicRegistry.from_settings(Settings())
 
 
 def _node_run(node: str, **extra: object) -> NodeRunState:
-    return NodeRunState.model_validate({
-        "id": node_run_id(RUN_ID, node), "node": node, "status": "COMPLETED",
-        "result": "SUCCESS", "created_at": CREATED, "updated_at": FINISHED, **extra,
-    })  # fmt: skip
+    fields: dict[str, Any] = {"status": "COMPLETED", "result": "SUCCESS", **extra}
+    return NodeRunState(
+        id=node_run_id(RUN_ID, node),
+        node=node,
+        created_at=CREATED,
+        updated_at=FINISHED,
+        **fields,
+    )
 
 
 def _running() -> RunState:
@@ -42,11 +49,11 @@ def _running() -> RunState:
 
 def _finished() -> RunState:
     state = _running()
-    act = state.node_runs[1].model_copy(update={"status": "COMPLETED", "result": "FAILED"})
-    return state.model_copy(update={
-        "status": "COMPLETED", "result": "FAILED", "completed_at": FINISHED,
-        "updated_at": FINISHED, "node_runs": [state.node_runs[0], act],
-    })  # fmt: skip
+    act = replace(state.node_runs[1], status="COMPLETED", result="FAILED")
+    return replace(
+        state, status="COMPLETED", result="FAILED", completed_at=FINISHED,
+        updated_at=FINISHED, node_runs=[state.node_runs[0], act],
+    )  # fmt: skip
 
 
 def _finished_index(commands: list[list[str]]) -> list[list[str]]:
@@ -57,7 +64,7 @@ def test_the_step_that_completes_a_run_indexes_it_by_its_finish_time_and_no_othe
     running, finished = _running(), _finished()
     created = plan_decision(None, Decision(state=running), offset=1, registry=REGISTRY)
     completing = plan_decision(running, Decision(state=finished), offset=2, registry=REGISTRY)
-    later = finished.model_copy(update={"step": 9, "updated_at": FINISHED + timedelta(days=1)})
+    later = replace(finished, step=9, updated_at=FINISHED + timedelta(days=1))
     after = plan_decision(finished, Decision(state=later), offset=3, registry=REGISTRY)
 
     assert _finished_index(created.commands) == []

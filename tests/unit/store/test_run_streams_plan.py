@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from msgspec.structs import replace
+
 from switchyard.engine.machine.effects import Decision, EmitRunEvent
 from switchyard.engine.machine.state import NodeRunState, RunState
 from switchyard.engine.store import keys
@@ -79,7 +81,7 @@ def test_the_creation_step_indexes_the_runs_entities_and_later_steps_do_not() ->
                             workflow=workflow)  # fmt: skip
     entity_key = keys.runs_of_entity("service", "svc-a")
     assert ["ZADD", entity_key, SCORE, RUN_ID] in created.commands
-    later = plan_decision(new, Decision(state=new.model_copy(update={"step": 1})), offset=2,
+    later = plan_decision(new, Decision(state=replace(new, step=1)), offset=2,
                           registry=REGISTRY, workflow=workflow)  # fmt: skip
     assert not any(entity_key in command for command in later.commands)
 
