@@ -23,8 +23,9 @@ outbox is published. Then it stops the engine and writes:
   captured is removed afterwards, and its topics deleted;
 - ``inbox.json``: every record of the inbox topic with its partition and offset (the
   stored runs remember the offsets they applied, so the test replays these first);
-- ``manifest.json``: the release, the inbox partitions, and each run with the node
-  run it waits on and what the test must report to finish it.
+- ``manifest.json``: the release, the inbox partitions, what the runs add to the
+  node-runs-in-flight counts, and each run with the node runs it still waits on and
+  the outputs the test reports for them.
 """
 
 from __future__ import annotations
@@ -286,9 +287,15 @@ async def capture(args: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
     redis = aioredis.Redis.from_url(settings.redis_url)
     await ensure_topics(settings)
+    before = await redis.hgetall(keys.NODE_RUNS_IN_FLIGHT)
     with JqTemplates(TemplateLimits.from_settings(settings)) as templates:
         async with EngineService(settings, templates):
             runs = await _drive(settings, redis, tag)
+    # The in-flight gauge is one hash of counts by node type, not by run: what the
+    # capture's runs added is kept as a delta, which the restore adds back.
+    after = await redis.hgetall(keys.NODE_RUNS_IN_FLIGHT)
+    in_flight = {k.decode(): int(v) - int(before.get(k, 0)) for k, v in after.items()}
+    in_flight = {k: v for k, v in in_flight.items() if v}
     ids = tuple(_ids(tag, runs))
     dumped: dict[str, dict[str, Any]] = {}
     async for key in redis.scan_iter(count=500):
@@ -305,10 +312,12 @@ async def capture(args: argparse.Namespace) -> dict[str, Any]:
     manifest = {
         "release": args.release, "capturedAt": datetime.now(UTC).isoformat(),
         "inboxPartitions": settings.inbox_partitions, "topicPrefix": prefix, "tag": tag,
-        "runs": runs,
+        "runs": runs, "nodeRunsInFlight": in_flight,
     }  # fmt: skip
     for key, entry in dumped.items():
         await forget(redis, key, entry)
+    for node_type, count in in_flight.items():
+        await redis.hincrby(keys.NODE_RUNS_IN_FLIGHT, node_type, -count)
     await redis.aclose()
     await _delete_topics(settings)
     return {
