@@ -19,7 +19,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx
 import redis.asyncio as aioredis
 import uvicorn
 
@@ -28,7 +27,7 @@ from switchyard.cli.readiness import ops_endpoints
 from switchyard.consumers.ai import AiService
 from switchyard.consumers.entities import EntityService
 from switchyard.consumers.kafka_worker import KafkaWorker
-from switchyard.consumers.webhook import WebhookService
+from switchyard.consumers.webhook import WebhookService, pooled_client
 from switchyard.engine.inbox import FaustInbox
 from switchyard.engine.retention import pruning
 from switchyard.engine.scheduler import SchedulerService
@@ -130,7 +129,8 @@ async def run_executor(settings: Settings, ready_file: Path | None) -> None:
     nodes, and the relay of entity events a crash left in the outbox."""
     redis = aioredis.Redis.from_url(settings.redis_url)
     producer = EventProducer(settings)
-    async with httpx.AsyncClient() as http, _executor_ops(settings, redis, producer) as ops:
+    http = pooled_client(settings)
+    async with http, _executor_ops(settings, redis, producer) as ops:
         await producer.start()
         clock = lambda: datetime.now(UTC)  # noqa: E731
         webhooks = WebhookService(settings, producer, http, clock).loop

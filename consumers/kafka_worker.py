@@ -1,11 +1,13 @@
 """The Kafka worker: node-run requests in, ``NodeRunUpdated`` on the inbox out.
 
 Delivery is at least once. Offsets are committed only after every record of a
-fetched batch has been handled and its update acknowledged by the broker, so a
-worker that dies mid-handler leaves its batch uncommitted and the group hands it to
-another worker. Duplicates are told apart by node-run id: this process skips a
-request it is already running or has finished, and the engine ignores (dead-letters)
-a second completion of a node run, so a node run is completed once in the run state.
+fetched batch, and of every batch fetched before it, has been handled and its update
+acknowledged by the broker, so a worker that dies mid-handler leaves its batch
+uncommitted and the group hands it to another worker. Batches overlap: the next is
+fetched while the one in hand runs (:mod:`switchyard.consumers.pipeline`).
+Duplicates are told apart by node-run id: this process skips a request it is already
+running or has finished, and the engine ignores (dead-letters) a second completion of
+a node run, so a node run is completed once in the run state.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from switchyard.consumers import metrics
 from switchyard.consumers.context import Handler, Reporter, WorkContext, utc_now
+from switchyard.consumers.pipeline import BatchPipeline
 from switchyard.consumers.running import run_handler
 from switchyard.schemas import (
     AiRequest,
@@ -75,9 +78,11 @@ class KafkaWorker(Generic[MessageT]):
     ``node_identifiers`` / ``workflows`` keep only requests of those nodes or
     workflows (others are skipped and committed). ``instance_id`` (unique per process)
     makes a restart rejoin at once (static membership). Up to ``concurrency`` handlers run
-    at once; a batch holds at most ``max_records``. Lifecycle: ``start()``, then
-    ``run()`` until ``stop_soon()``; or ``async with worker:`` which runs it in the
-    background and, on exit, lets in-flight handlers finish and commits.
+    at once; a batch holds at most ``max_records``, and at most ``max_in_flight``
+    records (default ``concurrency + max_records``) are in hand across batches.
+    Lifecycle: ``start()``, then ``run()`` until ``stop_soon()``; or ``async with
+    worker:`` which runs it in the background and, on exit, lets in-flight handlers
+    finish and commits.
 
     ``metrics_name`` is the ``node`` label of its metrics (default: the node
     identifier when ``node_identifiers`` is given, else the handler's name; see
@@ -96,6 +101,7 @@ class KafkaWorker(Generic[MessageT]):
         group: str | None = None,
         concurrency: int = 32,
         max_records: int = 100,
+        max_in_flight: int | None = None,
         session_timeout_ms: int = 10_000,
         instance_id: str | None = None,
         producer: EventProducer | None = None,
@@ -136,6 +142,9 @@ class KafkaWorker(Generic[MessageT]):
             group_instance_id=instance_id,
         )
         self._limit = asyncio.Semaphore(concurrency)
+        self.max_records = max_records
+        # Enough to keep every handler slot busy with a full batch queued behind them.
+        self.max_in_flight = max_in_flight or concurrency + max_records
         self._stopping = asyncio.Event()
         self._state = "new"
         self._running: set[str] = set()
@@ -161,15 +170,31 @@ class KafkaWorker(Generic[MessageT]):
         self._state = "started"
 
     async def run(self) -> None:
-        """Consume until :meth:`stop_soon`; the batch in hand is finished and committed."""
-        while not self._stopping.is_set():
-            batches = await self._consumer.getmany(timeout_ms=200)
-            if not batches:
-                continue
-            records = [r for rs in batches.values() for r in rs]
-            await asyncio.gather(*(self._one(r) for r in records))
-            await self._commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
-            self.handled += len(records)
+        """Consume until :meth:`stop_soon`; the batches in hand are finished and committed.
+
+        Batching adapts to the load (see :mod:`switchyard.consumers.pipeline`): a fetch
+        returns what has arrived, one record when idle, up to ``max_records`` under a
+        backlog, and the next fetch does not wait for the batch in hand, only for room
+        in the pipeline (``max_in_flight`` records).
+        """
+        pipeline = BatchPipeline(self.max_in_flight, self._commit)
+        pipeline.start()
+        try:
+            while not self._stopping.is_set():
+                room = await pipeline.room()
+                batches = await self._consumer.getmany(
+                    timeout_ms=200, max_records=min(room, self.max_records)
+                )
+                if batches:
+                    records = [r for rs in batches.values() for r in rs]
+                    offsets = {tp: rs[-1].offset + 1 for tp, rs in batches.items()}
+                    pipeline.add(self._batch(records), offsets, len(records))
+        finally:
+            await pipeline.drain()
+
+    async def _batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        await asyncio.gather(*(self._one(r) for r in records))
+        self.handled += len(records)
 
     def stop_soon(self) -> None:
         """Stop taking work; :meth:`run` returns once the batch in hand is done."""
@@ -197,6 +222,12 @@ class KafkaWorker(Generic[MessageT]):
         await self.stop()
 
     async def _commit(self, offsets: dict[Any, int]) -> None:
+        # Only partitions still ours: one that a rebalance took away would fail the whole
+        # request, and its new owner redelivers from its last commit anyway.
+        assigned = self._consumer.assignment()
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        if not offsets:
+            return
         try:
             await self._consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as error:

@@ -43,8 +43,27 @@ from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
+_KEEPALIVE_SECONDS = 30.0
 _MAX_LOGGED_BODY = 4096
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def pooled_client(settings: Settings) -> httpx.AsyncClient:
+    """The executor process's one HTTP client, shared by its webhook and AI calls.
+
+    HTTP/1.1 connections are kept alive and reused per host: as many as
+    ``webhook_concurrency`` calls may be in flight, so the pool keeps that many idle
+    connections (httpx keeps 20 by default: a burst past it would close the rest and
+    open new ones for the next). The total is not capped here: each worker's
+    concurrency already bounds its calls, and a cap shared by the webhook and AI
+    executors would let one's calls queue behind the other's.
+    """
+    limits = httpx.Limits(
+        max_connections=None,
+        max_keepalive_connections=settings.webhook_concurrency,
+        keepalive_expiry=_KEEPALIVE_SECONDS,
+    )
+    return httpx.AsyncClient(limits=limits)
 
 
 def _body_of(response: httpx.Response) -> Any:
@@ -179,7 +198,9 @@ class WebhookExecutor:
 class WebhookService:
     """The executor process: webhook-requests topic in, NodeRunUpdated on the inbox out.
 
-    ``loop`` is the SDK's Kafka worker (``start``, ``run``, ``stop_soon``, ``stop``).
+    ``loop`` is the SDK's Kafka worker (``start``, ``run``, ``stop_soon``, ``stop``),
+    making up to ``webhook_concurrency`` calls at once; ``http`` is best
+    :func:`pooled_client` (sized for that many).
     """
 
     def __init__(
@@ -197,6 +218,9 @@ class WebhookService:
             self.executor,
             group=f"{settings.engine_group}-webhook-executor",
             instance_id=settings.executor_instance_id,
+            # Calls run concurrently, across partitions and within one partition's
+            # batch: one slow receiver holds up only its own node runs.
+            concurrency=settings.webhook_concurrency,
             max_records=200,
             producer=producer,
             clock=clock,

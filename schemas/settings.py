@@ -213,6 +213,11 @@ class Settings(BaseSettings):
     webhook_max_response_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest response body a webhook node reads."
     )
+    webhook_concurrency: int = Field(
+        default=64, ge=1, le=4096,
+        description="Webhook calls the executor makes at once (and the keep-alive "
+        "connections its HTTP pool keeps).",
+    )  # fmt: skip
 
     # Bounds on `{{ jq }}` templates: a template can't hang or bloat the engine.
     template_timeout_ms: int = Field(
