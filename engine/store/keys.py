@@ -25,8 +25,8 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 | ``sy:runs:entity:<blueprint>/<entity>`` | sorted set: the runs associated with that entity (an ``EVENT_TRIGGER``'s entity, a self-service trigger's entity-format inputs) by ``createdAt``, written in the apply step of the run's creation | engine | as the runs (a pruned run leaves it) |
 | ``sy:runs:finished`` | sorted set: COMPLETED runs by ``completedAt`` (ms), ZADDed in the apply step that completes the run (runs completed before it existed are added by the pruner's backfill): what the retention pruner reads | engine; pruner backfills and removes | as the runs (a pruned run leaves it) |
 | ``sy:retention:backfill`` | string: the ``createdAt`` score (ms) up to which the pruner has walked ``sy:runs:status:COMPLETED`` adding runs missing from ``sy:runs:finished`` | retention pruner | forever (one key) |
-| ``sy:run:{<run>}:events`` | list: the run's events in ``seq`` order (index ``seq - 1``), each the RunEvent JSON exactly as on the run-events topic, RPUSHed in the apply step that emits them (the per-run SSE reads it; a list because a stream key costs ~4.7 kB however small) | engine | as the run while it is unfinished; ``RUN_EVENTS_TTL_SECONDS`` (5 min) after ``run.completed`` (EXPIRE in that step): a client resuming later gets ``event: end`` and reads the run with GET (a pruned run's list is deleted if still there) |
-| ``sy:runs:events`` | stream: every run event of every run, auto ids (the list SSE's cursor), fields ``r`` (run id) and ``e`` (the RunEvent JSON), XADDed in the same apply step; each bridge's one ``XREAD BLOCK`` on it also wakes its per-run streams | engine | capped at about ``RUNS_EVENTS_MAXLEN`` (100,000) entries (``MAXLEN ~``): the list stream's resume window |
+| ``sy:run:{<run>}:events`` | list: the run's events in ``seq`` order (index ``seq - 1``), each packed (``event_record.py``: the RunEvent's values as a JSON array, no names, no run id; the bridge gives back the run-events topic's exact JSON; a whole JSON object, an older release's, is read as it is), RPUSHed in the apply step that emits them (the per-run SSE reads it; a list because a stream key costs ~4.7 kB however small) | engine | as the run while it is unfinished; ``RUN_EVENTS_TTL_SECONDS`` (60 s) after ``run.completed`` (EXPIRE in that step): a client resuming later gets ``event: end`` and reads the run with GET (a pruned run's list is deleted if still there) |
+| ``sy:runs:events`` | stream: every run event of every run, auto ids (the list SSE's cursor), fields ``r`` (run id) and ``e`` (the event packed, as in the run's list), XADDed in the same apply step; each bridge's one ``XREAD BLOCK`` on it also wakes its per-run streams | engine | capped at about ``RUNS_EVENTS_MAXLEN`` (100,000) entries (``MAXLEN ~``): the list stream's resume window |
 | ``sy:claims:<installation>`` | sorted set: pending node runs by visible-at (ms) | engine adds/removes; bridge claims | until done (a leftover of a pruned run is removed with it) |
 | ``sy:claim:<node run>`` | hash: ``run``, ``installation``, ``config`` (JSON), ``acked``, ``uid`` (its nodeUid, once claimed), ``view`` (optional JSON: the node run as a claim item shows it, ``claims.node_run_view``; without it a claim reads the run's state) | engine; bridge sets ``acked`` and ``uid`` | until done (a leftover of a pruned run is deleted with it) |
 | ``sy:org`` | hash: ``settings`` (JSON object, e.g. ``portAgentStreamerName``), ``featureFlags`` (JSON list): the organization Port's clients read and set | bridge (``PATCH /v1/organization``); engine reads | forever |
@@ -42,12 +42,15 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 | ``sy:ents:{<blueprint>}`` | sorted set: the blueprint's entity ids by creation time (ms), for listing | entity store | as the entities |
 | ``sy:ent:outbox`` | hash: entity event id → event JSON, written with the change, removed once Kafka acked it | entity store; the relay publishes leftovers | until published |
 | ``sy:ent:outbox:at`` | sorted set: those event ids by written-at (ms): the relay takes the ones older than a few seconds | as ``sy:ent:outbox`` (written and removed together) | until published |
+| ``sy:meta`` | hash: ``state_format`` (the newest run-state format in this store), ``key_layout`` (the layout of these keys): an engine refuses a store newer than it, or in another layout (``store/upgrade.py``) | engine at start-up; ``switchyard state upgrade`` | forever (one key) |
 | ``sy:ent:nr:<node run>`` | string: JSON ``{eventId, entity}`` of an ``UPSERT_ENTITY`` node run's write (``eventId`` null when nothing changed): a redelivered request returns it and writes nothing | entity executor (``write_entity.lua``) | 7 days TTL, or until its run is pruned |
 """
 
 from __future__ import annotations
 
 PREFIX = "sy:"
+# The formats of the data in this Redis (store/upgrade.py): checked at engine start.
+META = f"{PREFIX}meta"
 OUTBOX_PENDING = f"{PREFIX}outbox:pending"
 RUNS_ALL = f"{PREFIX}runs:all"
 # Finished runs by completedAt: what the retention pruner takes, oldest first.
@@ -71,9 +74,11 @@ ENTITY_OUTBOX_AT = f"{PREFIX}ent:outbox:at"
 # Every run event of every run (the list SSE); capped, so its memory is bounded.
 RUNS_EVENTS = f"{PREFIX}runs:events"
 RUNS_EVENTS_MAXLEN = 100_000
-# How long a completed run's own event stream outlives its run.completed event: long
-# enough for a watcher to reconnect, short because every completed run pays it.
-RUN_EVENTS_TTL_SECONDS = 300
+# How long a completed run's own event list outlives its run.completed event: long
+# enough for a dropped watcher to reconnect and resume (the UI backs off to 10 s between
+# tries, the CLI to about a second), short because every completed run pays it: ~1.2 kB
+# for a chain run, so 60 s of completions at 450 runs/s hold ~32 MB (300 s held 160 MB).
+RUN_EVENTS_TTL_SECONDS = 60
 
 
 def blueprint(identifier: str) -> str:

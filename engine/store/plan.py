@@ -30,7 +30,7 @@ from switchyard.engine.machine.effects import (
     SetTimer,
 )
 from switchyard.engine.machine.state import RunState, dump_state
-from switchyard.engine.store import keys
+from switchyard.engine.store import event_record, keys
 from switchyard.engine.store.run_entities import run_entities
 from switchyard.engine.store.transitions import Transitions, in_flight_commands, transitions
 from switchyard.schemas import NodeRunLog, RunEvent, Workflow, encode
@@ -265,8 +265,10 @@ def event_stream_commands(event: RunEvent, value: bytes) -> list[list[str]]:
     seq; a list, not a stream: a stream key costs ~4.7 kB however few its entries) and
     on the capped stream of every run's events (the list SSE, and the bridges' wake-up
     of per-run streams), in the step that emits it, so both hold exactly the events the
-    stored state has emitted. The run's list expires a while after ``run.completed``."""
-    text = value.decode()
+    stored state has emitted; both hold it packed (:mod:`.event_record`: half the
+    bytes, the topic's JSON given back by the bridge). The run's list expires a while
+    after ``run.completed``, in the step that emits it."""
+    text = event_record.pack(value)
     own = keys.run_events(event.run_id)
     commands = [
         ["RPUSH", own, text],

@@ -1,6 +1,7 @@
 """The apply step's writes for live streams and entity pages: each run event on the
 run's list (in seq order) and the capped all-runs stream, the run's list given a
-lifetime at ``run.completed``, and a new run's entities indexed (pure, no Redis)."""
+lifetime at ``run.completed``, both packed (``event_record``), and a new run's entities
+indexed (pure, no Redis)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from msgspec.structs import replace
 
 from switchyard.engine.machine.effects import Decision, EmitRunEvent
 from switchyard.engine.machine.state import NodeRunState, RunState
-from switchyard.engine.store import keys
+from switchyard.engine.store import event_record, keys
 from switchyard.engine.store.plan import plan_decision
 from switchyard.engine.store.run_entities import run_entities
 from switchyard.schemas import RunEvent, Workflow, encode, node_run_id, parse_workflow
@@ -22,6 +23,7 @@ RUN_ID = "wfr_AbCdEfGh12345678"
 NOW = datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC)
 REGISTRY = TopicRegistry.from_settings(Settings())
 SCORE = str(int(NOW.timestamp() * 1000))
+TEXT_NOW = "2026-12-01T10:00:00.000Z"
 
 
 def _workflow(trigger: dict[str, Any]) -> Workflow:
@@ -108,12 +110,18 @@ def test_each_run_event_goes_to_the_runs_list_and_the_stream_and_completion_expi
     own = keys.run_events(RUN_ID)
     cap = ["MAXLEN", "~", str(keys.RUNS_EVENTS_MAXLEN), "*"]
     first, second = (encode(e).decode() for e in events)
+    packed = [event_record.pack(encode(e)) for e in events]
+    assert packed == [
+        f'[7,"run.updated",null,null,"IN_PROGRESS",null,"{TEXT_NOW}"]',
+        f'[8,"run.completed",null,null,"COMPLETED","SUCCESS","{TEXT_NOW}"]',
+    ]
     assert streamed == [
-        ["RPUSH", own, first],
-        ["XADD", keys.RUNS_EVENTS, *cap, "r", RUN_ID, "e", first],
-        ["RPUSH", own, second],
-        ["XADD", keys.RUNS_EVENTS, *cap, "r", RUN_ID, "e", second],
+        ["RPUSH", own, packed[0]],
+        ["XADD", keys.RUNS_EVENTS, *cap, "r", RUN_ID, "e", packed[0]],
+        ["RPUSH", own, packed[1]],
+        ["XADD", keys.RUNS_EVENTS, *cap, "r", RUN_ID, "e", packed[1]],
         ["EXPIRE", own, str(keys.RUN_EVENTS_TTL_SECONDS)],
     ]
-    # The topic gets the very same bytes.
+    # The topic gets the event's JSON, which the stored form gives back byte for byte.
     assert [m.value.decode() for m in plan.outbox] == [first, second]
+    assert [event_record.unpack(RUN_ID, p).json.decode() for p in packed] == [first, second]

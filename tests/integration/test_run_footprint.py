@@ -1,0 +1,115 @@
+"""What a completed chain run (trigger → CONDITION → KAFKA → KAFKA, the benchmark's
+``chain``) leaves in Redis, through the real engine: only its hash, its logs and its
+event list; the list expiring and packed (each entry gives back the topic's exact
+JSON); its own keys under the 4 KB per completed run of issue 16 (``MEMORY USAGE``,
+a size, not a time). ``python -m benchmarks.redis_footprint`` has the whole table."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from switchyard.engine.store import event_record, keys
+from switchyard.schemas import NodeRunUpdated, encode, node_run_id
+from switchyard.schemas.settings import Settings
+from tests.helpers import until
+from tests.integration.engine_support import Driver, consume
+
+pytestmark = pytest.mark.integration
+
+# Issue 16's bound for everything one completed chain run keeps in Redis.
+RUN_BYTES_BOUND = 4096
+
+
+def _chain(identifier: str) -> dict[str, Any]:
+    return {
+        "identifier": identifier,
+        "nodes": [
+            {"identifier": "trigger", "config": {"type": "SELF_SERVE_TRIGGER", "userInputs": {
+                "properties": {"n": {"type": "number"}}, "required": ["n"]}}},
+            {"identifier": "check", "config": {"type": "CONDITION", "outlets": [
+                {"identifier": "go", "expression": ".outputs.trigger.n >= 0"}]}},
+            {"identifier": "first", "config": {"type": "KAFKA", "payload": {
+                "n": "{{ .outputs.trigger.n }}"}}},
+            {"identifier": "second", "config": {"type": "KAFKA", "payload": {
+                "previous": "{{ .outputs.first.ok }}"}}},
+        ],
+        "connections": [
+            {"sourceIdentifier": "trigger", "targetIdentifier": "check"},
+            {"sourceIdentifier": "check", "targetIdentifier": "first",
+             "sourceOutletIdentifier": "go"},
+            {"sourceIdentifier": "first", "targetIdentifier": "second"},
+        ],
+    }  # fmt: skip
+
+
+def _done(run_id: str, node: str) -> bytes:
+    return encode(NodeRunUpdated.model_validate({
+        "runId": run_id, "nodeRunId": node_run_id(run_id, node), "status": "COMPLETED",
+        "result": "SUCCESS", "output": {"ok": True}, "sentAt": datetime.now(UTC),
+    }))  # fmt: skip
+
+
+async def _complete_a_chain_run(driver: Driver) -> str:
+    workflow = f"footprint-{uuid.uuid4().hex[:6]}"
+    await driver.define(_chain(workflow))
+    run_id = await driver.trigger(workflow, {"n": 1})
+    for node in ("first", "second"):
+        await driver.wait(run_id, lambda s, n=node: any(
+            nr.node == n and nr.status == "IN_PROGRESS" for nr in s.node_runs))  # fmt: skip
+        await driver.send(run_id, _done(run_id, node))
+    state = await driver.wait(run_id, lambda s: s.status == "COMPLETED")
+    assert state.result == "SUCCESS"
+    return run_id
+
+
+async def _own_keys(redis: aioredis.Redis, run_id: str) -> set[str]:
+    return {k.decode() async for k in redis.scan_iter(match=f"sy:run:{{{run_id}}}*", count=1000)}
+
+
+@pytest.mark.usefixtures("engine")
+async def test_a_completed_chain_run_keeps_its_hash_logs_and_an_expiring_packed_event_list(
+    driver: Driver, redis: aioredis.Redis, topics: Settings
+) -> None:
+    run_id = await _complete_a_chain_run(driver)
+    own = {keys.run(run_id), keys.logs(run_id), keys.run_events(run_id)}
+    # The outbox of the last steps goes once the relay has published them.
+    await until(lambda: _own_keys(redis, run_id), lambda found: found == own)
+
+    events = keys.run_events(run_id)
+    assert 0 < await redis.ttl(events) <= keys.RUN_EVENTS_TTL_SECONDS
+    state = await driver.state(run_id)
+    assert state is not None
+    stored: Any = await redis.lrange(events, 0, -1)
+    assert len(stored) == state.seq
+    assert all(raw.startswith(b"[") for raw in stored)  # packed: no names, no run id
+    # Given back byte for byte as the run-events topic carries them.
+    records = await consume(
+        topics, driver.registry.run_events.name, state.seq, lambda r: r.key == run_id.encode()
+    )
+    topic = sorted((r.value for r in records), key=lambda v: orjson.loads(v)["seq"])
+    assert [event_record.unpack(run_id, raw).json for raw in stored] == topic
+
+    sizes = {key: int(await redis.memory_usage(key, samples=0) or 0) for key in own}
+    assert sum(sizes.values()) <= RUN_BYTES_BOUND, sizes
+
+
+@pytest.mark.usefixtures("engine")
+async def test_the_all_runs_stream_holds_each_event_of_the_run_packed_once(
+    driver: Driver, redis: aioredis.Redis
+) -> None:
+    before: Any = await redis.xrevrange(keys.RUNS_EVENTS, count=1)
+    start = before[0][0].decode() if before else "0-0"
+    run_id = await _complete_a_chain_run(driver)
+    state = await driver.state(run_id)
+    assert state is not None
+    entries: Any = await redis.xrange(keys.RUNS_EVENTS, min=f"({start}")
+    mine = [fields for _, fields in entries if fields[b"r"] == run_id.encode()]
+    assert all(fields[b"e"].startswith(b"[") for fields in mine)
+    seqs = [event_record.unpack(run_id, fields[b"e"]).seq for fields in mine]
+    assert seqs == list(range(1, state.seq + 1))
