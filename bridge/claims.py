@@ -88,6 +88,7 @@ def _item(
     config = record.config
     return {
         **view,
+        "identifier": record.node_run_id,
         "node": {**view["node"], "config": config},
         "config": config,
         "nodeUid": uid,

@@ -6,6 +6,11 @@ skip), run the handler, PATCH its progress and result. A worker that dies betwee
 claim and ack loses nothing: the claim comes back after its visibility timeout.
 A worker that dies after the ack leaves that node run to a timeout or an operator,
 as in Port (the ack is what makes a node run one worker's).
+
+The claims are pipelined: while ``concurrency`` node runs are being acked, run and
+reported, the next batch is claimed and waits in a local queue, so a handler that
+finishes takes the next node run at once instead of waiting for a claim's round trip.
+Node runs start in the order the claims returned them; they finish in any order.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
@@ -27,6 +34,15 @@ from switchyard.topics.telemetry.log_context import log_context
 from switchyard.topics.telemetry.ops import Check, OpsServer
 
 log = logging.getLogger("switchyard.worker")
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A claimed node run waiting for a handler, and when its claim times out
+    (``time.monotonic()``)."""
+
+    item: ClaimedNodeRun
+    deadline: float
 
 
 class HttpReporter:
@@ -46,10 +62,14 @@ class HttpReporter:
 class ClaimWorker:
     """Claims, acks and runs ``installation_id``'s pending node runs with ``handler``.
 
-    At most ``concurrency`` handlers run at once; a claim asks for no more than
-    there is room for, so nothing claimed waits past its visibility timeout in a
-    local queue. Polls back off from ``min_backoff`` to ``max_backoff`` seconds
-    while nothing is pending. Lifecycle as :class:`~switchyard.consumers.KafkaWorker`.
+    At most ``concurrency`` node runs are acked, run and reported at once. Beside
+    them the worker holds at most one more batch (``min(limit, concurrency)``
+    claimed node runs, not acked yet), claimed while the running ones finish; a
+    held node run whose visibility timeout passed before a handler was free is
+    dropped unacked (it is visible to every worker again). Polls back off from
+    ``min_backoff`` to ``max_backoff`` seconds while nothing is pending. Lifecycle as
+    :class:`~switchyard.consumers.KafkaWorker`; a stopping worker claims no more and
+    runs what it holds.
 
     ``metrics_name`` is the ``node`` label of its metrics (default: the handler's
     name). ``ops_port`` (0: off) serves ``/metrics``, ``/healthz`` and ``/readyz`` on
@@ -83,11 +103,13 @@ class ClaimWorker:
         self.clock = clock
         self.reporter = HttpReporter(client)
         self._stopping = asyncio.Event()
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Event()  # set while the worker may claim more
+        self._held = 0  # claimed node runs not done with yet (queued or running)
         self._state = "new"
         self._task: asyncio.Task[None] | None = None
         self.completed = 0  # node runs this worker acked and reported
         self.skipped = 0  # claimed node runs another worker had acked (409)
+        self.expired = 0  # held node runs dropped unacked: their visibility timeout passed
         self.node = metrics_name or metrics.handler_name(handler)  # the metrics' label
         self._claim_error: str | None = "no claim yet"
         self.ops = OpsServer(ops_host, ops_port, {"claims": self._claims_check})
@@ -99,34 +121,65 @@ class ClaimWorker:
         self._state = "started"
 
     async def run(self) -> None:
-        """Claim and run until :meth:`stop_soon`, then wait for in-flight handlers."""
-        delay = self.min_backoff
+        """Claim and run until :meth:`stop_soon`, then run what is held and return."""
+        queue: asyncio.Queue[_Held | None] = asyncio.Queue()
+        runners = [
+            asyncio.create_task(self._runner(queue), name=f"claim-runner-{i}")
+            for i in range(self.concurrency)
+        ]
         try:
-            while not self._stopping.is_set():
-                room = self.concurrency - len(self._inflight)
-                if room <= 0:
-                    await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
-                    continue
-                claimed = await self._claim(min(room, self.limit))
-                if not claimed:
-                    await self._pause(delay)
-                    delay = min(delay * 2, self.max_backoff)
-                    continue
-                delay = self.min_backoff
-                for item in claimed:
-                    task = asyncio.create_task(self._one(item), name=item.identifier)
-                    self._inflight.add(task)
-                    task.add_done_callback(self._inflight.discard)
+            await self._claim_loop(queue)
         finally:
-            if self._inflight:
-                await asyncio.gather(*self._inflight, return_exceptions=True)
+            for _ in runners:  # behind what is queued: each runner ends at one
+                queue.put_nowait(None)
+            await asyncio.gather(*runners, return_exceptions=True)
+
+    async def _claim_loop(self, queue: asyncio.Queue[_Held | None]) -> None:
+        batch = min(self.limit, self.concurrency)
+        most = self.concurrency + batch  # running ones plus one batch waiting
+        delay = self.min_backoff
+        self._room.set()
+        while not self._stopping.is_set():
+            if self._held > self.concurrency:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            # Timed from before the request: the bridge's timeout starts later, never sooner.
+            deadline = time.monotonic() + self.visibility_timeout_ms / 1000
+            claimed = await self._claim(min(self.limit, most - self._held))
+            if not claimed:
+                await self._pause(delay)
+                delay = min(delay * 2, self.max_backoff)
+                continue
+            delay = self.min_backoff
+            self._held += len(claimed)
+            for item in claimed:
+                queue.put_nowait(_Held(item, deadline))
+
+    async def _runner(self, queue: asyncio.Queue[_Held | None]) -> None:
+        while (held := await queue.get()) is not None:
+            try:
+                # Past its timeout another worker may have it: acking would still be
+                # safe (one ack wins), but it is a race this worker needn't enter.
+                if time.monotonic() >= held.deadline:
+                    self.expired += 1
+                else:
+                    await self._one(held.item)
+            except Exception:
+                # A runner outlives any one node run: losing it would lose capacity.
+                log.exception("node run %s: the claim worker failed", held.item.node_run_id)
+            finally:
+                self._held -= 1
+                if self._held <= self.concurrency:
+                    self._room.set()
 
     def stop_soon(self) -> None:
         self._stopping.set()
+        self._room.set()
 
     async def stop(self) -> None:
         """Drain (when running in the background); idempotent."""
-        self._stopping.set()
+        self.stop_soon()
         if self._task is not None:
             task, self._task = self._task, None
             await task
