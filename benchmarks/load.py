@@ -29,6 +29,8 @@ class Completion:
     transition_ms: float | None = None
     # Trigger → first worker request published (trigger and CONDITION applied), ms.
     first_request_ms: float | None = None
+    # Node-run completions observed for this run (None: the target can't see them).
+    node_runs: int | None = None
 
     @property
     def latency_ms(self) -> float:
@@ -40,6 +42,15 @@ class Target(Protocol):
     completed: asyncio.Queue[Completion]
 
     async def trigger(self) -> None: ...
+
+
+class WindowHook(Protocol):
+    """Something measured over a closed loop's window: started when the window opens
+    (after the warm-up), stopped when it closes, before the loop drains."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -67,6 +78,8 @@ class ClosedLoop:
     seconds: float
     completed: int
     per_second: list[int] = field(default_factory=list)
+    # Node runs observed per completed run → how many runs had that many (the shape check).
+    node_runs_per_run: dict[int, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -82,6 +95,8 @@ class ClosedLoop:
             # show the rate held (no slow drift from a growing queue somewhere else).
             "first_half_runs_per_s": round(sum(first) / len(first), 1) if first else None,
             "second_half_runs_per_s": round(sum(second) / len(second), 1) if second else None,
+            "node_runs_per_run_observed": {str(k): v for k, v in
+                                           sorted(self.node_runs_per_run.items())},
         }  # fmt: skip
 
 
@@ -106,13 +121,24 @@ async def drain(target: Target, outstanding: int, within: float) -> int:
     return outstanding
 
 
-async def closed_loop(target: Target, *, window: int, warmup: float, seconds: float) -> ClosedLoop:
+async def _window(hooks: Sequence[WindowHook], measure_from: float, measure_to: float) -> None:
+    await asyncio.sleep(max(0.0, measure_from - time.monotonic()))
+    for hook in hooks:
+        hook.start()
+    await asyncio.sleep(max(0.0, measure_to - time.monotonic()))
+    for hook in hooks:
+        hook.stop()
+
+
+async def closed_loop(target: Target, *, window: int, warmup: float, seconds: float,
+                      hooks: Sequence[WindowHook] = ()) -> ClosedLoop:  # fmt: skip
     tasks: set[asyncio.Task[None]] = set()
     for _ in range(window):
         await _fire(target, tasks)
     started = time.monotonic()
     measure_from = started + warmup
     measure_to = measure_from + seconds
+    timing = asyncio.create_task(_window(hooks, measure_from, measure_to))
     result = ClosedLoop(window=window, seconds=seconds, completed=0)
     buckets = [0] * max(1, int(seconds + 0.999))
     while True:
@@ -120,15 +146,19 @@ async def closed_loop(target: Target, *, window: int, warmup: float, seconds: fl
         if now >= measure_to:
             break
         try:
-            await asyncio.wait_for(target.completed.get(), max(0.01, measure_to - now))
+            done = await asyncio.wait_for(target.completed.get(), max(0.01, measure_to - now))
         except TimeoutError:
             continue
         now = time.monotonic()
         if measure_from <= now < measure_to:
             result.completed += 1
             buckets[min(len(buckets) - 1, int(now - measure_from))] += 1
+            if done.node_runs is not None:
+                shapes = result.node_runs_per_run
+                shapes[done.node_runs] = shapes.get(done.node_runs, 0) + 1
         await _fire(target, tasks)
     result.per_second = buckets
+    await timing
     await asyncio.gather(*tasks)
     await drain(target, window, within=60)
     return result

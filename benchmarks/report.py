@@ -22,43 +22,167 @@ def _lateness(when: str, late: dict[str, Any]) -> str:
     )
 
 
+def _cpu(entry: dict[str, Any] | None) -> str:
+    cpu = (entry or {}).get("closed", {}).get("cpu_ms_per_run") or {}
+    return "-" if "all" not in cpu else f"{cpu['all']:.2f}"
+
+
+def _nodes(closed: dict[str, Any]) -> str:
+    """Observed node runs/s, with what the workflow's shape implies when they differ."""
+    observed, expected = closed.get("node_runs_per_s"), closed.get("node_runs_per_s_expected")
+    if observed is None:
+        return _ms(expected)
+    return f"{observed:.0f}" + (f" ({expected:.0f})" if expected is not None else "")
+
+
+def _open_cells(entry: dict[str, Any]) -> str:
+    return "; ".join(
+        f"{o['offered_runs_per_s']:.0f}: {_ms(o['latency_ms']['p50'])}/"
+        f"{_ms(o['latency_ms']['p90'])}/{_ms(o['latency_ms']['p99'])}/"
+        f"{_ms(o['latency_ms']['max'])}"
+        + (f" ({o['unfinished']} unfinished)" if o["unfinished"] else "")
+        for o in entry["open"]
+    )
+
+
+def _rows(result: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, entry in result["workloads"].items():
+        if "closed" not in entry:
+            continue  # seq: a line of its own
+        closed = entry["closed"]
+        lines.append(f"{name:<18}{closed['runs_per_s']:>8.0f}{_nodes(closed):>14}"
+                     f"{_cpu(entry):>8}  {_open_cells(entry)}")  # fmt: skip
+    peers = (("raw kafka (limit)", "raw_kafka"), ("temporal (tuned)", "temporal"))
+    for label, key in peers:
+        entry = result.get(key)
+        if not entry:
+            continue
+        if "error" in entry or "closed" not in entry:
+            lines.append(f"{label:<18}  not run: {entry.get('error')}")
+            continue
+        lines.append(f"{label:<18}{entry['closed']['runs_per_s']:>8.0f}{'':>14}{_cpu(entry):>8}  "
+                     f"{_open_cells({'open': [entry['open_50']]})}")  # fmt: skip
+    return lines
+
+
 def table(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [
         f"Switchyard benchmarks, {m['date']}, {m['host']} ({m['cpus']} cores, Python "
         f"{m['python']}), load average at start {m['loadavg_at_start']}"
         + (" [--quick: smoke figures]" if result.get("quick") else ""),
-        "",
-        f"{'target':<18}{'runs/s':>8}{'nodes/s':>9}  "
-        "open loop (offered runs/s: p50/p90/p99/max ms)",
     ]
-    for name, entry in result["workloads"].items():
-        closed = entry["closed"]
-        opens = "; ".join(
-            f"{o['offered_runs_per_s']:.0f}: {_ms(o['latency_ms']['p50'])}/"
-            f"{_ms(o['latency_ms']['p90'])}/{_ms(o['latency_ms']['p99'])}/"
-            f"{_ms(o['latency_ms']['max'])}"
-            + (f" ({o['unfinished']} unfinished)" if o["unfinished"] else "")
-            for o in entry["open"]
-        )
-        lines.append(
-            f"{name:<18}{closed['runs_per_s']:>8.0f}{closed['node_runs_per_s']:>9.0f}  {opens}"
-        )
-    for label, key in (("raw kafka (limit)", "raw_kafka"), ("temporal (peer)", "temporal")):
-        entry = result.get(key)
-        if not entry:
-            continue
-        if "error" in entry:
-            lines.append(f"{label:<18}  not run: {entry['error']}")
-            continue
-        o = entry["open_50"]
-        lines.append(
-            f"{label:<18}{entry['closed']['runs_per_s']:>8.0f}{'':>9}  "
-            f"{o['offered_runs_per_s']:.0f}: {_ms(o['latency_ms']['p50'])}/"
-            f"{_ms(o['latency_ms']['p90'])}/{_ms(o['latency_ms']['p99'])}/{_ms(o['latency_ms']['max'])}"
-        )
+    if result.get("durability"):
+        lines.append("durability " + durability_line(result["durability"]))
+    lines += [
+        "",
+        f"{'target':<18}{'runs/s':>8}{'nodes/s (exp)':>14}{'CPU ms':>8}  "
+        "open loop (offered runs/s: p50/p90/p99/max ms)",
+        *_rows(result),
+    ]
+    lines += _seq_notes(result)
     lines += _notes(result)
+    lines += _side_by_side(result)
     return "\n".join(lines)
+
+
+def durability_line(settings: dict[str, Any]) -> str:
+    return (
+        f"{settings['profile']}: redis appendfsync {settings['redis_appendfsync']}, "
+        f"kafka flush {settings['kafka_flush']}, acks {settings['producer_acks']}"
+    )
+
+
+def _seq_text(seq: dict[str, Any]) -> str:
+    total = seq["step_total_ms"]
+    text = f"per-step total p50 {_ms(total['p50'])} ms, p99 {_ms(total['p99'])} ms"
+    overhead = seq.get("step_overhead_ms")
+    if overhead:
+        text = (
+            f"per-step overhead p50 {_ms(overhead['p50'])} ms, p99 {_ms(overhead['p99'])} ms; "
+            + text
+        )
+    cpu = seq.get("cpu_ms_per_run", {}).get("all")
+    return text + (f"; CPU {cpu:.1f} ms/run" if cpu is not None else "")
+
+
+def _seq_notes(result: dict[str, Any]) -> list[str]:
+    lines = []
+    seq = result["workloads"].get("seq")
+    if seq:
+        lines.append(
+            f"seq ({seq['steps']} KAFKA steps, {seq['runs']} runs one at a time): " + _seq_text(seq)
+        )
+    peer = (result.get("temporal") or {}).get("seq")
+    if peer:
+        lines.append(
+            f"temporal seq ({peer['steps']} activities, {peer['runs']} runs): " + _seq_text(peer)
+        )
+    return lines
+
+
+def headline(section: dict[str, Any]) -> dict[str, float | None]:
+    """The figures every durability profile is compared on."""
+    chain = section.get("workloads", {}).get("chain") or {}
+    ours, raw = _rate(chain), _rate(section.get("raw_kafka"))
+    half = next((o for o in chain.get("open", []) if o["fraction_of_max"] == 0.5), None)
+    seq = section.get("workloads", {}).get("seq") or {}
+    cpu = chain.get("closed", {}).get("cpu_ms_per_run", {}).get("all")
+    return {
+        "chain_runs_per_s": ours,
+        "raw_kafka_runs_per_s": raw,
+        "chain_pct_of_raw": round(100 * ours / raw, 1) if ours and raw else None,
+        "chain_p99_ms_at_50": half["latency_ms"]["p99"] if half else None,
+        "chain_cpu_ms_per_run": cpu,
+        "seq_overhead_p50_ms": seq.get("step_overhead_ms", {}).get("p50"),
+        "seq_overhead_p99_ms": seq.get("step_overhead_ms", {}).get("p99"),
+    }
+
+
+def _side_by_side(result: dict[str, Any]) -> list[str]:
+    sections = {result.get("durability", {}).get("profile", "first"): result}
+    sections.update(result.get("profiles", {}))
+    if len(sections) < 2:
+        return []
+    lines = [
+        "",
+        f"{'profile':<10}{'chain/s':>8}{'raw/s':>8}{'% raw':>7}{'p99@50%':>9}{'CPU ms':>8}"
+        f"{'seq p50/p99':>13}  settings",
+    ]
+    for name, section in sections.items():
+        h = headline(section)
+        pct = "-" if h["chain_pct_of_raw"] is None else f"{h['chain_pct_of_raw']:.0f}%"
+        cpu = "-" if h["chain_cpu_ms_per_run"] is None else f"{h['chain_cpu_ms_per_run']:.2f}"
+        seq = f"{_ms(h['seq_overhead_p50_ms'])}/{_ms(h['seq_overhead_p99_ms'])}"
+        settings = section.get("durability")
+        lines.append(
+            f"{name:<10}{_ms(h['chain_runs_per_s']):>8}{_ms(h['raw_kafka_runs_per_s']):>8}"
+            f"{pct:>7}{_ms(h['chain_p99_ms_at_50']):>9}{cpu:>8}{seq:>13}  "
+            + (durability_line(settings).split(": ", 1)[1] if settings else "")
+        )
+    return lines
+
+
+def _cost_notes(chain: dict[str, Any], peer: dict[str, Any] | None) -> list[str]:
+    """CPU per run by process, ours and the peer's, and the peer's tuning."""
+    lines = []
+    for label, entry in (("chain", chain), ("temporal", peer)):
+        cpu = (entry or {}).get("closed", {}).get("cpu_ms_per_run")
+        if cpu:
+            parts = sorted(((k, v) for k, v in cpu.items() if k != "all"), key=lambda kv: -kv[1])
+            lines.append(
+                f"CPU ms per {label} run at max rate, {cpu['all']:.2f} in all: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in parts)
+            )
+    tuned = (peer or {}).get("server_settings")
+    if tuned:
+        lines.append(
+            f"temporal dev server: {tuned['persistence']} persistence, "
+            f"{tuned['history_shards']} history shard, dynamic config "
+            + ", ".join(f"{k}={v}" for k, v in tuned["dynamic_config"].items())
+        )
+    return lines
 
 
 def _notes(result: dict[str, Any]) -> list[str]:
@@ -70,7 +194,8 @@ def _notes(result: dict[str, Any]) -> list[str]:
         if ours and raw:
             lines.append(f"chain / raw kafka ceiling: {ours / raw:.0%}")
         if ours and peer:
-            lines.append(f"chain / temporal: {ours / peer:.1f}x")
+            lines.append(f"chain / temporal (tuned): {ours / peer:.1f}x")
+        lines += _cost_notes(chain, result.get("temporal"))
         half = next((o for o in chain["open"] if o["fraction_of_max"] == 0.5), None)
         if half:
             t, f = half["transition_ms"], half["first_request_ms"]

@@ -21,19 +21,22 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from benchmarks import ceiling, deadlines, profile, workloads
-from benchmarks.load import ClosedLoop, closed_loop, open_loop
+from benchmarks import deadlines, durability, peers, profile, redis_figures, seq, workloads
+from benchmarks.cpu import CpuMeter
+from benchmarks.load import ClosedLoop, WindowHook, closed_loop, open_loop
 from benchmarks.report import table
-from benchmarks.stack import BenchStack, Ports, bench_settings
-from benchmarks.switchyard_target import SwitchyardTarget
+from benchmarks.stack import BenchStack, Durability, Ports, bench_settings
+from benchmarks.switchyard_target import NodeRunWindow, SwitchyardTarget
 
 RESULTS = Path(__file__).parent / "results"
 FRACTIONS = (0.25, 0.50, 0.80)
+PROFILES: tuple[Durability, ...] = ("default", "durable")  # the stack's SWITCHYARD_DURABILITY
 
 
 def _say(message: str) -> None:
@@ -52,6 +55,7 @@ class Plan:
         self.in_flight = 500 if quick else 10_000
         self.profile = 5.0 if quick else 20.0
         self.peer_closed = 3.0 if quick else 30.0
+        self.seq = 2.0 if quick else 20.0
 
 
 def machine() -> dict[str, Any]:
@@ -66,42 +70,42 @@ def machine() -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def _redis_used(stack: BenchStack) -> int:
-    client = stack.redis()
-    try:
-        return int((await client.info("memory"))["used_memory"])
-    finally:
-        await client.aclose()
-
-
-async def max_rate(target: SwitchyardTarget, name: str, plan: Plan) -> ClosedLoop:
-    """Caches warmed, then the closed loop with ``plan.window`` in flight: the maximum rate."""
+async def max_rate(target: SwitchyardTarget, name: str, plan: Plan,
+                   hooks: Sequence[WindowHook] = ()) -> ClosedLoop:  # fmt: skip
+    """Caches warmed, then the closed loop with ``plan.window`` in flight: the maximum
+    rate; ``hooks`` measure its window."""
     await closed_loop(target, window=50, warmup=0, seconds=plan.warmup)  # warm caches
     _say(f"{name}: closed loop, {plan.window} in flight, {plan.closed:.0f} s")
-    return await closed_loop(target, window=plan.window, warmup=plan.warmup, seconds=plan.closed)
+    return await closed_loop(target, window=plan.window, warmup=plan.warmup,
+                             seconds=plan.closed, hooks=hooks)  # fmt: skip
 
 
-def closed_figures(closed: ClosedLoop, name: str) -> dict[str, Any]:
-    """The closed loop's JSON, with node runs/s (each run of ``name`` counts its node runs)."""
+def closed_figures(closed: ClosedLoop, name: str, nodes: NodeRunWindow | None = None,
+                   meter: CpuMeter | None = None) -> dict[str, Any]:  # fmt: skip
+    """The closed loop's JSON: node runs/s as observed in the window (``nodes``) beside
+    what the workflow's shape implies, and CPU ms per run over ``meter``'s processes."""
     figures = closed.as_dict()
-    figures["node_runs_per_s"] = round(closed.rate * workloads.NODE_RUNS[name], 1)
+    figures["node_runs_per_s_expected"] = round(closed.rate * workloads.NODE_RUNS[name], 1)
+    if nodes is not None:
+        figures["node_runs_in_window"] = nodes.count
+        figures["node_runs_per_s"] = round(nodes.per_second, 1)
+    if meter is not None:
+        figures["cpu_ms_per_run"] = meter.per_run(closed.completed)
     return figures
 
 
-async def workload(stack: BenchStack, name: str, plan: Plan, args: argparse.Namespace,
-                   result: dict[str, Any]) -> None:  # fmt: skip
-    worker, ready = stack.start_worker(name)
-    if name == "webhook":
-        await stack.define(workloads.webhook(ready["url"]))
-    flow = f"bench-{name}"
-    entry: dict[str, Any] = {"node_runs_per_run": workloads.NODE_RUNS[name]}
-    redis_before = await _redis_used(stack)
-    redis_stats = await _redis_stats(stack)
-    completed = 0
-    async with SwitchyardTarget(stack.settings, flow, observe_steps=False) as target:
-        closed = await max_rate(target, name, plan)
-        completed += closed.completed
-        entry["closed"] = closed_figures(closed, name)
+def all_pids(stack: BenchStack) -> dict[str, int | None]:
+    """Every process of a Switchyard measurement, the load generator (this one) included."""
+    return {**stack.pids(), "load generator": os.getpid()}
+
+
+async def _closed(stack: BenchStack, name: str, plan: Plan, args: argparse.Namespace,
+                  result: dict[str, Any], entry: dict[str, Any]) -> float:  # fmt: skip
+    """The closed loop (and the engine's profile, for chain); returns the maximum rate."""
+    async with SwitchyardTarget(stack.settings, f"bench-{name}", observe_steps=False) as target:
+        nodes, meter = NodeRunWindow(target), CpuMeter(lambda: all_pids(stack))
+        closed = await max_rate(target, name, plan, hooks=(nodes, meter))
+        entry["closed"] = closed_figures(closed, name, nodes, meter)
         entry["rss_mib_under_load"] = {
             p: stack.rss_mib(p) for p in ("engine", "executor", "timers", "bridge")
         }
@@ -109,8 +113,13 @@ async def workload(stack: BenchStack, name: str, plan: Plan, args: argparse.Name
             result["sizes"] = {t: round(fmean(s)) for t, s in target.sizes.items() if s}
         if name == "chain" and "profile" not in args.skip:
             entry["profile"] = await _profile(stack, target, plan)
-    maximum = max(closed.rate, 1.0)
+    return max(closed.rate, 1.0)
+
+
+async def _open(stack: BenchStack, name: str, plan: Plan, maximum: float,
+                result: dict[str, Any], entry: dict[str, Any]) -> None:  # fmt: skip
     entry["open"] = []
+    flow = f"bench-{name}"
     async with SwitchyardTarget(stack.settings, flow, observe_steps=name == "chain") as target:
         for fraction in FRACTIONS:
             rate = maximum * fraction
@@ -125,74 +134,44 @@ async def workload(stack: BenchStack, name: str, plan: Plan, args: argparse.Name
                 )
             else:
                 phase = await open_loop(target, rate=rate, seconds=plan.open)
-            completed += len(phase.completions)
             entry["open"].append({"fraction_of_max": fraction, **phase.as_dict()})
             if name == "chain" and fraction == 0.25:
                 result["sizes"].update({t: round(fmean(s)) for t, s in target.sizes.items() if s})
+
+
+async def workload(stack: BenchStack, name: str, plan: Plan, args: argparse.Namespace,
+                   result: dict[str, Any]) -> None:  # fmt: skip
+    if name == "seq":
+        await seq_workload(stack, plan, result)
+        return
+    worker, ready = stack.start_worker(name)
+    if name == "webhook":
+        await stack.define(workloads.webhook(ready["url"]))
+    entry: dict[str, Any] = {"node_runs_per_run": workloads.NODE_RUNS[name]}
+    redis_before = await redis_figures.used(stack)
+    redis_stats = await redis_figures.stats(stack)
+    maximum = await _closed(stack, name, plan, args, result, entry)
+    await _open(stack, name, plan, maximum, result, entry)
     if name == "chain":
         # Redis growth over every chain run completed so far (warm-up runs included).
         await asyncio.sleep(0.5)
-        entry["redis_bytes_per_completed_run"] = await _redis_per_run(stack, redis_before)
-        entry["redis_work_per_run"] = await _redis_work(stack, redis_stats)
+        entry["redis_bytes_per_completed_run"] = await redis_figures.per_run(stack, redis_before)
+        entry["redis_work_per_run"] = await redis_figures.work(stack, redis_stats)
     stack.stop_worker(worker)
     result["workloads"][name] = entry
 
 
-async def _redis_stats(stack: BenchStack) -> dict[str, float]:
-    """Redis's CPU seconds and per-command call counts and time, cumulative."""
-    client = stack.redis()
-    try:
-        cpu = await client.info("cpu")
-        commands = await client.info("commandstats")
-    finally:
-        await client.aclose()
-    stats = {"cpu_s": float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])}
-    for name, row in commands.items():
-        stats[f"{name}.calls"] = float(row["calls"])
-        stats[f"{name}.usec"] = float(row["usec"])
-    return stats
-
-
-async def _redis_work(stack: BenchStack, before: dict[str, float]) -> dict[str, float]:
-    """Redis work per chain run: CPU, and calls of the commands the engine sends most."""
-    after = await _redis_stats(stack)
-    client = stack.redis()
-    try:
-        runs = max(1, int(await client.zcard("sy:runs:wf:bench-chain")))
-    finally:
-        await client.aclose()
-    work = {"cpu_ms": round(1000 * (after["cpu_s"] - before["cpu_s"]) / runs, 3)}
-    calls = {k: after[k] - before.get(k, 0.0) for k in after if k.endswith(".calls")}
-    top = sorted(calls, key=lambda k: -calls[k])[:5]
-    for key in [*top, *(k for k in calls if "evalsha" in k and k not in top)]:
-        value = calls[key]
-        name = key.removeprefix("cmdstat_").removesuffix(".calls")
-        work[f"{name}_calls"] = round(value / runs, 2)
-        usec = after[key.replace(".calls", ".usec")] - before.get(key.replace(".calls", ".usec"), 0)
-        work[f"{name}_usec"] = round(usec / runs, 1)
-    return work
-
-
-async def _redis_per_run(stack: BenchStack, before: int) -> dict[str, Any]:
-    client = stack.redis()
-    try:
-        used = int((await client.info("memory"))["used_memory"])
-        runs = int(await client.zcard("sy:runs:wf:bench-chain"))
-        completed = int(await client.zcount("sy:runs:status:COMPLETED", "-inf", "+inf"))
-        sample = [m.decode() for m in await client.zrange("sy:runs:wf:bench-chain", 0, 99)]
-        from switchyard.engine.store import keys
-
-        per_key: dict[str, list[int]] = {"run hash": [], "logs": []}
-        for run_id in sample:
-            per_key["run hash"].append(int(await client.memory_usage(keys.run(run_id)) or 0))
-            per_key["logs"].append(int(await client.memory_usage(keys.logs(run_id)) or 0))
-    finally:
-        await client.aclose()
-    return {
-        "runs": runs, "completed_runs_in_redis": completed,
-        "used_memory_delta_per_run": round((used - before) / max(runs, 1)),
-        "memory_usage_per_run": {k: round(fmean(v)) for k, v in per_key.items() if v},
-    }  # fmt: skip
+async def seq_workload(stack: BenchStack, plan: Plan, result: dict[str, Any]) -> None:
+    """``seq``: one run at a time through N KAFKA steps, with the CPU of all processes."""
+    worker, _ = stack.start_worker("seq")
+    meter = CpuMeter(lambda: all_pids(stack))
+    _say(f"seq: {workloads.SEQ_STEPS} KAFKA steps, one run at a time, {plan.seq:.0f} s")
+    meter.start()
+    figures = await seq.measure(stack.settings, workloads.SEQ_STEPS, plan.seq)
+    meter.stop()
+    figures["cpu_ms_per_run"] = meter.per_run(figures["runs"])
+    stack.stop_worker(worker)
+    result["workloads"]["seq"] = figures
 
 
 async def _profile(stack: BenchStack, target: SwitchyardTarget, plan: Plan) -> dict[str, Any]:
@@ -240,105 +219,57 @@ async def in_flight(stack: BenchStack, plan: Plan, result: dict[str, Any]) -> No
     }  # fmt: skip
 
 
-async def raw_ceiling(stack: BenchStack, plan: Plan, result: dict[str, Any]) -> None:
-    bootstrap = stack.settings.kafka_bootstrap_servers
-    await ceiling.ensure_topics(bootstrap)
-    sizes = result.get("sizes", {})
-    prefix = stack.settings.topic_prefix
-    shape = ceiling.Shape(
-        trigger=sizes.get("trigger", 300),
-        request=sizes.get(f"{prefix}node-run-requests", 250),
-        update=sizes.get("update", 200),
-        event=sizes.get(f"{prefix}run-events", 200),
-    )
-    procs = [
-        stack.spawn("benchmarks.ceiling", role, "--bootstrap", bootstrap,
-                    "--shape", ceiling.shape_argument(shape))
-        for role in ("relay", "worker")
-    ]  # fmt: skip
-    try:
-        async with ceiling.RawTarget(bootstrap, shape) as target:
-            _say(f"raw kafka ceiling: closed loop, {plan.window} in flight, {plan.closed:.0f} s")
-            await closed_loop(target, window=50, warmup=0, seconds=plan.warmup)
-            closed = await closed_loop(target, window=plan.window, warmup=plan.warmup,
-                                       seconds=plan.closed)  # fmt: skip
-            phase = await open_loop(target, rate=max(closed.rate, 1) * 0.5, seconds=plan.open)
-        result["raw_kafka"] = {"shape": shape.__dict__, "closed": closed.as_dict(),
-                               "open_50": phase.as_dict()}  # fmt: skip
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(20)
-
-
-async def temporal(stack: BenchStack, plan: Plan, result: dict[str, Any]) -> None:
-    try:
-        from benchmarks import temporal_peer
-    except ImportError as error:
-        result["temporal"] = {
-            "error": f"temporalio not installed ({error}): pip install -e '.[bench]'"
-        }
-        return
-    server = temporal_peer.TemporalServer(stack.settings.home / "temporal")
-    try:
-        server.start()
-    except RuntimeError as error:
-        result["temporal"] = {"error": str(error)}
-        return
-    ready = stack.settings.home / "temporal-worker.ready"
-    worker = stack.spawn("benchmarks.temporal_peer", "worker", "--address", server.address,
-                         extra_env={"BENCH_READY_FILE": str(ready)})  # fmt: skip
-    try:
-        while not ready.exists():
-            if worker.poll() is not None:
-                raise RuntimeError("temporal worker exited")
-            await asyncio.sleep(0.1)
-        async with temporal_peer.TemporalTarget(server.address) as target:
-            _say(f"temporal: closed loop, {plan.window} in flight, {plan.peer_closed:.0f} s")
-            await closed_loop(target, window=50, warmup=0, seconds=plan.warmup)
-            closed = await closed_loop(target, window=plan.window, warmup=plan.warmup,
-                                       seconds=plan.peer_closed)  # fmt: skip
-            rate = max(closed.rate, 1) * 0.5
-            _say(f"temporal: open loop at {rate:.0f} runs/s (50% of its max)")
-            phase = await open_loop(target, rate=rate, seconds=plan.open)
-            result["temporal"] = {"closed": closed.as_dict(), "open_50": phase.as_dict(),
-                                  "server_rss_mib": server.rss_mib()}  # fmt: skip
-    except RuntimeError as error:
-        result["temporal"] = {"error": str(error)}
-    finally:
-        worker.terminate()
-        worker.wait(20)
-        server.stop()
-
-
-async def main(args: argparse.Namespace) -> dict[str, Any]:
-    plan = Plan(args.quick, args.seconds)
-    plan.in_flight = args.in_flight or plan.in_flight
-    settings = bench_settings(args.home.resolve(), Ports(kafka=args.kafka_port,
-                              controller=args.kafka_port + 1, redis=args.redis_port,
-                              bridge=args.bridge_port), args.cache_home)  # fmt: skip
-    stack = BenchStack(settings, say=_say)
-    result: dict[str, Any] = {"command": " ".join(sys.argv), "quick": args.quick,
-                              "machine": machine(), "workloads": {}}  # fmt: skip
+async def one_profile(stack: BenchStack, plan: Plan, args: argparse.Namespace,
+                      section: dict[str, Any], *, first: bool) -> None:  # fmt: skip
+    """Every selected workload and the raw ceiling on a fresh stack of one durability
+    profile; the first profile also measures in-flight runs and the peer (which keeps
+    its state in memory whatever the profile)."""
     stack.up()
     try:
-        result["rss_mib_idle"] = stack.rss_of_services()
-        await stack.define(
-            workloads.chain(), workloads.hold(), workloads.claim(), deadlines.workflow()
-        )
+        section["durability"] = await durability.settings_of(stack)
+        _say("durability: " + durability.summary(section["durability"]))
+        section["rss_mib_idle"] = stack.rss_of_services()
+        await stack.define(workloads.chain(), workloads.hold(), workloads.claim(),
+                           workloads.seq(), deadlines.workflow())  # fmt: skip
         for name in args.workloads:
-            await workload(stack, name, plan, args, result)
+            await workload(stack, name, plan, args, section)
         if "ceiling" not in args.skip:
-            await raw_ceiling(stack, plan, result)
-        if "in-flight" not in args.skip:
-            await in_flight(stack, plan, result)
-        if "temporal" not in args.skip:
-            await temporal(stack, plan, result)
-        result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+            await peers.raw_ceiling(stack, plan, section)
+        if first and "in-flight" not in args.skip:
+            await in_flight(stack, plan, section)
+        if first and "temporal" not in args.skip:
+            steps = workloads.SEQ_STEPS if "seq" in args.workloads else None
+            await peers.temporal(stack, plan, section, steps)
     finally:
         if not args.keep_stack:
             stack.down()
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    """The first profile's figures at the top of the result, the others' under
+    ``profiles``, each on a stack of its own (same ports, fresh data)."""
+    plan = Plan(args.quick, args.seconds)
+    plan.in_flight = args.in_flight or plan.in_flight
+    result: dict[str, Any] = {"command": " ".join(sys.argv), "quick": args.quick,
+                              "machine": machine(), "workloads": {}, "profiles": {}}  # fmt: skip
+    ports = Ports(kafka=args.kafka_port, controller=args.kafka_port + 1,
+                  redis=args.redis_port, bridge=args.bridge_port)  # fmt: skip
+    for index, name in enumerate(args.profiles):
+        settings = bench_settings(args.home.resolve(), ports, args.cache_home, durability=name)
+        section = result if index == 0 else result["profiles"].setdefault(name, {"workloads": {}})
+        _say(f"durability profile {name!r}: a fresh stack")
+        await one_profile(BenchStack(settings, say=_say), plan, args, section, first=index == 0)
+    result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return result
+
+
+def _profiles(text: str) -> list[Durability]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or any(name not in PROFILES for name in names):
+        raise argparse.ArgumentTypeError(
+            f"must be a comma-separated list of {', '.join(PROFILES)} (got {text!r})"
+        )
+    return [profile for profile in PROFILES if profile in names]
 
 
 def _default_cache() -> Path | None:
@@ -363,6 +294,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         type=lambda s: s.split(","),
         default=[],
         help="any of: ceiling, temporal, profile, in-flight",
+    )
+    parser.add_argument(
+        "--profiles",
+        type=_profiles,
+        default=list(PROFILES),
+        help="durability profiles to measure, each on its own stack (default default,durable)",
     )
     parser.add_argument("--in-flight", type=int, help="runs held in flight (default 10000)")
     parser.add_argument("--home", type=Path, default=Path("/tmp/switchyard-bench"))

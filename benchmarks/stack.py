@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
@@ -29,6 +29,8 @@ from switchyard.cli.stack.services import PythonService
 from switchyard.engine.store.workflows import WorkflowExists, WorkflowStore
 from switchyard.schemas import parse_workflow
 from switchyard.schemas.settings import Settings
+
+Durability = Literal["default", "durable"]  # SWITCHYARD_DURABILITY
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,10 @@ class Ports:
     ops: int = 33101  # engine's /metrics; executor, timers, scheduler, triggers the next four
 
 
-def bench_settings(home: Path, ports: Ports, cache: Path | None) -> Settings:
+def bench_settings(home: Path, ports: Ports, cache: Path | None, *,
+                   durability: Durability = "default") -> Settings:  # fmt: skip
     settings = Settings(
+        durability=durability,
         home=home, cache_home=cache, kafka_port=ports.kafka,
         kafka_controller_port=ports.controller, redis_port=ports.redis,
         bridge_port=ports.bridge,
@@ -66,6 +70,7 @@ class BenchStack:
             p for p in (str(Path.cwd()), os.environ.get("PYTHONPATH", "")) if p
         )
         self._workers: list[subprocess.Popen[bytes]] = []
+        self._worker_names: dict[int, str] = {}
 
     def _cli(self, *args: str) -> None:
         command = [sys.executable, "-m", "switchyard.cli.main", *args]
@@ -119,6 +124,18 @@ class BenchStack:
         kib = resident_kib(pid) if pid else None
         return round(kib / 1024, 1) if kib else None
 
+    def service_pids(self) -> dict[str, int | None]:
+        """Switchyard's processes, by name."""
+        return {name: self.pid(name) for name in SERVICE_NAMES}
+
+    def pids(self) -> dict[str, int | None]:
+        """Every process of the stack: Switchyard's, Kafka, Redis and the benchmark's
+        workers (``worker-<workload>``), for :mod:`benchmarks.cpu`."""
+        found = {**self.service_pids(), "kafka": self.pid("kafka"), "redis": self.pid("redis")}
+        for process in self._workers:
+            found[self._worker_names.get(process.pid, f"worker-{process.pid}")] = process.pid
+        return found
+
     def rss_of_services(self) -> dict[str, float | None]:
         return {name: self.rss_mib(name) for name in ("engine", "executor", "timers", "bridge")}
 
@@ -156,6 +173,7 @@ class BenchStack:
             env={**self.env, **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self._workers.append(process)
+        self._worker_names[process.pid] = f"worker-{workload}"
         deadline = time.monotonic() + timeout
         while not ready.exists():
             if process.poll() is not None or time.monotonic() > deadline:

@@ -32,6 +32,7 @@ class _Pending:
     first_request_ms: float | None = None
     done_ms: float | None = None  # the measured step's NodeRunUpdated on the inbox
     next_ms: float | None = None  # the next node's request
+    node_runs: int = 0  # nodeRun.completed run events seen
 
 
 class SwitchyardTarget:
@@ -47,6 +48,8 @@ class SwitchyardTarget:
         self._pending: dict[str, _Pending] = {}
         self._by_node_run: dict[str, tuple[str, str]] = {}  # node run → (run, node)
         self._n = 0
+        # Every node-run completion of this target's runs seen on the run events.
+        self.node_runs_completed = 0
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             acks="all", enable_idempotence=True, linger_ms=2,
@@ -143,6 +146,9 @@ class SwitchyardTarget:
             sizes.append(len(value or b""))
 
     def _run_event(self, value: bytes, ts: int) -> None:
+        if b'"nodeRun.completed"' in value:
+            self._node_run_completed(value)
+            return
         if b'"run.completed"' not in value:
             return
         event: dict[str, Any] = orjson.loads(value)
@@ -161,8 +167,14 @@ class SwitchyardTarget:
                 self._by_node_run.pop(node_run_id(run_id, node), None)
         self.completed.put_nowait(Completion(
             run_id=event["runId"], triggered_ms=pending.triggered_ms, completed_ms=ts,
-            transition_ms=transition, first_request_ms=first,
+            transition_ms=transition, first_request_ms=first, node_runs=pending.node_runs,
         ))  # fmt: skip
+
+    def _node_run_completed(self, value: bytes) -> None:
+        pending = self._pending.get(orjson.loads(value)["runId"])
+        if pending is not None:
+            pending.node_runs += 1
+            self.node_runs_completed += 1
 
     def _request(self, value: bytes, ts: int) -> None:
         context = orjson.loads(value)["context"]
@@ -187,3 +199,27 @@ class SwitchyardTarget:
         pending = self._pending.get(found[0])
         if pending is not None:
             pending.done_ms = ts
+
+
+class NodeRunWindow:
+    """Node runs completed in a closed loop's window, as seen on the run events (a
+    window hook of :func:`benchmarks.load.closed_loop`)."""
+
+    def __init__(self, target: SwitchyardTarget) -> None:
+        self.target = target
+        self.started_at = 0.0
+        self.first = 0
+        self.count = 0
+        self.seconds = 0.0
+
+    def start(self) -> None:
+        self.started_at = time.monotonic()
+        self.first = self.target.node_runs_completed
+
+    def stop(self) -> None:
+        self.seconds = time.monotonic() - self.started_at
+        self.count = self.target.node_runs_completed - self.first
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0

@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks import workloads
+from benchmarks import cpu, workloads
 from benchmarks.load import open_loop
 from benchmarks.otlp_sink import SinkProcess
 from benchmarks.run import Plan, closed_figures, machine, max_rate, save
@@ -166,32 +166,6 @@ async def _runs_in_redis(stack: BenchStack) -> int:
         await client.aclose()
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` and of its children alive now (the engine's jq
-    sandboxes), from /proc."""
-    total = 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return total
-    return total + sum(_cpu_seconds(int(child)) for child in children)
-
-
-def cpu_of_services(stack: BenchStack) -> dict[str, float]:
-    return {name: _cpu_seconds(pid) for name in SERVICE_NAMES if (pid := stack.pid(name))}
-
-
-def cpu_per_run(before: dict[str, float], after: dict[str, float], runs: int) -> dict[str, float]:
-    """CPU ms per run by process, and ``all``: a cost figure that other load on the
-    machine disturbs far less than the rate."""
-    used = {name: after[name] - before.get(name, 0.0) for name in after}
-    per_run = {name: round(1000 * seconds / max(runs, 1), 3) for name, seconds in used.items()}
-    per_run["all"] = round(1000 * sum(used.values()) / max(runs, 1), 3)
-    return per_run
-
-
 async def measure(stack: BenchStack, variant: Variant, env: dict[str, str], plan: Plan,
                   args: argparse.Namespace, rate: float | None) -> dict[str, Any]:  # fmt: skip
     """One variant on running services: closed loop, open loop at ``rate`` (None: a
@@ -200,7 +174,7 @@ async def measure(stack: BenchStack, variant: Variant, env: dict[str, str], plan
     scraper = Scraper(stack.settings, args.scrape_every)
     if variant.metrics:
         scraper.start()
-    runs_before, cpu_before = await _runs_in_redis(stack), cpu_of_services(stack)
+    runs_before, cpu_before = await _runs_in_redis(stack), cpu.snapshot(stack.service_pids())
     try:
         async with SwitchyardTarget(stack.settings, f"bench-{WORKLOAD}",
                                     observe_steps=False) as target:  # fmt: skip
@@ -211,14 +185,15 @@ async def measure(stack: BenchStack, variant: Variant, env: dict[str, str], plan
             phase = await open_loop(target, rate=offered, seconds=plan.open)
     finally:
         await scraper.stop()
-    runs, cpu_after = await _runs_in_redis(stack) - runs_before, cpu_of_services(stack)
+    runs = await _runs_in_redis(stack) - runs_before
+    cpu_after = cpu.snapshot(stack.service_pids())
     async with httpx.AsyncClient() as client:
         counters = recorded(await scraper.once(client))
     stack.stop_worker(worker)
     return {
         "variant": variant.key, "closed": closed_figures(closed, WORKLOAD),
         "open": phase.as_dict(), "runs": runs,
-        "cpu_ms_per_run": cpu_per_run(cpu_before, cpu_after, runs),
+        "cpu_ms_per_run": cpu.per_run(cpu_before, cpu_after, runs),
         "scrapes": scraper.scrapes, "scrapes_failed": scraper.failed,
         "counters_total": counters,
     }  # fmt: skip

@@ -1,4 +1,5 @@
-"""The ``chain`` shape on Temporal: a branch, then two activities that return at once.
+"""The ``chain`` shape on Temporal: a branch, then two activities that return at once;
+and the ``seq`` shape: N activities one after another, each returning its clock.
 
 Kept apart from the driver: Temporal's workflow sandbox re-imports this module, so it
 imports nothing but the SDK.
@@ -6,6 +7,7 @@ imports nothing but the SDK.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -36,3 +38,23 @@ class BenchChain:
             second, {"service": inputs["service"], "previous": one["ok"]},
             start_to_close_timeout=timeout,
         )  # fmt: skip
+
+
+@activity.defn(name="step")
+async def step(payload: dict[str, Any]) -> float:
+    """No work; the time it ran (ms since the epoch), for the per-step figures."""
+    return time.time() * 1000
+
+
+@workflow.defn(name="BenchSeq")
+class BenchSeq:
+    @workflow.run
+    async def run(self, inputs: dict[str, Any]) -> list[float]:
+        timeout = timedelta(seconds=30)
+        ran = []
+        for k in range(1, int(inputs["steps"]) + 1):
+            payload = {"service": inputs["service"], "step": k}
+            ran.append(
+                await workflow.execute_activity(step, payload, start_to_close_timeout=timeout)
+            )
+        return ran

@@ -1,9 +1,10 @@
 """The benchmark's worker process: completes node runs at once, for one workload.
 
-    python -m benchmarks.workers chain|webhook|claim [--ready-file F]
+    python -m benchmarks.workers chain|seq|webhook|claim [--ready-file F]
 
 ``chain``: an SDK :class:`KafkaWorker` on the node-run request topic (only the
-``bench-chain`` workflow: ``bench-hold`` runs stay in flight). ``webhook``: a minimal
+``bench-chain`` workflow: ``bench-hold`` runs stay in flight). ``seq``: the same
+worker on ``bench-seq``, one request at a time. ``webhook``: a minimal
 keep-alive HTTP/1.1 server the WEBHOOK nodes call (its URL goes to the ready file).
 ``claim``: an SDK :class:`ClaimWorker` against the stack's API. Settings come from
 the environment (``SWITCHYARD_*``), as for every Switchyard process.
@@ -73,6 +74,11 @@ async def main(workload: str, ready_file: Path | None) -> None:
         async with worker:
             _write(ready_file, ready)
             await stop.wait()
+    elif workload == "seq":
+        worker = KafkaWorker(settings, complete, workflows=["bench-seq"])
+        async with worker:
+            _write(ready_file, ready)
+            await stop.wait()
     elif workload == "webhook":
         server = await asyncio.start_server(_serve_http, "127.0.0.1", 0, backlog=1024)
         port = server.sockets[0].getsockname()[1]
@@ -102,7 +108,7 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("workload", choices=["chain", "webhook", "claim"])
+    parser.add_argument("workload", choices=["chain", "seq", "webhook", "claim"])
     parser.add_argument("--ready-file", type=Path)
     args = parser.parse_args()
     asyncio.run(main(args.workload, args.ready_file))

@@ -4,7 +4,8 @@
 payloads. ``webhook``: trigger → synchronous WEBHOOK. ``claim``: trigger →
 INTEGRATION_ACTION. ``hold`` is ``chain`` under another identifier that no worker
 serves, with an hour's deadline on its KAFKA nodes, so its runs stay in flight, each
-with an armed timer (the memory and pending-timers measurement).
+with an armed timer (the memory and pending-timers measurement). ``seq``: trigger →
+N KAFKA steps one after another (the per-step overhead, one run at a time).
 """
 
 from __future__ import annotations
@@ -84,6 +85,26 @@ def claim(identifier: str = "bench-claim") -> dict[str, Any]:
         ],
         "connections": [{"sourceIdentifier": "trigger", "targetIdentifier": "act"}],
     }  # fmt: skip
+
+
+SEQ_STEPS = 10
+
+
+def seq_step(k: int) -> str:
+    return f"step{k}"
+
+
+def seq(steps: int = SEQ_STEPS, identifier: str = "bench-seq") -> dict[str, Any]:
+    """trigger → step1 → … → stepN, each a KAFKA node with a small templated payload."""
+    nodes: list[dict[str, Any]] = [_TRIGGER]
+    connections = []
+    previous = "trigger"
+    for k in range(1, steps + 1):
+        nodes.append({"identifier": seq_step(k), "config": {"type": "KAFKA", "payload": {
+            "service": "{{ .outputs.trigger.service }}", "step": k}}})  # fmt: skip
+        connections.append({"sourceIdentifier": previous, "targetIdentifier": seq_step(k)})
+        previous = seq_step(k)
+    return {"identifier": identifier, "nodes": nodes, "connections": connections}
 
 
 # Node runs per completed run (trigger and CONDITION count: each is a node run).

@@ -161,6 +161,11 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(default=19093, ge=1, le=65535)
     kafka_heap: str = Field(default="512m", pattern=r"^\d+[mg]$", description="JVM -Xmx.")
     redis_port: int = Field(default=16379, ge=1, le=65535)
+    durability: Literal["default", "durable"] = Field(
+        default="default",
+        description="Local stack's fsync profile: default (Redis appendfsync everysec, the "
+        "broker's default flush) or durable (appendfsync always, broker flush.messages=1).",
+    )
     bridge_host: str = Field(default="127.0.0.1")
     bridge_port: int = Field(default=8080, ge=1, le=65535)
 

@@ -1,7 +1,10 @@
 """Debian's ``redis-server`` on loopback, with the append-only file on.
 
-AOF with ``appendfsync everysec`` is what lets a ``kill -9`` of Redis lose at most
-about a second of writes; RDB snapshots are off so nothing forks under load.
+AOF is on: a ``kill -9`` of Redis loses nothing (every write reached the page cache
+before the reply). What a power failure can lose is the durability profile's choice
+(``SWITCHYARD_DURABILITY``): ``default`` fsyncs every second (up to about a second of
+writes), ``durable`` fsyncs before every reply (nothing acknowledged). RDB snapshots
+are off so nothing forks under load.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ from switchyard.cli.stack.kafka import Say
 from switchyard.schemas.settings import Settings
 
 _REDIS_FIX = "install it (apt-get install -y redis-server)"
+
+
+def appendfsync(settings: Settings) -> str:
+    """Redis's ``appendfsync`` under the stack's durability profile."""
+    return "always" if settings.durability == "durable" else "everysec"
 
 
 class RedisServer:
@@ -56,7 +64,7 @@ class RedisServer:
             "--port", str(self.settings.redis_port),
             "--dir", str(self.home.resolve()),
             "--appendonly", "yes",
-            "--appendfsync", "everysec",
+            "--appendfsync", appendfsync(self.settings),
             "--save", "",
             "--daemonize", "no",
             "--protected-mode", "yes",
