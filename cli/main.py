@@ -12,6 +12,8 @@
                                scheduler, triggers, bridge)
     switchyard topics ensure   create the registry's topics (idempotent)
     switchyard topics list     the registry: name, key, value, partitions, retention
+    switchyard state upgrade   migrate the stored runs to this release's formats
+                               (--dry-run; also: state status)
 
 Talking to the API (README "CLI"; exit codes in ``switchyard.cli.exits``):
 
@@ -42,6 +44,7 @@ from switchyard.cli.stack.agent import agent_environment, new_agent_credential, 
 from switchyard.cli.stack.errors import StackError
 from switchyard.cli.stack.full import dev_credentials, full_stack, local_settings
 from switchyard.cli.stack.launcher import Stack
+from switchyard.cli.state_commands import add_state_commands
 from switchyard.cli.worker import add_worker_commands
 from switchyard.cli.workflow_commands import add_workflow_commands
 from switchyard.schemas.settings import Settings
@@ -172,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     topic_cmds.add_parser("ensure", help="create missing topics").set_defaults(run=topics_ensure)
     topic_cmds.add_parser("list", help="show the registry").set_defaults(run=topics_list)
     add_worker_commands(groups)
+    add_state_commands(groups)
     common = common_options()
     add_workflow_commands(groups, common)
     add_run_commands(groups, common)

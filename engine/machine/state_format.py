@@ -89,8 +89,10 @@ def upgrade_document(doc: Document, steps: Mapping[int, Step] = STEPS) -> Docume
     for step in range(found, current):
         upgraded = steps[step](upgraded)
         upgraded["format"] = step + 1
-    upgraded["format"] = current
-    return upgraded
+    # ``format`` first, as the engine's dumps have it: the JSON of an upgraded
+    # document then passes needs_upgrade's fast check too.
+    upgraded.pop("format", None)
+    return {"format": current, **upgraded}
 
 
 def needs_upgrade(raw: bytes, steps: Mapping[int, Step] = STEPS) -> bool:

@@ -120,6 +120,14 @@ def test_a_registry_with_a_gap_is_refused() -> None:
         current_format({1: _rename_created_by, 3: _add_tags})
 
 
+def test_an_upgraded_document_passes_the_fast_check() -> None:
+    steps = _steps(_rename_created_by)
+    upgraded = upgrade_document({"run_id": "wfr_x", "created_by": "a"}, steps)
+    assert next(iter(upgraded)) == "format"
+    assert orjson.dumps(upgraded).startswith(b'{"format":%d,' % (CURRENT_FORMAT + 1))
+    assert not needs_upgrade(orjson.dumps(upgraded), steps)
+
+
 def test_needs_upgrade_takes_the_current_format_without_parsing() -> None:
     current = orjson.dumps({"format": CURRENT_FORMAT, "run_id": "wfr_x"})
     assert not needs_upgrade(current)

@@ -1,0 +1,218 @@
+"""The store's format marker and ``switchyard state upgrade`` against real Redis: an
+engine older than the data refuses to start; the upgrade takes the key-layout steps
+and rewrites older run states, once (a second run finds nothing to do).
+
+The marker is one key per database: these tests run on the session's own database
+and put back whatever marker they found.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from switchyard.cli.main import main
+from switchyard.engine.machine.state_format import CURRENT_FORMAT, STEPS, Document, Step
+from switchyard.engine.store import keys
+from switchyard.engine.store.upgrade import (
+    CODE_FORMAT,
+    KEY_LAYOUT,
+    LayoutStep,
+    Say,
+    StoreFormat,
+    StoreFormatRefused,
+    UpgradeReport,
+    claim_store_format,
+    read_store_format,
+    upgrade_store,
+)
+from switchyard.schemas.settings import Settings
+from tests.helpers import private_redis_db
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def own(settings: Settings, session_tag: str) -> Settings:
+    return private_redis_db(settings, session_tag)
+
+
+@pytest.fixture
+async def client(own: Settings) -> AsyncIterator[aioredis.Redis]:
+    """The session's database, its marker put back as it was after the test."""
+    redis = aioredis.Redis.from_url(own.redis_url)
+    found = await redis.hgetall(keys.META)
+    yield redis
+    await redis.delete(keys.META)
+    if found:
+        await redis.hset(keys.META, items=[part for pair in found.items() for part in pair])
+    await redis.aclose()
+
+
+async def _mark(client: aioredis.Redis, state_format: int, key_layout: int) -> None:
+    await client.hset(keys.META, items=["state_format", state_format, "key_layout", key_layout])
+
+
+def _missing() -> list[str]:
+    """Data keys no store holds: the store looks new."""
+    return [f"sy:test-none:{uuid.uuid4().hex}"]
+
+
+async def test_a_new_store_gets_the_code_s_formats(client: aioredis.Redis) -> None:
+    await client.delete(keys.META)
+    assert await claim_store_format(client, data_keys=_missing()) == CODE_FORMAT
+    assert await read_store_format(client) == CODE_FORMAT
+
+
+async def test_a_store_from_before_the_marker_is_format_1_layout_1(
+    client: aioredis.Redis,
+) -> None:
+    await client.delete(keys.META)
+    probe = f"sy:test-data:{uuid.uuid4().hex}"
+    await client.set(probe, "1", ex=60)
+    newer_layout = StoreFormat(CURRENT_FORMAT, 2)
+    with pytest.raises(StoreFormatRefused, match=r"run `switchyard state upgrade`"):
+        await claim_store_format(client, newer_layout, data_keys=[probe])
+    assert await read_store_format(client) is None  # refused: nothing written
+    assert await claim_store_format(client, data_keys=[probe]) == StoreFormat(1, 1)
+    assert await read_store_format(client) == CODE_FORMAT
+
+
+async def test_an_engine_older_than_the_data_refuses_to_start(client: aioredis.Redis) -> None:
+    await _mark(client, CURRENT_FORMAT + 1, KEY_LAYOUT)
+    with pytest.raises(StoreFormatRefused) as caught:
+        await claim_store_format(client)
+    message = str(caught.value)
+    assert f"holds state format {CURRENT_FORMAT + 1}, key layout {KEY_LAYOUT}" in message
+    assert f"this release reads state format {CURRENT_FORMAT}" in message
+    assert "written by a newer release" in message
+    assert caught.value.stored == StoreFormat(CURRENT_FORMAT + 1, KEY_LAYOUT)
+    assert await read_store_format(client) == StoreFormat(CURRENT_FORMAT + 1, KEY_LAYOUT)
+    # A newer key layout is refused the same way.
+    await _mark(client, 1, KEY_LAYOUT + 1)
+    with pytest.raises(StoreFormatRefused, match="written by a newer release"):
+        await claim_store_format(client)
+
+
+async def test_a_newer_engine_records_its_state_format_over_an_older_one(
+    client: aioredis.Redis,
+) -> None:
+    await _mark(client, 1, KEY_LAYOUT)
+    newer_code = StoreFormat(CURRENT_FORMAT + 1, KEY_LAYOUT)
+    assert await claim_store_format(client, newer_code) == StoreFormat(1, KEY_LAYOUT)
+    assert await read_store_format(client) == newer_code
+    # Now the older engine is the one refused.
+    with pytest.raises(StoreFormatRefused, match="newer release"):
+        await claim_store_format(client)
+
+
+def _rename(doc: Document) -> Document:
+    """A fake state step 1 → 2."""
+    doc = dict(doc)
+    doc["creator"] = doc.pop("created_by")
+    return doc
+
+
+def _layout_step(prefix: str, calls: list[bool]) -> LayoutStep:
+    """A fake layout step 1 → 2: ``<prefix>old:*`` keys become ``<prefix>new:*``."""
+
+    async def step(client: aioredis.Redis, dry_run: bool, say: Say) -> int:
+        calls.append(dry_run)
+        moved = 0
+        async for key in client.scan_iter(match=f"{prefix}old:*"):
+            if not dry_run:
+                await client.rename(key, key.replace(b":old:", b":new:"))
+            moved += 1
+        say(f"moved {moved}")
+        return moved
+
+    return step
+
+
+async def test_upgrade_takes_layout_steps_and_rewrites_old_states_once(
+    client: aioredis.Redis,
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    run_ids = [f"wfr_{tag}{n:08d}" for n in range(3)]
+    old = {r: orjson.dumps({"run_id": r, "created_by": "me", "outputs": {}}) for r in run_ids}
+    for run_id, raw in old.items():
+        await client.hset(keys.run(run_id), mapping={"state": raw, "offset": 1})
+    prefix = f"sy:test-layout:{tag}:"
+    await client.set(f"{prefix}old:a", "1", ex=300)
+    await client.delete(keys.META)
+    calls: list[bool] = []
+    steps: dict[int, Step] = {**STEPS, CURRENT_FORMAT: _rename}
+    layout = {1: _layout_step(prefix, calls)}
+    said: list[str] = []
+
+    async def upgrade(dry_run: bool) -> UpgradeReport:
+        return await upgrade_store(client, dry_run=dry_run, say=said.append, steps=steps,
+                             layout_steps=layout, runs=f"wfr_{tag}*")  # fmt: skip
+
+    dry = await upgrade(True)
+    assert (dry.runs_scanned, dry.runs_upgraded, dry.keys_moved) == (3, 3, 1)
+    assert [await client.hget(keys.run(r), "state") for r in run_ids] == list(old.values())
+    assert await client.exists(f"{prefix}old:a") == 1
+    assert await read_store_format(client) is None  # a dry run writes nothing
+    assert "runs: 3 scanned, 3 to upgrade" in said
+
+    done = await upgrade(False)
+    assert (done.runs_scanned, done.runs_upgraded, done.keys_moved) == (3, 3, 1)
+    for run_id in run_ids:
+        stored = await client.hget(keys.run(run_id), "state")
+        assert isinstance(stored, bytes)
+        assert stored.startswith(b'{"format":%d,' % (CURRENT_FORMAT + 1))
+        assert orjson.loads(stored)["creator"] == "me"
+    assert await client.exists(f"{prefix}new:a") == 1
+    assert await read_store_format(client) == StoreFormat(CURRENT_FORMAT + 1, 2)
+
+    again = await upgrade(False)
+    assert (again.runs_scanned, again.runs_upgraded, again.keys_moved) == (3, 0, 0)
+    assert calls == [True, False]  # the layout step is not taken twice
+    for run_id in run_ids:
+        await client.delete(keys.run(run_id))
+    await client.delete(f"{prefix}new:a")
+
+
+async def test_upgrade_refuses_a_store_newer_than_the_code(client: aioredis.Redis) -> None:
+    await _mark(client, CURRENT_FORMAT + 1, 1)
+    with pytest.raises(StoreFormatRefused, match="newer release"):
+        await upgrade_store(client, dry_run=True, say=lambda _: None)
+
+
+def test_the_state_commands(
+    own: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SWITCHYARD_REDIS_URL", own.redis_url)
+    client = redis.Redis.from_url(own.redis_url)
+    found = client.hgetall(keys.META)
+    try:
+        client.delete(keys.META)
+        assert main(["state", "status"]) == 0
+        out = capsys.readouterr().out
+        assert f"this release: {CODE_FORMAT.describe()}" in out
+        assert "store: no marker" in out
+        assert main(["state", "upgrade", "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert "runs: " in out
+        assert (
+            f"store would go from state format 1, key layout 1 to {CODE_FORMAT.describe()}" in out
+        )
+        assert client.exists(keys.META) == 0  # a dry run writes nothing
+        assert main(["state", "upgrade"]) == 0
+        assert client.hgetall(keys.META) == {b"state_format": b"1", b"key_layout": b"1"}
+        assert main(["state", "status"]) == 0
+        assert f"store: {CODE_FORMAT.describe()}" in capsys.readouterr().out
+        client.hset(keys.META, "state_format", CURRENT_FORMAT + 1)
+        assert main(["state", "upgrade"]) == 2
+        assert "written by a newer release" in capsys.readouterr().err
+    finally:
+        client.delete(keys.META)
+        if found:
+            client.hset(keys.META, items=[part for pair in found.items() for part in pair])
+        client.close()

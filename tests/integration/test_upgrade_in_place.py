@@ -1,0 +1,241 @@
+"""A stack holding waiting runs of an earlier release, upgraded in place, completes them.
+
+``tests/fixtures/upgrade/<release>/`` holds what that release's engine left in Redis
+and on its inbox for runs waiting on KAFKA nodes (one past its first step), on a
+node and a run deadline (armed timers), and on a pending claim, captured by
+``scripts/capture_upgrade_fixtures.py`` with that release's code. The test writes it
+into a Redis database of this session's own, replays the inbox records onto fresh
+topics at their partitions and offsets (the stored runs remember the offsets they
+applied: replayed, they are redeliveries the engine must skip), starts *this*
+release's engine and bridge, and finishes every run as its workers would: a
+``NodeRunUpdated`` for KAFKA nodes, claim → ack → PATCH for the claim.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
+
+from switchyard.bridge.app import create_app
+from switchyard.bridge.credentials import hash_secret
+from switchyard.engine.machine.state_format import needs_upgrade
+from switchyard.engine.service import EngineService
+from switchyard.engine.store import keys
+from switchyard.engine.store.upgrade import CODE_FORMAT, StoreFormat, claim_store_format
+from switchyard.schemas import NodeRunUpdated, encode
+from switchyard.schemas.settings import Settings
+from switchyard.topics.admin import ensure_topics
+from switchyard.topics.producer import EventProducer
+from switchyard.topics.registry import TopicRegistry
+from tests.bridge.support import SECRET, TOKEN_SECRET, Api
+from tests.helpers import private_redis_db
+from tests.integration.engine_support import Driver
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "upgrade"
+RELEASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "manifest.json").exists())
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One release's capture: the manifest, the Redis entries, the inbox records."""
+
+    manifest: dict[str, Any]
+    redis: dict[str, dict[str, Any]]
+    inbox: list[dict[str, Any]]
+
+    @classmethod
+    def load(cls, release: str) -> Capture:
+        def read(name: str) -> Any:
+            return orjson.loads((FIXTURES / release / name).read_bytes())
+
+        return cls(read("manifest.json"), read("redis.json"), read("inbox.json"))
+
+
+def _bytes(value: dict[str, str]) -> bytes:
+    return value["t"].encode() if "t" in value else base64.b64decode(value["b64"])
+
+
+async def restore(client: aioredis.Redis, capture: Capture) -> None:
+    """Write the capture into ``client``'s database. A key the capture owns whole is
+    replaced; into a shared index (run sets, node-run buckets, timers, the event
+    stream) only its members are added, next to other runs'."""
+    for key, entry in capture.redis.items():
+        kind, value = entry["type"], entry["value"]
+        if entry["whole"]:
+            await client.delete(key)
+        if kind == "string":
+            await client.set(key, _bytes(value))
+        elif kind == "hash":
+            await client.hset(key, mapping={_bytes(f): _bytes(v) for f, v in value})
+        elif kind == "list":
+            await client.rpush(key, *[_bytes(v) for v in value])
+        elif kind == "set":
+            await client.sadd(key, *[_bytes(v) for v in value])
+        elif kind == "zset":
+            await client.zadd(key, {_bytes(m): score for m, score in value})
+        elif kind == "stream":  # new ids: an entry's id is only the list SSE's cursor
+            for _, fields in value:
+                await client.xadd(key, {_bytes(f): _bytes(v) for f, v in fields})
+        else:
+            raise AssertionError(f"{key}: a {kind} entry the restore can't write")
+        if "pttl" in entry:
+            await client.pexpire(key, entry["pttl"])
+    for node_type, count in capture.manifest["nodeRunsInFlight"].items():
+        await client.hincrby(keys.NODE_RUNS_IN_FLIGHT, node_type, count)
+
+
+async def replay_inbox(settings: Settings, capture: Capture) -> None:
+    """The captured inbox records, each at its partition and (fresh topic) offset."""
+    topic = TopicRegistry.from_settings(settings).inbox.name
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for record in capture.inbox:
+            sent = await producer.send_and_wait(
+                topic, _bytes(record["value"]), key=_bytes(record["key"]),
+                partition=record["partition"],
+                headers=[(h, _bytes(v)) for h, v in record["headers"]],
+            )  # fmt: skip
+            assert (sent.partition, sent.offset) == (record["partition"], record["offset"])
+    finally:
+        await producer.stop()
+
+
+@pytest.fixture(params=RELEASES)
+def release(request: pytest.FixtureRequest) -> str:
+    """Each release a capture was made of."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+async def stack_settings(
+    settings: Settings, session_tag: str, tmp_path: Path, release: str
+) -> Settings:
+    """This session's own Redis database, topics of this test's own (fresh offsets), the
+    release's inbox partition count, and a bridge with a machine and an admin."""
+    auth = tmp_path / "auth.json"
+    secret_hash = hash_secret(SECRET)
+    auth.write_bytes(orjson.dumps({
+        "users": [{"email": "admin@example.com", "role": "Admin", "teams": [],
+                   "clientId": "admin", "clientSecretHash": secret_hash}],
+        "machines": [{"name": "worker", "clientId": "machine", "clientSecretHash": secret_hash}],
+    }))  # fmt: skip
+    found = private_redis_db(settings, session_tag).model_copy(update={
+        "topic_prefix": f"{settings.topic_prefix}up{uuid.uuid4().hex[:6]}.",
+        "inbox_partitions": Capture.load(release).manifest["inboxPartitions"],
+        "auth_file": auth, "token_secret": SecretStr(TOKEN_SECRET),
+    })  # fmt: skip
+    await ensure_topics(found)
+    return found
+
+
+@pytest.fixture
+async def client(stack_settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    redis = aioredis.Redis.from_url(stack_settings.redis_url)
+    yield redis
+    await redis.aclose()
+
+
+async def _in_flight(client: aioredis.Redis) -> dict[str, int]:
+    counts = await client.hgetall(keys.NODE_RUNS_IN_FLIGHT)
+    return {_text(k): int(v) for k, v in counts.items() if int(v)}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def _claim_ack_patch(api: Api, installation: str, node_run_id: str, output: Any) -> None:
+    """What an integration worker does: claim the pending node run, ack it, PATCH it."""
+    claimed = await api.call("POST", "/v1/workflows/runs/claim-pending", "machine",
+                             json={"installationId": installation, "limit": 10})  # fmt: skip
+    assert claimed.status_code == 200, claimed.text
+    assert [item["identifier"] for item in claimed.json()["nodeRuns"]] == [node_run_id]
+    ack = await api.call("PATCH", "/v1/workflows/runs/ack", "machine",
+                         json={"nodeRunIdentifier": node_run_id})  # fmt: skip
+    assert ack.status_code == 200, ack.text
+    body = {"status": "COMPLETED", "result": "SUCCESS", "output": output}
+    done = await api.call("PATCH", f"/v1/workflows/nodes/runs/{node_run_id}", "machine", json=body)
+    assert done.status_code == 200, done.text
+
+
+async def _finish(driver: Driver, api: Api, redis: aioredis.Redis, run: dict[str, Any]) -> None:
+    """Report each node run the run still waits on, in order, as its worker would."""
+    run_id = run["runId"]
+    for step in run["remaining"]:
+        node, node_run_id = step["node"], step["nodeRunId"]
+        await driver.wait(run_id, lambda s, n=node: any(
+            nr.node == n and nr.status == "IN_PROGRESS" for nr in s.node_runs))  # fmt: skip
+        installation = await redis.hget(keys.claim(node_run_id), "installation")
+        if installation is not None:
+            await _claim_ack_patch(api, _text(installation), node_run_id, step["output"])
+            continue
+        await driver.send(run_id, encode(NodeRunUpdated.model_validate({
+            "runId": run_id, "nodeRunId": node_run_id, "status": "COMPLETED",
+            "result": "SUCCESS", "output": step["output"], "sentAt": datetime.now(UTC),
+        })))  # fmt: skip
+
+
+async def test_waiting_runs_of_a_release_complete_after_an_in_place_upgrade(
+    release: str, stack_settings: Settings, client: aioredis.Redis, templates: Any
+) -> None:
+    capture = Capture.load(release)
+    runs = capture.manifest["runs"]
+    in_flight_before = await _in_flight(client)
+    await client.delete(keys.META)  # the release wrote no marker
+    await restore(client, capture)
+    await replay_inbox(stack_settings, capture)
+
+    # The engine's start-up check: data from before the marker is format 1, layout 1.
+    assert await claim_store_format(client) == StoreFormat(1, 1)
+    assert await claim_store_format(client) == CODE_FORMAT  # now recorded
+
+    app = create_app(stack_settings)
+    async with (
+        EngineService(stack_settings, templates),
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as http,
+        EventProducer(stack_settings) as producer,
+    ):
+        api, driver = Api(http, app), Driver(stack_settings, client, producer)
+        for run in runs:
+            await _finish(driver, api, client, run)
+        for run in runs:
+            state = await driver.wait(run["runId"], lambda s: s.status == "COMPLETED")
+            assert state.result == "SUCCESS", run["runId"]
+            expected = {
+                **run["completedBefore"],
+                **{s["node"]: s["output"] for s in run["remaining"]},
+            }
+            assert {n: state.outputs[n] for n in expected} == expected
+            assert state.outputs["trigger"] == run["inputs"]
+            raw = await client.hget(keys.run(run["runId"]), "state")
+            assert raw is not None
+            assert not needs_upgrade(_text(raw).encode())  # rewritten in this release's format
+            shown = await api.call("GET", f"/v1/workflows/runs/{run['runId']}", "admin")
+            assert shown.status_code == 200, shown.text
+            assert shown.json()["workflowRun"]["status"] == "COMPLETED"
+
+    # Completing the runs disarmed their deadlines and took their claims away.
+    timers = [_bytes(m) for m, _ in capture.redis.get(keys.TIMERS, {"value": []})["value"]]
+    assert timers, "the capture holds armed timers"
+    assert [await client.zscore(keys.TIMERS, t) for t in timers] == [None] * len(timers)
+    claims = [k for k in capture.redis if k.startswith("sy:claim:")]
+    assert claims, "the capture holds a pending claim"
+    assert [await client.exists(k) for k in claims] == [0] * len(claims)
+    assert await _in_flight(client) == in_flight_before  # the release's counts went on
