@@ -30,7 +30,7 @@ from pydantic import SecretStr
 
 from switchyard.bridge.app import create_app
 from switchyard.bridge.credentials import hash_secret
-from switchyard.engine.machine.state_format import needs_upgrade
+from switchyard.engine.machine.state_format import CURRENT_FORMAT, needs_upgrade
 from switchyard.engine.service import EngineService
 from switchyard.engine.store import keys
 from switchyard.engine.store.upgrade import CODE_FORMAT, StoreFormat, claim_store_format
@@ -63,6 +63,11 @@ class Capture:
             return orjson.loads((FIXTURES / release / name).read_bytes())
 
         return cls(read("manifest.json"), read("redis.json"), read("inbox.json"))
+
+    def state(self, run_id: str) -> bytes:
+        """The run's state document as the release stored it."""
+        fields = {_bytes(f): _bytes(v) for f, v in self.redis[keys.run(run_id)]["value"]}
+        return fields[b"state"]
 
 
 def _bytes(value: dict[str, str]) -> bytes:
@@ -226,7 +231,10 @@ async def test_waiting_runs_of_a_release_complete_after_an_in_place_upgrade(
             assert state.outputs["trigger"] == run["inputs"]
             raw = await client.hget(keys.run(run["runId"]), "state")
             assert raw is not None
-            assert not needs_upgrade(_text(raw).encode())  # rewritten in this release's format
+            # Read in the release's format (no "format" key), rewritten in this one's.
+            assert not orjson.loads(capture.state(run["runId"])).get("format")
+            assert _text(raw).encode().startswith(b'{"format":%d,' % CURRENT_FORMAT)
+            assert not needs_upgrade(_text(raw).encode())
             shown = await api.call("GET", f"/v1/workflows/runs/{run['runId']}", "admin")
             assert shown.status_code == 200, shown.text
             assert shown.json()["workflowRun"]["status"] == "COMPLETED"
