@@ -11,7 +11,14 @@ anywhere else (see ``engine/processor.py``).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from aiokafka.partitioner import murmur2
+
+# Keys whose hash is kept: a run's id is hashed for each of its inbox records and
+# each message its steps publish (about five per event), and aiokafka's murmur2 is
+# pure Python (~5 µs for a run id). Enough for the runs of many batches in flight.
+HASHES_KEPT = 16384
 
 
 def partition_of(key: str | bytes, partitions: int) -> int:
@@ -19,6 +26,13 @@ def partition_of(key: str | bytes, partitions: int) -> int:
     for a keyed record: ``toPositive(murmur2(key)) % partitions``."""
     if partitions < 1:
         raise ValueError(f"partitions must be at least 1 (got {partitions})")
+    return _positive_hash(key) % partitions
+
+
+@lru_cache(maxsize=HASHES_KEPT)
+def _positive_hash(key: str | bytes) -> int:
+    # A str key and its UTF-8 bytes are cached apart (they differ as dict keys) and
+    # hash alike, so the cache can't give one the other's partition.
     raw = key.encode() if isinstance(key, str) else key
     hashed: int = murmur2(raw)  # aiokafka's port of the Java client's murmur2
-    return (hashed & 0x7FFFFFFF) % partitions
+    return hashed & 0x7FFFFFFF

@@ -14,7 +14,10 @@ what makes that hold without special cases, and would still hold with fan-out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from switchyard.engine.machine.nodes import start_node
+from switchyard.engine.machine.state import NodeRunState
 from switchyard.engine.machine.step import Step
 from switchyard.schemas import Node
 
@@ -43,11 +46,14 @@ def _walking(step: Step) -> bool:
 def _settle(step: Step) -> list[Node]:
     """Mark newly dead nodes (to a fixpoint) and return the nodes ready to run."""
     ready: list[Node] = []
+    # Each node's latest node run, looked up for every node and each of its sources
+    # per pass: one dict instead of a scan of the node runs per lookup.
+    latest = {nr.node: nr for nr in step.state.node_runs}
     changed = True
     while changed:
         changed = False
         for node in step.graph.workflow.nodes:
-            verdict = _verdict(step, node.identifier)
+            verdict = _verdict(step, node.identifier, latest)
             if verdict == "dead":
                 step.state.dead.append(node.identifier)
                 changed = True
@@ -56,20 +62,20 @@ def _settle(step: Step) -> list[Node]:
     return ready
 
 
-def _verdict(step: Step, node: str) -> str | None:
+def _verdict(step: Step, node: str, latest: Mapping[str, NodeRunState]) -> str | None:
     """``ready``, ``dead``, or None (undecided, running, done or dead already)."""
     state, graph = step.state, step.graph
-    if node in state.dead or state.node_run_of(node) is not None:
+    if node in latest or node in state.dead:
         return None
     edges = graph.edges_in(node)
-    if not all(_settled(step, graph.source(edge)) for edge in edges):
+    if not all(_settled(step, graph.source(edge), latest) for edge in edges):
         return None
     return "ready" if any(edge in state.taken for edge in edges) else "dead"
 
 
-def _settled(step: Step, node: str) -> bool:
+def _settled(step: Step, node: str, latest: Mapping[str, NodeRunState]) -> bool:
     if node in step.state.dead:
         return True
-    node_run = step.state.node_run_of(node)
+    node_run = latest.get(node)
     # A failed attempt whose retry is pending is not over: the node is still running.
     return node_run is not None and not node_run.in_flight and not node_run.retry_pending
