@@ -35,7 +35,6 @@ from switchyard.engine import metrics as engine_metrics
 from switchyard.engine.machine.decide import decide
 from switchyard.engine.machine.options import MachineOptions
 from switchyard.engine.machine.state import RunState
-from switchyard.engine.store.org import agent_streamer
 from switchyard.engine.store.plan import ApplyPlan, OutboxMessage, move_plan, plan_decision
 from switchyard.engine.store.runs import RunStore, StoredRun
 from switchyard.engine.store.workflows import WorkflowStore
@@ -197,18 +196,20 @@ class InboxProcessor:
             event = self._route(index, record, batch)
             if event is not None:
                 decoded.append((index, record, event))
-        batch.runs = await self.store.load(event.run_id for _, _, event in decoded)
-        # Triggers without a version start the latest one: one round trip per batch.
+        # Triggers without a version start the latest one; how the agent takes agent:
+        # true webhooks may change at any time. Both ride the batch's one read.
         unpinned = [
             e.workflow_identifier
             for _, _, e in decoded
             if isinstance(e, RunTriggered) and e.workflow_version is None
         ]
-        batch.latest = await self.workflows.latest_versions(unpinned)
-        if decoded:  # how the agent takes agent: true webhooks may change at any time
-            batch.options = replace(
-                self.options, agent_streamer=await agent_streamer(self.store.client)
-            )
+        loaded = await self.store.load_batch(
+            (event.run_id for _, _, event in decoded),
+            latest=unpinned, org=bool(decoded),
+        )  # fmt: skip
+        batch.runs, batch.latest = loaded.runs, loaded.latest
+        if loaded.streamer is not None:
+            batch.options = replace(self.options, agent_streamer=loaded.streamer)
         for run_id, stored in batch.runs.items():
             batch.recovered += [(run_id, step, msgs) for step, msgs in stored.outbox.items()]
         traced = tracing.enabled()  # the one tracing check of a batch
@@ -236,6 +237,8 @@ class InboxProcessor:
                 batch.letters[index] = "partition_mismatch"
         await self.publish(messages)
         published_at = time.perf_counter()
+        # Forgotten before the driver commits the batch: a crash after the commit
+        # must find nothing to re-publish (receivers would see it twice).
         await self.store.clear_outbox(cleared)
         outcomes = [outcome or Outcome.DEAD_LETTERED for outcome in batch.outcomes]
         self.outcomes.update(outcomes)

@@ -16,7 +16,9 @@ import redis.asyncio as aioredis
 
 from switchyard.engine.machine.state import RunState, load_state
 from switchyard.engine.store import keys
+from switchyard.engine.store.org import AgentStreamer, streamer_of
 from switchyard.engine.store.plan import ApplyPlan, OutboxMessage
+from switchyard.engine.store.workflows import latest_of
 from switchyard.schemas import NodeRunLog
 
 
@@ -45,27 +47,35 @@ class RunStore:
 
     async def load(self, run_ids: Iterable[str]) -> dict[str, StoredRun]:
         """The stored runs among ``run_ids`` (missing ones are left out), in one round trip."""
+        return (await self.load_batch(run_ids)).runs
+
+    async def load_batch(
+        self,
+        run_ids: Iterable[str],
+        *,
+        latest: Iterable[str] = (),
+        org: bool = False,
+    ) -> BatchLoad:
+        """What a batch reads before deciding, in one round trip: the stored runs among
+        ``run_ids``, the latest live version of each workflow in ``latest`` and, with
+        ``org``, how the agent takes its work."""
         ids = list(dict.fromkeys(run_ids))
-        if not ids:
-            return {}
+        workflows = list(dict.fromkeys(latest))
         async with self.client.pipeline(transaction=False) as pipe:
             for run_id in ids:
                 pipe.hmget(keys.run(run_id), ["state", "offset", "partition"])
                 pipe.hgetall(keys.outbox(run_id))
-            replies = await pipe.execute()
-        found: dict[str, StoredRun] = {}
-        for run_id, (state, offset, partition), outbox in zip(
-            ids, replies[::2], replies[1::2], strict=True
-        ):
-            if state is None:
-                continue
-            found[run_id] = StoredRun(
-                state=load_state(state),
-                offset=int(offset) if offset is not None else -1,
-                outbox={_text(step): _messages(raw) for step, raw in outbox.items()},
-                partition=int(partition) if partition is not None else None,
-            )
-        return found
+            for identifier in workflows:
+                pipe.hmget(keys.workflow(identifier), ["version", "deleted"])
+            if org:
+                pipe.hget(keys.ORG, "settings")
+            replies = await pipe.execute() if ids or workflows or org else []
+        runs = 2 * len(ids)
+        return BatchLoad(
+            runs=_stored_runs(ids, replies[:runs]),
+            latest=latest_of(workflows, replies[runs : runs + len(workflows)]),
+            streamer=streamer_of(replies[-1]) if org else None,
+        )
 
     async def get(self, run_id: str) -> RunState | None:
         raw = await self.client.hget(keys.run(run_id), "state")
@@ -102,7 +112,7 @@ class RunStore:
 
     async def clear_outbox(self, steps: Iterable[tuple[str, str]]) -> None:
         """Forget published outbox steps, given as ``(run_id, step)``, in one script call."""
-        args = [item for run_id, step in steps for item in (keys.outbox(run_id), run_id, step)]
+        args = _clear_args(steps)
         if args:
             await self._clear(keys=[keys.OUTBOX_PENDING], args=args)
 
@@ -117,6 +127,36 @@ class RunStore:
             else:
                 await self.client.srem(keys.OUTBOX_PENDING, run_id)
         return result
+
+
+@dataclass
+class BatchLoad:
+    """A batch's reads (:meth:`RunStore.load_batch`)."""
+
+    runs: dict[str, StoredRun]
+    latest: dict[str, int]  # workflow identifier → its latest live version
+    streamer: AgentStreamer | None  # None when not asked for
+
+
+def _stored_runs(ids: Sequence[str], replies: Sequence[Any]) -> dict[str, StoredRun]:
+    """The runs of ``ids`` from their HMGET and HGETALL replies (missing ones left out)."""
+    found: dict[str, StoredRun] = {}
+    for run_id, (state, offset, partition), outbox in zip(
+        ids, replies[::2], replies[1::2], strict=True
+    ):
+        if state is None:
+            continue
+        found[run_id] = StoredRun(
+            state=load_state(state),
+            offset=int(offset) if offset is not None else -1,
+            outbox={_text(step): _messages(raw) for step, raw in outbox.items()},
+            partition=int(partition) if partition is not None else None,
+        )
+    return found
+
+
+def _clear_args(steps: Iterable[tuple[str, str]]) -> list[str]:
+    return [item for run_id, step in steps for item in (keys.outbox(run_id), run_id, step)]
 
 
 def _text(value: Any) -> str:

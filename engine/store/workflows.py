@@ -7,7 +7,7 @@ the engine caches parsed versions in memory for that reason.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -125,11 +125,7 @@ class WorkflowStore:
             for identifier in ids:
                 pipe.hmget(keys.workflow(identifier), ["version", "deleted"])
             replies = await pipe.execute()
-        return {
-            identifier: int(version)
-            for identifier, (version, deleted) in zip(ids, replies, strict=True)
-            if version is not None and deleted not in (b"1", "1")
-        }
+        return latest_of(ids, replies)
 
     async def live_versions(self) -> list[LiveVersion]:
         """Every live workflow's latest version, in two round trips (the scheduler's scan).
@@ -219,3 +215,12 @@ class WorkflowStore:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def latest_of(identifiers: Sequence[str], replies: Sequence[Any]) -> dict[str, int]:
+    """The latest live versions from each workflow's ``HMGET version deleted`` reply."""
+    return {
+        identifier: int(version)
+        for identifier, (version, deleted) in zip(identifiers, replies, strict=True)
+        if version is not None and deleted not in (b"1", "1")
+    }
