@@ -47,6 +47,7 @@ from switchyard.cli.stack.launcher import Stack
 from switchyard.cli.state_commands import add_state_commands
 from switchyard.cli.worker import add_worker_commands
 from switchyard.cli.workflow_commands import add_workflow_commands
+from switchyard.engine.store.upgrade import StoreFormatRefused
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import TopicMismatch, ensure_topics
 from switchyard.topics.registry import TopicRegistry
@@ -211,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Command = args.run
     try:
         return run(settings, args)
-    except (StackError, TopicMismatch, DemoError) as exc:
+    except (StackError, TopicMismatch, DemoError, StoreFormatRefused) as exc:
         print(f"switchyard: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

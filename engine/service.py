@@ -17,6 +17,7 @@ from switchyard.engine.inbox import FaustInbox
 from switchyard.engine.inbox_kafka import KafkaInbox
 from switchyard.engine.processor import InboxProcessor
 from switchyard.engine.store.runs import RunStore
+from switchyard.engine.store.upgrade import claim_store_format
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.engine.templates import Templates
 from switchyard.schemas.settings import Settings
@@ -70,6 +71,9 @@ class EngineService:
         )
 
     async def start(self) -> None:
+        # First: data newer than this code (or keys in another layout) must stop the
+        # engine before it reads or writes anything, not be half-understood.
+        await claim_store_format(self.redis)
         if self.processor.agent_secret is None:
             log.warning(
                 "SWITCHYARD_AGENT_CLIENT_SECRET is not set: messages for Port's execution "

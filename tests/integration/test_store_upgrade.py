@@ -8,8 +8,12 @@ and put back whatever marker they found.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -17,6 +21,7 @@ import redis
 import redis.asyncio as aioredis
 
 from switchyard.cli.main import main
+from switchyard.cli.stack.full import environment
 from switchyard.engine.machine.state_format import CURRENT_FORMAT, STEPS, Document, Step
 from switchyard.engine.store import keys
 from switchyard.engine.store.upgrade import (
@@ -216,3 +221,20 @@ def test_the_state_commands(
         if found:
             client.hset(keys.META, items=[part for pair in found.items() for part in pair])
         client.close()
+
+
+async def test_the_engine_process_exits_2_naming_the_formats_on_newer_data(
+    own: Settings, client: aioredis.Redis, tmp_path: Path
+) -> None:
+    """``switchyard engine`` itself checks the marker before it consumes anything."""
+    await _mark(client, CURRENT_FORMAT + 1, KEY_LAYOUT)
+    env = {**os.environ, **environment(own.model_copy(update={"engine_ops_port": 0}))}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "switchyard.cli.main", "engine",
+        "--ready-file", str(tmp_path / "engine.ready"),
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 2, err.decode(errors="replace")[-2000:]
+    assert f"holds state format {CURRENT_FORMAT + 1}" in err.decode()
+    assert not (tmp_path / "engine.ready").exists()
