@@ -22,7 +22,7 @@ from switchyard.bridge.errors import json_response, unauthorized
 _bearer = HTTPBearer(auto_error=False, description="An access token from /v1/auth/access_token.")
 
 
-def current_actor(
+async def current_actor(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
@@ -38,8 +38,14 @@ def current_actor(
     return actor
 
 
+async def _context(request: Request) -> BridgeContext:
+    return context(request)
+
+
+# Both are async although neither awaits: FastAPI runs a plain ``def`` dependency in a
+# worker thread, two thread hops per request that cost more than most routes' work.
 CurrentActor = Annotated[Actor, Depends(current_actor)]
-Ctx = Annotated[BridgeContext, Depends(context)]
+Ctx = Annotated[BridgeContext, Depends(_context)]
 
 
 class AccessTokenRequest(BaseModel):
