@@ -127,6 +127,10 @@ async def run_executor(settings: Settings, ready_file: Path | None) -> None:
     """The built-in executors in one process: webhooks, AI nodes (which fail saying
     how to configure an endpoint when SWITCHYARD_AI_BASE_URL is unset), UPSERT_ENTITY
     nodes, and the relay of entity events a crash left in the outbox."""
+    if settings.log_level != "DEBUG":
+        # httpx logs every call at INFO: a JSON record per webhook call, repeating what
+        # the node run's log and switchyard_webhook_calls_total hold, on the hot path.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     redis = aioredis.Redis.from_url(settings.redis_url)
     producer = EventProducer(settings)
     http = pooled_client(settings)

@@ -51,6 +51,9 @@ log = logging.getLogger("switchyard.worker")
 MessageT = TypeVar("MessageT", NodeRunRequest, WebhookRequest, AiRequest, EntityRequest)
 
 _REMEMBERED = 10_000  # finished node-run ids kept to skip redeliveries
+# Commits at most this often: one per handled record at low load cost the worker and
+# the broker a request each, and only redelivery after a crash depends on them.
+_COMMIT_INTERVAL = 0.05
 
 
 class KafkaReporter:
@@ -177,7 +180,7 @@ class KafkaWorker(Generic[MessageT]):
         backlog, and the next fetch does not wait for the batch in hand, only for room
         in the pipeline (``max_in_flight`` records).
         """
-        pipeline = BatchPipeline(self.max_in_flight, self._commit)
+        pipeline = BatchPipeline(self.max_in_flight, self._commit, _COMMIT_INTERVAL)
         pipeline.start()
         try:
             while not self._stopping.is_set():

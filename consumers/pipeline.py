@@ -8,12 +8,16 @@ commit. A batch's offsets are committed once it and every batch fetched before i
 done (each record handled and its report acknowledged by the broker), so a crash
 leaves everything unfinished uncommitted, and a partition's committed offset never
 passes a record still in hand. Commits of batches that finish together are merged
-into one request, made by a task of its own so the fetch loop never waits on one.
+into one request, made by a task of its own so the fetch loop never waits on one;
+after a commit the next waits ``commit_interval`` seconds, so an idle-ish worker
+handling records one at a time does not send a commit per record (a crash then
+redelivers at most that much more, which node-run ids make harmless).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,7 +34,10 @@ class BatchPipeline:
     it is committed): :meth:`room` and :meth:`drain` raise its error.
     """
 
-    def __init__(self, capacity: int, commit: Callable[[Offsets], Awaitable[None]]) -> None:
+    def __init__(
+        self, capacity: int, commit: Callable[[Offsets], Awaitable[None]],
+        commit_interval: float = 0.0,
+    ) -> None:  # fmt: skip
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1 (got {capacity})")
         self.capacity = capacity
@@ -39,6 +46,8 @@ class BatchPipeline:
         self._in_flight = 0  # records of batches not finished yet
         self._changed = asyncio.Event()
         self._closing = False
+        self._closed = asyncio.Event()
+        self._commit_interval = commit_interval
         self._committer: asyncio.Task[None] | None = None
 
     @property
@@ -94,8 +103,14 @@ class BatchPipeline:
                 offsets.update(batch_offsets)
             if offsets:
                 await self._commit(offsets)
+                await self._pause()
             if self._batches and self._batches[0][0].done():
                 self._batches[0][0].result()  # the failed batch: its error ends the commits
+
+    async def _pause(self) -> None:
+        if self._commit_interval > 0 and not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), self._commit_interval)
 
     async def drain(self) -> None:
         """Wait for every batch in hand and commit them; idempotent."""
@@ -103,6 +118,7 @@ class BatchPipeline:
         if committer is None:
             return
         self._closing = True
+        self._closed.set()
         self._changed.set()
         try:
             await committer
