@@ -36,6 +36,7 @@ from benchmarks.switchyard_target import NodeRunWindow, SwitchyardTarget
 
 RESULTS = Path(__file__).parent / "results"
 FRACTIONS = (0.25, 0.50, 0.80)
+PROFILE_PORT_SHIFT = 200  # the n-th profile's stack: every port + n * this
 PROFILES: tuple[Durability, ...] = ("default", "durable")  # the stack's SWITCHYARD_DURABILITY
 
 
@@ -252,9 +253,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     plan.in_flight = args.in_flight or plan.in_flight
     result: dict[str, Any] = {"command": " ".join(sys.argv), "quick": args.quick,
                               "machine": machine(), "workloads": {}, "profiles": {}}  # fmt: skip
-    ports = Ports(kafka=args.kafka_port, controller=args.kafka_port + 1,
-                  redis=args.redis_port, bridge=args.bridge_port)  # fmt: skip
     for index, name in enumerate(args.profiles):
+        # Each profile's stack on ports of its own: clients of the stack just stopped still
+        # retry its ports, and a retry whose source port is the port itself holds it.
+        shift = PROFILE_PORT_SHIFT * index
+        ports = Ports(kafka=args.kafka_port + shift, controller=args.kafka_port + 1 + shift,
+                      redis=args.redis_port + shift, bridge=args.bridge_port + shift,
+                      ops=args.ops_port + shift)  # fmt: skip
         settings = bench_settings(args.home.resolve(), ports, args.cache_home, durability=name)
         section = result if index == 0 else result["profiles"].setdefault(name, {"workloads": {}})
         _say(f"durability profile {name!r}: a fresh stack")
@@ -312,6 +317,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kafka-port", type=int, default=33092)
     parser.add_argument("--redis-port", type=int, default=33379)
     parser.add_argument("--bridge-port", type=int, default=33080)
+    parser.add_argument(
+        "--ops-port", type=int, default=33101, help="the engine's /metrics; the next four too"
+    )
     parser.add_argument(
         "--out", type=Path, help="JSON file (default benchmarks/results/<date>.json)"
     )

@@ -1,0 +1,93 @@
+"""The stack's durability profile (``SWITCHYARD_DURABILITY``) is what the launcher
+really starts: read back from the launched Redis (``CONFIG GET``) and broker
+(``describe_configs``), not from what was asked for."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydantic
+import pytest
+import redis
+
+from benchmarks.durability import broker_flush
+from switchyard.cli.stack.kafka import KafkaBroker
+from switchyard.cli.stack.redis import RedisServer
+from switchyard.schemas.settings import Settings
+from tests.conftest import REPO
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _free_pair() -> int:
+    """A port whose successor is free too (the broker's controller listener)."""
+    while True:
+        port = _free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
+def _settings(home: Path, durability: str) -> Settings:
+    kafka = _free_pair()
+    return Settings.model_validate({
+        "home": home, "cache_home": REPO / ".switchyard" / "cache", "durability": durability,
+        "kafka_port": kafka, "kafka_controller_port": kafka + 1, "redis_port": _free_port(),
+    })  # fmt: skip
+
+
+def test_an_unknown_profile_is_refused_naming_the_setting() -> None:
+    with pytest.raises(pydantic.ValidationError) as raised:
+        Settings(durability="fast")  # type: ignore[arg-type]
+    assert "durability" in str(raised.value)
+    assert "'default' or 'durable'" in str(raised.value)
+
+
+@pytest.fixture
+def launched_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[redis.Redis]:
+    server = RedisServer(_settings(tmp_path, request.param))
+    server.wait_ready(server.start())
+    client = redis.Redis.from_url(server.url)
+    try:
+        yield client
+    finally:
+        client.close()
+        server.stop()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("launched_redis", "fsync"),
+    [("default", "everysec"), ("durable", "always")],
+    indirect=["launched_redis"],
+)
+def test_the_launched_redis_fsyncs_as_the_profile_says(
+    launched_redis: redis.Redis, fsync: str
+) -> None:
+    config = launched_redis.config_get("append*")
+    assert config["appendonly"] == "yes"
+    assert config["appendfsync"] == fsync
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(180)
+def test_the_launched_broker_flushes_every_message_under_the_durable_profile(
+    tmp_path: Path,
+) -> None:
+    broker = KafkaBroker(_settings(tmp_path, "durable"))
+    try:
+        broker.wait_ready(broker.start())
+        flush = asyncio.run(broker_flush(broker.address))
+    finally:
+        broker.stop()
+    assert flush["log.flush.interval.messages"] == "1"
