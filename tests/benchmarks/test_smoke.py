@@ -18,6 +18,24 @@ from tests.conftest import REPO, Services
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _free_pair() -> int:
+    """A port whose successor is free too (the broker's controller listener)."""
+    while True:
+        port = _free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
 def _ports(*lengths: int) -> list[int]:
     """Runs of free ports (one per length), each free at +200 too (the durable profile's
     stack), and all below the ephemeral range: a client retrying a stopped stack's port
