@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 
 from switchyard.schemas import Node, Workflow
 
@@ -19,6 +20,12 @@ class Graph:
 
     @classmethod
     def of(cls, workflow: Workflow) -> Graph:
+        """The graph of ``workflow``, built once per workflow object: the workflow store
+        hands out one parsed object per version, which nothing changes in place."""
+        return _graph_of(_ByIdentity(workflow))
+
+    @classmethod
+    def build(cls, workflow: Workflow) -> Graph:
         incoming: dict[str, list[int]] = defaultdict(list)
         outgoing: dict[str, list[int]] = defaultdict(list)
         for index, edge in enumerate(workflow.connections):
@@ -48,3 +55,25 @@ class Graph:
             if outlet is not None and edge.source_outlet_identifier == outlet:
                 return [index]
         return []
+
+
+class _ByIdentity:
+    """A workflow as a cache key by identity (a pydantic model has no hash): held by
+    the cache, the object stays alive, so its id can't be reused by another."""
+
+    __slots__ = ("workflow",)
+
+    def __init__(self, workflow: Workflow) -> None:
+        self.workflow = workflow
+
+    def __hash__(self) -> int:
+        return id(self.workflow)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ByIdentity) and other.workflow is self.workflow
+
+
+# Building one costs about as much as a run event; every decision needs one.
+@lru_cache(maxsize=256)
+def _graph_of(key: _ByIdentity) -> Graph:
+    return Graph.build(key.workflow)
