@@ -13,6 +13,9 @@ Run against a running Kafka and Redis (``switchyard stack up --infra-only``)::
   (``switchyard engine`` / ``switchyard bridge``); N runs of an INTEGRATION_ACTION
   workflow are triggered and left pending; then one :class:`ClaimWorker` claims,
   acks, runs and PATCHes them all; the clock stops at the last PATCH's answer.
+  ``--claim-limit`` and ``--claim-concurrency`` set the worker's; the CPU each
+  process spent per node run meanwhile (engine, bridge, this worker; from ``/proc``)
+  is printed beside the rate, to tell which one bounds it.
 
 Figures are printed, never asserted.
 """
@@ -148,7 +151,19 @@ async def _spawn(
     )
 
 
-async def claim_worker(settings: Settings, count: int) -> float:
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of(procs: list[asyncio.subprocess.Process]) -> list[float]:
+    return [*(_cpu_s(proc.pid) for proc in procs), _cpu_s(os.getpid())]
+
+
+async def claim_worker(
+    settings: Settings, count: int, *, limit: int = 100, concurrency: int = 64
+) -> float:
     await ensure_topics(settings)
     home = Path(tempfile.mkdtemp(prefix="bench-claims-"))
     machine = next(c for c in write_dev_config(home / "auth.json") if c.client_id == "dev-machine")
@@ -176,15 +191,24 @@ async def claim_worker(settings: Settings, count: int) -> float:
             claims = keys.claims(installation)
             await _poll(lambda: _at_least(redis, claims, count))
             handler = Counter(count)
-            worker = ClaimWorker(client, installation, handler, limit=100, concurrency=64,
-                                 visibility_timeout_ms=5_000)  # fmt: skip
+            worker = ClaimWorker(client, installation, handler, limit=limit,
+                                 concurrency=concurrency, visibility_timeout_ms=5_000)  # fmt: skip
             await worker.start()
+            cpu_before = _cpu_of(procs)
             running = asyncio.create_task(worker.run())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(handler.all_called.wait(), 120)
             worker.stop_soon()
             await running  # every PATCH has been answered
             elapsed = time.perf_counter() - handler.first
+            spent = [
+                after - before for before, after in zip(cpu_before, _cpu_of(procs), strict=True)
+            ]
+            per = " · ".join(
+                f"{name} {1000 * cpu / max(worker.completed, 1):.2f}"
+                for name, cpu in zip(("engine", "bridge", "worker"), spent, strict=True)
+            )
+            print(f"claim/ack CPU-ms per node run: {per}", flush=True)
             if worker.completed < count:
                 print(f"claim/ack worker: only {worker.completed} of {count} completed", flush=True)
         return worker.completed / elapsed
@@ -219,12 +243,18 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description="worker throughput with a no-op handler")
     parser.add_argument("--kafka", type=int, default=5000, help="node runs for the Kafka worker")
     parser.add_argument("--claim", type=int, default=1000, help="node runs for claim/ack")
+    parser.add_argument("--claim-limit", type=int, default=100, help="the claim worker's limit")
+    parser.add_argument(
+        "--claim-concurrency", type=int, default=64, help="the claim worker's concurrency"
+    )
     args = parser.parse_args()
     if args.kafka:
         rate = await kafka_worker(_settings(), args.kafka)
         print(f"kafka worker:     {rate:8.0f} node runs/s  ({args.kafka} node runs)", flush=True)
     if args.claim:
-        rate = await claim_worker(_settings(), args.claim)
+        rate = await claim_worker(
+            _settings(), args.claim, limit=args.claim_limit, concurrency=args.claim_concurrency
+        )
         print(f"claim/ack worker: {rate:8.0f} node runs/s  ({args.claim} node runs)", flush=True)
 
 
