@@ -131,7 +131,9 @@ def render(rows: list[dict[str, Any]], figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def measure(stack: BenchStack, runs: int, window: int) -> dict[str, Any]:
+async def measure(
+    stack: BenchStack, runs: int, window: int, *, after_ttl: bool = False
+) -> dict[str, Any]:
     worker, _ = stack.start_worker("chain")
     client = stack.redis()
     try:
@@ -142,12 +144,24 @@ async def measure(stack: BenchStack, runs: int, window: int) -> dict[str, Any]:
         seconds = await complete_runs(stack, runs, window)
         await asyncio.sleep(0.5)  # the last outbox steps forgotten
         after, used_after = await snapshot(client), await _used(client)
+        later = None
+        if after_ttl:
+            _say(f"waiting {keys.RUN_EVENTS_TTL_SECONDS + 2} s for the event lists to expire")
+            await asyncio.sleep(keys.RUN_EVENTS_TTL_SECONDS + 2)
+            later = await snapshot(client), await _used(client)
     finally:
         await client.aclose()
         stack.stop_worker(worker)
+    found: dict[str, Any] = {}
     rows = table(before, after, runs)
     total = sum(r["bytes_per_run"] for r in rows)
-    return {
+    if later is not None:
+        rows_later = table(before, later[0], runs)
+        found["after_ttl"] = {
+            "rows": rows_later, "keys_bytes_per_run": sum(r["bytes_per_run"] for r in rows_later),
+            "used_memory_per_run": round((later[1] - used_before) / runs),
+        }  # fmt: skip
+    return found | {
         "runs": runs, "seconds": round(seconds, 1), "rows": rows,
         "keys_bytes_per_run": total,
         "kept_bytes_per_run": sum(r["bytes_per_run"] for r in rows
@@ -171,7 +185,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     stack.up()
     try:
         await stack.define(workloads.chain())
-        return await measure(stack, args.runs, args.window)
+        return await measure(stack, args.runs, args.window, after_ttl=args.after_ttl)
     finally:
         if not args.keep_stack:
             stack.down()
@@ -182,10 +196,18 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--window", type=int, default=50, help="runs in flight at a time")
     parser.add_argument("--home", type=Path, default=Path("/tmp/switchyard-footprint"))
+    parser.add_argument(
+        "--after-ttl", action="store_true",
+        help="measure again once the completed runs' event lists have expired",
+    )  # fmt: skip
     parser.add_argument("--keep-stack", action="store_true", help="leave the stack up")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     arguments = parser.parse_args()
     figures = asyncio.run(main(arguments))
     print(render(figures["rows"], figures))
+    if "after_ttl" in figures:
+        later = figures["after_ttl"]
+        print(f"\n{keys.RUN_EVENTS_TTL_SECONDS + 2} s later (event lists expired):")
+        print(render(later["rows"], {**figures, **later, "kept_bytes_per_run": "-"}))
     if arguments.json:
         arguments.json.write_text(json.dumps(figures, indent=2) + "\n")

@@ -9,8 +9,9 @@ run the caller may see, ``id:`` an opaque cursor; it never ends. Both send a
 
 Why Redis, written by the apply step, not the run-events topic: the engine RPUSHes
 each event to the run's list ``sy:run:{<run>}:events`` (index ``seq - 1``) and XADDs
-it to the capped stream ``sy:runs:events``, in the same Lua call that stores the
-state emitting it (:func:`switchyard.engine.store.plan.event_stream_commands`). So
+a step's events as one entry of the capped stream ``sy:runs:events``, in the same Lua
+call that stores the state emitting them
+(:func:`switchyard.engine.store.plan.event_stream_commands`). So
 both hold exactly the events of the stored state, in ``seq`` order, each once; the
 topic gets them later from the outbox relay, which may repeat a step's messages after
 a crash, and one run's history would need a scan of its partition. Reads block, never
@@ -21,8 +22,9 @@ entries: every unfinished run holds one). A bridge holds nothing but the client'
 position, which the client has too (its last ``id:``), so any number of bridges serve
 any stream, and a client that reconnects to another bridge, or to one restarted,
 resumes with ``Last-Event-ID``: the per-run stream by ``seq``, the list stream by the
-entry id of ``sy:runs:events``, good while that entry is within the stream's cap
-(about ``RUNS_EVENTS_MAXLEN`` events of all runs; an older cursor is a 409, so the
+entry id of ``sy:runs:events`` (and the event's index in that entry, but for an
+entry's last event), good while that entry is within the stream's cap
+(about ``RUNS_EVENTS_MAXLEN`` steps of all runs; an older cursor is a 409, so the
 client reloads the list and reconnects without it).
 Both hold each event packed (:mod:`~switchyard.engine.store.event_record`, ~100 B
 instead of ~200): the streams send the topic's exact JSON rebuilt from it.
@@ -68,7 +70,10 @@ _BATCH = 200
 _BLOCK_CAP_SECONDS = 2.0
 # Runs whose visibility and fixed filters a list stream remembers (per connection).
 _ADMISSION_CACHE = 10_000
-_CURSOR = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+# An entry id (after that entry), or an entry id and an event's index in it (after that
+# event): an entry holds a step's events, and only its last one is sent with the
+# entry's own id.
+_CURSOR = re.compile(r"^(\d{1,20})-(\d{1,20})(?:-(\d{1,6}))?$")
 _SSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events."}
 }
@@ -204,8 +209,9 @@ async def _expired(ctx: BridgeContext, run_id: str, key: str) -> bool:
     "match the run's status and result when the event is sent), live, each `id: <cursor>` "
     "(opaque) + `data: <RunEvent JSON>`. `Last-Event-ID: <cursor>` resumes after it without "
     "a gap or a duplicate while the cursor is within the stream's retention (the last "
-    "~100,000 events of all runs); an older or unknown cursor is a 409: reload the list "
-    "and reconnect without it. `: keep-alive` every 15 s; it never ends on its own.",
+    "~30,000 steps, ~100,000 events, of all runs); an older or unknown cursor is a 409: "
+    "reload the list and reconnect without it. `: keep-alive` every 15 s; it never ends on "
+    "its own.",
     response_class=StreamingResponse,
     responses={**_SSE, **ERRORS},
 )
@@ -215,18 +221,18 @@ async def stream_runs(
     filters: Annotated[RunQuery, Depends(run_filters)],
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
-    start = await _start_cursor(ctx, last_event_id)
-    return _sse(_all_events(ctx, _Admission(ctx, actor, filters), start))
+    start, sent = await _start_cursor(ctx, last_event_id)
+    return _sse(_all_events(ctx, _Admission(ctx, actor, filters), start, sent))
 
 
-def _cursor(raw: str) -> tuple[int, int]:
+def _cursor(raw: str) -> tuple[int, int, int | None]:
     found = _CURSOR.match(raw.strip())
     if found is None:
         raise invalid(
             "header Last-Event-ID: must be a cursor this stream sent, such as "
             f"1764633600000-0 (got {raw!r})"
         )
-    return int(found[1]), int(found[2])
+    return int(found[1]), int(found[2]), None if found[3] is None else int(found[3])
 
 
 def _as_cursor(value: Any) -> tuple[int, int]:
@@ -234,17 +240,19 @@ def _as_cursor(value: Any) -> tuple[int, int]:
     return int(high), int(low or 0)
 
 
-async def _start_cursor(ctx: BridgeContext, raw: str | None) -> str:
+async def _start_cursor(ctx: BridgeContext, raw: str | None) -> tuple[str, int | None]:
     """Where a list stream starts reading: after ``raw`` if it is still within the
-    stream's retention (else a 409), or after the newest event when no cursor."""
-    given = _cursor(raw) if raw is not None and raw.strip() else None
+    stream's retention (else a 409), or after the newest event when no cursor. With
+    the index of the last event sent of that entry when the cursor is within one."""
+    cursor = _cursor(raw) if raw is not None and raw.strip() else None
     try:
         info = await ctx.redis.xinfo_stream(keys.RUNS_EVENTS)
     except ResponseError:  # no event yet: every event to come is after any cursor
-        return "0-0"
+        return "0-0", None
     newest = _as_cursor(info.get("last-generated-id") or "0-0")
-    if given is None:
-        return "{}-{}".format(*newest)
+    if cursor is None:
+        return "{}-{}".format(*newest), None
+    given = cursor[:2]
     # The cap trims from the oldest end: every event after a cursor at or past the
     # oldest kept one is still there. Nothing trimmed yet: every cursor is good.
     first = info.get("first-entry")
@@ -254,10 +262,10 @@ async def _start_cursor(ctx: BridgeContext, raw: str | None) -> str:
         why = "is older than the stream's retention" if given < newest else "is unknown"
         raise conflict(
             f"header Last-Event-ID: cursor {raw.strip() if raw else ''} {why} (about "
-            f"{keys.RUNS_EVENTS_MAXLEN} events of all runs are kept); reload the runs and "
+            f"{keys.RUNS_EVENTS_MAXLEN} steps of all runs are kept); reload the runs and "
             "reconnect without Last-Event-ID"
         )
-    return "{}-{}".format(*given)
+    return "{}-{}".format(*given), cursor[2]
 
 
 class _Admission:
@@ -315,8 +323,15 @@ class _Admission:
 
 
 async def _all_events(
-    ctx: BridgeContext, admission: _Admission, start: str
+    ctx: BridgeContext, admission: _Admission, start: str, sent: int | None
 ) -> AsyncIterator[bytes]:
+    """Every admitted event after entry ``start`` (after its event ``sent`` when given,
+    whose successors in that entry come first)."""
+    if sent is not None:
+        rest: Any = await ctx.redis.xrange(keys.RUNS_EVENTS, min=start, max=start, count=1)
+        for entry_id, fields in rest:
+            async for chunk in _entry_events(admission, _text(entry_id), fields, sent + 1):
+                yield chunk
     feed = _Feed(ctx, keys.RUNS_EVENTS, start)
     while True:
         entries = await feed.read()
@@ -324,6 +339,21 @@ async def _all_events(
             yield KEEP_ALIVE
             continue
         for entry_id, fields in entries:
-            run_id = _text(fields[b"r"])
-            if await admission.admits(run_id):
-                yield message(entry_id, event_record.unpack(run_id, fields[b"e"]).json)
+            async for chunk in _entry_events(admission, entry_id, fields, 0):
+                yield chunk
+
+
+async def _entry_events(
+    admission: _Admission, entry_id: str, fields: dict[bytes, bytes], first: int
+) -> AsyncIterator[bytes]:
+    """The events of one stream entry (a step's) from index ``first``, if admitted:
+    each but the last with the cursor ``<entry id>-<index>``, the last with the
+    entry's id (a resume after it starts at the next entry)."""
+    run_id = _text(fields[b"r"])
+    events = event_record.unpack_step(run_id, fields[b"e"])
+    if first >= len(events) or not await admission.admits(run_id):
+        return
+    last = len(events) - 1
+    for index in range(first, len(events)):
+        cursor = entry_id if index == last else f"{entry_id}-{index}"
+        yield message(cursor, events[index].json)

@@ -26,7 +26,7 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 | ``sy:runs:finished`` | sorted set: COMPLETED runs by ``completedAt`` (ms), ZADDed in the apply step that completes the run (runs completed before it existed are added by the pruner's backfill): what the retention pruner reads | engine; pruner backfills and removes | as the runs (a pruned run leaves it) |
 | ``sy:retention:backfill`` | string: the ``createdAt`` score (ms) up to which the pruner has walked ``sy:runs:status:COMPLETED`` adding runs missing from ``sy:runs:finished`` | retention pruner | forever (one key) |
 | ``sy:run:{<run>}:events`` | list: the run's events in ``seq`` order (index ``seq - 1``), each packed (``event_record.py``: the RunEvent's values as a JSON array, no names, no run id; the bridge gives back the run-events topic's exact JSON; a whole JSON object, an older release's, is read as it is), RPUSHed in the apply step that emits them (the per-run SSE reads it; a list because a stream key costs ~4.7 kB however small) | engine | as the run while it is unfinished; ``RUN_EVENTS_TTL_SECONDS`` (60 s) after ``run.completed`` (EXPIRE in that step): a client resuming later gets ``event: end`` and reads the run with GET (a pruned run's list is deleted if still there) |
-| ``sy:runs:events`` | stream: every run event of every run, auto ids (the list SSE's cursor), fields ``r`` (run id) and ``e`` (the event packed, as in the run's list), XADDed in the same apply step; each bridge's one ``XREAD BLOCK`` on it also wakes its per-run streams | engine | capped at about ``RUNS_EVENTS_MAXLEN`` (100,000) entries (``MAXLEN ~``): the list stream's resume window |
+| ``sy:runs:events`` | stream: every run event of every run, one entry per apply step of a run (auto ids: the list SSE's cursor, with the event's index in the entry), fields ``r`` (run id) and ``e`` (a JSON array of the step's events, each packed as in the run's list; an older release's entry: one event's whole JSON), XADDed in the same apply step; each bridge's one ``XREAD BLOCK`` on it also wakes its per-run streams | engine | capped at about ``RUNS_EVENTS_MAXLEN`` (30,000) entries (``MAXLEN ~``; ~100,000 events, 3 entries a chain run): the list stream's resume window |
 | ``sy:claims:<installation>`` | sorted set: pending node runs by visible-at (ms) | engine adds/removes; bridge claims | until done (a leftover of a pruned run is removed with it) |
 | ``sy:claim:<node run>`` | hash: ``run``, ``installation``, ``config`` (JSON), ``acked``, ``uid`` (its nodeUid, once claimed), ``view`` (optional JSON: the node run as a claim item shows it, ``claims.node_run_view``; without it a claim reads the run's state) | engine; bridge sets ``acked`` and ``uid`` | until done (a leftover of a pruned run is deleted with it) |
 | ``sy:org`` | hash: ``settings`` (JSON object, e.g. ``portAgentStreamerName``), ``featureFlags`` (JSON list): the organization Port's clients read and set | bridge (``PATCH /v1/organization``); engine reads | forever |
@@ -71,9 +71,11 @@ ORG = f"{PREFIX}org"
 BLUEPRINTS = f"{PREFIX}bps"
 ENTITY_OUTBOX = f"{PREFIX}ent:outbox"
 ENTITY_OUTBOX_AT = f"{PREFIX}ent:outbox:at"
-# Every run event of every run (the list SSE); capped, so its memory is bounded.
+# Every run event of every run (the list SSE), an entry per step; capped, so its
+# memory is bounded: ~100,000 events (a step emits ~3.3 on average in a chain run),
+# ~12 MB.
 RUNS_EVENTS = f"{PREFIX}runs:events"
-RUNS_EVENTS_MAXLEN = 100_000
+RUNS_EVENTS_MAXLEN = 30_000
 # How long a completed run's own event list outlives its run.completed event: long
 # enough for a dropped watcher to reconnect and resume (the UI backs off to 10 s between
 # tries, the CLI to about a second), short because every completed run pays it: ~1.2 kB

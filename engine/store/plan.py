@@ -8,6 +8,7 @@ nothing: the script refuses an offset at or below the one already applied.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -206,8 +207,15 @@ def plan_decision(
     plan.facts = transitions(old, new, workflow)
     if plan.facts is not None:
         plan.commands += in_flight_commands(plan.facts)
+    emitted: list[tuple[RunEvent, bytes]] = []
     for effect in decision.effects:
-        _plan_effect(plan, effect, registry, agent_secret)
+        if isinstance(effect, EmitRunEvent):
+            value = encode(effect.event)
+            plan.outbox.append(OutboxMessage(registry.run_events.name, new.run_id, value))
+            emitted.append((effect.event, value))
+        else:
+            _plan_effect(plan, effect, registry, agent_secret)
+    plan.commands += event_stream_commands(emitted)
     return plan
 
 
@@ -247,10 +255,6 @@ def _plan_effect(
         plan.outbox.append(
             OutboxMessage(registry.webhook_requests.name, run_id, encode(effect.request))
         )
-    elif isinstance(effect, EmitRunEvent):
-        value = encode(effect.event)
-        plan.outbox.append(OutboxMessage(registry.run_events.name, run_id, value))
-        plan.commands += event_stream_commands(effect.event, value)
     elif isinstance(effect, PublishInboxEvent):
         # Keyed by the other run: the producer puts it in that run's partition.
         event = effect.event
@@ -260,22 +264,27 @@ def _plan_effect(
     # RunFinished needs nothing more here: the status and result indexes follow the state.
 
 
-def event_stream_commands(event: RunEvent, value: bytes) -> list[list[str]]:
-    """The event on the run's own list (index ``seq - 1``: the per-run SSE resumes by
-    seq; a list, not a stream: a stream key costs ~4.7 kB however few its entries) and
-    on the capped stream of every run's events (the list SSE, and the bridges' wake-up
-    of per-run streams), in the step that emits it, so both hold exactly the events the
-    stored state has emitted; both hold it packed (:mod:`.event_record`: half the
-    bytes, the topic's JSON given back by the bridge). The run's list expires a while
-    after ``run.completed``, in the step that emits it."""
-    text = event_record.pack(value)
-    own = keys.run_events(event.run_id)
+def event_stream_commands(events: Sequence[tuple[RunEvent, bytes]]) -> list[list[str]]:
+    """A step's run events (each with its topic JSON) on the run's own list (index
+    ``seq - 1``: the per-run SSE resumes by seq; a list, not a stream: a stream key
+    costs ~4.7 kB however few its entries), one RPUSH, and as one entry of the capped
+    stream of every run's events (the list SSE, and the bridges' wake-up of per-run
+    streams), in the step that emits them, so both hold exactly the events the stored
+    state has emitted. Each event is packed (:mod:`.event_record`: half the bytes, the
+    topic's JSON given back by the bridge), and one entry per step, not per event (a
+    chain run's 10 events are 3 entries), saves an entry's overhead and an XADD per
+    event. The run's list expires a while after ``run.completed``, set in its step."""
+    if not events:
+        return []
+    run_id = events[0][0].run_id
+    packed = [event_record.pack(value) for _, value in events]
+    own = keys.run_events(run_id)
     commands = [
-        ["RPUSH", own, text],
+        ["RPUSH", own, *packed],
         ["XADD", keys.RUNS_EVENTS, "MAXLEN", "~", str(keys.RUNS_EVENTS_MAXLEN), "*",
-         "r", event.run_id, "e", text],
+         "r", run_id, "e", event_record.pack_step(packed)],
     ]  # fmt: skip
-    if event.kind == "run.completed":
+    if any(event.kind == "run.completed" for event, _ in events):
         commands.append(["EXPIRE", own, str(keys.RUN_EVENTS_TTL_SECONDS)])
     return commands
 

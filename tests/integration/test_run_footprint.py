@@ -100,7 +100,7 @@ async def test_a_completed_chain_run_keeps_its_hash_logs_and_an_expiring_packed_
 
 
 @pytest.mark.usefixtures("engine")
-async def test_the_all_runs_stream_holds_each_event_of_the_run_packed_once(
+async def test_the_all_runs_stream_holds_each_event_of_the_run_once_packed_an_entry_a_step(
     driver: Driver, redis: aioredis.Redis
 ) -> None:
     before: Any = await redis.xrevrange(keys.RUNS_EVENTS, count=1)
@@ -110,6 +110,7 @@ async def test_the_all_runs_stream_holds_each_event_of_the_run_packed_once(
     assert state is not None
     entries: Any = await redis.xrange(keys.RUNS_EVENTS, min=f"({start}")
     mine = [fields for _, fields in entries if fields[b"r"] == run_id.encode()]
-    assert all(fields[b"e"].startswith(b"[") for fields in mine)
-    seqs = [event_record.unpack(run_id, fields[b"e"]).seq for fields in mine]
+    assert len(mine) == state.step  # one entry per step (3 for the chain's 10 events)
+    assert all(fields[b"e"].startswith(b"[[") for fields in mine)  # each event packed
+    seqs = [e.seq for fields in mine for e in event_record.unpack_step(run_id, fields[b"e"])]
     assert seqs == list(range(1, state.seq + 1))

@@ -1,6 +1,6 @@
 """The stored form of run events (``event_record``): packed without names or run id,
-given back byte for byte as ``encode`` wrote them; whole JSON (an older release's, or
-a shape the module does not know) kept and read as it is."""
+given back byte for byte as ``encode`` wrote them, a step's in one stream entry; whole
+JSON (an older release's, or a shape the module does not know) kept and read as it is."""
 
 from __future__ import annotations
 
@@ -53,3 +53,14 @@ def test_whole_json_is_kept_and_read_as_it_is() -> None:
     unknown = b'{"runId":"wfr_AbCdEfGh12345678","seq":5,"kind":"run.updated","extra":1}'
     assert event_record.pack(unknown) == unknown.decode()
     assert event_record.unpack(RUN_ID, unknown).json == unknown
+
+
+def test_a_stream_entry_holds_a_steps_packed_events_and_older_entries_read_as_they_are() -> None:
+    values = [encode(e) for e in _events()]
+    entry = event_record.pack_step([event_record.pack(v) for v in values])
+    assert [e.json for e in event_record.unpack_step(RUN_ID, entry.encode())] == values
+    assert [e.seq for e in event_record.unpack_step(RUN_ID, entry)] == [1, 2, 3, 4]
+    # An older release's entry: one event, whole; or one packed event.
+    assert event_record.unpack_step(RUN_ID, values[1]) == [(2, "nodeRun.created", values[1])]
+    one = event_record.pack(values[2])
+    assert event_record.unpack_step(RUN_ID, one) == [(3, "nodeRun.completed", values[2])]

@@ -96,7 +96,7 @@ def _event(seq: int, kind: str) -> RunEvent:
     })  # fmt: skip
 
 
-def test_each_run_event_goes_to_the_runs_list_and_the_stream_and_completion_expires_the_list() -> (
+def test_a_steps_events_go_to_the_runs_list_and_one_stream_entry_and_completion_expires_it() -> (
     None
 ):
     events = [_event(7, "run.updated"), _event(8, "run.completed")]
@@ -115,13 +115,21 @@ def test_each_run_event_goes_to_the_runs_list_and_the_stream_and_completion_expi
         f'[7,"run.updated",null,null,"IN_PROGRESS",null,"{TEXT_NOW}"]',
         f'[8,"run.completed",null,null,"COMPLETED","SUCCESS","{TEXT_NOW}"]',
     ]
+    # One RPUSH and one stream entry for the step's events, in order.
     assert streamed == [
-        ["RPUSH", own, packed[0]],
-        ["XADD", keys.RUNS_EVENTS, *cap, "r", RUN_ID, "e", packed[0]],
-        ["RPUSH", own, packed[1]],
-        ["XADD", keys.RUNS_EVENTS, *cap, "r", RUN_ID, "e", packed[1]],
+        ["RPUSH", own, *packed],
+        ["XADD", keys.RUNS_EVENTS, *cap, "r", RUN_ID, "e", f"[{packed[0]},{packed[1]}]"],
         ["EXPIRE", own, str(keys.RUN_EVENTS_TTL_SECONDS)],
     ]
     # The topic gets the event's JSON, which the stored form gives back byte for byte.
     assert [m.value.decode() for m in plan.outbox] == [first, second]
     assert [event_record.unpack(RUN_ID, p).json.decode() for p in packed] == [first, second]
+    entry = streamed[1][-1]
+    assert [e.json.decode() for e in event_record.unpack_step(RUN_ID, entry)] == [first, second]
+
+
+def test_a_step_without_events_writes_neither_list_nor_stream() -> None:
+    old = _state({}, seq=6)
+    plan = plan_decision(old, Decision(state=_state({}, seq=6)), offset=4,
+                         registry=REGISTRY)  # fmt: skip
+    assert not [c for c in plan.commands if keys.RUNS_EVENTS in c or keys.run_events(RUN_ID) in c]
