@@ -21,6 +21,8 @@ import cProfile
 import os
 import pstats
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -44,6 +46,7 @@ from switchyard.topics.partitioning import partition_of
 from switchyard.topics.registry import TopicRegistry
 
 PARTITIONS = 12  # the inbox's default partition count
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -95,15 +98,14 @@ def one_event(bench: Bench, raw_event: bytes, stored: bytes | None, offset: int,
 
 def chain_runs(runs: int) -> list[list[bytes]]:
     """The inbox records of ``runs`` chain runs, built before the clock starts."""
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    return [_records(new_run_id(os.urandom), n, now) for n in range(runs)]
+    return [_records(new_run_id(os.urandom), n, START) for n in range(runs)]
 
 
 def one_round(bench: Bench, runs_records: list[list[bytes]], day: int = 0) -> float:
     """CPU seconds per event over the chain runs' records (3 events each), the clock
     starting on ``day``: each round its own instants, as a real engine's clock moves on
     (a round must not find the timestamps of the one before it cached)."""
-    now = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=day)
+    now = START + timedelta(days=day)
     offset = 0
     started = time.process_time()
     for records in runs_records:
@@ -115,11 +117,17 @@ def one_round(bench: Bench, runs_records: list[list[bytes]], day: int = 0) -> fl
     return (time.process_time() - started) / (3 * len(runs_records))
 
 
-def main(runs: int, rounds: int, top: int) -> None:
+@contextmanager
+def setup() -> Iterator[Bench]:
+    """The chain workflow, running templates and the topic registry of the defaults."""
     settings = Settings()
     workflow = parse_workflow({**workloads.chain(), "version": 1})
     with JqTemplates(TemplateLimits.from_settings(settings)) as templates:
-        bench = Bench(workflow, templates, TopicRegistry.from_settings(settings))
+        yield Bench(workflow, templates, TopicRegistry.from_settings(settings))
+
+
+def main(runs: int, rounds: int, top: int) -> None:
+    with setup() as bench:
         one_round(bench, chain_runs(100))  # warm the template compile cache
         # New run ids and instants each round: what a real engine meets.
         best = min(one_round(bench, chain_runs(runs), day) for day in range(1, rounds + 1))
