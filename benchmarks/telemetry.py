@@ -42,7 +42,7 @@ from benchmarks.load import open_loop
 from benchmarks.otlp_sink import SinkProcess
 from benchmarks.run import Plan, closed_figures, machine, max_rate, save
 from benchmarks.stack import BenchStack, Ports, bench_settings
-from benchmarks.switchyard_target import SwitchyardTarget
+from benchmarks.switchyard_target import NodeRunWindow, SwitchyardTarget
 from switchyard.cli.stack.full import SERVICE_NAMES
 from switchyard.schemas.settings import Settings
 
@@ -178,7 +178,8 @@ async def measure(stack: BenchStack, variant: Variant, env: dict[str, str], plan
     try:
         async with SwitchyardTarget(stack.settings, f"bench-{WORKLOAD}",
                                     observe_steps=False) as target:  # fmt: skip
-            closed = await max_rate(target, f"{WORKLOAD} [{variant.label}]", plan)
+            nodes = NodeRunWindow(target)
+            closed = await max_rate(target, f"{WORKLOAD} [{variant.label}]", plan, hooks=(nodes,))
             offered = rate or max(closed.rate, 1.0) * args.open_fraction
             _say(f"{WORKLOAD} [{variant.label}]: open loop at {offered:.0f} runs/s, "
                  f"{plan.open:.0f} s")  # fmt: skip
@@ -191,7 +192,7 @@ async def measure(stack: BenchStack, variant: Variant, env: dict[str, str], plan
         counters = recorded(await scraper.once(client))
     stack.stop_worker(worker)
     return {
-        "variant": variant.key, "closed": closed_figures(closed, WORKLOAD),
+        "variant": variant.key, "closed": closed_figures(closed, WORKLOAD, nodes),
         "open": phase.as_dict(), "runs": runs,
         "cpu_ms_per_run": cpu.per_run(cpu_before, cpu_after, runs),
         "scrapes": scraper.scrapes, "scrapes_failed": scraper.failed,
