@@ -28,13 +28,13 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from benchmarks.cpu import cpu_seconds
 from benchmarks.load import distribution
 from switchyard.consumers import KafkaWorker
 from switchyard.consumers.webhook import WebhookService, pooled_client
@@ -167,11 +167,6 @@ def _slow(text: str) -> tuple[float, int]:
     return float(fraction), int(ms)
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", *args], env=env, text=True,
                             stdin=subprocess.PIPE,
@@ -197,10 +192,10 @@ async def main(args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         url = (await loop.run_in_executor(None, receiver.stdout.readline)).strip()
         await loop.run_in_executor(None, worker.stdout.readline)  # "ready"
-        cpu = _cpu_seconds(worker.pid)
+        cpu = cpu_seconds(worker.pid)
         result = await drive(args, settings, url)
         result["executor_cpu_ms_per_call"] = round(
-            (_cpu_seconds(worker.pid) - cpu) * 1000 / max(1, result["latency_ms"]["n"]), 3
+            (cpu_seconds(worker.pid) - cpu) * 1000 / max(1, result["latency_ms"]["n"]), 3
         )
         print(json.dumps(result))
     finally:
