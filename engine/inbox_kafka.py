@@ -20,7 +20,7 @@ import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import KafkaError
 
 from switchyard.engine import metrics
 from switchyard.engine.processor import InboxProcessor, InboxRecord, handle_batch
@@ -38,7 +38,7 @@ class _FinishBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # The batch in hand is applied and committed before another engine takes over.
         async with self.inbox.busy:
-            pass
+            await self.inbox.flush_commits()
         self.inbox.committed.clear()  # whoever owns them next commits them
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -75,6 +75,9 @@ class KafkaInbox:
         # The offsets this engine last committed, per partition (the inbox lag's base).
         self.committed: dict[TopicPartition, int] = {}
         self._task: asyncio.Task[None] | None = None
+        # Offsets of handled batches not yet sent in a commit, and the commit in flight.
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._committing: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._state = "new"
 
@@ -114,16 +117,32 @@ class KafkaInbox:
                 for r in batch
             ]
             await handle_batch(self.processor, records)
-            offsets = {tp: batch[-1].offset + 1 for tp, batch in fetched.items()}
+            self._uncommitted.update({tp: batch[-1].offset + 1 for tp, batch in fetched.items()})
+            # The commit runs beside the next batch instead of before it; offsets of
+            # batches handled meanwhile go together in the commit after it.
+            if self._committing is None or self._committing.done():
+                self._committing = asyncio.create_task(self._commit(), name="inbox-commit")
+            self.processed += len(records)
+
+    async def _commit(self) -> None:
+        """Commit what is handled, in order, until nothing is left (one commit in flight)."""
+        while self._uncommitted:
+            offsets, self._uncommitted = self._uncommitted, {}
             try:
                 await self.consumer.commit(offsets)
-            except (CommitFailedError, KafkaError) as error:
-                # Partitions moved or the broker is away: the batch comes back to
-                # whoever owns it, and its stored offsets make that a no-op.
-                log.warning("inbox commit failed (%r); the batch will be redelivered", error)
+            except Exception as error:  # CommitFailedError, KafkaError, IllegalStateError…
+                # Partitions moved or the broker is away: the batches come back to
+                # whoever owns them, and their stored offsets make that a no-op.
+                log.warning("inbox commit failed (%r); the batches will be redelivered", error)
             else:
                 self.committed.update(offsets)
-            self.processed += len(records)
+
+    async def flush_commits(self) -> None:
+        """Wait until every handled batch's offsets are committed (or given up)."""
+        if self._committing is not None:
+            await self._committing
+        if self._uncommitted:
+            await self._commit()
 
     async def _refresh_lag(self) -> None:
         await metrics.refresh_inbox_lag(self.consumer, self.committed)
@@ -142,5 +161,6 @@ class KafkaInbox:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self.flush_commits()
         await self.consumer.stop()
         self._state = "stopped"
