@@ -268,6 +268,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _workloads(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or any(name not in workloads.WORKLOADS for name in names):
+        raise argparse.ArgumentTypeError(
+            f"must be a comma-separated list of {', '.join(workloads.WORKLOADS)} (got {text!r})"
+        )
+    return names
+
+
 def _profiles(text: str) -> list[Durability]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names or any(name not in PROFILES for name in names):
@@ -292,7 +301,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a few seconds per phase")
     parser.add_argument("--seconds", type=float, help="closed-loop length (default 60, quick 3)")
     parser.add_argument(
-        "--workloads", type=lambda s: s.split(","), default=list(workloads.WORKLOADS)
+        "--workloads",
+        type=_workloads,
+        default=list(workloads.WORKLOADS),
+        help=f"any of {', '.join(workloads.WORKLOADS)} (default: all)",
     )
     parser.add_argument(
         "--skip",

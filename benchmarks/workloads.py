@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-WORKLOADS = ("chain", "webhook", "claim")
+WORKLOADS = ("chain", "webhook", "claim", "seq")
 INSTALLATION = "bench-installation"
 
 _TRIGGER: dict[str, Any] = {
@@ -108,6 +108,6 @@ def seq(steps: int = SEQ_STEPS, identifier: str = "bench-seq") -> dict[str, Any]
 
 
 # Node runs per completed run (trigger and CONDITION count: each is a node run).
-NODE_RUNS = {"chain": 4, "webhook": 2, "claim": 2}
+NODE_RUNS = {"chain": 4, "webhook": 2, "claim": 2, "seq": SEQ_STEPS + 1}
 # The KAFKA → KAFKA step whose engine overhead is measured (chain only).
 TRANSITION = ("first", "second")
