@@ -179,8 +179,10 @@ async def _used(client: aioredis.Redis) -> int:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    settings = bench_settings(args.home.resolve(), Ports(kafka=34092, controller=34093,
-                              redis=34379, bridge=34080, ops=34101), _default_cache())  # fmt: skip
+    # Ports below the ephemeral range (32768 up), where a client socket of the stack's
+    # own could hold a port before its server binds it.
+    settings = bench_settings(args.home.resolve(), Ports(kafka=31092, controller=31093,
+                              redis=31379, bridge=31080, ops=31101), _default_cache())  # fmt: skip
     stack = BenchStack(settings, say=_say)
     stack.up()
     try:
