@@ -30,7 +30,7 @@ from typing import Any
 from benchmarks import deadlines, durability, peers, profile, redis_figures, seq, workloads
 from benchmarks.cpu import CpuMeter
 from benchmarks.load import ClosedLoop, WindowHook, closed_loop, open_loop
-from benchmarks.report import table
+from benchmarks.report import headline, table
 from benchmarks.stack import BenchStack, Durability, Ports, bench_settings
 from benchmarks.switchyard_target import NodeRunWindow, SwitchyardTarget
 
@@ -265,6 +265,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         _say(f"durability profile {name!r}: a fresh stack")
         await one_profile(BenchStack(settings, say=_say), plan, args, section, first=index == 0)
     result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    # The figures every profile is compared on, one line each (the table's last block).
+    result["headline"] = {
+        result["durability"]["profile"]: headline(result),
+        **{name: headline(section) for name, section in result["profiles"].items()},
+    }
     return result
 
 
