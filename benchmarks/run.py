@@ -1,13 +1,16 @@
 """Switchyard's benchmarks in one command: throughput, latency and memory, against the
 raw Kafka ceiling and against Temporal.
 
-    python -m benchmarks.run                 # everything, ~10 minutes
+    python -m benchmarks.run                 # everything, both profiles, ~20 minutes
     python -m benchmarks.run --quick         # seconds per phase (the smoke test's mode)
-    python -m benchmarks.run --workloads chain --skip temporal,profile
+    python -m benchmarks.run --workloads chain,seq --skip temporal,profile --profiles default
 
 Starts its own stack (``switchyard stack up`` in a fresh home, on its own ports),
-the benchmark workers, the raw-Kafka pipeline and Temporal's dev server; prints a
-table and writes ``benchmarks/results/<timestamp>.json`` (and ``latest.json``).
+the benchmark workers, the raw-Kafka pipeline and Temporal's dev server (tuned); once
+per durability profile (``SWITCHYARD_DURABILITY``: ``default``, ``durable``), each on a
+fresh stack. Node runs/s are counted from the run events, CPU per run over every
+process from ``/proc``. Prints a table and writes
+``benchmarks/results/<timestamp>.json`` (and ``latest.json``).
 Figures, never assertions: nothing here fails on a slow machine.
 """
 

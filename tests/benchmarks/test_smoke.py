@@ -133,6 +133,10 @@ def test_quick_benchmark_prints_the_table_and_writes_sane_json(tmp_path: Path) -
     assert durable["workloads"]["chain"]["closed"]["runs_per_s"] > 0
     assert durable["workloads"]["seq"]["runs"] > 0
     assert "appendfsync always" in done.stdout
+    assert (
+        result["headline"]["durable"]["chain_runs_per_s"]
+        == (durable["workloads"]["chain"]["closed"]["runs_per_s"])
+    )
 
 
 @pytest.mark.timeout(300)
