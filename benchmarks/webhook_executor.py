@@ -66,6 +66,7 @@ async def executor(args: argparse.Namespace) -> None:
         await producer.start()
         service = WebhookService(settings, producer, http, lambda: datetime.now(UTC))
         worker = service.loop
+        worker.max_batches = args.max_batches
         await worker.start()
         # Set after start(): aiokafka makes its fetcher there (the worker takes no such option).
         worker.consumer._fetcher._fetch_max_wait_ms = args.fetch_wait_ms
@@ -183,7 +184,8 @@ async def main(args: argparse.Namespace) -> None:
     settings = Settings()
     await ensure_topics(settings)
     receiver = _spawn(["benchmarks.webhook_executor", "--receiver"], env)
-    flags = [f"--linger-ms={args.linger_ms}", f"--fetch-wait-ms={args.fetch_wait_ms}"]
+    flags = [f"--linger-ms={args.linger_ms}", f"--fetch-wait-ms={args.fetch_wait_ms}",
+             f"--max-batches={args.max_batches}"]  # fmt: skip
     flags += ["--old-loop"] * args.old_loop + ["--default-client"] * args.default_client
     worker = _spawn(["benchmarks.webhook_executor", "--executor", *flags], env)
     try:
@@ -215,6 +217,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--default-client", action="store_true")
     parser.add_argument("--linger-ms", type=int, default=2)
     parser.add_argument("--fetch-wait-ms", type=int, default=500)
+    parser.add_argument("--max-batches", type=int, default=4)
     parser.add_argument("--executor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--receiver", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()

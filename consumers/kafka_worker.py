@@ -54,6 +54,9 @@ _REMEMBERED = 10_000  # finished node-run ids kept to skip redeliveries
 # Commits at most this often: one per handled record at low load cost the worker and
 # the broker a request each, and only redelivery after a crash depends on them.
 _COMMIT_INTERVAL = 0.05
+# Batches unfinished at once (see BatchPipeline): fewer makes batches grow sooner under
+# load; more lets more slow batches run before a fetch waits for one of them.
+_MAX_BATCHES = 4
 
 
 class KafkaReporter:
@@ -148,6 +151,7 @@ class KafkaWorker(Generic[MessageT]):
         self.max_records = max_records
         # Enough to keep every handler slot busy with a full batch queued behind them.
         self.max_in_flight = max_in_flight or concurrency + max_records
+        self.max_batches = _MAX_BATCHES
         self._stopping = asyncio.Event()
         self._state = "new"
         self._running: set[str] = set()
@@ -180,7 +184,9 @@ class KafkaWorker(Generic[MessageT]):
         backlog, and the next fetch does not wait for the batch in hand, only for room
         in the pipeline (``max_in_flight`` records).
         """
-        pipeline = BatchPipeline(self.max_in_flight, self._commit, _COMMIT_INTERVAL)
+        pipeline = BatchPipeline(
+            self.max_in_flight, self._commit, _COMMIT_INTERVAL, self.max_batches
+        )
         pipeline.start()
         try:
             while not self._stopping.is_set():

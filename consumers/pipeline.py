@@ -28,6 +28,12 @@ Offsets = dict[Any, int]  # TopicPartition → the next offset to read
 class BatchPipeline:
     """Batches in flight at once (``capacity`` records at most), committed in order.
 
+    At most ``max_batches`` batches are unfinished at once: that is what makes batches
+    grow under load. Idle, each record is a batch of its own, handled at once; busy,
+    the next fetch waits for a batch to finish and takes everything that arrived in
+    the meantime, instead of a fetch, a task and a commit per record. A slow batch
+    takes one of the slots, never the others.
+
     Lifecycle: :meth:`start`, then :meth:`add` batches (after :meth:`room` says how
     many records may be fetched), then :meth:`drain`, which waits for every batch in
     hand and commits it. A batch whose work raises stops the commits (nothing after
@@ -36,7 +42,7 @@ class BatchPipeline:
 
     def __init__(
         self, capacity: int, commit: Callable[[Offsets], Awaitable[None]],
-        commit_interval: float = 0.0,
+        commit_interval: float = 0.0, max_batches: int = 4,
     ) -> None:  # fmt: skip
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1 (got {capacity})")
@@ -44,6 +50,8 @@ class BatchPipeline:
         self._commit = commit
         self._batches: deque[tuple[asyncio.Future[Any], Offsets]] = deque()
         self._in_flight = 0  # records of batches not finished yet
+        self._unfinished = 0  # batches not finished yet
+        self.max_batches = max_batches
         self._changed = asyncio.Event()
         self._closing = False
         self._closed = asyncio.Event()
@@ -63,7 +71,7 @@ class BatchPipeline:
         """How many more records may be taken now; waits while the pipeline is full."""
         while True:
             self._raise_failure()
-            if self._in_flight < self.capacity:
+            if self._in_flight < self.capacity and self._unfinished < self.max_batches:
                 return self.capacity - self._in_flight
             self._changed.clear()
             await self._changed.wait()
@@ -73,12 +81,14 @@ class BatchPipeline:
         committed when it and every batch added before it are done."""
         done = asyncio.ensure_future(work)
         self._in_flight += records
+        self._unfinished += 1
         done.add_done_callback(lambda _: self._finished(records))
         self._batches.append((done, offsets))
         self._changed.set()
 
     def _finished(self, records: int) -> None:
         self._in_flight -= records
+        self._unfinished -= 1
         self._changed.set()
 
     def _raise_failure(self) -> None:

@@ -61,3 +61,18 @@ async def test_room_waits_while_full_and_a_failure_stops_the_commits() -> None:
     with pytest.raises(RuntimeError, match="report not acknowledged"):
         await pipeline.drain()
     assert commits.made == []
+
+
+async def test_a_fetch_waits_for_a_batch_slot_so_batches_grow_under_load() -> None:
+    pipeline = BatchPipeline(100, _Commits(), max_batches=2)
+    pipeline.start()
+    slow, fast = asyncio.Event(), asyncio.Event()
+    pipeline.add(slow.wait(), {"p0": 1}, 1)
+    pipeline.add(fast.wait(), {"p1": 1}, 1)
+    waiting = asyncio.create_task(pipeline.room())
+    await _settle()
+    assert not waiting.done()  # two batches unfinished: records accumulate meanwhile
+    fast.set()  # any batch finishing frees a slot, not only the oldest
+    assert await waiting == 99
+    slow.set()
+    await pipeline.drain()
