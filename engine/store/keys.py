@@ -12,7 +12,7 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 | ``sy:run:{<run>}`` | hash: ``state`` (RunState JSON), ``offset`` (last applied inbox offset), ``partition`` (the inbox partition that offset is of) | engine | until pruned: ``run_retention_days`` after the run finished (``engine/retention.py``, ``store/prune.py``; 0 keeps it forever) |
 | ``sy:inbox:strays:<topic>:<partition>`` | hash: ``offset`` (last stray record of that inbox partition moved to its run's partition), ``partition`` | engine | forever (one per inbox partition) |
 | ``sy:run:{<run>}:outbox`` | hash: step → Kafka messages still to publish for that step | engine | until published (a leftover is pruned with its run) |
-| ``sy:run:{<run>}:logs`` | list: the run's log lines, each JSON with its node run id (``n``), appended, never rewritten | engine | as the run (pruned with it) |
+| ``sy:run:{<run>}:logs`` | list: the run's log lines, each packed (``log_record.py``: ``[nodeRunId, logLevel, log, createdAt(, tags)]``; an older release's ``{"n": <node run id>, …}`` is read alike), appended, never rewritten | engine | as the run (pruned with it) |
 | ``sy:outbox:pending`` | set: run ids whose outbox is not empty (crash recovery) | engine | while not empty (a pruned run leaves it) |
 | ``sy:nr:<2 chars>`` | hash: node run id → its run id (PATCH by node-run id), bucketed by the id's first two characters so each bucket stays a compact listpack | engine | as the runs (a pruned run's node runs leave it) |
 | ``sy:runs:all`` | sorted set: run ids by ``createdAt`` (ms) | engine | as the runs (a pruned run leaves every one) |

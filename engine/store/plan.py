@@ -31,7 +31,7 @@ from switchyard.engine.machine.effects import (
     SetTimer,
 )
 from switchyard.engine.machine.state import RunState, dump_state
-from switchyard.engine.store import event_record, keys
+from switchyard.engine.store import event_record, keys, log_record
 from switchyard.engine.store.run_entities import run_entities
 from switchyard.engine.store.transitions import Transitions, in_flight_commands, transitions
 from switchyard.schemas import NodeRunLog, RunEvent, Workflow, encode
@@ -161,11 +161,8 @@ def _index_commands(
 
 
 def log_line(node_run_id: str, entry: NodeRunLog) -> str:
-    """One stored log line: the entry's JSON with its node run (``n``), no empty tags."""
-    data = entry.model_dump(mode="json", by_alias=True)
-    if not data.get("tags"):
-        data.pop("tags", None)
-    return orjson.dumps({"n": node_run_id, **data}).decode()
+    """One stored log line of ``node_run_id``, packed (:mod:`.log_record`)."""
+    return log_record.pack(node_run_id, entry)
 
 
 def _json(value: Any) -> str:

@@ -15,7 +15,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from switchyard.engine.machine.state import RunState, load_state
-from switchyard.engine.store import keys
+from switchyard.engine.store import keys, log_record
 from switchyard.engine.store.org import AgentStreamer, streamer_of
 from switchyard.engine.store.plan import ApplyPlan, OutboxMessage
 from switchyard.engine.store.workflows import latest_of
@@ -91,8 +91,8 @@ class RunStore:
         if not found:
             return found
         for raw in await self.client.lrange(keys.logs(run_id), 0, -1):
-            line = orjson.loads(raw)
-            lines = found.get(line.pop("n"))
+            node_run_id, line = log_record.unpack(raw)
+            lines = found.get(node_run_id)
             if lines is not None:
                 lines.append(NodeRunLog.model_validate(line))
         return found

@@ -1,7 +1,7 @@
 """What a completed chain run (trigger → CONDITION → KAFKA → KAFKA, the benchmark's
 ``chain``) leaves in Redis, through the real engine: only its hash, its logs and its
 event list; the list expiring and packed (each entry gives back the topic's exact
-JSON); its own keys under the 4 KB per completed run of issue 16 (``MEMORY USAGE``,
+JSON), the logs packed; its own keys under the 4 KB per completed run of issue 16 (``MEMORY USAGE``,
 a size, not a time). ``python -m benchmarks.redis_footprint`` has the whole table."""
 
 from __future__ import annotations
@@ -95,6 +95,9 @@ async def test_a_completed_chain_run_keeps_its_hash_logs_and_an_expiring_packed_
     topic = sorted((r.value for r in records), key=lambda v: orjson.loads(v)["seq"])
     assert [event_record.unpack(run_id, raw).json for raw in stored] == topic
 
+    logs: Any = await redis.lrange(keys.logs(run_id), 0, -1)
+    assert logs
+    assert all(raw.startswith(b"[") for raw in logs)  # packed: no field names
     sizes = {key: int(await redis.memory_usage(key, samples=0) or 0) for key in own}
     assert sum(sizes.values()) <= RUN_BYTES_BOUND, sizes
 
