@@ -7,10 +7,14 @@ a rebalance, completions left unapplied until a restart), and a latency floor of
 about 90 ms per hop from its thread-delegated fetches with a hard-coded
 ``fetch_max_wait_ms`` of 1500, with half the engine's CPU spent in faust.
 
-The loop: fetch a batch, hand it to :class:`InboxProcessor` (shielded, retried
-while Redis or Kafka are away), then commit the batch's offsets. A crash before
-the commit redelivers the batch and the stored offsets make the replay a no-op.
-On a rebalance the batch in hand finishes and commits before partitions move.
+The loop: fetch a batch, have :class:`InboxProcessor` decide and apply it in Redis
+(shielded, retried while Redis is away), then publish its messages and forget its
+outbox while the next batch is fetched and decided, then commit its offsets beside
+the batch after. Batches are published in order, each after the one before, and a
+batch's offsets are committed only once its Redis step and its outbox are done. A
+crash before the commit redelivers the batch and the stored offsets make the replay
+a no-op. On a rebalance the batches in hand are published and committed before
+partitions move.
 """
 
 from __future__ import annotations
@@ -23,7 +27,14 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import KafkaError
 
 from switchyard.engine import metrics
-from switchyard.engine.processor import InboxProcessor, InboxRecord, handle_batch
+from switchyard.engine.processor import (
+    InboxProcessor,
+    InboxRecord,
+    Prepared,
+    finish_batch,
+    handle_batch,
+    prepare_batch,
+)
 from switchyard.schemas.settings import Settings
 from switchyard.topics.registry import TopicRegistry
 
@@ -78,6 +89,7 @@ class KafkaInbox:
         # Offsets of handled batches not yet sent in a commit, and the commit in flight.
         self._uncommitted: dict[TopicPartition, int] = {}
         self._committing: asyncio.Task[None] | None = None
+        self._finishing: asyncio.Task[None] | None = None  # the batch being published
         self._stopping = asyncio.Event()
         self._state = "new"
 
@@ -116,13 +128,36 @@ class KafkaInbox:
                 for batch in fetched.values()
                 for r in batch
             ]
-            await handle_batch(self.processor, records)
-            self._uncommitted.update({tp: batch[-1].offset + 1 for tp, batch in fetched.items()})
-            # The commit runs beside the next batch instead of before it; offsets of
-            # batches handled meanwhile go together in the commit after it.
-            if self._committing is None or self._committing.done():
-                self._committing = asyncio.create_task(self._commit(), name="inbox-commit")
+            offsets = {tp: batch[-1].offset + 1 for tp, batch in fetched.items()}
+            # Decided and applied while the batch before is still being published;
+            # published only after it, so messages keep their order per partition.
+            prepared = await prepare_batch(self.processor, records)
+            await self._finished()
+            if prepared is None:  # a fault of some event: one record at a time
+                await handle_batch(self.processor, records)
+                self._queue_commit(offsets)
+            else:
+                self._finishing = asyncio.create_task(
+                    self._finish(prepared, offsets), name="inbox-publish"
+                )
             self.processed += len(records)
+
+    async def _finish(self, prepared: Prepared, offsets: dict[TopicPartition, int]) -> None:
+        await finish_batch(self.processor, prepared)
+        self._queue_commit(offsets)
+
+    async def _finished(self) -> None:
+        """Wait until the batch being published is published (never raises)."""
+        if self._finishing is not None:
+            await self._finishing
+            self._finishing = None
+
+    def _queue_commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit ``offsets`` beside the next batch; offsets of batches handled while a
+        commit is in flight go together in the commit after it."""
+        self._uncommitted.update(offsets)
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(self._commit(), name="inbox-commit")
 
     async def _commit(self) -> None:
         """Commit what is handled, in order, until nothing is left (one commit in flight)."""
@@ -138,7 +173,9 @@ class KafkaInbox:
                 self.committed.update(offsets)
 
     async def flush_commits(self) -> None:
-        """Wait until every handled batch's offsets are committed (or given up)."""
+        """Wait until every handled batch is published and its offsets committed (or
+        given up)."""
+        await self._finished()
         if self._committing is not None:
             await self._committing
         if self._uncommitted:

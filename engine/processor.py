@@ -115,6 +115,19 @@ class _Batch:
         self.owners.append((index, outcome))
 
 
+@dataclass
+class Prepared:
+    """A batch decided and applied, its messages not yet published (see ``prepare``)."""
+
+    records: Sequence[InboxRecord]
+    messages: list[OutboxMessage]
+    sources: list[int | None]  # per message: the index of the record it is for
+    cleared: list[tuple[str, str]]  # its outbox steps, as (run id, step)
+    outcomes: list[Outcome | None]
+    letters: dict[int, str]
+    timings: tuple[float, float, float]  # started, applying, applied (perf_counter)
+
+
 class InboxProcessor:
     """Turns inbox records into state changes and published effects.
 
@@ -159,6 +172,8 @@ class InboxProcessor:
         # letter of an event near the broker's limit still fits in one message.
         self.max_letter_value_bytes = max(1024, max_message_bytes // 4)
         self.outcomes: Counter[Outcome] = Counter()
+        # Outbox steps of batches prepared but not yet published and forgotten.
+        self._publishing: set[tuple[str, str]] = set()
 
     def home(self, run_id: str) -> int:
         """The inbox partition every event of ``run_id`` is applied from."""
@@ -188,6 +203,18 @@ class InboxProcessor:
         """Process a batch in order; returns what became of each record. Raises only
         when Redis or Kafka fail (the caller retries the whole batch: applied events
         are skipped by their offsets)."""
+        prepared = await self.prepare(records)
+        try:
+            return await self.finish(prepared)
+        except BaseException:
+            self.release(prepared)  # the retry reads its steps back from the outbox
+            raise
+
+    async def prepare(self, records: Sequence[InboxRecord]) -> Prepared:
+        """A batch up to its publish: decided and applied in Redis, its messages (and
+        those of outbox steps a crash left) ready for :meth:`finish`. Until then its
+        steps are the batch's own: a later batch prepared meanwhile does not take them
+        for a crash's leftovers. Raises only when Redis or the sandboxes fail."""
         started = time.perf_counter()
         decoded: list[tuple[int, InboxRecord, InboxEvent]] = []
         batch = _Batch(runs={}, plans=[], direct=[], recovered=[])
@@ -211,7 +238,11 @@ class InboxProcessor:
         if loaded.streamer is not None:
             batch.options = replace(self.options, agent_streamer=loaded.streamer)
         for run_id, stored in batch.runs.items():
-            batch.recovered += [(run_id, step, msgs) for step, msgs in stored.outbox.items()]
+            batch.recovered += [
+                (run_id, step, msgs)
+                for step, msgs in stored.outbox.items()
+                if (run_id, step) not in self._publishing
+            ]
         traced = tracing.enabled()  # the one tracing check of a batch
         for index, record, event in decoded:
             await self._decide_in_context(index, record, event, batch, traced)
@@ -221,10 +252,13 @@ class InboxProcessor:
         # Counted before the publish: a plan once applied is never applied again.
         engine_metrics.transitions_applied(batch.plans, applied)
         messages = [m for _, _, msgs in batch.recovered for m in msgs] + batch.direct
+        # The record each message is for (None: a crash's leftover or a dead letter).
+        sources: list[int | None] = [None] * len(messages)
         cleared = [(run, step) for run, step, _ in batch.recovered]
         for plan, (index, outcome), reply in zip(batch.plans, batch.owners, applied, strict=True):
             if reply == 1:
                 messages += plan.outbox
+                sources += [index] * len(plan.outbox)
                 cleared += [(plan.run_id, plan.step)] if plan.outbox else []
                 batch.outcomes[index] = outcome
             elif reply == 0:
@@ -233,18 +267,62 @@ class InboxProcessor:
                 record = records[index]
                 reason = f"{plan.guard or plan.run_id} was applied from another partition"
                 messages.append(self.dead_letter(record, "partition_mismatch", reason))
+                sources.append(None)
                 batch.outcomes[index] = Outcome.DEAD_LETTERED
                 batch.letters[index] = "partition_mismatch"
-        await self.publish(messages)
+        self._publishing.update(cleared)
+        return Prepared(
+            records=records, messages=messages, sources=sources, cleared=cleared,
+            outcomes=batch.outcomes, letters=batch.letters,
+            timings=(started, applying, applied_at),
+        )  # fmt: skip
+
+    async def finish(self, prepared: Prepared) -> list[Outcome]:
+        """Publish what :meth:`prepare` left ready and forget its outbox steps; raises
+        when Kafka or Redis fail (call it again with the same ``prepared``)."""
+        await self.publish(prepared.messages)
         published_at = time.perf_counter()
         # Forgotten before the driver commits the batch: a crash after the commit
         # must find nothing to re-publish (receivers would see it twice).
-        await self.store.clear_outbox(cleared)
-        outcomes = [outcome or Outcome.DEAD_LETTERED for outcome in batch.outcomes]
+        await self.store.clear_outbox(prepared.cleared)
+        self.release(prepared)
+        return self._outcomes(prepared, published_at)
+
+    async def finish_one_by_one(self, prepared: Prepared, error: BaseException) -> list[Outcome]:
+        """:meth:`finish` after a publish failed for a fault of some message (one too
+        large for the broker): each message alone, and the record of one that still
+        fails gets a dead letter with the error. Its step stays in the outbox, where a
+        later batch of its run finds it, as after a crash."""
+        log.error("inbox batch publish failed (%r); publishing its messages one by one", error)
+        failed: set[int] = set()
+        for message, source in zip(prepared.messages, prepared.sources, strict=True):
+            try:
+                await retry(partial(self.publish, [message]), what="inbox message",
+                            only_infrastructure=True)  # fmt: skip
+            except Exception as fault:
+                log.exception("message to %s for %s failed", message.topic, message.key)
+                if source is not None and source not in failed:
+                    failed.add(source)
+                    letter = self.dead_letter(prepared.records[source], "engine_error", repr(fault))
+                    await retry(partial(self.publish, [letter]), what="dead letter")
+                    prepared.outcomes[source] = Outcome.DEAD_LETTERED
+                    prepared.letters[source] = "engine_error"
+        published_at = time.perf_counter()
+        keep = {message.key for message, source in zip(prepared.messages, prepared.sources,
+                strict=True) if source in failed}  # fmt: skip
+        done = [(run, step) for run, step in prepared.cleared if run not in keep]
+        await retry(partial(self.store.clear_outbox, done), what="outbox clear")
+        self.release(prepared)
+        return self._outcomes(prepared, published_at)
+
+    def release(self, prepared: Prepared) -> None:
+        """The batch's outbox steps are no longer its own (published, or given back)."""
+        self._publishing.difference_update(prepared.cleared)
+
+    def _outcomes(self, prepared: Prepared, published_at: float) -> list[Outcome]:
+        outcomes = [outcome or Outcome.DEAD_LETTERED for outcome in prepared.outcomes]
         self.outcomes.update(outcomes)
-        engine_metrics.batch_handled(
-            outcomes, batch.letters, started, applying, applied_at, published_at
-        )
+        engine_metrics.batch_handled(outcomes, prepared.letters, *prepared.timings, published_at)
         return outcomes
 
     def _route(self, index: int, record: InboxRecord, batch: _Batch) -> InboxEvent | None:
@@ -555,3 +633,28 @@ async def handle_batch(processor: InboxProcessor, records: Sequence[InboxRecord]
             engine_metrics.dead_lettered("engine_error", Outcome.DEAD_LETTERED)
             outcomes.append(Outcome.DEAD_LETTERED)
     return outcomes
+
+
+async def prepare_batch(
+    processor: InboxProcessor, records: Sequence[InboxRecord]
+) -> Prepared | None:
+    """:meth:`InboxProcessor.prepare` retried while Redis or the sandboxes are away;
+    None when it fails for a fault of some event (the caller then takes
+    :func:`handle_batch`'s one-record-at-a-time path)."""
+    try:
+        return await retry(
+            partial(processor.prepare, records), what="inbox batch", only_infrastructure=True
+        )
+    except Exception as error:
+        log.exception("inbox batch failed (%r); handling its records one by one", error)
+        return None
+
+
+async def finish_batch(processor: InboxProcessor, prepared: Prepared) -> list[Outcome]:
+    """:meth:`InboxProcessor.finish` retried while Kafka or Redis are away; never raises."""
+    try:
+        return await retry(
+            partial(processor.finish, prepared), what="inbox publish", only_infrastructure=True
+        )
+    except Exception as error:
+        return await processor.finish_one_by_one(prepared, error)

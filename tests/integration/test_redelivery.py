@@ -228,3 +228,26 @@ async def test_redis_away_is_retried_not_dead_lettered(
     assert await RunStore(redis).get(run_id) is not None
     dead = TopicRegistry.from_settings(topics).dead_letter.name
     assert [r for r in await read_all(topics, dead) if r.key == run_id.encode()] == []
+
+
+async def test_a_batch_prepared_while_the_one_before_is_unpublished_does_not_send_its_messages(
+    topics: Settings, redis: aioredis.Redis, producer: EventProducer, templates: Any, workflow: str
+) -> None:  # fmt: skip
+    """The Kafka driver decides batch N+1 while batch N is being published: N's outbox
+    step, still in Redis, is N's to publish, not a crash's leftover for N+1 to send."""
+    run_id = new_run_id()
+    processor = make_processor(topics, redis, producer, templates)
+    first = await processor.prepare([_record(topics, 300, run_id, _trigger(run_id, workflow))])
+    second = await processor.prepare([_record(topics, 301, run_id, _complete(run_id, "work"))])
+    assert first.messages
+    assert all(m.key == run_id for m in first.messages)
+    assert not {m.value for m in first.messages} & {m.value for m in second.messages}
+
+    assert await processor.finish(first) == [Outcome.APPLIED]
+    assert await processor.finish(second) == [Outcome.APPLIED]
+    requests = await _requests_for(topics, run_id)
+    assert [r["context"]["nodeRunId"] for r in requests] == [
+        node_run_id(run_id, "work"),
+        node_run_id(run_id, "after"),
+    ]
+    assert await redis.hlen(keys.outbox(run_id)) == 0

@@ -1,6 +1,7 @@
-"""The aiokafka loop's commits: beside the next batch, in order, coalesced while one
-is in flight, and all sent before partitions are revoked or the loop stops. The
-consumer is a stand-in that records commits (what is committed, not the broker, is
+"""The aiokafka loop's pipeline: a batch is decided while the one before is being
+published, batches are published in order, and commits go beside the next batch, in
+order, coalesced while one is in flight, all through before partitions are revoked.
+The processor and consumer are stand-ins that record calls (the order of calls is
 under test here; the chaos and redelivery tests run the real thing)."""
 
 from __future__ import annotations
@@ -13,19 +14,31 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from switchyard.engine.inbox_kafka import KafkaInbox, _FinishBeforeRevoke
-from switchyard.engine.processor import InboxRecord, Outcome
+from switchyard.engine.processor import InboxRecord, Outcome, Prepared
 from switchyard.schemas.settings import Settings
 
 TOPIC = "inbox"
 
 
 class _Processor:
+    """Records what it prepares and finishes; ``publishing`` holds each finish."""
+
     def __init__(self) -> None:
         self.handled: list[int] = []
+        self.calls: list[tuple[str, int]] = []  # (prepare | finish, first offset)
+        self.publishing = asyncio.Event()
+        self.publishing.set()
 
-    async def handle(self, records: Sequence[InboxRecord]) -> list[Outcome]:
+    async def prepare(self, records: Sequence[InboxRecord]) -> Prepared:
         self.handled += [r.offset for r in records]
-        return [Outcome.APPLIED for _ in records]
+        self.calls.append(("prepare", records[0].offset))
+        return Prepared(records, [], [], [], [None] * len(records), {}, (0.0, 0.0, 0.0))
+
+    async def finish(self, prepared: Prepared) -> list[Outcome]:
+        self.calls.append(("finish", prepared.records[0].offset))
+        await self.publishing.wait()
+        self.calls.append(("finished", prepared.records[0].offset))
+        return [Outcome.APPLIED for _ in prepared.records]
 
 
 class _Consumer:
@@ -85,3 +98,27 @@ async def test_a_revoke_waits_until_every_handled_batch_is_committed() -> None:
     await asyncio.wait_for(revoking, 5)
     assert consumer.commits == [{TopicPartition(TOPIC, 2): 8}]
     assert inbox.committed == {}  # whoever owns the partitions next commits them
+
+
+async def test_a_batch_is_decided_while_the_one_before_is_published_and_published_after_it(
+) -> None:  # fmt: skip
+    inbox, processor, consumer = await _inbox()
+    consumer.release.set()
+    processor.publishing.clear()  # the broker holds every publish
+    await asyncio.wait_for(inbox._handle(_fetched(0, 1)), 5)
+    await asyncio.sleep(0.01)
+    decided = asyncio.create_task(inbox._handle(_fetched(0, 2)))
+    await asyncio.sleep(0.05)
+    # The second batch is decided and applied; its publish waits for the first's.
+    assert processor.calls == [("prepare", 1), ("finish", 1), ("prepare", 2)]
+    assert consumer.commits == []
+    processor.publishing.set()
+    await asyncio.wait_for(decided, 5)
+    await inbox.flush_commits()
+    assert processor.calls == [
+        ("prepare", 1), ("finish", 1), ("prepare", 2), ("finished", 1),
+        ("finish", 2), ("finished", 2),
+    ]  # fmt: skip
+    p0 = TopicPartition(TOPIC, 0)
+    assert consumer.commits[0] == {p0: 2}  # the first batch's, once it was published
+    assert inbox.committed == {p0: 3}
