@@ -173,7 +173,8 @@ async def claim_worker(
            "SWITCHYARD_TOPIC_PREFIX": settings.topic_prefix,
            "SWITCHYARD_AUTH_FILE": str(home / "auth.json"),
            "SWITCHYARD_TOKEN_SECRET": uuid.uuid4().hex * 2,
-           "SWITCHYARD_BRIDGE_PORT": str(port), "SWITCHYARD_HOME": str(home)}  # fmt: skip
+           "SWITCHYARD_BRIDGE_PORT": str(port), "SWITCHYARD_HOME": str(home),
+           "SWITCHYARD_ENGINE_OPS_PORT": "0"}  # fmt: skip
     ready = [home / "engine.ready", home / "bridge.ready"]
     log = (home / "services.log").open("wb")
     procs = [
@@ -215,7 +216,8 @@ async def claim_worker(
     finally:
         await redis.aclose()
         for proc in procs:
-            proc.terminate()
+            with contextlib.suppress(ProcessLookupError):  # it exited already
+                proc.terminate()
         for proc in procs:
             await proc.wait()
         log.close()
