@@ -532,12 +532,9 @@ class InboxProcessor:
         return OutboxMessage(self.registry.dead_letter.name, key, letter.encode())
 
     async def publish(self, messages: Sequence[OutboxMessage]) -> None:
-        futures = [
-            await self.producer.send(
-                m.topic, m.key, m.value, partition=m.partition, headers=m.headers
-            )
-            for m in messages
-        ]
+        futures = await self.producer.send_many(
+            (m.topic, m.key, m.value, m.partition, m.headers) for m in messages
+        )
         await self.producer.flush_sent(futures)
 
 

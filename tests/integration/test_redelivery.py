@@ -4,7 +4,7 @@ Redis step and the Kafka publish is repaired from the outbox with the same ids."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ from switchyard.engine.store.runs import RunStore
 from switchyard.schemas import NodeRunUpdated, RunTriggered, encode, node_run_id
 from switchyard.schemas.settings import Settings
 from switchyard.topics.partitioning import partition_of
-from switchyard.topics.producer import EventProducer
+from switchyard.topics.producer import EventProducer, Outgoing
 from switchyard.topics.registry import TopicRegistry
 from tests.integration.engine_support import (
     Driver,
@@ -46,6 +46,9 @@ class BrokenProducer(EventProducer):
         partition: int | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
     ) -> asyncio.Future[object]:
+        raise ConnectionError("broker unreachable (simulated crash before publish)")
+
+    async def send_many(self, messages: Iterable[Outgoing]) -> list[asyncio.Future[object]]:
         raise ConnectionError("broker unreachable (simulated crash before publish)")
 
 
