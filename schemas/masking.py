@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -23,23 +24,28 @@ def mask_secrets(
     span, so no piece of either shows. A secret is also looked for as it appears
     inside a JSON string (``"`` and ``\\`` escaped), as in a logged request body.
     """
-    needles = _needles(secrets.values(), min_length)
+    if not secrets:
+        return value
+    needles = _needles(tuple(secrets.values()), min_length)
     if not needles:
         return value
     return _mask(value, needles)
 
 
-def _needles(values: Iterable[str], min_length: int) -> list[str]:
+# The engine masks every log line and output of a step with the same server secrets:
+# their search strings are worked out once per set of values, not once per string.
+@lru_cache(maxsize=64)
+def _needles(values: tuple[str, ...], min_length: int) -> tuple[str, ...]:
     found: set[str] = set()
     for secret in values:
         if len(secret) < min_length:
             continue
         found.add(secret)
         found.add(orjson.dumps(secret).decode()[1:-1])
-    return sorted(found, key=len, reverse=True)
+    return tuple(sorted(found, key=len, reverse=True))
 
 
-def _mask(value: Any, needles: list[str]) -> Any:
+def _mask(value: Any, needles: tuple[str, ...]) -> Any:
     if isinstance(value, str):
         return _mask_text(value, needles)
     if isinstance(value, dict):
@@ -56,7 +62,7 @@ def _mask(value: Any, needles: list[str]) -> Any:
     return value
 
 
-def _mask_text(text: str, needles: list[str]) -> str:
+def _mask_text(text: str, needles: tuple[str, ...]) -> str:
     spans: list[tuple[int, int]] = []
     for needle in needles:
         start = text.find(needle)

@@ -56,7 +56,9 @@ def complete(step: Step, node_run: NodeRunState, raw: Any, edges: list[int]) -> 
 
 def _render_links(step: Step, node: Node, node_run: NodeRunState, raw: Any) -> list[str]:
     """The node's link templates; one that fails is logged and left out, not fatal."""
-    links = []
+    links: list[str] = []
+    if not node.links:  # most nodes have none: don't build a context for nothing
+        return links
     context = variables_context(step.state, node_run, step.secrets, raw)
     for template in node.links:
         try:

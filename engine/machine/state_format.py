@@ -56,6 +56,7 @@ def current_format(steps: Mapping[int, Step] = STEPS) -> int:
 
 
 CURRENT_FORMAT = current_format()
+_CURRENT_PREFIX = b'{"format":%d,' % CURRENT_FORMAT
 
 
 def document_format(doc: Mapping[str, Any], supported: int = CURRENT_FORMAT) -> int:
@@ -103,8 +104,9 @@ def needs_upgrade(raw: bytes, steps: Mapping[int, Step] = STEPS) -> bool:
     so a document that starts with the current one is taken without parsing. Anything
     else is parsed (a nested output may hold a "format" key of its own).
     """
-    current = current_format(steps)
-    if raw.startswith(b'{"format":%d,' % current):
+    # The engine's own registry is checked once, at import; every load asks this.
+    current = CURRENT_FORMAT if steps is STEPS else current_format(steps)
+    if raw.startswith(_CURRENT_PREFIX if steps is STEPS else b'{"format":%d,' % current):
         return False
     doc = orjson.loads(raw)
     if not isinstance(doc, dict):

@@ -8,7 +8,7 @@ exactly as the sandbox bounds it, so the two paths give the same answers.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, TypeAlias
 
 import jq
 import orjson
@@ -37,7 +37,7 @@ class InProcessProgram:
         except ValueError as error:
             raise compile_failed(expression, str(error)) from None
         paths = fast_paths(expression)
-        self._needs = None if paths is None else _needs(paths)
+        self._needs: Needs = None if paths is None else _needs(paths)
         # jq.py keeps one jq state per program and compiles a second one when two
         # threads run it at once; the lock keeps a cache hit from ever compiling.
         self._lock = threading.Lock()
@@ -46,7 +46,7 @@ class InProcessProgram:
         """The first output against ``context``, or ``None`` when there is none."""
         # jq parses its input as text at ~20-70 ns a byte, which would make every
         # template cost as much as the whole run's outputs; it gets the paths it reads.
-        given = context if self._needs is None else _prune(context, self._needs)
+        given = _prune(context, self._needs)
         text = orjson.dumps(given).decode()
         with self._lock:
             try:
@@ -56,33 +56,44 @@ class InProcessProgram:
         return bounded(self.expression, value, limits)
 
 
-_WHOLE = object()  # in a needs tree: the value here is read whole
+# What a program reads of its context, worked out once when it is compiled: the
+# object members its paths go through, each with what it reads below (None: the
+# value there, whole). Tuples, not the tree of steps: pruning walks them per run.
+Needs: TypeAlias = "tuple[tuple[str, Needs], ...] | None"
+
+_WHOLE = object()  # in a tree of steps: the value here is read whole
 
 
-def _needs(paths: list[tuple[Step, ...]]) -> dict[Any, Any]:
-    """A tree of the steps the paths take; ``_WHOLE`` where one of them ends."""
+def _needs(paths: list[tuple[Step, ...]]) -> Needs:
+    """The members the paths go through (number steps meet an object whole)."""
     root: dict[Any, Any] = {}
     for path in paths:
         node = root
         for step in path:
             node = node.setdefault(step, {})
         node[_WHOLE] = True
-    return root
+    return _members(root)
 
 
-def _prune(value: Any, needs: dict[Any, Any]) -> Any:
+def _members(tree: dict[Any, Any]) -> Needs:
+    if _WHOLE in tree:
+        return None
+    return tuple((key, _members(below)) for key, below in tree.items() if isinstance(key, str))
+
+
+def _prune(value: Any, needs: Needs) -> Any:
     """``value`` with only the object members the paths go through.
 
     Arrays and scalars are kept whole, so a path meets the same types, the same
     members and the same missing keys as in the full value: jq answers (and fails)
     the same way. Number steps on an object meet an object either way.
     """
-    if _WHOLE in needs or not isinstance(value, dict):
+    if needs is None or not isinstance(value, dict):
         return value
     return {
-        key: _prune(value[key], below)
-        for key, below in needs.items()
-        if isinstance(key, str) and key in value
+        key: value[key] if below is None else _prune(value[key], below)
+        for key, below in needs
+        if key in value
     }
 
 
