@@ -58,6 +58,7 @@ from switchyard.schemas import (
     WebhookRequest,
     node_uid,
 )
+from switchyard.schemas.trusted import trusted
 
 _NOT_RENDERED = object()
 
@@ -125,7 +126,10 @@ def _render(step: Step, node_run: NodeRunState, value: Any, *, secrets: bool = T
 
 
 def _request_context(step: Step, node_run: NodeRunState) -> NodeRunContext:
-    return NodeRunContext(
+    # The engine's own ids (see schemas.trusted): ``runId`` is the node run's, as the
+    # model's check wants.
+    return trusted(
+        NodeRunContext,
         workflow_identifier=step.state.workflow_identifier,
         workflow_run_id=step.state.run_id,
         node_run_id=node_run.id,
@@ -213,8 +217,9 @@ def _start_kafka(step: Step, node: Node, node_run: NodeRunState, config: KafkaCo
     payload = _render(step, node_run, config.payload)
     if payload is _NOT_RENDERED:
         return
-    request = NodeRunRequest(payload=payload, context=_request_context(step, node_run))
-    step.add(PublishNodeRunRequest(id=f"{node_run.id}:request", request=request))
+    # ``payload`` is a rendered template: JSON values, which ``Any`` takes as they are.
+    request = trusted(NodeRunRequest, payload=payload, context=_request_context(step, node_run))
+    step.add(trusted(PublishNodeRunRequest, id=f"{node_run.id}:request", request=request))
     step.log(node_run, "INFO", "published to the node-run request topic, waiting for a consumer")
     if node.verbose:
         step.log(node_run, "DEBUG", f"payload: {_json(payload)}")

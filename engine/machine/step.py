@@ -40,6 +40,8 @@ from switchyard.schemas import (
     node_run_id,
     timer_id,
 )
+from switchyard.schemas.timestamps import to_millis
+from switchyard.schemas.trusted import trusted
 
 
 @dataclass
@@ -64,7 +66,10 @@ class Step:
         self.state.seq += 1
         self.state.updated_at = self.now
         source = node_run if node_run is not None else self.state
-        event = RunEvent(
+        # Values of the engine's own (see schemas.trusted): ids and statuses from the
+        # state, ``kind`` from the code, the instant cut as validation would cut it.
+        event = trusted(
+            RunEvent,
             run_id=self.state.run_id,
             seq=self.state.seq,
             kind=kind,
@@ -72,9 +77,10 @@ class Step:
             node_identifier=node_run.node if node_run else None,
             status=source.status,
             result=source.result,
-            at=self.now,
+            at=to_millis(self.now),
         )
-        self.add(EmitRunEvent(id=f"{self.state.run_id}:event:{self.state.seq}", event=event))
+        effect_id = f"{self.state.run_id}:event:{self.state.seq}"
+        self.add(trusted(EmitRunEvent, id=effect_id, event=event))
 
     def log(
         self,
@@ -85,11 +91,12 @@ class Step:
         at: datetime | None = None,
     ) -> None:
         """A log line for ``node_run``, masked; written by one AppendLogs per node run."""
-        entry = NodeRunLog(
+        entry = trusted(
+            NodeRunLog,
             log_level=level,
             log=self.masker.text(message),
             tags={k: self.masker.text(v) for k, v in (tags or {}).items()},
-            created_at=at or self.now,
+            created_at=to_millis(at or self.now),
         )
         self.logs.setdefault(node_run.id, []).append(entry)
 
@@ -97,7 +104,8 @@ class Step:
         # Logs first: a store applying effects in order has written them before it
         # publishes the events that make a reader look for them.
         log_effects: list[Effect] = [
-            AppendLogs(
+            trusted(
+                AppendLogs,
                 id=f"{self.state.run_id}:{self.state.step}:logs:{nr_id}",
                 run_id=self.state.run_id,
                 node_run_id=nr_id,
@@ -133,8 +141,8 @@ class Step:
         """Arm the run's (or ``node_run``'s) timer of ``purpose`` for ``due_at``."""
         nr_id = node_run.id if node_run is not None else None
         timer = timer_id(self.state.run_id, nr_id, purpose)
-        effect = SetTimer(
-            id=f"{timer}:set:{self.state.step}", timer_id=timer, run_id=self.state.run_id,
+        effect = trusted(
+            SetTimer, id=f"{timer}:set:{self.state.step}", timer_id=timer, run_id=self.state.run_id,
             node_run_id=nr_id, purpose=purpose, due_at=due_at,
         )  # fmt: skip
         self.add(effect)
@@ -142,7 +150,8 @@ class Step:
     def cancel_timer(self, purpose: TimerPurpose, node_run: NodeRunState | None = None) -> None:
         timer = timer_id(self.state.run_id, node_run.id if node_run else None, purpose)
         run_id = self.state.run_id
-        self.add(CancelTimer(id=f"{timer}:cancel:{self.state.step}", timer_id=timer, run_id=run_id))
+        effect_id = f"{timer}:cancel:{self.state.step}"
+        self.add(trusted(CancelTimer, id=effect_id, timer_id=timer, run_id=run_id))
 
     def close_node_run(
         self, node_run: NodeRunState, result: NodeRunResult, output: Any = None
