@@ -61,9 +61,12 @@ async def test_the_next_batch_is_claimed_while_the_current_one_runs(
         worker = ClaimWorker(client, installation, handler, limit=2, concurrency=2,
                              min_backoff=0.05, max_backoff=0.2)  # fmt: skip
         async with worker:
+
+            async def seen() -> tuple[tuple[int, int], int]:
+                return await _split(redis, installation), len(handler.started)
+
             # Two acked and running (out of the set), two more claimed and held.
-            await until(lambda: _split(redis, installation), lambda s: s == (2, 2), within=30)
-            assert len(handler.started) == 2
+            await until(seen, lambda s: s == ((2, 2), 2), within=30)
             # Stopping claims no more, but runs what it holds.
             worker.stop_soon()
             handler.release.set()
