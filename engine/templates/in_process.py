@@ -20,14 +20,14 @@ from switchyard.engine.templates.limits import (
     too_big,
     too_deep,
 )
-from switchyard.engine.templates.routing import Step, fast_paths
+from switchyard.engine.templates.routing import Step, fast_paths, plain_names
 from switchyard.engine.templates.sandbox_child import big_ints_to_floats, first_output
 
 
 class InProcessProgram:
     """A compiled fast-path expression, safe to run from many threads."""
 
-    __slots__ = ("_lock", "_needs", "_program", "expression")
+    __slots__ = ("_lock", "_names", "_needs", "_program", "expression")
 
     def __init__(self, expression: str) -> None:
         """Compile ``expression``; raises :class:`TemplateError` on a syntax error."""
@@ -36,6 +36,7 @@ class InProcessProgram:
             self._program = jq.compile(expression)
         except ValueError as error:
             raise compile_failed(expression, str(error)) from None
+        self._names = plain_names(expression)
         paths = fast_paths(expression)
         self._needs: Needs = None if paths is None else _needs(paths)
         # jq.py keeps one jq state per program and compiles a second one when two
@@ -44,6 +45,10 @@ class InProcessProgram:
 
     def run(self, context: Any, limits: TemplateLimits) -> Any:
         """The first output against ``context``, or ``None`` when there is none."""
+        if self._names is not None:
+            found = _member(context, self._names)
+            if found is not _ASK_JQ:
+                return bounded(self.expression, found, limits)
         # jq parses its input as text at ~20-70 ns a byte, which would make every
         # template cost as much as the whole run's outputs; it gets the paths it reads.
         given = _prune(context, self._needs)
@@ -60,6 +65,31 @@ class InProcessProgram:
 # object members its paths go through, each with what it reads below (None: the
 # value there, whole). Tuples, not the tree of steps: pruning walks them per run.
 Needs: TypeAlias = "tuple[tuple[str, Needs], ...] | None"
+
+_ASK_JQ = object()  # a plain path's value that only jq can give as jq gives it
+# jq's numbers are doubles: a whole number beyond 2**53 comes back rounded, and a
+# float that is whole comes back as an int (1.0 as 1). Those, containers (a copy,
+# not the state's own object) and errors are left to jq.
+_EXACT_INT = 2**53
+
+
+def _member(context: Any, names: tuple[str, ...]) -> Any:
+    """What ``.a.b…`` gives on ``context`` when the answer is a string, a boolean,
+    null or a whole number jq holds exactly; else ``_ASK_JQ``. As in jq, a missing
+    member and any member of null are null."""
+    value = context
+    for name in names:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            return _ASK_JQ  # jq's error ("Cannot index number with ...") says it best
+        value = value.get(name)
+    if value is None or isinstance(value, str | bool):
+        return value
+    if isinstance(value, int) and -_EXACT_INT <= value <= _EXACT_INT:
+        return value
+    return _ASK_JQ
+
 
 _WHOLE = object()  # in a tree of steps: the value here is read whole
 

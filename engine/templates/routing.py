@@ -115,6 +115,17 @@ def fast_paths(expression: str) -> list[tuple[Step, ...]] | None:
     return paths if position == len(expression) else None
 
 
+_NAMES = re.compile(rf"(?:\.{_NAME})+")
+
+
+def plain_names(expression: str) -> tuple[str, ...] | None:
+    """The member names of an expression that is only ``.name.name…`` (no quotes,
+    indexes, ``?`` or spaces), or None for anything else."""
+    if len(expression) > MAX_FAST_LENGTH or not _NAMES.fullmatch(expression):
+        return None
+    return tuple(expression[1:].split("."))
+
+
 def _steps(path: str) -> tuple[Step, ...] | None:
     steps: list[Step] = []
     for part in _PART.finditer(path):

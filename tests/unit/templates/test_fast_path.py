@@ -11,7 +11,7 @@ from typing import Any
 import jq
 import pytest
 
-from switchyard.engine.templates import JqTemplates, TemplateError, TemplateLimits
+from switchyard.engine.templates import JqTemplates, TemplateError, TemplateLimits, in_process
 from switchyard.engine.templates.routing import Route, fast_paths, route
 
 FAST = [
@@ -56,6 +56,21 @@ FAST = [
     '.outputs["a\\"b"].c // .outputs."a\\"b"',
     '.outputs[""]',
     ".workflowRun.trigger.identifier.deeper?",
+    # Plain member paths, looked up without jq when jq would give the same scalar:
+    ".outputs.trigger.environment",
+    ".outputs.build.ok",
+    ".outputs.build.nothing",
+    ".outputs.build.nothing.deeper",
+    ".outputs.build.ratio",
+    ".outputs.build",
+    ".outputs.big.n",
+    ".outputs.big.edge",
+    ".outputs.big.over",
+    ".outputs.big.under",
+    ".outputs.big.whole",
+    ".outputs.big.huge",
+    ".outputs.big.n.deeper",
+    ".secrets.token.deeper",
 ]
 
 SLOW = [
@@ -112,8 +127,27 @@ def test_the_fast_path_answers_as_the_sandbox_does(
     # Parentheses change nothing to jq but take the expression off the fast path.
     wrapped = f"({expression})"
     assert route(wrapped) is Route.SANDBOX
-    context = {**context, "outputs": {**context["outputs"], "big": {"n": 2**64 - 1}}}
+    big: dict[str, float] = {"n": 2**64 - 1, "edge": 2**53, "over": 2**53 + 1}
+    big |= {"under": -(2**53) - 1, "whole": 1.0, "huge": 1e300}
+    context = {**context, "outputs": {**context["outputs"], "big": big}}
     assert _outcome(templates, expression, context) == _outcome(templates, wrapped, context)
+
+
+def test_a_plain_path_to_a_scalar_is_looked_up_without_jq(
+    templates: JqTemplates, context: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_jq(program: Any, text: str) -> Any:
+        raise AssertionError(f"jq ran on {text}")
+
+    monkeypatch.setattr(in_process, "first_output", no_jq)
+    assert templates.evaluate(".outputs.build.id", context) == 42
+    assert templates.evaluate(".outputs.trigger.environment", context) == "staging"
+    assert templates.evaluate(".outputs.build.ok", context) is True
+    assert templates.evaluate(".outputs.missing.deeper", context) is None
+    # jq's own answers: a float (1.0 comes back as 1), a container, an error.
+    for expression in (".outputs.build.ratio", ".outputs.build", ".outputs.build.id.x"):
+        with pytest.raises(AssertionError, match="jq ran"):
+            templates.evaluate(expression, context)
 
 
 def test_a_cache_hit_never_compiles(
