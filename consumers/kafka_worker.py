@@ -198,8 +198,13 @@ class KafkaWorker(Generic[MessageT]):
                     records = [r for rs in batches.values() for r in rs]
                     offsets = {tp: rs[-1].offset + 1 for tp, rs in batches.items()}
                     pipeline.add(self._batch(records), offsets, len(records))
-        finally:
-            await pipeline.drain()
+        except BaseException:
+            # Cancelled (a shutdown past its grace) or failed: the handlers in hand are
+            # cancelled, as they were when a batch ran inside this loop; unfinished
+            # records stay uncommitted and are redelivered.
+            pipeline.abandon()
+            raise
+        await pipeline.drain()
 
     async def _batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         await asyncio.gather(*(self._one(r) for r in records))

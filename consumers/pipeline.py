@@ -36,8 +36,9 @@ class BatchPipeline:
 
     Lifecycle: :meth:`start`, then :meth:`add` batches (after :meth:`room` says how
     many records may be fetched), then :meth:`drain`, which waits for every batch in
-    hand and commits it. A batch whose work raises stops the commits (nothing after
-    it is committed): :meth:`room` and :meth:`drain` raise its error.
+    hand and commits it, or :meth:`abandon`, which cancels them. A batch whose work
+    raises stops the commits (nothing after it is committed): :meth:`room` and
+    :meth:`drain` raise its error.
     """
 
     def __init__(
@@ -93,8 +94,8 @@ class BatchPipeline:
 
     def _raise_failure(self) -> None:
         committer = self._committer
-        if committer is not None and committer.done() and not committer.cancelled():
-            committer.result()
+        if committer is not None and committer.done():
+            committer.result()  # its error (or CancelledError): the commits have stopped
 
     async def _commit_in_order(self) -> None:
         while self._batches or not self._closing:
@@ -107,7 +108,7 @@ class BatchPipeline:
             # The head and every finished batch right behind it: one commit request.
             while self._batches and self._batches[0][0].done():
                 done, batch_offsets = self._batches[0]
-                if done.exception() is not None:
+                if done.cancelled() or done.exception() is not None:
                     break  # nothing from this batch on is committed
                 self._batches.popleft()
                 offsets.update(batch_offsets)
@@ -121,6 +122,15 @@ class BatchPipeline:
         if self._commit_interval > 0 and not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closed.wait(), self._commit_interval)
+
+    def abandon(self) -> None:
+        """Cancel every batch in hand and the commits (a forced stop): nothing more is
+        committed, so all of it is redelivered."""
+        if self._committer is not None:
+            self._committer.cancel()
+        for done, _ in self._batches:
+            done.cancel()
+        self._batches.clear()
 
     async def drain(self) -> None:
         """Wait for every batch in hand and commit them; idempotent."""

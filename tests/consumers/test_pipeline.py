@@ -76,3 +76,16 @@ async def test_a_fetch_waits_for_a_batch_slot_so_batches_grow_under_load() -> No
     assert await waiting == 99
     slow.set()
     await pipeline.drain()
+
+
+async def test_abandon_cancels_the_batches_in_hand_and_commits_nothing() -> None:
+    commits = _Commits()
+    pipeline = BatchPipeline(10, commits)
+    pipeline.start()
+    never = asyncio.Event()
+    work = asyncio.ensure_future(never.wait())
+    pipeline.add(work, {"p0": 1}, 1)
+    pipeline.abandon()
+    await _settle()
+    assert work.cancelled()
+    assert commits.made == []
