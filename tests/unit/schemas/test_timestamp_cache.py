@@ -38,3 +38,13 @@ def test_instants_a_microsecond_apart_keep_their_own_milliseconds() -> None:
     edge = datetime(2026, 1, 28, 10, 0, 0, 999999, tzinfo=UTC)
     assert format_timestamp(edge) == "2026-01-28T10:00:00.999Z"
     assert format_timestamp(edge + timedelta(microseconds=1)) == "2026-01-28T10:00:01.000Z"
+
+
+def test_the_text_is_what_strftime_writes() -> None:
+    instants = [AT, datetime(1, 1, 1, tzinfo=UTC), datetime(999, 12, 31, 23, 59, 59, 999999)]
+    instants += [datetime(1000, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999)]
+    instants += [AT + timedelta(days=d, seconds=d * 3607, microseconds=d * 917) for d in range(400)]
+    for instant in instants:
+        utc = instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant
+        strftime = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+        assert format_timestamp(instant) == strftime
