@@ -32,7 +32,10 @@ _set = object.__setattr__  # a frozen model refuses its own __setattr__
 
 class _Fields(NamedTuple):
     names: tuple[str, ...]  # in definition order: the order the JSON is written in
-    defaults: dict[str, Any]
+    # Every field in that order, holding its default (None where there is none): a
+    # merge ``{**layout, **values}`` keeps the layout's order and takes the values.
+    layout: dict[str, Any]
+    required: frozenset[str]
     factories: dict[str, Callable[[], Any]]
 
 
@@ -40,16 +43,20 @@ class _Fields(NamedTuple):
 def _fields(model: type[BaseModel]) -> _Fields:
     if model.__private_attributes__ or model.__pydantic_post_init__:
         raise TypeError(f"{model.__name__}: has private attributes or a post-init, build it")
-    defaults: dict[str, Any] = {}
+    layout: dict[str, Any] = {}
+    required: set[str] = set()
     factories: dict[str, Callable[[], Any]] = {}
     for name, field in model.model_fields.items():
+        layout[name] = None
         if field.default_factory is not None:
             factories[name] = field.default_factory  # type: ignore[assignment]
-        elif not field.is_required():
-            if not isinstance(field.default, _SHAREABLE):
-                raise TypeError(f"{model.__name__}.{name}: a mutable default, pass a value")
-            defaults[name] = field.default
-    return _Fields(tuple(model.model_fields), defaults, factories)
+        elif field.is_required():
+            required.add(name)
+        elif isinstance(field.default, _SHAREABLE):
+            layout[name] = field.default
+        else:
+            raise TypeError(f"{model.__name__}.{name}: a mutable default, pass a value")
+    return _Fields(tuple(layout), layout, frozenset(required), factories)
 
 
 def trusted(model: type[ModelT], **values: Any) -> ModelT:
@@ -66,17 +73,14 @@ def trusted(model: type[ModelT], **values: Any) -> ModelT:
 
 
 def _in_order(model: type[BaseModel], fields: _Fields, values: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(values) - set(fields.names)
-    if unknown:
-        raise TypeError(f"{model.__name__}: no field {sorted(unknown)[0]!r}")
-    data: dict[str, Any] = {}
-    for name in fields.names:
-        if name in values:
-            data[name] = values[name]
-        elif name in fields.defaults:
-            data[name] = fields.defaults[name]
-        elif name in fields.factories:
-            data[name] = fields.factories[name]()
-        else:
-            raise TypeError(f"{model.__name__}: {name} is required")
+    data = {**fields.layout, **values}
+    if len(data) != len(fields.names):
+        unknown = sorted(set(values) - set(fields.names))
+        raise TypeError(f"{model.__name__}: no field {unknown[0]!r}")
+    if not fields.required <= values.keys():
+        missing = sorted(fields.required - values.keys())
+        raise TypeError(f"{model.__name__}: {missing[0]} is required")
+    for name, factory in fields.factories.items():
+        if name not in values:
+            data[name] = factory()
     return data

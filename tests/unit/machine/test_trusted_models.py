@@ -93,3 +93,10 @@ class _SharedList(BaseModel):
 def test_trusted_refuses_a_model_whose_default_would_be_shared() -> None:
     with pytest.raises(TypeError, match=r"_SharedList.items: a mutable default"):
         trusted(_SharedList)
+
+
+def test_trusted_refuses_unknown_and_missing_fields() -> None:
+    with pytest.raises(TypeError, match="NodeRunLog: no field 'level'"):
+        trusted(NodeRunLog, level="INFO", log_level="INFO", created_at=START)
+    with pytest.raises(TypeError, match="NodeRunLog: created_at is required"):
+        trusted(NodeRunLog, log_level="INFO")
