@@ -7,7 +7,9 @@ exactly as the sandbox bounds it, so the two paths give the same answers.
 
 from __future__ import annotations
 
+import operator
 import threading
+from collections.abc import Callable
 from typing import Any, TypeAlias
 
 import jq
@@ -20,14 +22,20 @@ from switchyard.engine.templates.limits import (
     too_big,
     too_deep,
 )
-from switchyard.engine.templates.routing import Step, fast_paths, plain_names
+from switchyard.engine.templates.routing import (
+    Literal,
+    Step,
+    fast_paths,
+    plain_comparison,
+    plain_names,
+)
 from switchyard.engine.templates.sandbox_child import big_ints_to_floats, first_output
 
 
 class InProcessProgram:
     """A compiled fast-path expression, safe to run from many threads."""
 
-    __slots__ = ("_lock", "_names", "_needs", "_program", "expression")
+    __slots__ = ("_comparison", "_lock", "_names", "_needs", "_program", "expression")
 
     def __init__(self, expression: str) -> None:
         """Compile ``expression``; raises :class:`TemplateError` on a syntax error."""
@@ -37,6 +45,7 @@ class InProcessProgram:
         except ValueError as error:
             raise compile_failed(expression, str(error)) from None
         self._names = plain_names(expression)
+        self._comparison = plain_comparison(expression)
         paths = fast_paths(expression)
         self._needs: Needs = None if paths is None else _needs(paths)
         # jq.py keeps one jq state per program and compiles a second one when two
@@ -49,6 +58,11 @@ class InProcessProgram:
             found = _member(context, self._names)
             if found is not _ASK_JQ:
                 return bounded(self.expression, found, limits)
+        if self._comparison is not None:
+            names, op, literal = self._comparison
+            found = _member(context, names)
+            if found is not _ASK_JQ:
+                return _compare(found, op, literal)
         # jq parses its input as text at ~20-70 ns a byte, which would make every
         # template cost as much as the whole run's outputs; it gets the paths it reads.
         given = _prune(context, self._needs)
@@ -89,6 +103,24 @@ def _member(context: Any, names: tuple[str, ...]) -> Any:
     if isinstance(value, int) and -_EXACT_INT <= value <= _EXACT_INT:
         return value
     return _ASK_JQ
+
+
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt,
+    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}  # fmt: skip
+
+
+def _jq_order(value: Literal) -> tuple[int, Literal]:
+    """Where jq sorts a scalar: null < false < true < numbers < strings, then by value
+    (strings by code point, as jq's byte order of UTF-8 has them)."""
+    if value is None or isinstance(value, bool):
+        return (0 if value is None else 2 if value else 1), 0
+    return (3 if isinstance(value, int) else 4), value
+
+
+def _compare(found: Literal, op: str, literal: Literal) -> bool:
+    return _OPERATORS[op](_jq_order(found), _jq_order(literal))
 
 
 _WHOLE = object()  # in a tree of steps: the value here is read whole

@@ -126,6 +126,27 @@ def plain_names(expression: str) -> tuple[str, ...] | None:
     return tuple(expression[1:].split("."))
 
 
+Literal = str | int | bool | None
+# A plain path compared with a literal that jq and Python read alike: integers of up
+# to 15 digits (exact as jq's doubles), JSON strings, true, false and null.
+_COMPARISON = re.compile(
+    rf"{_WS}(?P<path>(?:\.{_NAME})+){_WS}(?P<op>==|!=|<=|>=|<|>){_WS}"
+    rf"(?P<literal>null|true|false|-?(?:0|[1-9][0-9]{{0,14}})|{_STRING}){_WS}"
+)
+
+
+def plain_comparison(expression: str) -> tuple[tuple[str, ...], str, Literal] | None:
+    """``(names, operator, literal)`` of ``.name.name… <op> <literal>``, or None."""
+    match = _COMPARISON.fullmatch(expression) if len(expression) <= MAX_FAST_LENGTH else None
+    if match is None:
+        return None
+    try:
+        literal = orjson.loads(match["literal"])
+    except orjson.JSONDecodeError:  # an escape jq takes and JSON doesn't
+        return None
+    return tuple(match["path"][1:].split(".")), match["op"], literal
+
+
 def _steps(path: str) -> tuple[Step, ...] | None:
     steps: list[Step] = []
     for part in _PART.finditer(path):

@@ -71,6 +71,36 @@ FAST = [
     ".outputs.big.huge",
     ".outputs.big.n.deeper",
     ".secrets.token.deeper",
+    # Plain paths compared with literals, answered without jq on scalars:
+    ".outputs.build.id == 42",
+    ".outputs.build.id != -0",
+    ".outputs.build.id > 41",
+    ".outputs.build.id < 0",
+    ".outputs.build.id <= 42",
+    '.outputs.build.id < "a"',
+    ".outputs.build.ok == true",
+    ".outputs.build.ok > 5",
+    ".outputs.build.ok >= false",
+    ".outputs.build.nothing < false",
+    ".outputs.build.nothing == null",
+    ".outputs.missing.deeper == null",
+    ".outputs.missing.deeper != 0",
+    '.outputs.trigger.environment == "staging"',
+    '.outputs.trigger.environment == "st\\u0061ging"',
+    '.outputs.trigger.environment > "stag"',
+    '.outputs.trigger.environment <= "staging"',
+    ".outputs.trigger.environment > 999999999999999",
+    ' .outputs.words.accent > "e" ',
+    '.outputs.words.emoji > "\\uffff"',
+    '.outputs.words.accent < "\\ud83d\\ude00"',
+    ".outputs.big.edge == 9007199254740992",
+    ".outputs.big.over == 9007199254740992",
+    ".outputs.big.under < -9007199254740992",
+    ".outputs.big.whole == 1",
+    ".outputs.build.ratio < 1",
+    ".outputs.build.tags == null",
+    ".outputs.build.tags > 1",
+    ".outputs.build.id.x == 1",
 ]
 
 SLOW = [
@@ -129,7 +159,8 @@ def test_the_fast_path_answers_as_the_sandbox_does(
     assert route(wrapped) is Route.SANDBOX
     big: dict[str, float] = {"n": 2**64 - 1, "edge": 2**53, "over": 2**53 + 1}
     big |= {"under": -(2**53) - 1, "whole": 1.0, "huge": 1e300}
-    context = {**context, "outputs": {**context["outputs"], "big": big}}
+    words = {"accent": "é", "emoji": "\U0001f600"}
+    context = {**context, "outputs": {**context["outputs"], "big": big, "words": words}}
     assert _outcome(templates, expression, context) == _outcome(templates, wrapped, context)
 
 
@@ -144,8 +175,17 @@ def test_a_plain_path_to_a_scalar_is_looked_up_without_jq(
     assert templates.evaluate(".outputs.trigger.environment", context) == "staging"
     assert templates.evaluate(".outputs.build.ok", context) is True
     assert templates.evaluate(".outputs.missing.deeper", context) is None
+    assert templates.evaluate(".outputs.build.id >= 42", context) is True
+    assert templates.evaluate('.outputs.trigger.environment == "prod"', context) is False
+    assert templates.evaluate(".outputs.missing.deeper < false", context) is True
     # jq's own answers: a float (1.0 comes back as 1), a container, an error.
-    for expression in (".outputs.build.ratio", ".outputs.build", ".outputs.build.id.x"):
+    for expression in (
+        ".outputs.build.ratio",
+        ".outputs.build",
+        ".outputs.build.id.x",
+        ".outputs.build.ratio > 0",
+        ".outputs.build.id.x == 1",
+    ):
         with pytest.raises(AssertionError, match="jq ran"):
             templates.evaluate(expression, context)
 
