@@ -219,9 +219,10 @@ class Settings(BaseSettings):
         default=1_048_576, ge=1024, description="Largest response body a webhook node reads."
     )
     webhook_concurrency: int = Field(
-        default=64, ge=1, le=4096,
+        default=32, ge=1, le=4096,
         description="Webhook calls the executor makes at once (and the keep-alive "
-        "connections its HTTP pool keeps).",
+        "connections its HTTP pool keeps). Each call's pool look-up checks every idle "
+        "connection: raise it for slow receivers, not beyond what they need.",
     )  # fmt: skip
 
     # Bounds on `{{ jq }}` templates: a template can't hang or bloat the engine.
