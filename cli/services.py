@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 import uvicorn
 
 from switchyard.bridge.app import create_app
+from switchyard.cli import runtime
 from switchyard.cli.readiness import ops_endpoints
 from switchyard.consumers.ai import AiService
 from switchyard.consumers.entities import EntityService
@@ -279,5 +280,5 @@ def serve(name: str, settings: Settings, ready_file: Path | None) -> int:
                       secrets=secret_values(settings))  # fmt: skip
     metrics.set_enabled(settings.metrics_enabled)
     configure_tracing(name)
-    asyncio.run(SERVICES[name](settings, ready_file))
+    runtime.run(SERVICES[name](settings, ready_file), settings)
     return 0

@@ -22,6 +22,7 @@ import signal
 import sys
 from typing import Any, Protocol
 
+from switchyard.cli import runtime
 from switchyard.consumers import ClaimWorker, Handler, KafkaWorker, RunsClient
 from switchyard.schemas.settings import Settings
 from switchyard.topics.telemetry.logs import configure_logging, secret_values
@@ -116,7 +117,7 @@ def worker_run(settings: Settings, args: argparse.Namespace) -> int:
     set_metrics_enabled(settings.metrics_enabled)
     serve = _claims if args.node_type == "INTEGRATION_ACTION" else _kafka
     configure_tracing("worker")
-    asyncio.run(serve(settings, handler, args))
+    runtime.run(serve(settings, handler, args), settings)
     return 0
 
 

@@ -259,6 +259,11 @@ class Settings(BaseSettings):
         "a terminal, JSON otherwise).",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop",
+        description="The event loop every process runs on: uvloop (libuv, in C: socket "
+        "writes and callbacks cost a fraction of asyncio's) or Python's own asyncio.",
+    )
     run_retention_days: float = Field(
         default=30, ge=0, le=36500,
         description="Finished runs, their node runs, logs and index entries are removed "
