@@ -57,6 +57,7 @@ _COMMIT_INTERVAL = 0.05
 # Batches unfinished at once (see BatchPipeline): fewer makes batches grow sooner under
 # load; more lets more slow batches run before a fetch waits for one of them.
 _MAX_BATCHES = 4
+_BUSY_LINGER = 0.01  # seconds a fetch waits while batches are in hand
 
 
 class KafkaReporter:
@@ -191,6 +192,11 @@ class KafkaWorker(Generic[MessageT]):
         try:
             while not self._stopping.is_set():
                 room = await pipeline.room()
+                if pipeline.in_flight:
+                    # Busy: let what arrives next gather into one batch (idle, a record
+                    # is fetched at once). Without it, a saturated executor fetched and
+                    # ran a batch per record or two, and the whole path got slower.
+                    await asyncio.sleep(_BUSY_LINGER)
                 batches = await self._consumer.getmany(
                     timeout_ms=200, max_records=min(room, self.max_records)
                 )
