@@ -35,6 +35,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from switchyard.bridge.credentials import write_dev_config
 from switchyard.cli import services
 from switchyard.cli.demo import DemoError, next_steps, run_demo
@@ -208,7 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # a bad SWITCHYARD_* value: say which, no traceback
+        print(f"switchyard: {settings_problems(exc)}", file=sys.stderr)
+        return 2
     run: Command = args.run
     try:
         return run(settings, args)
@@ -217,6 +223,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def settings_problems(error: ValidationError) -> str:
+    """One line per bad setting, named as it is set: ``SWITCHYARD_<NAME>``."""
+    lines = []
+    for problem in error.errors():
+        name = "SWITCHYARD_" + "_".join(str(part) for part in problem["loc"]).upper()
+        given = problem.get("input")
+        lines.append(f"{name}={given!r}: {problem['msg']}" if given is not None else
+                     f"{name}: {problem['msg']}")  # fmt: skip
+    return "; ".join(lines)
 
 
 if __name__ == "__main__":
