@@ -12,7 +12,6 @@ overhead. The trigger → first request and the whole run are reported beside th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -20,9 +19,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from benchmarks.load import distribution
+from benchmarks.switchyard_target import observe_from_end, stop_observing
 from benchmarks.workloads import seq_step
 from switchyard.schemas import RunTriggered, encode, new_run_id, node_run_id
 from switchyard.schemas.settings import Settings
@@ -77,23 +77,12 @@ class SeqTarget:
         await self._consumer.start()
         topics = [self.registry.run_events.name, self.registry.inbox.name,
                   self.registry.node_run_requests.name]  # fmt: skip
-        parts = [
-            TopicPartition(t, p) for t in topics for p in range(self.settings.inbox_partitions)
-        ]
-        self._consumer.assign(parts)
-        await self._consumer.seek_to_end(*parts)
-        for tp in parts:  # resolve the end now: nothing produced from here on is missed
-            await self._consumer.position(tp)
+        await observe_from_end(self._consumer, topics, self.settings.inbox_partitions)
         self._task = asyncio.create_task(self._observe())
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._consumer.stop()
-        await self._producer.stop()
+        await stop_observing(self._task, self._consumer, self._producer)
 
     async def run_once(self, n: int, within: float = 30.0) -> SeqRun | None:
         """One run, start to completion; None if it did not complete ``within`` seconds."""

@@ -68,23 +68,12 @@ class SwitchyardTarget:
         topics = [self.registry.run_events.name]
         if self.observe_steps:
             topics += [self.registry.inbox.name, self.registry.node_run_requests.name]
-        parts = [
-            TopicPartition(t, p) for t in topics for p in range(self.settings.inbox_partitions)
-        ]
-        self._consumer.assign(parts)
-        await self._consumer.seek_to_end(*parts)
-        for tp in parts:  # resolve the end now: nothing produced from here on is missed
-            await self._consumer.position(tp)
+        await observe_from_end(self._consumer, topics, self.settings.inbox_partitions)
         self._task = asyncio.create_task(self._observe())
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._consumer.stop()
-        await self._producer.stop()
+        await stop_observing(self._task, self._consumer, self._producer)
 
     async def trigger(self) -> None:
         self._n += 1
@@ -223,3 +212,25 @@ class NodeRunWindow:
     @property
     def per_second(self) -> float:
         return self.count / self.seconds if self.seconds else 0.0
+
+
+async def observe_from_end(consumer: AIOKafkaConsumer, topics: list[str], partitions: int) -> None:
+    """Assign every partition of ``topics`` to ``consumer`` at its end, resolved now, so
+    nothing produced from here on is missed."""
+    parts = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+    consumer.assign(parts)
+    await consumer.seek_to_end(*parts)
+    for tp in parts:
+        await consumer.position(tp)
+
+
+async def stop_observing(
+    task: asyncio.Task[None] | None, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
+) -> None:
+    """Cancel a target's observer task, then stop its consumer and producer."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await consumer.stop()
+    await producer.stop()
