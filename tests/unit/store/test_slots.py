@@ -26,7 +26,8 @@ def test_each_partitions_slot_is_in_its_own_slice(partitions: int) -> None:
 
 def test_a_key_with_the_tag_hashes_to_the_partitions_slot() -> None:
     tag = partition_tag(5, 12)
-    assert tag.startswith("{p5.") and tag.endswith("}")
+    assert tag.startswith("{p5.")
+    assert tag.endswith("}")
     for key in (f"sy:run:{tag}:wfr_abc", f"sy:runs:all:{tag}", f"sy:timers:{tag}"):
         assert key_slot(key.encode()) == slot_of_partition(5, 12)
 
