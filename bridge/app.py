@@ -64,7 +64,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         client = aioredis.Redis.from_url(settings.redis_url)
         producer = EventProducer(settings)
         notifier = RunNotifier(client)
-        waker = RunWaker(settings.redis_url)
+        runs = RunStore(client, settings.inbox_partitions)
+        waker = RunWaker(settings.redis_url, runs.tags())
         try:
             await producer.start()
             await notifier.start()
@@ -74,7 +75,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
                 registry=TopicRegistry.from_settings(settings),
                 redis=client,
                 producer=producer,
-                runs=RunStore(client),
+                runs=runs,
                 workflows=WorkflowStore(client),
                 notifier=notifier,
                 waker=waker,

@@ -103,7 +103,7 @@ async def _claim(ctx: BridgeContext, actor: Actor, body: ClaimRequest) -> Respon
     _check(actor)
     started = time.perf_counter()
     now_ms = int(ctx.clock().timestamp() * 1000)
-    store = ClaimStore(ctx.redis)
+    store = ClaimStore(ctx.redis, ctx.runs.partitions)
     batch = await store.claim(
         body.installationId, now_ms=now_ms, limit=body.limit,
         visibility_ms=body.visibilityTimeoutMs, exclude=body.exclude,
@@ -121,7 +121,7 @@ async def _claim(ctx: BridgeContext, actor: Actor, body: ClaimRequest) -> Respon
         uid = str(view["nodeUid"])
         handed_back = uid in excluded
         if uid != record.uid or handed_back:
-            learned.append(Learned(record.node_run_id, uid, handed_back))
+            learned.append(Learned(record.node_run_id, uid, handed_back, record.tag))
         if not handed_back:
             node_runs.append(_item(record, view, uid, until, body.installationId))
     await store.remember(body.installationId, learned, now_ms)
@@ -132,7 +132,7 @@ async def _claim(ctx: BridgeContext, actor: Actor, body: ClaimRequest) -> Respon
 async def _ack(ctx: BridgeContext, actor: Actor, body: AckRequest) -> Response:
     _check(actor)
     node_run_id = body.nodeRunIdentifier
-    outcome, installation = await ClaimStore(ctx.redis).ack(node_run_id)
+    outcome, installation = await ClaimStore(ctx.redis, ctx.runs.partitions).ack(node_run_id)
     claim_metrics.acked(installation, outcome)
     if outcome == "unknown":
         raise not_found(f"node run {node_run_id} is not pending for any installation")

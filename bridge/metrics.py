@@ -219,18 +219,25 @@ class PendingClaims:
     async def refresh(self) -> None:
         if not enabled():
             return
-        prefix = keys.claims("")
-        names = set(self.seen)
-        async for key in self.redis.scan_iter(match=f"{prefix}*", count=1000, _type="zset"):
+        # Each inbox partition keeps its own pending set per installation
+        # (sy:claims:{p…}:<installation>): found by SCAN, summed per installation.
+        sizes: dict[str, int] = dict.fromkeys(self.seen, 0)
+        found: list[tuple[str, str]] = []
+        async for key in self.redis.scan_iter(match=f"{keys.PREFIX}claims:*", count=1000,
+                                              _type="zset"):  # fmt: skip
             text = key.decode() if isinstance(key, bytes) else str(key)
-            names.add(text[len(prefix) :])
-        ordered = sorted(names)
+            _, brace, name = text.partition("}:")
+            if brace:
+                found.append((text, name))
         async with self.redis.pipeline(transaction=False) as pipe:
-            for name in ordered:
-                pipe.zcard(keys.claims(name))
-            sizes = await pipe.execute()
-        for name, size in zip(ordered, sizes, strict=True):
+            for key, _ in found:
+                pipe.zcard(key)
+            counts = await pipe.execute()
+        for (_, name), count in zip(found, counts, strict=True):
+            sizes[name] = sizes.get(name, 0) + int(count)
+        for name, size in sizes.items():
             CLAIMS_PENDING.labels(name).set(size)
+        names = set(sizes)
         self.seen = names
 
 

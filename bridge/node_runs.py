@@ -77,7 +77,7 @@ async def _claimed_owner(
     run's state need not be read (None: take the full check)."""
     if not may_operate(actor):
         raise forbidden(f"{actor.name} may not update node runs (Admins and machines may)")
-    owner = await ClaimStore(ctx.redis).owner(node_run_id)
+    owner = await ClaimStore(ctx.redis, ctx.runs.partitions).owner(node_run_id)
     return owner if owner is not None and run_id in (None, owner) else None
 
 
@@ -170,7 +170,8 @@ async def post_logs(
 async def _rendered_config(ctx: BridgeContext, loaded: LoadedRun, node_run_id: str) -> Any:
     """The config a worker claimed (rendered, in the claim record while the node run is
     pending or acked), else the node's definition."""
-    raw = await ctx.redis.hget(keys.claim(node_run_id), "config")
+    tag = ctx.runs.tag_of(loaded.state.run_id)
+    raw = await ctx.redis.hget(keys.claim(node_run_id, tag), "config")
     if raw is not None:
         return orjson.loads(raw)
     node_run = loaded.state.node_run(node_run_id)
@@ -194,9 +195,8 @@ async def find_node_runs(
     if not may_operate(actor):
         raise forbidden(f"{actor.name} may not read node runs by external id")
     found: list[dict[str, Any]] = []
-    applied, reported = await ctx.redis.mget(
-        keys.external_run(external_run_id), keys.reported_external_run(external_run_id)
-    )
+    applied = await ctx.runs.node_run_of_external(external_run_id)
+    reported = await ctx.redis.get(keys.reported_external_run(external_run_id))
     node_run_id = applied or reported
     owner = await ctx.runs.run_of_node_run(_text(node_run_id)) if node_run_id else None
     loaded = await load_run(ctx, owner) if owner else None

@@ -1,8 +1,10 @@
 """``GET /v1/workflows/runs`` over the engine's index sorted sets, without a scan of runs.
 
 Each filter is a union of index sets (``statuses=A&statuses=B`` → status:A or status:B);
-the filters are intersected, in one MULTI, into a temporary sorted set that is read
-newest first with ``offset``/``limit`` and then dropped. A Member's visibility is one
+the filters are intersected, in one MULTI per inbox partition (each partition keeps
+its own indexes, in its runs' hash slot: ``docs/cluster-layout.md``), into a
+temporary sorted set per partition; the partitions' first ``offset + limit`` are read
+newest first and merged by ``createdAt``, and the scratch sets dropped. A Member's visibility is one
 more filter: their own runs, the runs of workflows that let anyone view runs, or the
 runs of the workflow versions whose INPUT nodes they answer (each the intersection
 of the workflow's and the version's index).
@@ -19,11 +21,14 @@ finds none, so it reads every unfinished run: a diagnostic, not a hot path.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import heapq
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio.client import Pipeline
 
@@ -70,8 +75,19 @@ def temp_key(tag: str) -> str:
     return f"{keys.PREFIX}bridge:tmp:{tag}"
 
 
-# An index set, or the intersection of several (a workflow's runs of one version).
-Source = str | tuple[str, ...]
+# An index set of a partition (the partition's hash tag → its key), or the
+# intersection of several (a workflow's runs of one version).
+Index = Callable[[str], str]
+Source = Index | tuple[Index, ...]
+
+
+def _index(key: Callable[..., str], *args: object) -> Index:
+    return lambda tag: key(*args, tag)
+
+
+def _fixed(key: str) -> Index:
+    """An index that is one key whatever the partition (a scratch set of its own)."""
+    return lambda _tag: key
 
 
 async def _member_visible(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[Source]:
@@ -83,13 +99,13 @@ async def _member_visible(ctx: BridgeContext, actor: Actor, query: RunQuery) -> 
         candidates = query.workflow_identifiers
     else:
         candidates = [_text(w) for w in await ctx.redis.zrange(keys.WORKFLOWS, 0, -1)]
-    visible: list[Source] = [keys.runs_by(actor.name)]
+    visible: list[Source] = [_index(keys.runs_by, actor.name)]
     for workflow, versions in (await ctx.workflows.view_facts(candidates)).items():
         if versions[max(versions)].anyone:
-            visible.append(keys.runs_of_workflow(workflow))
+            visible.append(_index(keys.runs_of_workflow, workflow))
             continue
         visible += [
-            (keys.runs_of_workflow(workflow), keys.runs_of_version(version))
+            (_index(keys.runs_of_workflow, workflow), _index(keys.runs_of_version, version))
             for version, facts in versions.items()
             if names(actor, facts.users, facts.roles, facts.teams)
         ]
@@ -97,52 +113,62 @@ async def _member_visible(ctx: BridgeContext, actor: Actor, query: RunQuery) -> 
 
 
 async def _groups(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[list[Source]]:
-    """One list of index keys per filter: the union of each, intersected together."""
-    pairs = (
+    """One list of indexes per filter: the union of each, intersected together."""
+    pairs: tuple[tuple[Sequence[object], Callable[..., str]], ...] = (
         (query.workflow_identifiers, keys.runs_of_workflow),
         (query.created_by, keys.runs_by),
         (query.statuses, keys.runs_with_status),
         (query.results, keys.runs_with_result),
+        (query.workflow_versions, keys.runs_of_version),
     )
     groups: list[list[Source]] = [
-        [key(value) for value in values] for values, key in pairs if values
+        [_index(key, value) for value in values] for values, key in pairs if values
     ]
-    if query.workflow_versions:
-        groups.append([keys.runs_of_version(v) for v in query.workflow_versions])
     if query.entity is not None:
-        groups.append([keys.runs_of_entity(*query.entity)])
+        groups.append([_index(keys.runs_of_entity, *query.entity)])
     if not actor.is_privileged:
         groups.append(await _member_visible(ctx, actor, query))
     return groups
 
 
 async def find_runs(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[LoadedRun]:
-    async with _matching(ctx, actor, query) as source:
-        return [] if source is None else await _read(ctx, source, query)
+    """The page of runs matching ``query``, newest first. Each inbox partition keeps
+    its own indexes (in its runs' slot), so each partition's first ``offset + limit``
+    are read and merged by ``createdAt``."""
+    async with _matching(ctx, actor, query) as sources:
+        pages = await asyncio.gather(*(
+            _page(ctx, source, query, 0, query.offset + query.limit)
+            for source in sources
+        ))  # fmt: skip
+    merged = heapq.merge(*pages, key=lambda entry: -entry[1])
+    ids = [_text(run_id) for run_id, _ in merged][query.offset : query.offset + query.limit]
+    return await _load_all(ctx, ids)
 
 
 async def find_stuck(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[LoadedRun]:
-    """The runs matching ``query`` that are not COMPLETED and wait on nothing."""
+    """The runs matching ``query`` that are not COMPLETED and wait on nothing, each
+    partition's newest first, partition after partition."""
     statuses = [s for s in query.statuses or UNFINISHED if s in UNFINISHED]
     if not statuses:
         return []
     narrowed = dataclasses.replace(query, statuses=statuses)
     found: list[LoadedRun] = []
     skipped = 0
-    async with _matching(ctx, actor, narrowed) as source:
-        start = 0
-        while source is not None and len(found) < query.limit:
-            ids = await _page(ctx, source, query, start, _STUCK_PAGE)
-            if not ids:
-                break
-            start += len(ids)
-            if source.startswith(temp_key("")):  # a long scan outlives the scratch TTL
-                await ctx.redis.expire(source, _TEMP_TTL_SECONDS)
-            for loaded in await _stuck_among(ctx, [_text(i) for i in ids]):
-                if skipped < query.offset:
-                    skipped += 1
-                elif len(found) < query.limit:
-                    found.append(loaded)
+    async with _matching(ctx, actor, narrowed) as sources:
+        for source in sources:
+            start = 0
+            while len(found) < query.limit:
+                ids = [_text(i) for i, _ in await _page(ctx, source, query, start, _STUCK_PAGE)]
+                if not ids:
+                    break
+                start += len(ids)
+                if source.startswith(temp_key("")):  # a long scan outlives the scratch TTL
+                    await ctx.redis.expire(source, _TEMP_TTL_SECONDS)
+                for loaded in await _stuck_among(ctx, ids):
+                    if skipped < query.offset:
+                        skipped += 1
+                    elif len(found) < query.limit:
+                        found.append(loaded)
     return found
 
 
@@ -151,7 +177,7 @@ async def _stuck_among(ctx: BridgeContext, run_ids: Sequence[str]) -> list[Loade
     (their states in one round trip; workflows come from the store's cache)."""
     async with ctx.redis.pipeline(transaction=False) as pipe:
         for run_id in run_ids:
-            pipe.hget(keys.run(run_id), "state")
+            pipe.hget(keys.run(run_id, ctx.runs.tag_of(run_id)), "state")
         raws = await pipe.execute()
     stuck = []
     for raw in raws:
@@ -165,87 +191,108 @@ async def _stuck_among(ctx: BridgeContext, run_ids: Sequence[str]) -> list[Loade
 
 
 @asynccontextmanager
-async def _matching(ctx: BridgeContext, actor: Actor, query: RunQuery) -> AsyncIterator[str | None]:
-    """The key of a sorted set of the runs matching ``query``'s filters (None: nothing
-    matches); scratch sets made for it are dropped on exit."""
+async def _matching(ctx: BridgeContext, actor: Actor, query: RunQuery) -> AsyncIterator[list[str]]:
+    """Per inbox partition, the key of a sorted set of its runs matching ``query``'s
+    filters (none: nothing matches); scratch sets made for them are dropped on exit."""
     groups = await _groups(ctx, actor, query)
-    members: dict[str, float] = {}
+    by_tag: dict[str, dict[str, float]] | None = None
     if query.run_identifiers:
-        scores = await ctx.redis.zmscore(keys.RUNS_ALL, query.run_identifiers)
-        members = {
-            run_id: score
-            for run_id, score in zip(query.run_identifiers, scores, strict=True)
-            if score is not None
-        }
-        if not members:
-            yield None
+        by_tag = await _scores(ctx, query.run_identifiers)
+        if not by_tag:
+            yield []
             return
-    tag = uuid.uuid4().hex
+    scratch = uuid.uuid4().hex
+    tags = list(by_tag) if by_tag is not None else ctx.runs.tags()
     temps: list[str] = []
-    async with ctx.redis.pipeline(transaction=True) as pipe:
-        if members:
-            ids_key = temp_key(f"{tag}:ids")
-            pipe.zadd(ids_key, members)
-            groups.append([ids_key])
-            temps.append(ids_key)
-        source = _combine(pipe, groups, tag, temps)
-        for temp in temps:
-            pipe.expire(temp, _TEMP_TTL_SECONDS)
-        await pipe.execute()
+    sources: list[str] = []
+    for tag in tags:
+        # One MULTI per partition: its scratch keys carry its tag, so all of a
+        # partition's keys are in one slot (a cluster's transaction is per slot).
+        async with ctx.redis.pipeline(transaction=True) as pipe:
+            mine: list[str] = []
+            partition_groups = list(groups)
+            if by_tag is not None:
+                ids_key = temp_key(f"{tag}:{scratch}:ids")
+                pipe.zadd(ids_key, by_tag[tag])
+                partition_groups.append([_fixed(ids_key)])
+                mine.append(ids_key)
+            sources.append(_combine(pipe, partition_groups, tag, f"{tag}:{scratch}", mine))
+            for temp in mine:
+                pipe.expire(temp, _TEMP_TTL_SECONDS)
+            await pipe.execute()
+        temps += mine
     try:
-        yield source
+        yield sources
     finally:
-        if temps:
-            await ctx.redis.delete(*temps)
+        if temps:  # one DEL each: on a cluster they are in several slots
+            await asyncio.gather(*(ctx.redis.delete(temp) for temp in temps))
 
 
-def _combine(pipe: Pipeline, groups: list[list[Source]], tag: str, temps: list[str]) -> str:
-    """Queue the unions and the intersection; returns the key holding the result."""
+async def _scores(ctx: BridgeContext, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+    """The ``createdAt`` scores of those of ``run_ids`` that exist, by partition tag."""
+    tagged = [(ctx.runs.tag_of(run_id), run_id) for run_id in run_ids]
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for tag, run_id in tagged:
+            pipe.zscore(keys.runs_all(tag), run_id)
+        scores = await pipe.execute()
+    found: dict[str, dict[str, float]] = {}
+    for (tag, run_id), score in zip(tagged, scores, strict=True):
+        if score is not None:
+            found.setdefault(tag, {})[run_id] = score
+    return found
+
+
+def _combine(
+    pipe: Pipeline, groups: list[list[Source]], tag: str, scratch: str, temps: list[str]
+) -> str:
+    """Queue ``tag``'s partition's unions and intersection; returns the key holding the
+    result (``scratch`` names its scratch sets, each with the partition's tag)."""
     sources = []
     for index, group in enumerate(groups):
-        keys_of = [_single(pipe, source, f"{tag}:{index}:{n}", temps)
+        keys_of = [_single(pipe, source, tag, f"{scratch}:{index}:{n}", temps)
                    for n, source in enumerate(group)]  # fmt: skip
         if len(keys_of) == 1:
             sources.append(keys_of[0])
             continue
-        union = temp_key(f"{tag}:{index}")
+        union = temp_key(f"{scratch}:{index}")
         pipe.zunionstore(union, keys_of, aggregate="MAX")
         temps.append(union)
         sources.append(union)
     if not sources:
-        return keys.RUNS_ALL
+        return keys.runs_all(tag)
     if len(sources) == 1:
         return sources[0]
-    target = temp_key(tag)
+    target = temp_key(scratch)
     pipe.zinterstore(target, sources, aggregate="MAX")
     temps.append(target)
     return target
 
 
-def _single(pipe: Pipeline, source: Source, tag: str, temps: list[str]) -> str:
-    """``source``'s key; an intersection is queued into a scratch set first."""
-    if isinstance(source, str):
-        return source
-    target = temp_key(tag)
-    pipe.zinterstore(target, source, aggregate="MAX")
+def _single(pipe: Pipeline, source: Source, tag: str, scratch: str, temps: list[str]) -> str:
+    """``source``'s key in ``tag``'s partition; an intersection is queued into a
+    scratch set first."""
+    if not isinstance(source, tuple):
+        return source(tag)
+    target = temp_key(scratch)
+    pipe.zinterstore(target, [index(tag) for index in source], aggregate="MAX")
     temps.append(target)
     return target
 
 
 async def _page(
     ctx: BridgeContext, source: str, query: RunQuery, start: int, num: int
-) -> list[object]:
-    """``num`` run ids of ``source`` from ``start``, newest first, within the
-    ``createdAt`` bounds of ``query``."""
+) -> list[tuple[object, float]]:
+    """``num`` run ids of ``source`` from ``start`` with their scores, newest first,
+    within the ``createdAt`` bounds of ``query``."""
     high, low = query.page_bounds()
+    found: Any
     if high == "+inf" and low == "-inf":
-        return list(await ctx.redis.zrevrange(source, start, start + num - 1))
-    return list(await ctx.redis.zrevrangebyscore(source, high, low, start=start, num=num))
-
-
-async def _read(ctx: BridgeContext, source: str, query: RunQuery) -> list[LoadedRun]:
-    ids = await _page(ctx, source, query, query.offset, query.limit)
-    return await _load_all(ctx, [_text(i) for i in ids])
+        found = await ctx.redis.zrevrange(source, start, start + num - 1, withscores=True)
+    else:
+        found = await ctx.redis.zrevrangebyscore(
+            source, high, low, start=start, num=num, withscores=True
+        )
+    return [(member, float(score)) for member, score in found]
 
 
 async def _load_all(ctx: BridgeContext, run_ids: Sequence[str]) -> list[LoadedRun]:

@@ -1,9 +1,10 @@
 """Wake the per-run streams of one bridge when their run has a new event.
 
-A run's history is a Redis list (``sy:run:{<run>}:events``, cheap for a few events;
+A run's history is a Redis list (``sy:run:{p…}:<run>:events``, cheap for a few events;
 a stream key costs ~4.7 kB however small); it can't be read with a blocking call. So
 each bridge runs one :class:`RunWaker`: a single ``XREAD BLOCK`` loop over the
-all-runs stream ``sy:runs:events`` (written in the same apply step as the list) that
+inbox partitions' run-event streams ``sy:runs:events:{p…}`` (each written in the same
+apply step as the list) that
 sets the wake-up of each run it names. A per-run stream registers its wake-up
 *before* reading the list, so an event stored after that read always wakes it. After
 a lost connection the loop reads on from its last entry id: no wake-up is missed.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -31,10 +33,12 @@ _BATCH = 500
 class RunWaker:
     """Wake-ups per run id, set by new run events. ``start()``/``stop()``."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, tags: Sequence[str]) -> None:
         # A client of its own: its one connection is always in a blocking read, and
         # stop() may have to cut it (below).
         self._client = aioredis.Redis.from_url(redis_url)
+        # Each inbox partition's run-event stream (``tags``: the partitions' hash tags).
+        self._streams = [keys.runs_events(tag) for tag in tags]
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -79,26 +83,31 @@ class RunWaker:
             if not waiters:
                 del self._waiters[run_id]
 
-    async def _newest(self) -> str:
-        entries: Any = await self._client.xrevrange(keys.RUNS_EVENTS, count=1)
-        return _text(entries[0][0]) if entries else "0-0"
+    async def _newest(self) -> dict[str, str]:
+        """Each stream's newest entry id ("0-0" for one without entries)."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for stream in self._streams:
+                pipe.xrevrange(stream, count=1)
+            replies: list[Any] = await pipe.execute()
+        return {
+            stream: _text(entries[0][0]) if entries else "0-0"
+            for stream, entries in zip(self._streams, replies, strict=True)
+        }
 
-    async def _listen(self, last: str) -> None:
+    async def _listen(self, last: dict[str, str]) -> None:
         delay = 0.1
         while True:
             try:
-                reply: Any = await self._client.xread(
-                    {keys.RUNS_EVENTS: last}, count=_BATCH, block=BLOCK_MS
-                )
-                for _, batch in reply or []:
+                reply: Any = await self._client.xread(_streams(last), count=_BATCH, block=BLOCK_MS)
+                for stream, batch in reply or []:
                     for entry_id, fields in batch:
-                        last = _text(entry_id)
+                        last[_text(stream)] = _text(entry_id)
                         self._wake(_text(fields.get(b"r", b"")))
                 delay = 0.1
             except RedisError as error:
                 if self._stopping:
                     return
-                log.warning("reading %s failed (%r); retrying", keys.RUNS_EVENTS, error)
+                log.warning("reading the run-event streams failed (%r); retrying", error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -109,3 +118,8 @@ class RunWaker:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _streams(last: dict[str, str]) -> Any:
+    """XREAD's streams argument (redis-py's annotation wants a dict of wider types)."""
+    return dict(last)

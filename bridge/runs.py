@@ -129,12 +129,12 @@ async def answer(
             await ctx.producer.send_and_wait(ctx.registry.inbox.name, key or run_id, publish)
         # One read covers an announcement made before we registered (a repeated
         # Idempotency-Key) or lost while the subscription was re-established.
-        if not await ctx.redis.exists(keys.run(run_id)):
+        if not await ctx.redis.exists(keys.run(run_id, ctx.runs.tag_of(run_id))):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(waiter, ctx.settings.trigger_wait_ms / 1000)
     finally:
         ctx.notifier.forget(run_id, waiter)
-    if not await ctx.redis.exists(keys.run(run_id)):
+    if not await ctx.redis.exists(keys.run(run_id, ctx.runs.tag_of(run_id))):
         body = {"ok": True, "workflowRun": {"identifier": run_id, "status": "IN_PROGRESS"}}
         return json_response(body, 202, {"Location": f"/v1/workflows/runs/{run_id}"})
     loaded = await visible_run(ctx, actor, run_id)

@@ -73,13 +73,14 @@ _ADMISSION_CACHE = 10_000
 # An entry id (after that entry), or an entry id and an event's index in it (after that
 # event): an entry holds a step's events, and only its last one is sent with the
 # entry's own id.
-_CURSOR = re.compile(r"^(\d{1,20})-(\d{1,20})(?:-(\d{1,6}))?$")
+_POSITION = re.compile(r"^(\d{1,20})(?:-(\d{1,20})(?:-(\d{1,6}))?)?$")
 _SSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events."}
 }
 LastEventId = Annotated[
     str | None,
-    Header(alias="Last-Event-ID", max_length=64, description="Resume after this event id."),
+    # A list stream's cursor holds a position per inbox partition (~16 characters each).
+    Header(alias="Last-Event-ID", max_length=8192, description="Resume after this event id."),
 ]
 
 
@@ -92,30 +93,33 @@ def _text(value: Any) -> str:
 
 
 class _Feed:
-    """Blocking reads of one Redis stream with a heartbeat every ``beat`` seconds."""
+    """Blocking reads of the inbox partitions' run-event streams (one ``XREAD`` over
+    them all) with a heartbeat every ``beat`` seconds."""
 
-    def __init__(self, ctx: BridgeContext, key: str, after: str) -> None:
+    def __init__(self, ctx: BridgeContext, keys_: list[str], after: list[str]) -> None:
         self._ctx = ctx
-        self._key = key
-        self.last = after
+        self._index = {key: i for i, key in enumerate(keys_)}
+        self.last = dict(zip(keys_, after, strict=True))
         self._beat = ctx.settings.stream_heartbeat_seconds
         self._loop = asyncio.get_running_loop()
         self._next_beat = self._loop.time() + self._beat
 
-    async def read(self) -> list[tuple[str, dict[bytes, bytes]]] | None:
-        """The entries after the last one read (none when the blocking read timed out),
-        or None when a heartbeat is due."""
+    async def read(self) -> list[tuple[int, str, dict[bytes, bytes]]] | None:
+        """The entries after the last ones read, as (partition, entry id, fields) (none
+        when the blocking read timed out), or None when a heartbeat is due."""
         wait = self._next_beat - self._loop.time()
         if wait <= 0:
             self._next_beat = self._loop.time() + self._beat
             return None
         block = max(1, int(min(wait, _BLOCK_CAP_SECONDS) * 1000))
-        reply: Any = await self._ctx.redis.xread({self._key: self.last}, count=_BATCH, block=block)
-        entries: list[tuple[str, dict[bytes, bytes]]] = [
-            (_text(i), fields) for _, batch in reply or [] for i, fields in batch
-        ]
-        if entries:
-            self.last = entries[-1][0]
+        reply: Any = await self._ctx.redis.xread(_streams(self.last), count=_BATCH, block=block)
+        entries: list[tuple[int, str, dict[bytes, bytes]]] = []
+        for key, batch in reply or []:
+            name = _text(key)
+            for entry_id, fields in batch:
+                entries.append((self._index[name], _text(entry_id), fields))
+            if batch:
+                self.last[name] = _text(batch[-1][0])
         return entries
 
 
@@ -159,7 +163,7 @@ async def _run_events(ctx: BridgeContext, state: RunState, after: int) -> AsyncI
     """The run's list from index ``after`` (= seq ``after + 1``), woken by the bridge's
     :class:`~switchyard.bridge.run_waker.RunWaker`; registered before each read, so an
     event stored after a read always wakes the next."""
-    key = keys.run_events(state.run_id)
+    key = keys.run_events(state.run_id, ctx.runs.tag_of(state.run_id))
     if state.is_completed and after >= state.seq:
         yield END  # nothing more will come
         return
@@ -221,18 +225,35 @@ async def stream_runs(
     filters: Annotated[RunQuery, Depends(run_filters)],
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
-    start, sent = await _start_cursor(ctx, last_event_id)
-    return _sse(_all_events(ctx, _Admission(ctx, actor, filters), start, sent))
+    start = await _start_cursor(ctx, last_event_id)
+    return _sse(_all_events(ctx, _Admission(ctx, actor, filters), start))
 
 
-def _cursor(raw: str) -> tuple[int, int, int | None]:
-    found = _CURSOR.match(raw.strip())
-    if found is None:
+def _cursor(raw: str, partitions: int) -> list[tuple[int, int, int | None]]:
+    """A list stream's cursor: one position per inbox partition, in partition order,
+    joined by ``.``: an entry id (after that entry), or an entry id and an event's
+    index in it (after that event); ``0`` for before the first entry."""
+    parts = raw.strip().split(".")
+    found = [_POSITION.match(part) for part in parts]
+    if len(parts) != partitions or any(match is None for match in found):
         raise invalid(
             "header Last-Event-ID: must be a cursor this stream sent, such as "
-            f"1764633600000-0 (got {raw!r})"
+            f"{'.'.join(['1764633600000-0'] * min(partitions, 2))}… (got {raw!r})"
         )
-    return int(found[1]), int(found[2]), None if found[3] is None else int(found[3])
+    return [
+        (int(m[1]), int(m[2] or 0), None if m[3] is None else int(m[3]))
+        for m in found
+        if m is not None
+    ]
+
+
+def cursor_text(positions: list[tuple[int, int, int | None]]) -> str:
+    """The ``id:`` of a list-stream event: every partition's position (see _cursor)."""
+    return ".".join(
+        "0" if (high, low, index) == (0, 0, None)
+        else f"{high}-{low}" if index is None else f"{high}-{low}-{index}"
+        for high, low, index in positions
+    )  # fmt: skip
 
 
 def _as_cursor(value: Any) -> tuple[int, int]:
@@ -240,32 +261,40 @@ def _as_cursor(value: Any) -> tuple[int, int]:
     return int(high), int(low or 0)
 
 
-async def _start_cursor(ctx: BridgeContext, raw: str | None) -> tuple[str, int | None]:
-    """Where a list stream starts reading: after ``raw`` if it is still within the
-    stream's retention (else a 409), or after the newest event when no cursor. With
-    the index of the last event sent of that entry when the cursor is within one."""
-    cursor = _cursor(raw) if raw is not None and raw.strip() else None
-    try:
-        info = await ctx.redis.xinfo_stream(keys.RUNS_EVENTS)
-    except ResponseError:  # no event yet: every event to come is after any cursor
-        return "0-0", None
-    newest = _as_cursor(info.get("last-generated-id") or "0-0")
-    if cursor is None:
-        return "{}-{}".format(*newest), None
-    given = cursor[:2]
-    # The cap trims from the oldest end: every event after a cursor at or past the
-    # oldest kept one is still there. Nothing trimmed yet: every cursor is good.
-    first = info.get("first-entry")
-    trimmed = int(info.get("entries-added") or 0) > int(info.get("length") or 0)
-    oldest = _as_cursor(first[0]) if trimmed and first else (0, 0)
-    if given < oldest or given > newest:
-        why = "is older than the stream's retention" if given < newest else "is unknown"
-        raise conflict(
-            f"header Last-Event-ID: cursor {raw.strip() if raw else ''} {why} (about "
-            f"{keys.RUNS_EVENTS_MAXLEN} steps of all runs are kept); reload the runs and "
-            "reconnect without Last-Event-ID"
-        )
-    return "{}-{}".format(*given), cursor[2]
+async def _start_cursor(ctx: BridgeContext, raw: str | None) -> list[tuple[int, int, int | None]]:
+    """Where a list stream starts reading in each inbox partition's stream: after
+    ``raw``'s positions if each is still within its stream's retention (else a 409),
+    or after each newest entry when no cursor."""
+    tags = ctx.runs.tags()
+    given = _cursor(raw, len(tags)) if raw is not None and raw.strip() else None
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for tag in tags:
+            pipe.xinfo_stream(keys.runs_events(tag))
+        infos = await pipe.execute(raise_on_error=False)
+    start: list[tuple[int, int, int | None]] = []
+    for index, info in enumerate(infos):
+        if isinstance(info, ResponseError):  # no event yet: all to come is after any cursor
+            start.append((0, 0, None))
+            continue
+        newest = _as_cursor(info.get("last-generated-id") or "0-0")
+        if given is None:
+            start.append((*newest, None))
+            continue
+        position = given[index]
+        # The cap trims from the oldest end: every event after a cursor at or past the
+        # oldest kept one is still there. Nothing trimmed yet: every cursor is good.
+        first = info.get("first-entry")
+        trimmed = int(info.get("entries-added") or 0) > int(info.get("length") or 0)
+        oldest = _as_cursor(first[0]) if trimmed and first else (0, 0)
+        if position[:2] < oldest or position[:2] > newest:
+            why = "is older than the stream's retention" if position[:2] < newest else "is unknown"
+            raise conflict(
+                f"header Last-Event-ID: cursor {why} (about {keys.RUNS_EVENTS_MAXLEN} steps "
+                "of each inbox partition's runs are kept); reload the runs and reconnect "
+                "without Last-Event-ID"
+            )
+        start.append(position)
+    return start
 
 
 class _Admission:
@@ -316,44 +345,65 @@ class _Admission:
         if query.created_before is not None and created > query.created_before:
             return False
         if query.entity is not None:
-            index = keys.runs_of_entity(*query.entity)
+            index = keys.runs_of_entity(*query.entity, self._ctx.runs.tag_of(state.run_id))
             if await self._ctx.redis.zscore(index, state.run_id) is None:
                 return False
         return bool(await can_view(self._ctx, self._actor, state))
 
 
 async def _all_events(
-    ctx: BridgeContext, admission: _Admission, start: str, sent: int | None
+    ctx: BridgeContext, admission: _Admission, start: list[tuple[int, int, int | None]]
 ) -> AsyncIterator[bytes]:
-    """Every admitted event after entry ``start`` (after its event ``sent`` when given,
-    whose successors in that entry come first)."""
-    if sent is not None:
-        rest: Any = await ctx.redis.xrange(keys.RUNS_EVENTS, min=start, max=start, count=1)
-        for entry_id, fields in rest:
-            async for chunk in _entry_events(admission, _text(entry_id), fields, sent + 1):
-                yield chunk
-    feed = _Feed(ctx, keys.RUNS_EVENTS, start)
+    """Every admitted event after the cursor ``start`` (one position per partition;
+    a position inside an entry sends that entry's later events first)."""
+    streams = [keys.runs_events(tag) for tag in ctx.runs.tags()]
+    positions = list(start)
+    for partition, (high, low, sent) in enumerate(start):
+        if sent is not None:
+            entry = f"{high}-{low}"
+            rest: Any = await ctx.redis.xrange(streams[partition], min=entry, max=entry, count=1)
+            for entry_id, fields in rest:
+                async for chunk in _entry_events(
+                    admission, positions, partition, _text(entry_id), fields, sent + 1
+                ):
+                    yield chunk
+            positions[partition] = (high, low, None)
+    feed = _Feed(ctx, streams, [f"{high}-{low}" for high, low, _ in positions])
     while True:
         entries = await feed.read()
         if entries is None:
             yield KEEP_ALIVE
             continue
-        for entry_id, fields in entries:
-            async for chunk in _entry_events(admission, entry_id, fields, 0):
+        for partition, entry_id, fields in entries:
+            async for chunk in _entry_events(admission, positions, partition, entry_id, fields, 0):
                 yield chunk
 
 
 async def _entry_events(
-    admission: _Admission, entry_id: str, fields: dict[bytes, bytes], first: int
+    admission: _Admission,
+    positions: list[tuple[int, int, int | None]],
+    partition: int,
+    entry_id: str,
+    fields: dict[bytes, bytes],
+    first: int,
 ) -> AsyncIterator[bytes]:
-    """The events of one stream entry (a step's) from index ``first``, if admitted:
-    each but the last with the cursor ``<entry id>-<index>``, the last with the
-    entry's id (a resume after it starts at the next entry)."""
+    """The events of one stream entry (a step's, of ``partition``'s stream) from index
+    ``first``, if admitted; ``positions`` moves past each as it is sent: inside the
+    entry for each but its last, past the entry for the last (a resume after it starts
+    at the next entry)."""
     run_id = _text(fields[b"r"])
+    high, low = _as_cursor(entry_id)
+    positions[partition] = (high, low, None)
     events = event_record.unpack_step(run_id, fields[b"e"])
     if first >= len(events) or not await admission.admits(run_id):
         return
     last = len(events) - 1
     for index in range(first, len(events)):
-        cursor = entry_id if index == last else f"{entry_id}-{index}"
-        yield message(cursor, events[index].json)
+        positions[partition] = (high, low, None if index == last else index)
+        yield message(cursor_text(positions), events[index].json)
+    positions[partition] = (high, low, None)
+
+
+def _streams(last: dict[str, str]) -> Any:
+    """XREAD's streams argument (redis-py's annotation wants a dict of wider types)."""
+    return dict(last)

@@ -51,7 +51,9 @@ async def _status(settings: Settings) -> int:
 async def _upgrade(settings: Settings, dry_run: bool) -> int:
     client = aioredis.Redis.from_url(settings.redis_url)
     try:
-        report = await upgrade_store(client, dry_run=dry_run, say=_say)
+        report = await upgrade_store(
+            client, dry_run=dry_run, say=_say, partitions=settings.inbox_partitions
+        )
     finally:
         await client.aclose()
     what = "would go" if dry_run else "went"

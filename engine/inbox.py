@@ -119,7 +119,7 @@ class FaustInbox:
         await metrics.refresh_inbox_lag(self.app.consumer)
 
     async def _refresh_in_flight(self) -> None:
-        await metrics.refresh_in_flight(self.processor.store.client)
+        await metrics.refresh_in_flight(self.processor.store.client, self.processor.store.tags())
 
     async def stop(self) -> None:
         if self._state in {"new", "stopped"}:

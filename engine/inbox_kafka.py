@@ -185,7 +185,7 @@ class KafkaInbox:
         await metrics.refresh_inbox_lag(self.consumer, self.committed)
 
     async def _refresh_in_flight(self) -> None:
-        await metrics.refresh_in_flight(self.processor.store.client)
+        await metrics.refresh_in_flight(self.processor.store.client, self.processor.store.tags())
 
     async def stop(self) -> None:
         if self._state in {"new", "stopped"}:

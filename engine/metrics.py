@@ -113,7 +113,7 @@ TIMER_DELAY = Histogram(
     "switchyard_timer_fire_delay_seconds", "From a timer's due time to its firing.",
     buckets=DURATION_BUCKETS,
 )  # fmt: skip
-TIMERS_ARMED = Gauge("switchyard_timers_armed", "Timers armed (sy:timers).")
+TIMERS_ARMED = Gauge("switchyard_timers_armed", "Timers armed (sy:timers:<partition>).")
 SCHEDULE_TICKS = Counter(
     "switchyard_schedule_ticks_total", "Schedule ticks fired as runs.", ["workflow"]
 )
@@ -219,14 +219,22 @@ def dead_lettered(code: str, outcome: str | None = None) -> None:
         _records(outcome).inc()
 
 
-async def refresh_in_flight(redis: aioredis.Redis) -> None:
-    """Set the in-flight gauge from every engine's counts in Redis."""
-    counts = await redis.hgetall(keys.NODE_RUNS_IN_FLIGHT)
+async def refresh_in_flight(redis: aioredis.Redis, tags: Sequence[str]) -> None:
+    """Set the in-flight gauge from every engine's counts in Redis: each inbox
+    partition (``tags``) keeps its own, summed here."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for tag in tags:
+            pipe.hgetall(keys.node_runs_in_flight(tag))
+        replies = await pipe.execute()
+    totals: dict[str, int] = {}
+    for counts in replies:
+        for kind, count in counts.items():
+            totals[_text(kind)] = totals.get(_text(kind), 0) + int(count)
     NODE_RUNS_IN_FLIGHT.clear()
-    for kind, count in counts.items():
+    for kind, total in totals.items():
         # Node runs in flight before the counts existed end without having been
         # counted: the sum can dip below the truth, never below zero.
-        NODE_RUNS_IN_FLIGHT.labels(_text(kind)).set(max(0, int(count)))
+        NODE_RUNS_IN_FLIGHT.labels(kind).set(max(0, total))
 
 
 class LagSource(Protocol):
@@ -283,8 +291,11 @@ def timers_fired(events: Iterable[TimerFired], fired_at: datetime) -> None:
             TIMER_DELAY.observe(max(0.0, (fired_at - event.due_at).total_seconds()))
 
 
-async def refresh_timers_armed(redis: aioredis.Redis) -> None:
-    TIMERS_ARMED.set(await redis.zcard(keys.TIMERS))
+async def refresh_timers_armed(redis: aioredis.Redis, tags: Sequence[str]) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        for tag in tags:
+            pipe.zcard(keys.timers(tag))
+        TIMERS_ARMED.set(sum(await pipe.execute()))
 
 
 def tick_fired(workflow: str, tick: datetime, fired_at: datetime) -> None:

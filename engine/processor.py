@@ -37,6 +37,7 @@ from switchyard.engine.machine.options import MachineOptions
 from switchyard.engine.machine.state import RunState
 from switchyard.engine.store.plan import ApplyPlan, OutboxMessage, move_plan, plan_decision
 from switchyard.engine.store.runs import RunStore, StoredRun
+from switchyard.engine.store.slots import partition_tag
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.engine.templates import Templates, TemplatesUnavailable
 from switchyard.schemas import (
@@ -102,7 +103,7 @@ class _Batch:
     runs: dict[str, StoredRun]
     plans: list[ApplyPlan]
     direct: list[OutboxMessage]  # no run to hold them: dead letters of unknown runs
-    recovered: list[tuple[str, str, list[OutboxMessage]]]
+    recovered: list[tuple[str, str, str, list[OutboxMessage]]]  # (tag, run, step, messages)
     latest: dict[str, int] = field(default_factory=dict)  # workflow → latest version
     options: MachineOptions = field(default_factory=MachineOptions)
     outcomes: list[Outcome | None] = field(default_factory=list)  # one per record
@@ -122,7 +123,7 @@ class Prepared:
     records: Sequence[InboxRecord]
     messages: list[OutboxMessage]
     sources: list[int | None]  # per message: the index of the record it is for
-    cleared: list[tuple[str, str]]  # its outbox steps, as (run id, step)
+    cleared: list[tuple[str, str, str]]  # its outbox steps, as (partition tag, run id, step)
     outcomes: list[Outcome | None]
     letters: dict[int, str]
     timings: tuple[float, float, float]  # started, applying, applied (perf_counter)
@@ -160,7 +161,7 @@ class InboxProcessor:
         self.templates = templates
         self.secrets = dict(secrets)
         self.clock = clock
-        self.inbox_partitions = inbox_partitions
+        self.inbox_partitions = inbox_partitions  # the store's too: its keys are tagged by it
         self.options = MachineOptions(
             default_timeout_s=default_node_timeout_s, ai_configured=ai_configured,
             email_configured=email_configured,
@@ -173,7 +174,19 @@ class InboxProcessor:
         self.max_letter_value_bytes = max(1024, max_message_bytes // 4)
         self.outcomes: Counter[Outcome] = Counter()
         # Outbox steps of batches prepared but not yet published and forgotten.
-        self._publishing: set[tuple[str, str]] = set()
+        self._publishing: set[tuple[str, str, str]] = set()
+
+    @property
+    def inbox_partitions(self) -> int:
+        return self.store.partitions
+
+    @inbox_partitions.setter
+    def inbox_partitions(self, count: int) -> None:
+        self.store.partitions = count
+
+    def tag(self, partition: int) -> str:
+        """The hash tag of the keys a step applied from inbox ``partition`` writes."""
+        return partition_tag(partition, self.inbox_partitions)
 
     def home(self, run_id: str) -> int:
         """The inbox partition every event of ``run_id`` is applied from."""
@@ -183,20 +196,22 @@ class InboxProcessor:
         """Publish every outbox a crash left behind; returns how many steps."""
         pending = await self.store.pending_outboxes()
         steps = [
-            (run, step, msgs) for run, by_step in pending.items() for step, msgs in by_step.items()
+            (tag, run, step, msgs)
+            for (tag, run), by_step in pending.items()
+            for step, msgs in by_step.items()
         ]
         if steps:
             # A topic that is gone (deleted, or of another deployment sharing this Redis
             # database under another prefix) would hold the start-up for the client's
             # 40 s metadata wait per message, then fail it: such steps are left in place.
             existing = await self.producer.existing_topics()
-            for run, step, msgs in [s for s in steps if {m.topic for m in s[2]} - existing]:
+            for _, run, step, msgs in [s for s in steps if {m.topic for m in s[3]} - existing]:
                 missing = sorted({m.topic for m in msgs} - existing)
                 log.warning("outbox step %s of %s left in Redis: topics %s do not exist",
                             step, run, missing)  # fmt: skip
-            steps = [s for s in steps if not {m.topic for m in s[2]} - existing]
-        await self.publish([m for _, _, msgs in steps for m in msgs])
-        await self.store.clear_outbox((run, step) for run, step, _ in steps)
+            steps = [s for s in steps if not {m.topic for m in s[3]} - existing]
+        await self.publish([m for _, _, _, msgs in steps for m in msgs])
+        await self.store.clear_outbox((tag, run, step) for tag, run, step, _ in steps)
         return len(steps)
 
     async def handle(self, records: Sequence[InboxRecord]) -> list[Outcome]:
@@ -238,10 +253,11 @@ class InboxProcessor:
         if loaded.streamer is not None:
             batch.options = replace(self.options, agent_streamer=loaded.streamer)
         for run_id, stored in batch.runs.items():
+            tag = self.store.tag_of(run_id)
             batch.recovered += [
-                (run_id, step, msgs)
+                (tag, run_id, step, msgs)
                 for step, msgs in stored.outbox.items()
-                if (run_id, step) not in self._publishing
+                if (tag, run_id, step) not in self._publishing
             ]
         traced = tracing.enabled()  # the one tracing check of a batch
         for index, record, event in decoded:
@@ -251,15 +267,15 @@ class InboxProcessor:
         applied_at = time.perf_counter()
         # Counted before the publish: a plan once applied is never applied again.
         engine_metrics.transitions_applied(batch.plans, applied)
-        messages = [m for _, _, msgs in batch.recovered for m in msgs] + batch.direct
+        messages = [m for _, _, _, msgs in batch.recovered for m in msgs] + batch.direct
         # The record each message is for (None: a crash's leftover or a dead letter).
         sources: list[int | None] = [None] * len(messages)
-        cleared = [(run, step) for run, step, _ in batch.recovered]
+        cleared = [(tag, run, step) for tag, run, step, _ in batch.recovered]
         for plan, (index, outcome), reply in zip(batch.plans, batch.owners, applied, strict=True):
             if reply == 1:
                 messages += plan.outbox
                 sources += [index] * len(plan.outbox)
-                cleared += [(plan.run_id, plan.step)] if plan.outbox else []
+                cleared += [(plan.tag, plan.run_id, plan.step)] if plan.outbox else []
                 batch.outcomes[index] = outcome
             elif reply == 0:
                 batch.outcomes[index] = Outcome.REDELIVERED
@@ -310,7 +326,7 @@ class InboxProcessor:
         published_at = time.perf_counter()
         keep = {message.key for message, source in zip(prepared.messages, prepared.sources,
                 strict=True) if source in failed}  # fmt: skip
-        done = [(run, step) for run, step in prepared.cleared if run not in keep]
+        done = [(tag, run, step) for tag, run, step in prepared.cleared if run not in keep]
         await retry(partial(self.store.clear_outbox, done), what="outbox clear")
         self.release(prepared)
         return self._outcomes(prepared, published_at)
@@ -353,7 +369,10 @@ class InboxProcessor:
         # Its headers go with it: the trace it carries continues from its new place.
         headers = tuple(record.headers) or None
         message = OutboxMessage(inbox, event.run_id, record.value or b"", home, headers)
-        move = move_plan(event.run_id, record.topic, record.partition, record.offset, message)
+        move = move_plan(
+            event.run_id, record.topic, record.partition, record.offset, message,
+            self.tag(record.partition),
+        )  # fmt: skip
         batch.plan(index, move, Outcome.MOVED)
         return None
 
@@ -449,7 +468,10 @@ class InboxProcessor:
             if rejection.code in BENIGN_REJECTIONS and stored is not None:
                 log.info("ignored %s: %s", rejection.code, rejection.reason)
                 step = f"{stored.state.step}:{record.offset}"
-                plan = ApplyPlan(event.run_id, record.offset, step, partition=record.partition)
+                plan = ApplyPlan(
+                    event.run_id, record.offset, step, partition=record.partition,
+                    tag=self.tag(record.partition),
+                )  # fmt: skip
                 batch.plan(index, plan, Outcome.DUPLICATE)
                 batch.runs[event.run_id] = _stored(stored.state, record)
                 return
@@ -457,7 +479,8 @@ class InboxProcessor:
             return
         plan = plan_decision(
             state, decision, offset=record.offset, registry=self.registry,
-            partition=record.partition, agent_secret=self.agent_secret, workflow=workflow,
+            partition=record.partition, tag=self.tag(record.partition),
+            agent_secret=self.agent_secret, workflow=workflow,
         )  # fmt: skip
         batch.plan(index, plan, Outcome.APPLIED)
         if decision.state is not None:
@@ -494,8 +517,9 @@ class InboxProcessor:
         # A rejection changes nothing but the offset; its dead letter rides the outbox.
         step = f"{stored.state.step}:{record.offset}"
         plan = ApplyPlan(
-            event.run_id, record.offset, step, partition=record.partition, outbox=[letter]
-        )
+            event.run_id, record.offset, step, partition=record.partition, outbox=[letter],
+            tag=self.tag(record.partition),
+        )  # fmt: skip
         batch.plan(index, plan, Outcome.DEAD_LETTERED)
         batch.runs[event.run_id] = _stored(stored.state, record)
 

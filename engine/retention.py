@@ -117,7 +117,7 @@ class RunPruner:
         first_delay_s: float = FIRST_DELAY_S,
     ) -> None:
         self.retention = timedelta(days=settings.run_retention_days)
-        self.store = PruneStore(redis)
+        self.store = PruneStore(redis, settings.inbox_partitions)
         self.workflows = WorkflowStore(redis)
         self.clock = clock
         self.interval_s = interval_s
@@ -217,7 +217,8 @@ class RunPruner:
             if finished > cutoff_ms:  # never delete a run that did not finish long ago
                 await self.store.reindex(run_id, finished)
                 continue
-            plans.append(prune_plan(state, raw, await self._entities(state)))
+            entities = await self._entities(state)
+            plans.append(prune_plan(state, raw, entities, self.store.tag_of(run_id)))
         for done in await self.store.prune(plans):
             if done.outcome == 1:
                 counts.runs += 1

@@ -45,7 +45,7 @@ class EngineService:
         self.redis = aioredis.Redis.from_url(settings.redis_url)
         self.producer = EventProducer(settings)
         self.processor = InboxProcessor(
-            store=RunStore(self.redis),
+            store=RunStore(self.redis, settings.inbox_partitions),
             workflows=WorkflowStore(self.redis),
             producer=self.producer,
             registry=TopicRegistry.from_settings(settings),

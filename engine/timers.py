@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from switchyard.engine import metrics
 from switchyard.engine.store import keys
+from switchyard.engine.store.slots import partition_tag
 from switchyard.schemas import TimerFired, encode
 from switchyard.schemas.settings import Settings
 from switchyard.topics.dead_letter import DeadLetter
@@ -65,6 +66,7 @@ class DueTimer:
     timer_id: str
     score: int
     details: bytes | None
+    tag: str = ""  # the hash tag of the inbox partition whose set holds it
 
 
 @dataclass
@@ -105,6 +107,10 @@ class TimerService:
         self._producer = producer
         self._clock = clock
         self._batch = settings.timer_batch_max
+        # Each inbox partition keeps its runs' timers (keys.timers): one read each.
+        self._tags = [
+            partition_tag(p, settings.inbox_partitions) for p in range(settings.inbox_partitions)
+        ]
         self._max_sleep = settings.timer_max_sleep_s
         self._due = redis.register_script(_lua("due_timers.lua"))
         self._forget = redis.register_script(_lua("forget_fired_timers.lua"))
@@ -160,7 +166,7 @@ class TimerService:
         return self._state == "started"
 
     async def _refresh_armed(self) -> None:
-        await metrics.refresh_timers_armed(self._redis)
+        await metrics.refresh_timers_armed(self._redis, self._tags)
 
     async def _run(self) -> None:
         backoff = _FIRST_BACKOFF_S
@@ -186,8 +192,18 @@ class TimerService:
         # not have seen the timer it announces).
         self._next_look_ms = float("inf")
         now_ms = int(_ms(self._clock()))
-        reply = await self._due(keys=[keys.TIMERS, keys.TIMER_DETAILS], args=[now_ms, self._batch])
-        after, due = _parse_due(reply)
+        # Side by side (a cluster pipeline loads no scripts), one per partition's set.
+        replies = await asyncio.gather(*(
+            self._due(keys=[keys.timers(tag), keys.timer_details(tag)], args=[now_ms, self._batch])
+            for tag in self._tags
+        ))  # fmt: skip
+        after: int | None = None
+        due: list[DueTimer] = []
+        for tag, reply in zip(self._tags, replies, strict=True):
+            next_one, found = _parse_due(reply, tag)
+            due += found
+            if next_one is not None:
+                after = next_one if after is None else min(after, next_one)
         if due:
             await self._fire(due)
         if after is not None and after <= now_ms:
@@ -214,8 +230,13 @@ class TimerService:
         metrics.timers_fired(fired, fired_at)
         for _ in range(len(due) - len(fired)):
             metrics.dead_lettered("timer_unreadable")
-        args = [item for timer in due for item in (timer.timer_id, timer.score)]
-        forgotten = int(await self._forget(keys=[keys.TIMERS, keys.TIMER_DETAILS], args=args))
+        by_tag: dict[str, list[str | int]] = {}
+        for timer in due:
+            by_tag.setdefault(timer.tag, []).extend((timer.timer_id, timer.score))
+        forgotten = 0
+        for tag, args in by_tag.items():
+            keys_ = [keys.timers(tag), keys.timer_details(tag)]
+            forgotten += int(await self._forget(keys=keys_, args=args))
         counts = self.counts
         counts.forgotten += forgotten
         counts.superseded += len(due) - forgotten
@@ -228,7 +249,7 @@ class TimerService:
         """The timer's ``TimerFired``, or a dead letter when its details can't make one."""
         try:
             if timer.details is None:
-                raise ValueError("the timer has no details in " + keys.TIMER_DETAILS)
+                raise ValueError("the timer has no details in " + keys.timer_details(timer.tag))
             details = orjson.loads(timer.details)
             event = TimerFired.model_validate({**details, "timerId": timer.timer_id,
                                                "firedAt": fired_at})  # fmt: skip
@@ -238,7 +259,7 @@ class TimerService:
                       extra={"timer_id": timer.timer_id, "topic": self.dead_letter})  # fmt: skip
             return DeadLetter.of(
                 code="timer_unreadable", reason=f"timer {timer.timer_id}: {error}",
-                topic=keys.TIMERS, partition=-1, offset=timer.score,
+                topic=keys.timers(timer.tag), partition=-1, offset=timer.score,
                 key=timer.timer_id.encode(), value=timer.details, at=fired_at,
             ).encode()  # fmt: skip
         self.counts.fired += 1
@@ -290,14 +311,16 @@ def _wake_ms(data: object) -> float:
         return float("-inf")  # not ours to read: look anyway
 
 
-def _parse_due(reply: list[object]) -> tuple[int | None, list[DueTimer]]:
-    """``due_timers.lua``'s reply: the next score after the batch, and the batch."""
+def _parse_due(reply: list[object], tag: str) -> tuple[int | None, list[DueTimer]]:
+    """``due_timers.lua``'s reply for ``tag``'s partition: the next score after the
+    batch, and the batch."""
     after = None if reply[0] is None else int(float(_text(reply[0])))
     due = [
         DueTimer(
             timer_id=_text(reply[i]),
             score=int(float(_text(reply[i + 1]))),
             details=_raw(reply[i + 2]),
+            tag=tag,
         )
         for i in range(1, len(reply), 3)
     ]

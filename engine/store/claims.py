@@ -18,6 +18,7 @@ nothing more (:meth:`ClaimStore.owner`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -29,6 +30,7 @@ import redis.asyncio as aioredis
 from switchyard.engine.machine.projection import _node_run
 from switchyard.engine.machine.state import NodeRunState
 from switchyard.engine.store import keys
+from switchyard.engine.store.slots import partition_tag
 from switchyard.schemas import Workflow, node_uid
 
 # A claim reads at most this many due members per item it may return: enough to pass
@@ -57,7 +59,6 @@ def _lua(name: str) -> str:
 
 _CLAIM = _lua("claim.lua")
 _ACK = _lua("claim_ack.lua")
-_RUN_KEY_AROUND = keys.run("\0").split("\0")  # what goes before and after a run id
 
 
 def _text(value: object) -> str:
@@ -73,6 +74,7 @@ class ClaimedRecord:
     config: Any
     uid: str | None
     view: dict[str, Any] | None
+    tag: str = ""  # its run's partition's hash tag: where the record lives
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class Learned:
     node_run_id: str
     uid: str
     hand_back: bool
+    tag: str = ""  # as the claimed record's
 
 
 def node_run_view(node_run: NodeRunState, workflow: Workflow) -> dict[str, Any]:
@@ -102,7 +105,7 @@ def node_run_view(node_run: NodeRunState, workflow: Workflow) -> dict[str, Any]:
     return view
 
 
-def _records(flat: Sequence[Any]) -> list[ClaimedRecord]:
+def _records(flat: Sequence[Any], tag: str) -> list[ClaimedRecord]:
     records = []
     for i in range(0, len(flat), 5):
         node_run_id, run_id, config, uid, view = flat[i : i + 5]
@@ -113,6 +116,7 @@ def _records(flat: Sequence[Any]) -> list[ClaimedRecord]:
                 config=orjson.loads(config),
                 uid=_text(uid) or None,
                 view=orjson.loads(view) if view else None,
+                tag=tag,
             )
         )
     return records
@@ -121,8 +125,10 @@ def _records(flat: Sequence[Any]) -> list[ClaimedRecord]:
 class ClaimStore:
     """Claims, acks and owner lookups; shares the caller's Redis client."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, partitions: int) -> None:
         self.client = client
+        self.tags = [partition_tag(p, partitions) for p in range(partitions)]
+        self._turn = 0  # the partition the next claim starts at: each gets its turn
         self._claim = client.register_script(_CLAIM)
         self._ack = client.register_script(_ACK)
         self._remember = client.register_script(_REMEMBER)
@@ -136,38 +142,82 @@ class ClaimStore:
         visibility_ms: int,
         exclude: Sequence[str] = (),
     ) -> ClaimBatch:
-        """Up to ``limit`` node runs visible at ``now_ms``, hidden until now + visibility."""
+        """Up to ``limit`` node runs visible at ``now_ms``, hidden until now + visibility.
+
+        Each inbox partition keeps its own pending set (in its runs' slot): one
+        pipelined peek finds the ones with something due, then those are claimed from
+        in turn, starting one further each call, until ``limit`` are taken."""
+        self._turn = (self._turn + 1) % len(self.tags)
+        order = self.tags[self._turn :] + self.tags[: self._turn]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for tag in order:
+                pipe.zrangebyscore(keys.claims(installation_id, tag), "-inf", now_ms,
+                                   start=0, num=1)  # fmt: skip
+            peeks = await pipe.execute()
+        batch = ClaimBatch([], {})
+        for tag, peek in zip(order, peeks, strict=True):
+            wanted = limit - len(batch.records)
+            if wanted <= 0:
+                break
+            if peek:
+                taken = await self._claim_in(tag, installation_id, now_ms, wanted,
+                                             visibility_ms, exclude)  # fmt: skip
+                batch.records.extend(taken.records)
+                batch.states.update(taken.states)
+        return batch
+
+    async def _claim_in(
+        self,
+        tag: str,
+        installation_id: str,
+        now_ms: int,
+        limit: int,
+        visibility_ms: int,
+        exclude: Sequence[str],
+    ) -> ClaimBatch:
         reads = max(limit * READS_PER_ITEM, MIN_READS)
-        before, after = _RUN_KEY_AROUND
-        args: list[str | int] = [now_ms, limit, visibility_ms, keys.claim(""), before, after]
+        before, after = keys.run("\0", tag).split("\0")  # around a run id in its key
+        args: list[str | int] = [now_ms, limit, visibility_ms, keys.claim("", tag), before, after]
         args += [reads, *exclude]
-        items, states = await self._claim(keys=[keys.claims(installation_id)], args=args)
+        items, states = await self._claim(keys=[keys.claims(installation_id, tag)], args=args)
         found = {_text(states[i]): states[i + 1] for i in range(0, len(states), 2)}
-        return ClaimBatch(_records(items), found)
+        return ClaimBatch(_records(items, tag), found)
 
     async def remember(self, installation_id: str, learned: Sequence[Learned], now_ms: int) -> None:
         """Stores uids the bridge found, handing back the node runs whose uid is excluded."""
         if not learned:
             return
-        claims_key = keys.claims(installation_id)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for one in learned:
-                back_at = str(now_ms) if one.hand_back else ""
-                args = [one.uid, one.node_run_id, back_at]
-                await self._remember(
-                    keys=[keys.claim(one.node_run_id), claims_key], args=args, client=pipe
-                )
-            await pipe.execute()
+        await asyncio.gather(*(  # side by side: a cluster pipeline loads no scripts
+            self._remember(
+                keys=[keys.claim(one.node_run_id, one.tag), keys.claims(installation_id, one.tag)],
+                args=[one.uid, one.node_run_id, str(now_ms) if one.hand_back else ""],
+            )
+            for one in learned
+        ))  # fmt: skip
 
     async def ack(self, node_run_id: str) -> tuple[AckOutcome, str]:
         """The outcome and the installation the node run was pending for ('' unknown)."""
+        found = await self._find(node_run_id)
+        if found is None:
+            return "unknown", ""
+        tag, _ = found
         result, installation = await self._ack(
-            keys=[keys.claim(node_run_id)], args=[node_run_id, keys.claims("")]
+            keys=[keys.claim(node_run_id, tag)], args=[node_run_id, keys.claims("", tag)]
         )
         return _ACK_OUTCOMES[int(result)], _text(installation)
 
     async def owner(self, node_run_id: str) -> str | None:
         """The run of an open claimed (or claimable) node run; None when it has no claim
         record (not a claim node run, ended, or unknown)."""
-        run_id = await self.client.hget(keys.claim(node_run_id), "run")
-        return None if run_id is None else _text(run_id)
+        found = await self._find(node_run_id)
+        return None if found is None else found[1]
+
+    async def _find(self, node_run_id: str) -> tuple[str, str] | None:
+        """The tag and run of ``node_run_id``'s claim record. The id does not name its
+        run's partition, so every partition is asked, in one pipelined round trip (one
+        per master on a cluster)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for tag in self.tags:
+                pipe.hget(keys.claim(node_run_id, tag), "run")
+            replies = await pipe.execute()
+        return next(((t, _text(r)) for t, r in zip(self.tags, replies, strict=True) if r), None)

@@ -48,23 +48,19 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 
 from __future__ import annotations
 
+from switchyard.engine.store.slots import partition_tag
+from switchyard.topics.partitioning import partition_of
+
 PREFIX = "sy:"
 # The formats of the data in this Redis (store/upgrade.py): checked at engine start.
 META = f"{PREFIX}meta"
-OUTBOX_PENDING = f"{PREFIX}outbox:pending"
-RUNS_ALL = f"{PREFIX}runs:all"
-# Finished runs by completedAt: what the retention pruner takes, oldest first.
-RUNS_FINISHED = f"{PREFIX}runs:finished"
 RETENTION_BACKFILL = f"{PREFIX}retention:backfill"
 WORKFLOWS = f"{PREFIX}wfs"
 NOTIFY_CHANNEL = f"{PREFIX}notify"
 # Timers are one set for every run (the service takes due ones across runs in one
 # call); they are not hash-tagged by run, like the run indexes.
-TIMERS = f"{PREFIX}timers"
-TIMER_DETAILS = f"{PREFIX}timers:details"
 TIMERS_WAKE = f"{PREFIX}timers:wake"
 # Operators' figures whose truth must outlive a process (every engine adds to them).
-NODE_RUNS_IN_FLIGHT = f"{PREFIX}stats:node-runs-in-flight"
 # The organization's settings and feature flags (bridge writes, engine reads).
 ORG = f"{PREFIX}org"
 # The entity store (bridge and entity executor): blueprints, entities, their events.
@@ -74,7 +70,6 @@ ENTITY_OUTBOX_AT = f"{PREFIX}ent:outbox:at"
 # Every run event of every run (the list SSE), an entry per step; capped, so its
 # memory is bounded: ~100,000 events (a step emits ~3.3 on average in a chain run),
 # ~12 MB.
-RUNS_EVENTS = f"{PREFIX}runs:events"
 RUNS_EVENTS_MAXLEN = 30_000
 # How long a completed run's own event list outlives its run.completed event: long
 # enough for a dropped watcher to reconnect and resume (the UI backs off to 10 s between
@@ -113,67 +108,105 @@ def schedule(workflow_identifier: str, node_identifier: str) -> str:
     return f"{PREFIX}schedule:{{{workflow_identifier}}}:{node_identifier}"
 
 
-def run(run_id: str) -> str:
-    return f"{PREFIX}run:{{{run_id}}}"
+def tag_of(run_id: str, partitions: int) -> str:
+    """The hash tag of ``run_id``'s keys: its inbox partition's (``slots.py``)."""
+    return partition_tag(partition_of(run_id, partitions), partitions)
 
 
-def strays(topic: str, partition: int) -> str:
-    """The guard of moves out of one inbox partition: a stray is moved once."""
-    return f"{PREFIX}inbox:strays:{topic}:{partition}"
+def run(run_id: str, tag: str) -> str:
+    return f"{PREFIX}run:{tag}:{run_id}"
 
 
-def outbox(run_id: str) -> str:
-    return f"{PREFIX}run:{{{run_id}}}:outbox"
+def strays(topic: str, tag: str) -> str:
+    """The guard of moves out of one inbox partition (``tag``'s): a stray is moved once."""
+    return f"{PREFIX}inbox:strays:{tag}:{topic}"
 
 
-def logs(run_id: str) -> str:
-    return f"{PREFIX}run:{{{run_id}}}:logs"
+def outbox(run_id: str, tag: str) -> str:
+    """What a step of ``run_id`` applied in ``tag``'s partition still has to publish
+    (a stray's move is applied in the stray's partition, not its run's)."""
+    return f"{PREFIX}run:{tag}:{run_id}:outbox"
 
 
-def run_events(run_id: str) -> str:
+def outbox_pending(tag: str) -> str:
+    return f"{PREFIX}outbox:pending:{tag}"
+
+
+def logs(run_id: str, tag: str) -> str:
+    return f"{PREFIX}run:{tag}:{run_id}:logs"
+
+
+def run_events(run_id: str, tag: str) -> str:
     """The run's events, a list in seq order: the per-run SSE's history and feed."""
-    return f"{PREFIX}run:{{{run_id}}}:events"
+    return f"{PREFIX}run:{tag}:{run_id}:events"
 
 
-def node_runs_bucket(node_run_id: str) -> str:
-    """The hash holding ``node_run_id`` → run id (one key per node run cost ~100 B each)."""
-    return f"{PREFIX}nr:{node_run_id[5:7]}"
+def node_runs_bucket(node_run_id: str, tag: str) -> str:
+    """The hash holding ``node_run_id`` → run id (one key per node run cost ~100 B each),
+    bucketed by the id's first two characters within the run's partition."""
+    return f"{PREFIX}nr:{tag}:{node_run_id[5:7]}"
 
 
-def runs_of_workflow(identifier: str) -> str:
-    return f"{PREFIX}runs:wf:{identifier}"
+def runs_all(tag: str) -> str:
+    return f"{PREFIX}runs:all:{tag}"
 
 
-def runs_of_version(version: int) -> str:
-    return f"{PREFIX}runs:version:{version}"
+def runs_finished(tag: str) -> str:
+    """Finished runs by completedAt: what the retention pruner takes, oldest first."""
+    return f"{PREFIX}runs:finished:{tag}"
 
 
-def external_run(external_run_id: str) -> str:
-    return f"{PREFIX}ext:{external_run_id}"
+def runs_events(tag: str) -> str:
+    """The partition's run events, one entry per step: the list SSE's feed."""
+    return f"{PREFIX}runs:events:{tag}"
 
 
-def runs_by(creator: str) -> str:
-    return f"{PREFIX}runs:by:{creator}"
+def timers(tag: str) -> str:
+    return f"{PREFIX}timers:{tag}"
 
 
-def runs_with_status(status: str) -> str:
-    return f"{PREFIX}runs:status:{status}"
+def timer_details(tag: str) -> str:
+    return f"{PREFIX}timers:details:{tag}"
 
 
-def runs_with_result(result: str) -> str:
-    return f"{PREFIX}runs:result:{result}"
+def node_runs_in_flight(tag: str) -> str:
+    return f"{PREFIX}stats:node-runs-in-flight:{tag}"
 
 
-def runs_of_entity(blueprint_identifier: str, entity_identifier: str) -> str:
-    return f"{PREFIX}runs:entity:{blueprint_identifier}/{entity_identifier}"
+def runs_of_workflow(identifier: str, tag: str) -> str:
+    return f"{PREFIX}runs:wf:{tag}:{identifier}"
 
 
-def claims(installation_id: str) -> str:
-    return f"{PREFIX}claims:{installation_id}"
+def runs_of_version(version: int, tag: str) -> str:
+    return f"{PREFIX}runs:version:{tag}:{version}"
 
 
-def claim(node_run_id: str) -> str:
-    return f"{PREFIX}claim:{node_run_id}"
+def external_run(external_run_id: str, tag: str) -> str:
+    return f"{PREFIX}ext:{tag}:{external_run_id}"
+
+
+def runs_by(creator: str, tag: str) -> str:
+    return f"{PREFIX}runs:by:{tag}:{creator}"
+
+
+def runs_with_status(status: str, tag: str) -> str:
+    return f"{PREFIX}runs:status:{tag}:{status}"
+
+
+def runs_with_result(result: str, tag: str) -> str:
+    return f"{PREFIX}runs:result:{tag}:{result}"
+
+
+def runs_of_entity(blueprint_identifier: str, entity_identifier: str, tag: str) -> str:
+    return f"{PREFIX}runs:entity:{tag}:{blueprint_identifier}/{entity_identifier}"
+
+
+def claims(installation_id: str, tag: str) -> str:
+    return f"{PREFIX}claims:{tag}:{installation_id}"
+
+
+def claim(node_run_id: str, tag: str) -> str:
+    return f"{PREFIX}claim:{tag}:{node_run_id}"
 
 
 # ---------------------------------------------------------------------------

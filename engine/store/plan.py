@@ -89,23 +89,36 @@ class ApplyPlan:
     commands: list[list[str]] = field(default_factory=list)
     outbox: list[OutboxMessage] = field(default_factory=list)
     guard: str | None = None
+    # The hash tag of every key the plan writes: its inbox partition's (slots.py).
+    tag: str = ""
     # What the step starts and finishes, for the metrics of an applied plan.
     facts: Transitions | None = None
 
-    def script_argument(self) -> bytes:
-        commands = list(self.commands)
+    def script_argument(self, names: dict[str, int]) -> bytes:
+        """The plan as ``apply.lua`` takes it, each key given by its 1-based index in
+        ``names`` (the call's KEYS, shared by the plans of one call; keys this plan
+        adds are appended)."""
+
+        def index(key: str) -> int:
+            return names.setdefault(key, len(names) + 1)
+
+        commands: list[list[str | int]] = [
+            [c[0], *c[1:]] if c[0] == "PUBLISH" else [c[0], index(c[1]), *c[2:]]
+            for c in self.commands
+        ]
         if self.outbox:
             payload = orjson.dumps([m.to_json() for m in self.outbox]).decode()
-            commands.append(["HSET", keys.outbox(self.run_id), self.step, payload])
-            commands.append(["SADD", keys.OUTBOX_PENDING, self.run_id])
+            commands.append(["HSET", index(keys.outbox(self.run_id, self.tag)), self.step, payload])
+            commands.append(["SADD", index(keys.outbox_pending(self.tag)), self.run_id])
+        guard = index(self.guard or keys.run(self.run_id, self.tag))
         return orjson.dumps({
-            "run": self.guard or keys.run(self.run_id), "offset": str(self.offset),
+            "run": guard, "offset": str(self.offset),
             "partition": str(self.partition), "commands": commands,
         })  # fmt: skip
 
 
 def move_plan(
-    run_id: str, topic: str, partition: int, offset: int, message: OutboxMessage
+    run_id: str, topic: str, partition: int, offset: int, message: OutboxMessage, tag: str
 ) -> ApplyPlan:
     """Re-publish a stray inbox record (``partition``/``offset``) to its run's partition.
 
@@ -114,7 +127,7 @@ def move_plan(
     """
     return ApplyPlan(
         run_id=run_id, offset=offset, step=f"move:{partition}:{offset}", partition=partition,
-        outbox=[message], guard=keys.strays(topic, partition),
+        outbox=[message], guard=keys.strays(topic, tag), tag=tag,
     )  # fmt: skip
 
 
@@ -125,38 +138,40 @@ def _ms(value: datetime) -> str:
 
 
 def _index_commands(
-    old: RunState | None, new: RunState, workflow: Workflow | None = None
+    old: RunState | None, new: RunState, tag: str, workflow: Workflow | None = None
 ) -> list[list[str]]:
     score = _ms(new.created_at)
     commands: list[list[str]] = []
     if old is None:
         commands += [
-            ["ZADD", keys.RUNS_ALL, score, new.run_id],
-            ["ZADD", keys.runs_of_workflow(new.workflow_identifier), score, new.run_id],
-            ["ZADD", keys.runs_by(new.created_by), score, new.run_id],
-            ["ZADD", keys.runs_of_version(new.workflow_version), score, new.run_id],
+            ["ZADD", keys.runs_all(tag), score, new.run_id],
+            ["ZADD", keys.runs_of_workflow(new.workflow_identifier, tag), score, new.run_id],
+            ["ZADD", keys.runs_by(new.created_by, tag), score, new.run_id],
+            ["ZADD", keys.runs_of_version(new.workflow_version, tag), score, new.run_id],
         ]
         entities = run_entities(new, workflow) if workflow is not None else []
-        commands += [["ZADD", keys.runs_of_entity(bp, e), score, new.run_id] for bp, e in entities]
+        commands += [
+            ["ZADD", keys.runs_of_entity(bp, e, tag), score, new.run_id] for bp, e in entities
+        ]
         commands.append(["PUBLISH", keys.NOTIFY_CHANNEL, new.run_id])
     if old is None or old.status != new.status:
         if old is not None:
-            commands.append(["ZREM", keys.runs_with_status(old.status), new.run_id])
-        commands.append(["ZADD", keys.runs_with_status(new.status), score, new.run_id])
+            commands.append(["ZREM", keys.runs_with_status(old.status, tag), new.run_id])
+        commands.append(["ZADD", keys.runs_with_status(new.status, tag), score, new.run_id])
         if new.completed_at is not None:  # by finish time: what the retention pruner takes
-            commands.append(["ZADD", keys.RUNS_FINISHED, _ms(new.completed_at), new.run_id])
+            commands.append(["ZADD", keys.runs_finished(tag), _ms(new.completed_at), new.run_id])
     if new.result is not None and (old is None or old.result != new.result):
-        commands.append(["ZADD", keys.runs_with_result(new.result), score, new.run_id])
+        commands.append(["ZADD", keys.runs_with_result(new.result, tag), score, new.run_id])
     before = {nr.id: nr for nr in old.node_runs} if old else {}
     for nr in new.node_runs:
         if nr.id not in before:
-            commands.append(["HSET", keys.node_runs_bucket(nr.id), nr.id, new.run_id])
+            commands.append(["HSET", keys.node_runs_bucket(nr.id, tag), nr.id, new.run_id])
         previous = before.get(nr.id)
         external = nr.external_run_id
         if external and (previous is None or previous.external_run_id != external):
             # Written by the engine, so a NodeRunUpdated produced straight to Kafka
             # is found by GET /v1/workflows/nodes/runs?external_run_id= too.
-            commands.append(["SET", keys.external_run(external), nr.id])
+            commands.append(["SET", keys.external_run(external, tag), nr.id])
     return commands
 
 
@@ -176,6 +191,7 @@ def plan_decision(
     offset: int,
     registry: TopicRegistry,
     partition: int = 0,
+    tag: str = "",
     dead_letter: OutboxMessage | None = None,
     agent_secret: str | None = None,
     workflow: Workflow | None = None,
@@ -194,16 +210,16 @@ def plan_decision(
     if new is None:
         raise ValueError("a plan needs a run: reject events of unknown runs without one")
     step = f"{new.step}:{offset}"
-    plan = ApplyPlan(run_id=new.run_id, offset=offset, step=step, partition=partition)
+    plan = ApplyPlan(run_id=new.run_id, offset=offset, step=step, partition=partition, tag=tag)
     if dead_letter is not None:
         plan.outbox.append(dead_letter)
     if not decision.accepted or decision.state is None:
         return plan
-    plan.commands.append(["HSET", keys.run(new.run_id), "state", dump_state(new).decode()])
-    plan.commands += _index_commands(old, new, workflow)
+    plan.commands.append(["HSET", keys.run(new.run_id, tag), "state", dump_state(new).decode()])
+    plan.commands += _index_commands(old, new, tag, workflow)
     plan.facts = transitions(old, new, workflow)
     if plan.facts is not None:
-        plan.commands += in_flight_commands(plan.facts)
+        plan.commands += in_flight_commands(plan.facts, tag)
     emitted: list[tuple[RunEvent, bytes]] = []
     for effect in decision.effects:
         if isinstance(effect, EmitRunEvent):
@@ -212,28 +228,28 @@ def plan_decision(
             emitted.append((effect.event, value))
         else:
             _plan_effect(plan, effect, registry, agent_secret)
-    plan.commands += event_stream_commands(emitted)
+    plan.commands += event_stream_commands(emitted, tag)
     return plan
 
 
 def _plan_effect(
     plan: ApplyPlan, effect: object, registry: TopicRegistry, agent_secret: str | None = None
 ) -> None:
-    run_id = plan.run_id
+    run_id, tag = plan.run_id, plan.tag
     if isinstance(effect, AppendLogs) and effect.entries:
         entries = [log_line(effect.node_run_id, entry) for entry in effect.entries]
-        plan.commands.append(["RPUSH", keys.logs(run_id), *entries])
+        plan.commands.append(["RPUSH", keys.logs(run_id, tag), *entries])
     elif isinstance(effect, MarkPendingClaim):
         plan.commands += [
-            ["HSET", keys.claim(effect.node_run_id), "run", run_id,
+            ["HSET", keys.claim(effect.node_run_id, tag), "run", run_id,
              "installation", effect.installation_id, "config", _json(effect.config),
              *(["uid", effect.node_uid] if effect.node_uid else [])],
-            ["ZADD", keys.claims(effect.installation_id), "NX", "0", effect.node_run_id],
+            ["ZADD", keys.claims(effect.installation_id, tag), "NX", "0", effect.node_run_id],
         ]  # fmt: skip
     elif isinstance(effect, ClearPendingClaim):
         plan.commands += [
-            ["ZREM", keys.claims(effect.installation_id), effect.node_run_id],
-            ["DEL", keys.claim(effect.node_run_id)],
+            ["ZREM", keys.claims(effect.installation_id, tag), effect.node_run_id],
+            ["DEL", keys.claim(effect.node_run_id, tag)],
         ]
     elif isinstance(effect, PublishNodeRunRequest):
         plan.outbox.append(
@@ -257,11 +273,11 @@ def _plan_effect(
         event = effect.event
         plan.outbox.append(OutboxMessage(registry.inbox.name, event.run_id, encode(event)))
     elif isinstance(effect, SetTimer | CancelTimer):
-        plan.commands += timer_commands(effect)
+        plan.commands += timer_commands(effect, tag)
     # RunFinished needs nothing more here: the status and result indexes follow the state.
 
 
-def event_stream_commands(events: Sequence[tuple[RunEvent, bytes]]) -> list[list[str]]:
+def event_stream_commands(events: Sequence[tuple[RunEvent, bytes]], tag: str) -> list[list[str]]:
     """A step's run events (each with its topic JSON) on the run's own list (index
     ``seq - 1``: the per-run SSE resumes by seq; a list, not a stream: a stream key
     costs ~4.7 kB however few its entries), one RPUSH, and as one entry of the capped
@@ -275,10 +291,10 @@ def event_stream_commands(events: Sequence[tuple[RunEvent, bytes]]) -> list[list
         return []
     run_id = events[0][0].run_id
     packed = [event_record.pack(value) for _, value in events]
-    own = keys.run_events(run_id)
+    own = keys.run_events(run_id, tag)
     commands = [
         ["RPUSH", own, *packed],
-        ["XADD", keys.RUNS_EVENTS, "MAXLEN", "~", str(keys.RUNS_EVENTS_MAXLEN), "*",
+        ["XADD", keys.runs_events(tag), "MAXLEN", "~", str(keys.RUNS_EVENTS_MAXLEN), "*",
          "r", run_id, "e", event_record.pack_step(packed)],
     ]  # fmt: skip
     if any(event.kind == "run.completed" for event, _ in events):
@@ -296,13 +312,13 @@ def timer_score(due_at: datetime) -> int:
     return -(-(as_utc(due_at) - _EPOCH) // _MS)
 
 
-def timer_commands(effect: SetTimer | CancelTimer) -> list[list[str]]:
+def timer_commands(effect: SetTimer | CancelTimer, tag: str) -> list[list[str]]:
     """Arm (ZADD moves an armed timer's due time) or disarm a timer, in the step that
     stores the state needing it, so a timer exists exactly when its state does."""
     if isinstance(effect, CancelTimer):
         return [
-            ["ZREM", keys.TIMERS, effect.timer_id],
-            ["HDEL", keys.TIMER_DETAILS, effect.timer_id],
+            ["ZREM", keys.timers(tag), effect.timer_id],
+            ["HDEL", keys.timer_details(tag), effect.timer_id],
         ]
     due = str(timer_score(effect.due_at))
     details = {
@@ -310,8 +326,8 @@ def timer_commands(effect: SetTimer | CancelTimer) -> list[list[str]]:
         "purpose": effect.purpose, "dueAt": format_timestamp(effect.due_at),
     }  # fmt: skip
     return [
-        ["ZADD", keys.TIMERS, due, effect.timer_id],
-        ["HSET", keys.TIMER_DETAILS, effect.timer_id, _json(details)],
+        ["ZADD", keys.timers(tag), due, effect.timer_id],
+        ["HSET", keys.timer_details(tag), effect.timer_id, _json(details)],
         # The timer service sleeps until its earliest timer (capped): an earlier one
         # armed meanwhile wakes it.
         ["PUBLISH", keys.TIMERS_WAKE, due],

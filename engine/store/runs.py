@@ -6,6 +6,7 @@ The processor is the only writer; the bridge reads through :meth:`RunStore.get` 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -18,8 +19,12 @@ from switchyard.engine.machine.state import RunState, load_state
 from switchyard.engine.store import keys, log_record
 from switchyard.engine.store.org import AgentStreamer, streamer_of
 from switchyard.engine.store.plan import ApplyPlan, OutboxMessage
+from switchyard.engine.store.slots import partition_tag
 from switchyard.engine.store.workflows import latest_of
 from switchyard.schemas import NodeRunLog
+
+# The inbox's partition count when nothing says otherwise (the settings' default).
+DEFAULT_PARTITIONS = 12
 
 
 def _lua(name: str) -> str:
@@ -38,10 +43,14 @@ class StoredRun:
 
 
 class RunStore:
-    """Reads and atomic writes of runs; shares the caller's Redis client."""
+    """Reads and atomic writes of runs; shares the caller's Redis client.
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    ``partitions`` is the inbox's partition count: a run's keys carry its partition's
+    hash tag (``slots.py``), so every reader and writer must agree on it."""
+
+    def __init__(self, client: aioredis.Redis, partitions: int = DEFAULT_PARTITIONS) -> None:
         self.client = client
+        self.partitions = partitions
         self._apply = client.register_script(_lua("apply.lua"))
         self._clear = client.register_script(_lua("clear_outbox.lua"))
 
@@ -63,8 +72,9 @@ class RunStore:
         workflows = list(dict.fromkeys(latest))
         async with self.client.pipeline(transaction=False) as pipe:
             for run_id in ids:
-                pipe.hmget(keys.run(run_id), ["state", "offset", "partition"])
-                pipe.hgetall(keys.outbox(run_id))
+                tag = self.tag_of(run_id)
+                pipe.hmget(keys.run(run_id, tag), ["state", "offset", "partition"])
+                pipe.hgetall(keys.outbox(run_id, tag))
             for identifier in workflows:
                 pipe.hmget(keys.workflow(identifier), ["version", "deleted"])
             if org:
@@ -77,20 +87,45 @@ class RunStore:
             streamer=streamer_of(replies[-1]) if org else None,
         )
 
+    def tag_of(self, run_id: str) -> str:
+        return keys.tag_of(run_id, self.partitions)
+
+    def tags(self) -> list[str]:
+        """Every partition's tag, in partition order."""
+        return [partition_tag(p, self.partitions) for p in range(self.partitions)]
+
     async def get(self, run_id: str) -> RunState | None:
-        raw = await self.client.hget(keys.run(run_id), "state")
+        raw = await self.client.hget(keys.run(run_id, self.tag_of(run_id)), "state")
         return None if raw is None else load_state(raw)
 
     async def run_of_node_run(self, node_run_id: str) -> str | None:
-        raw = await self.client.hget(keys.node_runs_bucket(node_run_id), node_run_id)
-        return None if raw is None else _text(raw)
+        """The run of ``node_run_id``: its bucket is in its run's partition, which the id
+        does not name, so every partition's is asked (one pipelined round trip; one per
+        master on a cluster)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for tag in self.tags():
+                pipe.hget(keys.node_runs_bucket(node_run_id, tag), node_run_id)
+            replies = await pipe.execute()
+        found = next((raw for raw in replies if raw is not None), None)
+        return None if found is None else _text(found)
+
+    async def node_run_of_external(self, external_run_id: str) -> str | None:
+        """The node run a worker gave ``external_run_id`` (as the engine applied it): its
+        key is in its run's partition, which the id does not name, so every partition's
+        is asked in one pipelined round trip."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for tag in self.tags():
+                pipe.get(keys.external_run(external_run_id, tag))
+            replies = await pipe.execute()
+        found = next((raw for raw in replies if raw is not None), None)
+        return None if found is None else _text(found)
 
     async def logs(self, run_id: str, node_run_ids: Sequence[str]) -> dict[str, list[NodeRunLog]]:
         """The log lines of the given node runs of ``run_id``, in the order they came."""
         found: dict[str, list[NodeRunLog]] = {node_run_id: [] for node_run_id in node_run_ids}
         if not found:
             return found
-        for raw in await self.client.lrange(keys.logs(run_id), 0, -1):
+        for raw in await self.client.lrange(keys.logs(run_id, self.tag_of(run_id)), 0, -1):
             node_run_id, line = log_record.unpack(raw)
             lines = found.get(node_run_id)
             if lines is not None:
@@ -102,30 +137,52 @@ class RunStore:
         already applied from its partition (a redelivery), -1 refused because its guard
         records another partition (see ``apply.lua``).
 
-        One script call for the whole batch (a call per plan cost more in round-trip
-        bookkeeping than the plans themselves); each plan still checks its own offset.
+        One script call per partition of the batch, pipelined (a call per plan cost more
+        in round-trip bookkeeping than the plans themselves; a call across partitions is
+        what Redis Cluster refuses); each plan still checks its own offset.
         """
-        if not plans:
-            return []
-        replies = await self._apply(args=[plan.script_argument() for plan in plans])
-        return [int(reply) for reply in replies]
+        groups: dict[str, list[int]] = {}
+        for index, plan in enumerate(plans):
+            groups.setdefault(plan.tag, []).append(index)
+        calls: list[tuple[list[int], list[str], list[bytes]]] = []
+        for members in groups.values():
+            names: dict[str, int] = {}
+            args = [plans[i].script_argument(names) for i in members]
+            calls.append((members, list(names), args))
+        # Side by side, not in a pipeline: a cluster pipeline does not load scripts,
+        # and each call goes to its own slot's master.
+        replies = await asyncio.gather(
+            *(self._apply(keys=names_, args=args) for _, names_, args in calls)
+        )
+        flags = [0] * len(plans)
+        for (members, _, _), reply in zip(calls, replies, strict=True):
+            for index, flag in zip(members, reply, strict=True):
+                flags[index] = int(flag)
+        return flags
 
-    async def clear_outbox(self, steps: Iterable[tuple[str, str]]) -> None:
-        """Forget published outbox steps, given as ``(run_id, step)``, in one script call."""
-        args = _clear_args(steps)
-        if args:
-            await self._clear(keys=[keys.OUTBOX_PENDING], args=args)
+    async def clear_outbox(self, steps: Iterable[tuple[str, str, str]]) -> None:
+        """Forget published outbox steps, given as ``(tag, run_id, step)`` (the tag of
+        the partition that applied the step), one script call per partition."""
+        by_tag: dict[str, tuple[dict[str, int], list[str]]] = {}
+        for tag, run_id, step in steps:
+            names, args = by_tag.setdefault(tag, ({keys.outbox_pending(tag): 1}, []))
+            index = names.setdefault(keys.outbox(run_id, tag), len(names) + 1)
+            args += [str(index), run_id, step]
+        for names, args in by_tag.values():
+            await self._clear(keys=list(names), args=args)
 
-    async def pending_outboxes(self) -> dict[str, dict[str, list[OutboxMessage]]]:
-        """Every unpublished outbox (after a crash), by run id and step."""
-        run_ids = [_text(r) for r in await self.client.smembers(keys.OUTBOX_PENDING)]
-        result: dict[str, dict[str, list[OutboxMessage]]] = {}
-        for run_id in run_ids:
-            outbox = await self.client.hgetall(keys.outbox(run_id))
-            if outbox:
-                result[run_id] = {_text(step): _messages(raw) for step, raw in outbox.items()}
-            else:
-                await self.client.srem(keys.OUTBOX_PENDING, run_id)
+    async def pending_outboxes(self) -> dict[tuple[str, str], dict[str, list[OutboxMessage]]]:
+        """Every unpublished outbox (after a crash), by (partition tag, run id) and step."""
+        result: dict[tuple[str, str], dict[str, list[OutboxMessage]]] = {}
+        for tag in self.tags():
+            pending = keys.outbox_pending(tag)
+            for run_id in [_text(r) for r in await self.client.smembers(pending)]:
+                outbox = await self.client.hgetall(keys.outbox(run_id, tag))
+                if outbox:
+                    steps = {_text(step): _messages(raw) for step, raw in outbox.items()}
+                    result[(tag, run_id)] = steps
+                else:
+                    await self.client.srem(pending, run_id)
         return result
 
 
@@ -153,10 +210,6 @@ def _stored_runs(ids: Sequence[str], replies: Sequence[Any]) -> dict[str, Stored
             partition=int(partition) if partition is not None else None,
         )
     return found
-
-
-def _clear_args(steps: Iterable[tuple[str, str]]) -> list[str]:
-    return [item for run_id, step in steps for item in (keys.outbox(run_id), run_id, step)]
 
 
 def _text(value: Any) -> str:

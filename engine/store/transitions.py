@@ -5,7 +5,7 @@ Pure and computed with the step's plan (``plan.py``), from the state before and
 after, so the counts follow exactly what the apply script stores: the processor
 records them only for plans the script applied (a redelivery, a duplicate or a
 moved stray changes no state and counts nothing). The in-flight counts are the one
-figure kept in Redis (``keys.NODE_RUNS_IN_FLIGHT``, HINCRBY in the same atomic step),
+figure kept in Redis (``keys.node_runs_in_flight``, HINCRBY in the same atomic step),
 because they must be right after a restart and across several engines.
 """
 
@@ -108,9 +108,9 @@ def _node_types(workflow: Workflow | None) -> dict[str, str]:
     return found
 
 
-def in_flight_commands(found: Transitions) -> list[list[str]]:
-    """The step's HINCRBYs of ``keys.NODE_RUNS_IN_FLIGHT`` (none when it nets zero)."""
+def in_flight_commands(found: Transitions, tag: str) -> list[list[str]]:
+    """The step's HINCRBYs of its partition's in-flight counts (none when it nets zero)."""
     return [
-        ["HINCRBY", keys.NODE_RUNS_IN_FLIGHT, kind, str(delta)]
+        ["HINCRBY", keys.node_runs_in_flight(tag), kind, str(delta)]
         for kind, delta in found.in_flight().items()
     ]

@@ -40,20 +40,23 @@ from switchyard.engine.machine.state_format import (
     upgrade_document,
 )
 from switchyard.engine.store import keys
+from switchyard.engine.store.partition_layout import to_partition_tags
 
 Say = Callable[[str], None]
-LayoutStep = Callable[[aioredis.Redis, bool, Say], Awaitable[int]]
-"""Moves the keys of layout N to layout N + 1 (dry run: counts them only); returns how
-many it moved (or would). Must be idempotent: it may be run again after a crash."""
+LayoutStep = Callable[[aioredis.Redis, int, bool, Say], Awaitable[int]]
+"""Moves the keys of layout N to layout N + 1 for an inbox of that many partitions (dry
+run: counts them only); returns how many it moved (or would). Must be idempotent: it
+may be run again after a crash."""
 
-# Layout N → the step to N + 1. Issue 17 (scale-out) adds the first (partition hash
-# tags). Append only, like the state format's steps.
-LAYOUT_STEPS: Mapping[int, LayoutStep] = MappingProxyType({})
+# Layout N → the step to N + 1. Append only, like the state format's steps.
+LAYOUT_STEPS: Mapping[int, LayoutStep] = MappingProxyType({
+    1: to_partition_tags,  # run keys tagged by inbox partition (docs/cluster-layout.md)
+})  # fmt: skip
 KEY_LAYOUT = 1 + len(LAYOUT_STEPS)
 
 # Keys any store that has run Switchyard holds: their presence without a marker
 # means the data predates the marker (format 1, layout 1), not a fresh store.
-_EXISTING_DATA = (keys.WORKFLOWS, keys.RUNS_ALL)
+_EXISTING_DATA = (keys.WORKFLOWS, f"{keys.PREFIX}runs:all")  # layout 1's all-runs index
 _BATCH = 500
 
 _REWRITE = """
@@ -151,6 +154,7 @@ async def upgrade_store(
     *,
     dry_run: bool,
     say: Say,
+    partitions: int,
     steps: Mapping[int, Step] = STEPS,
     layout_steps: Mapping[int, LayoutStep] = LAYOUT_STEPS,
     runs: str = "*",
@@ -158,7 +162,8 @@ async def upgrade_store(
     """``switchyard state upgrade``: key layout, then run states, then the marker.
 
     ``steps`` and ``layout_steps`` are the registries (tests pass their own), ``runs``
-    a glob of the run ids whose states are looked at (every run's by default)."""
+    a glob of the run ids whose states are looked at (every run's by default),
+    ``partitions`` the inbox's partition count (``SWITCHYARD_INBOX_PARTITIONS``)."""
     code = StoreFormat(current_format(steps), 1 + len(layout_steps))
     before = await read_store_format(client) or await _inferred(client, code)
     if before.state_format > code.state_format or before.key_layout > code.key_layout:
@@ -166,7 +171,7 @@ async def upgrade_store(
     report = UpgradeReport(before=before, after=code)
     for layout in range(before.key_layout, code.key_layout):
         say(f"key layout {layout} → {layout + 1}{' (dry run)' if dry_run else ''}")
-        report.keys_moved += await layout_steps[layout](client, dry_run, say)
+        report.keys_moved += await layout_steps[layout](client, partitions, dry_run, say)
         if not dry_run:  # a crash after this step resumes at the next one
             await client.hset(keys.META, "key_layout", layout + 1)
     await _upgrade_states(client, report, steps, runs, dry_run=dry_run, say=say)
@@ -200,8 +205,10 @@ async def _upgrade_states(
     rewrite = client.register_script(_REWRITE)
     upgrade = _Upgrade(rewrite, steps, report, dry_run)
     batch: list[bytes] = []
-    # "sy:run:{*}" ends at the brace: the runs' hashes, not their :outbox, :logs...
-    async for key in client.scan_iter(match=keys.run(runs), count=_BATCH):
+    # "sy:run:{p…}:<run>" has three colons; its :outbox, :logs… have four.
+    async for key in client.scan_iter(match=keys.run(runs, "{*}"), count=_BATCH):
+        if key.count(b":") != 3:
+            continue
         batch.append(key)
         if len(batch) >= _BATCH:
             await upgrade.batch(client, batch)

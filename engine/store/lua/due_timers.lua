@@ -1,5 +1,5 @@
 -- The due timers, earliest first, and when the next one is due.
--- KEYS[1]: the timer set (sy:timers), KEYS[2]: the timer details (sy:timers:details).
+-- KEYS[1]: an inbox partition's timer set (sy:timers:{p…}), KEYS[2]: its details.
 -- ARGV[1]: now (ms); ARGV[2]: the most timers to return.
 -- Returns {next, id1, score1, details1, id2, …}: next is the score of the first timer
 -- after the returned ones (false when there is none), details false when missing.

@@ -1,7 +1,7 @@
 -- Forget timers whose TimerFired Kafka has acknowledged, each only if it is still
 -- armed for the due time that was fired: a timer re-armed meanwhile (moved to a
 -- later time) or cancelled is left as the engine left it.
--- KEYS[1]: the timer set (sy:timers), KEYS[2]: the timer details (sy:timers:details).
+-- KEYS[1]: an inbox partition's timer set (sy:timers:{p…}), KEYS[2]: its details.
 -- ARGV: id1, score1, id2, score2, … (the scores as fired, ms).
 -- Returns how many were forgotten.
 local forgotten = 0
