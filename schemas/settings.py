@@ -27,6 +27,11 @@ class Settings(BaseSettings):
         default="127.0.0.1:19092", description="Kafka bootstrap servers, comma-separated."
     )
     redis_url: str = Field(default="redis://127.0.0.1:16379/0", description="Redis URL.")
+    redis_cluster: bool = Field(
+        default=False,
+        description="redis_url names one node of a Redis Cluster: connect with the cluster "
+        "client, which finds the other nodes from it (`stack up --cluster` sets it).",
+    )
     topic_prefix: str = Field(
         default="switchyard.", description="Prefix of every topic name, to share a cluster."
     )
