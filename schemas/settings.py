@@ -27,6 +27,20 @@ class Settings(BaseSettings):
         default="127.0.0.1:19092", description="Kafka bootstrap servers, comma-separated."
     )
     redis_url: str = Field(default="redis://127.0.0.1:16379/0", description="Redis URL.")
+    redis_wait_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="Replicas that must acknowledge a batch's Redis writes (WAIT) before "
+        "the engine commits its inbox offsets; 0 = no WAIT (docs/scaling.md).",
+    )
+    redis_wait_timeout_ms: int = Field(
+        default=1000,
+        ge=1,
+        le=60_000,
+        description="How long one WAIT waits for those replicas; after 5 short ones the "
+        "engine stops consuming and exits, its offsets uncommitted.",
+    )
     redis_cluster: bool = Field(
         default=False,
         description="redis_url names one node of a Redis Cluster: connect with the cluster "
