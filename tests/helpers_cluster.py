@@ -1,12 +1,13 @@
 """Private Redis servers for tests of cluster and replication behaviour.
 
-``redis_cluster()`` starts three ``redis-server --cluster-enabled yes`` masters on
-ports the OS gives, joins them with ``redis-cli --cluster create`` and waits for
-``cluster_state:ok``; ``redis_pair()`` starts a master and a replica of it
-(``--replicaof``) and waits until the replica is linked. Both are context managers
-that stop their servers (and remove their files) on the way out, and fail loudly,
-saying what is missing, when ``redis-server`` or ``redis-cli`` is not installed.
-Nothing here touches the shared test stack.
+``redis_cluster()`` starts three ``redis-server --cluster-enabled yes`` masters (and
+optionally replicas of each) on ports the OS gives, joins them with ``redis-cli
+--cluster create`` and waits for ``cluster_state:ok`` (and the replicas online).
+``redis_pair()`` starts a master and a replica of it (``--replicaof``) and waits until
+the replica is online. Both are context managers that stop their servers (and remove
+their files) on the way out, and fail loudly, saying what is missing, when
+``redis-server`` or ``redis-cli`` is not installed. Nothing here touches the shared
+test stack.
 """
 
 from __future__ import annotations
@@ -68,6 +69,17 @@ def _wait_for(port: int, check: str, what: str, *args: str) -> None:
     raise RuntimeError(f"redis on port {port}: {what} not reached; last answer: {last!r}")
 
 
+def _wait_for_online(port: int, replicas: int) -> None:
+    deadline = time.monotonic() + _START_WITHIN_S
+    last = ""
+    while time.monotonic() < deadline:
+        last = _cli(port, "INFO", "replication")
+        if last.count("state=online") >= replicas:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"redis on port {port}: replicas not online; last answer: {last!r}")
+
+
 @dataclass
 class RedisServer:
     """One private redis-server: its port and process."""
@@ -99,17 +111,25 @@ def _server(directory: Path, *extra: str) -> Iterator[RedisServer]:
 
 
 @contextmanager
-def redis_cluster(masters: int = 3) -> Iterator[list[RedisServer]]:
-    """A Redis Cluster of ``masters`` masters, no replicas, every slot covered."""
+def redis_cluster(masters: int = 3, replicas: int = 0) -> Iterator[list[RedisServer]]:
+    """A Redis Cluster of ``masters`` masters with ``replicas`` replicas each, every slot
+    covered; the servers in ``redis-cli --cluster create``'s order (masters first)."""
     with tempfile.TemporaryDirectory(prefix="sy-cluster-") as root, ExitStack() as stack:
         nodes = []
-        for n in range(masters):
+        for n in range(masters * (1 + replicas)):
             options = ("--cluster-enabled", "yes", "--cluster-config-file", f"{root}/n{n}.conf")
             nodes.append(stack.enter_context(_server(Path(root), *options)))
         _cli(nodes[0].port, "--cluster", "create",
-             *(f"127.0.0.1:{node.port}" for node in nodes), "--cluster-yes")  # fmt: skip
+             *(f"127.0.0.1:{node.port}" for node in nodes),
+             "--cluster-replicas", str(replicas), "--cluster-yes")  # fmt: skip
         for node in nodes:
             _wait_for(node.port, "cluster_state:ok", "cluster_state:ok", "CLUSTER", "INFO")
+        if replicas:
+            for node in nodes[:masters]:
+                # Synced, not only connected: WAIT counts only online replicas.
+                _wait_for(node.port, f"slave{replicas - 1}:", "its replicas linked",
+                          "INFO", "replication")  # fmt: skip
+                _wait_for_online(node.port, replicas)
         yield nodes
 
 
@@ -123,6 +143,5 @@ def redis_pair() -> Iterator[tuple[RedisServer, RedisServer]]:
         )
         _wait_for(replica.port, "master_link_status:up", "the link to its master",
                   "INFO", "replication")  # fmt: skip
-        _wait_for(master.port, "connected_slaves:1", "one connected replica",
-                  "INFO", "replication")  # fmt: skip
+        _wait_for_online(master.port, 1)
         yield master, replica

@@ -78,21 +78,21 @@ class ReplicaAcks:
         self.replicas = replicas
         self.timeout_ms = timeout_ms
         self.attempts = attempts
-        # Probe key → the node that held its slot when the batch wrote (None: one Redis).
-        self._pending: dict[str, str | None] = {}
+        # The node that held the slot when the batch wrote (None: one Redis) → a probe
+        # key of that slot: one WAIT per node covers every partition it holds.
+        self._pending: dict[str | None, str] = {}
         self._direct: dict[str, aioredis.Redis] = {}
 
     def wrote(self, partitions: Iterable[int], partition_count: int) -> None:
         """Note that a batch of these inbox partitions has been applied."""
         if not isinstance(self.client, RedisCluster):
-            self._pending.setdefault(keys.REPLICATION_PROBE, None)
+            self._pending.setdefault(None, keys.REPLICATION_PROBE)
             return
         for partition in partitions:
             probe = keys.replication_probe(partition_tag(partition, partition_count)[1:-1])
-            if probe not in self._pending:
-                owner = self.client.get_node_from_key(probe)
-                # No owner (slot map refreshing): "" never matches, so it is unconfirmed.
-                self._pending[probe] = "" if owner is None else owner.name
+            owner = self.client.get_node_from_key(probe)
+            # No owner (slot map refreshing): "" never matches, so it is unconfirmed.
+            self._pending.setdefault("" if owner is None else owner.name, probe)
 
     async def confirm(self) -> None:
         """Return once every noted node's writes reached ``replicas`` replicas; raise
@@ -100,7 +100,7 @@ class ReplicaAcks:
         is taken at the call (before any await): batches noted later wait for the
         next confirm."""
         pending, self._pending = self._pending, {}
-        await asyncio.gather(*(self._confirm(probe, node) for probe, node in pending.items()))
+        await asyncio.gather(*(self._confirm(probe, node) for node, probe in pending.items()))
 
     async def _confirm(self, probe: str, node: str | None) -> None:
         acked, where = 0, node or "redis"
@@ -160,4 +160,4 @@ def _direct_client(node: ClusterNode) -> aioredis.Redis:
     pool = aioredis.ConnectionPool(
         connection_class=node.connection_class, max_connections=4, **node.connection_kwargs
     )
-    return aioredis.Redis(connection_pool=pool)
+    return aioredis.Redis.from_pool(pool)  # closing the client closes its pool

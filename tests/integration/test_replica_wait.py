@@ -18,13 +18,16 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
+from redis.asyncio.cluster import RedisCluster
 
 from switchyard.engine.inbox_kafka import KafkaInbox
 from switchyard.engine.processor import InboxRecord, Outcome, Prepared
-from switchyard.engine.store.replication import ReplicasBehind
+from switchyard.engine.store import keys
+from switchyard.engine.store.replication import ReplicaAcks, ReplicasBehind
+from switchyard.engine.store.slots import partition_tag
 from switchyard.schemas.settings import Settings
 from tests.helpers import until
-from tests.helpers_cluster import RedisServer, redis_pair
+from tests.helpers_cluster import RedisServer, redis_cluster, redis_pair
 
 TOPIC = "inbox"
 
@@ -175,3 +178,43 @@ async def test_no_wait_is_sent_when_the_setting_is_zero(
         assert consumer.commits == [({TopicPartition(TOPIC, 1): 8}, b"applied")]
         assert await _wait_calls(master) == before + 1
         assert failures == []
+
+
+async def _replica_port(master: RedisServer) -> int:
+    async with aioredis.Redis.from_url(master.url) as client:
+        return int((await client.info("replication"))["slave0"]["port"])
+
+
+async def test_on_a_cluster_the_master_of_each_written_partition_is_waited_on() -> None:
+    with redis_cluster(3, replicas=1) as nodes:
+        masters, by_port = nodes[:3], {node.port: node for node in nodes}
+        cluster = RedisCluster(host="127.0.0.1", port=masters[0].port)
+        acks = ReplicaAcks(cluster, replicas=1, timeout_ms=3000)
+        try:
+            await cluster.initialize()
+            before = [await _wait_calls(master) for master in masters]
+            # Partitions 0, 6 and 11 of 12 hash to the three masters' slot ranges.
+            acks.wrote([0, 6, 11], 12)
+            acks.wrote([1], 12)  # the same master as partition 0: one WAIT for both
+            await acks.confirm()
+            after = [await _wait_calls(master) for master in masters]
+            assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
+
+            # The replica of partition 0's master stopped: that master is not confirmed.
+            owner = cluster.get_node_from_key(keys.replication_probe(partition_tag(0, 12)[1:-1]))
+            assert owner is not None
+            master = by_port[int(owner.port)]
+            replica = by_port[await _replica_port(master)]
+            replica.process.send_signal(signal.SIGSTOP)
+            try:
+                acks.timeout_ms = 50
+                acks.wrote([0], 12)
+                with pytest.raises(ReplicasBehind) as behind:
+                    await acks.confirm()
+                assert behind.value.node == owner.name
+                assert behind.value.acked == 0
+            finally:
+                replica.process.send_signal(signal.SIGCONT)
+        finally:
+            await acks.aclose()
+            await cluster.aclose()
