@@ -85,9 +85,22 @@ async def _wait_for_leaders(
         await asyncio.sleep(0.05)
 
 
+def topic_configs(topic: Topic, replication: int) -> dict[str, str]:
+    """The topic's own configs, plus ``min.insync.replicas=2`` once it has three copies or
+    more: with the producer's ``acks=all`` a write is then on two brokers before it is
+    acknowledged, so losing any one broker loses nothing acknowledged."""
+    configs = topic.configs()
+    if replication >= 3:
+        configs["min.insync.replicas"] = "2"
+    return configs
+
+
 async def _create(admin: AIOKafkaAdminClient, topics: list[Topic], replication: int) -> None:
     response = await admin.create_topics(
-        [NewTopic(t.name, t.partitions, replication, topic_configs=t.configs()) for t in topics]
+        [
+            NewTopic(t.name, t.partitions, replication, topic_configs=topic_configs(t, replication))
+            for t in topics
+        ]
     )
     for name, code, *rest in response.topic_errors:
         if code not in (0, _TOPIC_ALREADY_EXISTS):
