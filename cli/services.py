@@ -108,6 +108,10 @@ async def run_engine(settings: Settings, ready_file: Path | None) -> None:
             finally:
                 log.info("engine stopping after %d events", engine.inbox.processed)
                 await _stop_within(engine.stop(), settings.shutdown_grace_s, "engine")
+    if getattr(engine.inbox, "failed", None) is not None:
+        # Replicas never acknowledged (redis_wait_replicas): a failure, for the
+        # supervisor to restart it, and the restart is what redelivers the batches.
+        raise SystemExit(1)
 
 
 async def _stop_within(stopping: Coroutine[Any, Any, None], grace: float, what: str) -> None:
