@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 
 from switchyard.cli.stack import processes
 from switchyard.cli.stack.full import environment, local_settings
@@ -43,6 +42,7 @@ from switchyard.cli.stack.services import PythonService
 from switchyard.engine.machine import waits
 from switchyard.engine.machine.graph import Graph
 from switchyard.engine.machine.state import RunState
+from switchyard.engine.store.client import redis_client
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.schemas import RunTriggered, encode, parse_workflow
@@ -227,7 +227,7 @@ class ChaosRun:
 
     async def _prepare(self) -> None:
         await ensure_topics(self.settings)
-        client = aioredis.Redis.from_url(self.settings.redis_url)
+        client = redis_client(self.settings)
         try:
             workflow = parse_workflow(chain_workflow(self.hook.url))
             await WorkflowStore(client).save(workflow, create=True, now=datetime.now(UTC))
@@ -314,7 +314,7 @@ class ChaosRun:
     async def _check_waits(self) -> None:
         """Every run not COMPLETED names what it waits on (SPEC §7), even mid-chaos."""
         graph = Graph.of(parse_workflow({**chain_workflow(self.hook.url), "version": 1}))
-        client = aioredis.Redis.from_url(self.settings.redis_url)
+        client = redis_client(self.settings)
         try:
             states = await self._states(RunStore(client))
         except Exception as error:  # Redis may be the one just killed: the next check
@@ -336,7 +336,7 @@ class ChaosRun:
         return found
 
     async def _settle(self, within: float) -> dict[str, RunState]:
-        client = aioredis.Redis.from_url(self.settings.redis_url)
+        client = redis_client(self.settings)
         try:
             deadline = time.monotonic() + within
             while True:

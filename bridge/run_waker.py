@@ -16,10 +16,11 @@ import contextlib
 import logging
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from switchyard.engine.store import keys
+from switchyard.engine.store.client import redis_client
+from switchyard.schemas.settings import Settings
 
 log = logging.getLogger("switchyard.bridge")
 
@@ -31,10 +32,10 @@ _BATCH = 500
 class RunWaker:
     """Wake-ups per run id, set by new run events. ``start()``/``stop()``."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, settings: Settings) -> None:
         # A client of its own: its one connection is always in a blocking read, and
         # stop() may have to cut it (below).
-        self._client = aioredis.Redis.from_url(redis_url)
+        self._client = redis_client(settings)
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -54,7 +55,10 @@ class RunWaker:
             # on waiting for the reply: cutting the connection ends the read.
             done, _ = await asyncio.wait({task}, timeout=0.1)
             if not done:
-                await self._client.connection_pool.disconnect()
+                # A RedisCluster (see redis_client) has a pool per node: closing it
+                # cuts them all.
+                pool = getattr(self._client, "connection_pool", None)
+                await (pool.disconnect() if pool is not None else self._client.aclose())
                 await asyncio.wait({task}, timeout=1.0)
             with contextlib.suppress(asyncio.CancelledError, RedisError):
                 if task.done():

@@ -33,6 +33,7 @@ from switchyard.engine.inbox import FaustInbox
 from switchyard.engine.retention import pruning
 from switchyard.engine.scheduler import SchedulerService
 from switchyard.engine.service import EngineService
+from switchyard.engine.store.client import redis_client
 from switchyard.engine.templates import JqTemplates, TemplateLimits
 from switchyard.engine.timers import TimerService
 from switchyard.engine.trigger_matcher import TriggerMatcher
@@ -136,7 +137,7 @@ async def run_executor(settings: Settings, ready_file: Path | None) -> None:
         # httpx logs every call at INFO: a JSON record per webhook call, repeating what
         # the node run's log and switchyard_webhook_calls_total hold, on the hot path.
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    redis = redis_client(settings)
     producer = EventProducer(settings)
     http = pooled_client(settings)
     async with http, _executor_ops(settings, redis, producer) as ops:
@@ -195,7 +196,7 @@ async def _run_loop(
 ) -> None:
     """A Redis + Kafka loop service (timers, scheduler, trigger matcher) until signalled,
     then drained for at most the shutdown grace."""
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    redis = redis_client(settings)
     producer = EventProducer(settings)
     checks = {"redis": redis_check(redis), "kafka": kafka_check(producer)}
     try:

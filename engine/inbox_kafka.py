@@ -45,6 +45,7 @@ from switchyard.engine.processor import (
 )
 from switchyard.engine.store.replication import ReplicaAcks, ReplicasBehind
 from switchyard.schemas.settings import Settings
+from switchyard.topics.connection import kafka_options
 from switchyard.topics.registry import TopicRegistry
 
 log = logging.getLogger("switchyard.engine")
@@ -89,7 +90,7 @@ class KafkaInbox:
         self.topic = TopicRegistry.from_settings(settings).inbox.name
         session_ms = int(settings.engine_session_timeout_s * 1000)
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **kafka_options(settings),
             group_id=settings.engine_group,
             group_instance_id=settings.engine_instance_id,
             enable_auto_commit=False,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from switchyard.schemas.settings import Settings
+from switchyard.topics.connection import kafka_options
 from switchyard.topics.registry import Topic, TopicRegistry
 
 # Kafka error code for "topic already exists": a concurrent `ensure` created it first.
@@ -31,7 +32,7 @@ async def ensure_topics(settings: Settings, registry: TopicRegistry | None = Non
     remap run ids to partitions under running engines.
     """
     registry = registry or TopicRegistry.from_settings(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_options(settings))
     await admin.start()
     try:
         existing = await _partition_counts(admin, registry.all())
