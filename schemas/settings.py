@@ -339,6 +339,19 @@ class Settings(BaseSettings):
         # empty key would sign every message with "", which no agent's secret matches.
         return None if value == "" else value
 
+    @field_validator("engine_driver")
+    @classmethod
+    def _wait_needs_aiokafka(cls, value: str, info: ValidationInfo) -> str:
+        # Only the aiokafka loop holds its commit until replicas acknowledged; faust
+        # commits on its own schedule, so the setting would promise what it can't keep.
+        replicas = info.data.get("redis_wait_replicas", 0)
+        if value == "faust" and replicas:
+            raise ValueError(
+                f"the faust driver can't wait for Redis replicas before committing "
+                f"(SWITCHYARD_REDIS_WAIT_REPLICAS={replicas}): use aiokafka, or set it to 0"
+            )
+        return value
+
     @field_validator("kafka_sasl_username", "kafka_sasl_password")
     @classmethod
     def _sasl_needs_credentials(cls, value: object, info: ValidationInfo) -> object:
