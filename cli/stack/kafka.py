@@ -339,7 +339,8 @@ class KafkaBroker:
 
 
 async def describe_node(bootstrap: str, node_id: int) -> str:
-    """``node 2, in metadata (controller 1), in ISR of 37/37 replicas`` for a status line."""
+    """``node 2, in metadata, in ISR of 37/37 replicas`` for a status line. (No controller:
+    under KRaft the metadata's controller id is any broker, not the active controller.)"""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
     try:
         await admin.start()
@@ -354,10 +355,7 @@ async def describe_node(bootstrap: str, node_id: int) -> str:
     replicas = sum(node_id in p["replicas"] for p in partitions)
     in_sync = sum(node_id in p["isr"] for p in partitions)
     where = "in metadata" if listed else "not in metadata"
-    return (
-        f"node {node_id}, {where} (controller {cluster.get('controller_id')}), "
-        f"in ISR of {in_sync}/{replicas} replicas"
-    )
+    return f"node {node_id}, {where}, in ISR of {in_sync}/{replicas} replicas"
 
 
 async def broker_count(bootstrap: str) -> int:

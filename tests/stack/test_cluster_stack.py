@@ -22,12 +22,15 @@ from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
 from tests.conftest import REPO
+from tests.helpers import until
 
 pytestmark = pytest.mark.integration
 
-KAFKA_PORT = 39092  # brokers on 39092..39094
-CONTROLLER_PORT = 39192  # controllers on 39202..39204
-REDIS_PORT = 36379  # nodes on 36379..36384, their bus on 37379..37384
+# Fixed (the nodes' ports are consecutive) and below Linux's ephemeral range (32768 on),
+# where a client socket in TIME_WAIT could hold one.
+KAFKA_PORT = 31092  # brokers on 31092..31094
+CONTROLLER_PORT = 31192  # controllers on 31202..31204
+REDIS_PORT = 31379  # nodes on 31379..31384, their bus on 32379..32384
 
 
 def _ports() -> list[int]:
@@ -61,21 +64,31 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
             main(["stack", "down"])
 
 
+async def _min_isr(admin: AIOKafkaAdminClient, topic: str) -> str | None:
+    [response] = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, topic, {"min.insync.replicas": ""})]
+    )
+    # (error_code, error_message, type, name, [(name, value, ...), ...]); a broker whose
+    # metadata has not caught up with the new topic yet answers "unknown topic".
+    [resource] = response.resources
+    if resource[0] != 0:
+        return None
+    return {c[0]: c[1] for c in resource[4]}.get("min.insync.replicas")
+
+
 def _describe(bootstrap: str, topic: str) -> tuple[dict[str, object], list[dict[str, object]], str]:
     async def describe() -> tuple[dict[str, object], list[dict[str, object]], str]:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
         try:
             described = await admin.describe_cluster()
-            topics = await admin.describe_topics([topic])
-            [response] = await admin.describe_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, topic, {"min.insync.replicas": ""})]
+            topics = await until(
+                lambda: admin.describe_topics([topic]), lambda d: d[0]["error_code"] == 0
             )
+            min_isr = await until(lambda: _min_isr(admin, topic), lambda v: v is not None)
         finally:
             await admin.close()
-        [resource] = response.resources
-        # (error_code, error_message, type, name, [(name, value, ...), ...])
-        min_isr = {c[0]: c[1] for c in resource[4]}["min.insync.replicas"]
+        assert min_isr is not None
         return described, topics, min_isr
 
     return asyncio.run(describe())
@@ -161,7 +174,9 @@ def test_up_without_cluster_is_refused_while_the_cluster_runs(
     assert "a cluster stack with 1 engine(s) runs in" in capsys.readouterr().err
 
 
-def test_zz_down_stops_every_node(cluster: Settings) -> None:
+def test_zz_down_stops_every_node_and_the_cluster_comes_back_as_it_was(
+    cluster: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Last in the module (pytest keeps file order): the fixture's own down is then a no-op."""
     stack = Stack(cluster, infrastructure(cluster, True))
     pids = [s.pid for s in stack.status()]
@@ -171,3 +186,16 @@ def test_zz_down_stops_every_node(cluster: Settings) -> None:
     assert [s.pid for s in stack.status()] == [None] * 9
     assert not any(processes.is_alive(pid) for pid in pids if pid)
     assert not [p for p in _ports() if processes.port_open("127.0.0.1", p)]
+
+    # Restarted nodes rejoin from their nodes.conf and storage: nothing is formed again.
+    capsys.readouterr()
+    assert main(["stack", "up", "--cluster", "--infra-only"]) == 0
+    assert "redis cluster: already formed" in capsys.readouterr().out
+    client = redis.Redis(host="127.0.0.1", port=REDIS_PORT + 5, decode_responses=True)
+    try:
+        info = client.cluster("INFO")
+    finally:
+        client.close()
+    assert (info["cluster_state"], int(info["cluster_known_nodes"])) == ("ok", 6)
+    assert main(["stack", "down"]) == 0
+    assert not any(s.pid for s in stack.status())
