@@ -1,0 +1,155 @@
+"""The clients every process builds (``redis_client``, ``kafka_options``) against real
+secured servers: a TLS-only, password-protected redis-server and a broker whose client
+listener is SASL_SSL with a SCRAM-SHA-512 user. Settings alone get through; a wrong
+password, or no TLS, is refused."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+from redis.exceptions import AuthenticationError, ConnectionError, ResponseError
+
+from switchyard.cli.stack.tls import Certificates, make_certificates
+from switchyard.engine.store.client import redis_client
+from switchyard.schemas.settings import Settings
+from switchyard.topics.connection import kafka_options
+from switchyard.topics.producer import EventProducer
+from tests.helpers_secured import SecuredKafka, SecuredRedis, secured_kafka, secured_redis
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def tls_redis(certs: Certificates) -> Iterator[SecuredRedis]:
+    with secured_redis(certs, password=uuid.uuid4().hex) as server:
+        yield server
+
+
+def _redis_settings(server: SecuredRedis, ca: Path, **changes: object) -> Settings:
+    values: dict[str, object] = {
+        "redis_url": f"rediss://127.0.0.1:{server.port}/0",
+        "redis_password": server.password,
+        "redis_ssl_ca_file": ca,
+    }
+    return Settings(**{**values, **changes})  # type: ignore[arg-type]
+
+
+async def test_redis_over_tls_with_the_password_round_trips(
+    tls_redis: SecuredRedis, certs: Certificates
+) -> None:
+    client = redis_client(_redis_settings(tls_redis, certs.ca_cert))
+    key = f"secured:{uuid.uuid4().hex}"
+    try:
+        await client.set(key, b"over tls")
+        assert await client.get(key) == b"over tls"
+    finally:
+        await client.aclose()
+
+
+async def test_redis_password_in_the_url_round_trips(
+    tls_redis: SecuredRedis, certs: Certificates
+) -> None:
+    url = f"rediss://:{tls_redis.password}@127.0.0.1:{tls_redis.port}/0"
+    client = redis_client(_redis_settings(tls_redis, certs.ca_cert, redis_url=url,
+                                          redis_password=None))  # fmt: skip
+    try:
+        assert await client.ping() is True
+    finally:
+        await client.aclose()
+
+
+async def test_redis_wrong_password_is_refused(
+    tls_redis: SecuredRedis, certs: Certificates
+) -> None:
+    client = redis_client(_redis_settings(tls_redis, certs.ca_cert, redis_password="wrong"))
+    try:
+        with pytest.raises((AuthenticationError, ResponseError), match=r"(?i)invalid|wrong"):
+            await client.ping()
+    finally:
+        await client.aclose()
+
+
+async def test_redis_without_tls_is_refused(tls_redis: SecuredRedis) -> None:
+    plain = Settings(redis_url=f"redis://127.0.0.1:{tls_redis.port}/0",
+                     redis_password=tls_redis.password)  # type: ignore[arg-type]  # fmt: skip
+    client = redis_client(plain)
+    try:
+        with pytest.raises(ConnectionError):
+            await client.ping()
+    finally:
+        await client.aclose()
+
+
+async def test_redis_certificate_of_an_unknown_ca_is_refused(
+    tls_redis: SecuredRedis, tmp_path: Path
+) -> None:
+    other = make_certificates(tmp_path / "other")
+    client = redis_client(_redis_settings(tls_redis, other.ca_cert))
+    try:
+        with pytest.raises(ConnectionError, match=r"(?i)certificate"):
+            await client.ping()
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(scope="module")
+def sasl_kafka(certs: Certificates) -> Iterator[SecuredKafka]:
+    with secured_kafka(certs, user="switchyard", password=uuid.uuid4().hex) as broker:
+        yield broker
+
+
+def _kafka_settings(broker: SecuredKafka, ca: Path, password: str | None = None) -> Settings:
+    return Settings(
+        kafka_bootstrap_servers=broker.bootstrap,
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username=broker.user,
+        kafka_sasl_password=password or broker.password,  # type: ignore[arg-type]
+        kafka_ssl_cafile=ca,
+    )
+
+
+@pytest.mark.slow
+async def test_kafka_sasl_ssl_produce_and_consume_round_trip(
+    sasl_kafka: SecuredKafka, certs: Certificates
+) -> None:
+    settings = _kafka_settings(sasl_kafka, certs.ca_cert)
+    topic = f"secured-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(**kafka_options(settings))
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    async with EventProducer(settings) as producer:
+        await producer.send_and_wait(topic, "run-1", b"through SASL_SSL")
+    consumer = AIOKafkaConsumer(**kafka_options(settings), auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        batch = await consumer.getmany(partition, timeout_ms=10_000)
+        assert [r.value for r in batch.get(partition, [])] == [b"through SASL_SSL"]
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.slow
+async def test_kafka_wrong_password_is_refused(
+    sasl_kafka: SecuredKafka, certs: Certificates
+) -> None:
+    producer = EventProducer(_kafka_settings(sasl_kafka, certs.ca_cert, password="wrong"))
+    with pytest.raises(KafkaError, match=r"(?i)authentication"):
+        await producer.start()
+    await producer.stop()
