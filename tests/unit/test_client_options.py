@@ -151,3 +151,19 @@ def test_cluster_flag_gives_a_cluster_client_with_the_same_auth_and_tls(
 def test_path_settings_keep_their_type(certs: Certificates) -> None:
     settings = _settings(kafka_security_protocol="SSL", kafka_ssl_cafile=str(certs.ca_cert))
     assert settings.kafka_ssl_cafile == Path(certs.ca_cert)
+
+
+def test_faust_driver_gets_the_same_connection(certs: Certificates) -> None:
+    from faust.auth import SASLCredentials
+    from faust.types.auth import AuthProtocol, SASLMechanism
+
+    from switchyard.engine.inbox import faust_broker_credentials
+
+    assert faust_broker_credentials(_settings()) is None
+    settings = _settings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="engine",
+                         kafka_sasl_password="pw", kafka_ssl_cafile=certs.ca_cert)  # fmt: skip
+    credentials = faust_broker_credentials(settings)
+    assert isinstance(credentials, SASLCredentials)
+    assert (credentials.username, credentials.password) == ("engine", "pw")
+    assert credentials.mechanism is SASLMechanism.SCRAM_SHA_512
+    assert credentials.protocol is AuthProtocol.SASL_SSL
