@@ -82,7 +82,7 @@ async def test_redis_wrong_password_is_refused(
 
 async def test_redis_without_tls_is_refused(tls_redis: SecuredRedis) -> None:
     plain = Settings(redis_url=f"redis://127.0.0.1:{tls_redis.port}/0",
-                     redis_password=tls_redis.password)  # type: ignore[arg-type]  # fmt: skip
+                     redis_password=tls_redis.password)  # fmt: skip
     client = redis_client(plain)
     try:
         with pytest.raises(ConnectionError):
@@ -115,7 +115,7 @@ def _kafka_settings(broker: SecuredKafka, ca: Path, password: str | None = None)
         kafka_security_protocol="SASL_SSL",
         kafka_sasl_mechanism="SCRAM-SHA-512",
         kafka_sasl_username=broker.user,
-        kafka_sasl_password=password or broker.password,  # type: ignore[arg-type]
+        kafka_sasl_password=password or broker.password,
         kafka_ssl_cafile=ca,
     )
 
