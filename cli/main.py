@@ -39,7 +39,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from switchyard.bridge.credentials import write_dev_config
-from switchyard.cli import services
+from switchyard.cli import bridge_group, services
 from switchyard.cli.demo import DemoError, next_steps, run_demo
 from switchyard.cli.run_commands import add_run_commands
 from switchyard.cli.session import common_options
@@ -163,6 +163,8 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
+    if args.group == "bridge":
+        return bridge_group.serve_bridge(settings, args)
     return services.serve(args.group, settings, args.ready_file)
 
 
@@ -249,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         service = groups.add_parser(name, help=text)
         service.add_argument("--ready-file", type=Path, help="write the pid here once serving")
+        if name == "bridge":
+            bridge_group.add_bridge_options(service)
         service.set_defaults(run=serve)
     return parser
 

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from functools import partial
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 import uvicorn
+from starlette.types import ASGIApp
 
 from switchyard.bridge.app import create_app
 from switchyard.cli import runtime
@@ -251,16 +253,22 @@ async def run_triggers(settings: Settings, ready_file: Path | None) -> None:
         await _run_loop(settings, ready_file, "triggers", build, started)
 
 
-async def run_bridge(settings: Settings, ready_file: Path | None) -> None:
+def bridge_config(settings: Settings, app: ASGIApp) -> uvicorn.Config:
+    """How each bridge process serves ``app`` (one, or each of a group's children)."""
     # An open live stream would hold a graceful shutdown for as long as it stays open;
     # streams resume by Last-Event-ID, so they are cut after a short grace.
-    config = uvicorn.Config(
-        create_app(settings), host=settings.bridge_host, port=settings.bridge_port,
+    return uvicorn.Config(
+        app, host=settings.bridge_host, port=settings.bridge_port,
         log_level="warning", lifespan="on", log_config=None,  # our handler (telemetry.logs)
         timeout_graceful_shutdown=min(int(settings.shutdown_grace_s), _STREAM_GRACE_S),
     )  # fmt: skip
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
+
+
+async def serve_bridge(
+    server: uvicorn.Server, ready_file: Path | None, sockets: list[socket.socket] | None = None
+) -> None:
+    """Serve until SIGTERM (on ``sockets`` when given: a group's shared listener)."""
+    serving = asyncio.create_task(server.serve(sockets))
     while not server.started:
         if serving.done():
             await serving  # raises what made it fail
@@ -268,6 +276,11 @@ async def run_bridge(settings: Settings, ready_file: Path | None) -> None:
         await asyncio.sleep(0.02)
     with _ready(ready_file):
         await serving  # uvicorn handles SIGTERM itself and returns
+
+
+async def run_bridge(settings: Settings, ready_file: Path | None) -> None:
+    server = uvicorn.Server(bridge_config(settings, create_app(settings)))
+    await serve_bridge(server, ready_file)
 
 
 SERVICES: dict[str, Callable[[Settings, Path | None], Coroutine[Any, Any, None]]] = {

@@ -230,6 +230,16 @@ class Settings(BaseSettings):
     )
     bridge_host: str = Field(default="127.0.0.1")
     bridge_port: int = Field(default=8080, ge=1, le=65535)
+    bridge_processes: int = Field(
+        default=1, ge=1, le=64,
+        description="Bridge processes serving bridge_host:bridge_port (`switchyard bridge "
+        "--processes N`): one socket bound by a parent, accepted on by N children.",
+    )  # fmt: skip
+    bridge_ops_port: int = Field(
+        default=9300, ge=0, le=65535,
+        description="With several bridge processes, process i (from 0) serves its own "
+        "/metrics, /healthz and /readyz on this port + i; 0: none.",
+    )  # fmt: skip
 
     # The bridge (HTTP API): who may call it and how long a trigger waits for its run.
     auth_file: Path | None = Field(
