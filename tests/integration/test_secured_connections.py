@@ -1,13 +1,15 @@
 """The clients every process builds (``redis_client``, ``kafka_options``) against real
 secured servers: a TLS-only, password-protected redis-server and a broker whose client
-listener is SASL_SSL with a SCRAM-SHA-512 user. Settings alone get through; a wrong
-password, or no TLS, is refused."""
+listener is SASL_SSL with a SCRAM-SHA-512 user. Settings alone get through (the whole
+engine too, with either inbox driver); a wrong password, or no TLS, is refused."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -16,11 +18,15 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import AuthenticationError, ConnectionError, ResponseError
 
 from switchyard.cli.stack.tls import Certificates, make_certificates
+from switchyard.engine.service import EngineService
 from switchyard.engine.store.client import redis_client
+from switchyard.schemas import NodeRunUpdated, encode, node_run_id
 from switchyard.schemas.settings import Settings
+from switchyard.topics.admin import ensure_topics
 from switchyard.topics.connection import kafka_options
 from switchyard.topics.producer import EventProducer
 from tests.helpers_secured import SecuredKafka, SecuredRedis, secured_kafka, secured_redis
+from tests.integration.engine_support import Driver
 
 pytestmark = pytest.mark.integration
 
@@ -158,3 +164,48 @@ async def test_kafka_wrong_password_is_refused(
         await producer.stop()
     # aiokafka reports every bootstrap failure as one error; its log says why this was.
     assert "SaslAuthenticationFailed" in caplog.text
+
+
+@pytest.fixture(params=["aiokafka", "faust"])
+def secured(
+    request: pytest.FixtureRequest, sasl_kafka: SecuredKafka, tls_redis: SecuredRedis,
+    certs: Certificates,
+) -> Settings:  # fmt: skip
+    """Settings of both secured servers, once with each inbox driver."""
+    kafka = _kafka_settings(sasl_kafka, certs.ca_cert)
+    return _redis_settings(
+        tls_redis, certs.ca_cert, topic_prefix=f"secured-{uuid.uuid4().hex[:8]}.",
+        engine_driver=request.param, run_retention_days=0, engine_ops_port=0,
+        **{name: getattr(kafka, name) for name in kafka.model_fields_set},
+    )  # fmt: skip
+
+
+def _one_kafka_node(workflow: str) -> dict[str, Any]:
+    return {"identifier": workflow, "nodes": [
+        {"identifier": "trigger", "config": {"type": "SELF_SERVE_TRIGGER"}},
+        {"identifier": "work", "config": {"type": "KAFKA", "payload": {"x": 1}}},
+    ], "connections": [{"sourceIdentifier": "trigger", "targetIdentifier": "work"}]}  # fmt: skip
+
+
+@pytest.mark.slow
+async def test_the_engine_runs_a_workflow_on_secured_servers_from_settings_alone(
+    secured: Settings, templates: Any
+) -> None:
+    await ensure_topics(secured)
+    redis = redis_client(secured)
+    try:
+        async with EventProducer(secured) as producer, EngineService(secured, templates):
+            driver = Driver(secured, redis, producer)
+            workflow = f"solo-{uuid.uuid4().hex[:6]}"
+            await driver.define(_one_kafka_node(workflow))
+            run_id = await driver.trigger(workflow, {})
+            await driver.wait(run_id, lambda s: s.node_run_of("work") is not None, within=60)
+            done = NodeRunUpdated.model_validate({
+                "runId": run_id, "nodeRunId": node_run_id(run_id, "work"),
+                "status": "COMPLETED", "result": "SUCCESS", "sentAt": datetime.now(UTC),
+            })  # fmt: skip
+            await driver.send(run_id, encode(done))
+            state = await driver.wait(run_id, lambda s: s.status == "COMPLETED", within=60)
+            assert state.result == "SUCCESS"
+    finally:
+        await redis.aclose()
