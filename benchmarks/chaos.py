@@ -367,10 +367,10 @@ class ChaosRun:
     async def _check_topics(self) -> None:
         from switchyard.topics.reader import read_topic
 
-        bootstrap = self.settings.kafka_bootstrap_servers
+        brokers = self.settings  # its TLS/SASL too
         seqs: dict[tuple[str, int], set[bytes]] = defaultdict(set)
         completions: dict[str, set[int]] = defaultdict(set)
-        for record in await read_topic(bootstrap, self.registry.run_events.name):
+        for record in await read_topic(brokers, self.registry.run_events.name):
             event = orjson.loads(record.value)
             seqs[(event["runId"], event["seq"])].add(record.value)
             if event["kind"] == "nodeRun.completed":
@@ -378,11 +378,11 @@ class ChaosRun:
         self.report.duplicated += [f"{r}#{s}" for (r, s), v in seqs.items() if len(v) > 1]
         self.report.duplicated += [nr for nr, s in completions.items() if len(s) > 1]
         ids: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for record in await read_topic(bootstrap, self.registry.node_run_requests.name):
+        for record in await read_topic(brokers, self.registry.node_run_requests.name):
             context = orjson.loads(record.value)["context"]
             ids[(context["workflowRunId"], context["nodeIdentifier"])].add(context["nodeRunId"])
         self.report.conflicting_ids += [f"{r}/{n}" for (r, n), v in ids.items() if len(v) > 1]
-        for record in await read_topic(bootstrap, self.registry.dead_letter.name):
+        for record in await read_topic(brokers, self.registry.dead_letter.name):
             letter = orjson.loads(record.value)
             if "poison, on purpose" in letter["value"]:
                 self.report.poison_dead_lettered += 1
