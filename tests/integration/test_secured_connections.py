@@ -25,6 +25,7 @@ from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
 from switchyard.topics.connection import kafka_options
 from switchyard.topics.producer import EventProducer
+from tests.helpers_cluster import redis_cluster
 from tests.helpers_secured import SecuredKafka, SecuredRedis, secured_kafka, secured_redis
 from tests.integration.engine_support import Driver
 
@@ -209,3 +210,19 @@ async def test_the_engine_runs_a_workflow_on_secured_servers_from_settings_alone
             assert state.result == "SUCCESS"
     finally:
         await redis.aclose()
+
+
+async def test_cluster_flag_reaches_every_master_of_a_real_cluster() -> None:
+    with redis_cluster(3) as nodes:
+        client = redis_client(Settings(redis_url=nodes[0].url, redis_cluster=True))
+        try:
+            # Keys spread over the slots of all three masters: MOVED is followed for us.
+            keys = [f"secured:{n}:{uuid.uuid4().hex}" for n in range(30)]
+            for key in keys:
+                await client.set(key, key)
+            assert [await client.get(key) for key in keys] == [k.encode() for k in keys]
+            cluster: Any = client  # the RedisCluster behind redis_client's cast
+            owners = {cluster.get_node_from_key(key).port for key in keys}
+            assert owners == {node.port for node in nodes}
+        finally:
+            await client.aclose()
