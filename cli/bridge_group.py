@@ -8,7 +8,8 @@ port; and the children share one accept queue, so a connection queued while a ch
 stops is taken by another instead of being reset with the dying child's own queue.
 
 The parent only supervises. SIGTERM (or SIGINT) to it is passed to every child,
-which drains as a single bridge does; the parent exits once they have. A child that
+which drains as a single bridge does; the parent exits once they have. A parent
+killed outright takes its children with it (``PR_SET_PDEATHSIG``, on Linux). A child that
 exits on its own takes the whole group down, loudly (an error naming it and its exit
 code, then exit status 1): a crash means a bug or a broken dependency that a restart
 loop would hide, and the process supervisor around the group (systemd, Kubernetes,
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -82,6 +84,7 @@ def serve_bridge(settings: Settings, args: argparse.Namespace) -> int:
     processes: int = args.processes or settings.bridge_processes
     if args.listen_fd is not None:
         member = Member(args.listen_fd, args.process_index, processes)
+        _stop_with_parent()
         _configure(settings, f"bridge-{member.index}")
         runtime.run(run_member(settings, member, args.ready_file), settings)
         return 0
@@ -90,6 +93,14 @@ def serve_bridge(settings: Settings, args: argparse.Namespace) -> int:
     _configure(settings, "bridge-group")
     status: int = runtime.run(run_group(settings, processes, args.ready_file), settings)
     return status
+
+
+def _stop_with_parent() -> None:
+    """SIGTERM this child when its parent dies (even by SIGKILL, which it can't pass
+    on): no orphan keeps serving the port after the group is gone. Linux only."""
+    if sys.platform == "linux":
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _configure(settings: Settings, process: str) -> None:

@@ -120,6 +120,15 @@ async def from_other(group: Group, pid: int, path: str, headers: dict[str, str])
     return await until(once, lambda r: answered_by(r) != pid, within=30)
 
 
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie, exited but not yet reaped, is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def parent_of(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat.rsplit(")", 1)[1].split()[1])
@@ -186,8 +195,7 @@ async def test_two_children_share_the_port_the_data_and_stop_with_the_parent(
         group.process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(group.process.wait(), 30) == 0, group.logs()
         for pid in seen:
-            gone = not os.path.exists(f"/proc/{pid}")  # noqa: ASYNC240
-            assert gone, f"child {pid} outlived the parent"
+            assert not running(pid), f"child {pid} outlived the parent"
 
 
 async def test_a_child_that_dies_takes_the_group_down_loudly(
@@ -200,3 +208,24 @@ async def test_a_child_that_dies_takes_the_group_down_loudly(
         assert f"pid {victim}) exited with status -9" in group.logs()
         with pytest.raises(httpx.ConnectError):
             await fresh(group, "GET", "/healthz")
+
+
+async def test_children_stop_when_the_parent_is_killed_outright(
+    mine: Settings, tmp_path: Path
+) -> None:
+    async with bridge_group(mine, tmp_path) as group:
+        seen: set[int] = set()
+
+        async def pids() -> set[int]:
+            answers = await asyncio.gather(*(fresh(group, "GET", "/healthz") for _ in range(8)))
+            seen.update(answered_by(a) for a in answers)
+            return seen
+
+        await until(pids, lambda found: len(found) == 2, within=30)
+        group.process.kill()  # no chance to pass anything on
+        await group.process.wait()
+
+        async def alive() -> set[int]:
+            return {pid for pid in seen if running(pid)}
+
+        await until(alive, lambda found: not found, within=30)
