@@ -34,7 +34,6 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,7 +254,8 @@ async def _supervise(
             while True:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 if ready in done:
-                    held.enter_context(_ready(ready_file))
+                    # The group's pid, once every child serves.
+                    held.enter_context(services.ready_marker(ready_file))
                     log.info("bridge serving %s:%d with %d processes: %s", settings.bridge_host,
                              settings.bridge_port, len(children), _pids(children))  # fmt: skip
                 if done - {ready}:
@@ -302,16 +302,3 @@ async def _stop_children(children: list[_Child], within: float) -> None:
                           child.index, child.process.pid, within)  # fmt: skip
                 child.process.kill()
         await asyncio.gather(*(c.process.wait() for c in running))
-
-
-@contextlib.contextmanager
-def _ready(ready_file: Path | None) -> Iterator[None]:
-    # The group's pid, once every child serves: what `stack up` waits for.
-    if ready_file is not None:
-        ready_file.parent.mkdir(parents=True, exist_ok=True)
-        ready_file.write_text(f"{os.getpid()}\n")
-    try:
-        yield
-    finally:
-        if ready_file is not None:
-            ready_file.unlink(missing_ok=True)

@@ -61,7 +61,8 @@ async def _until_signalled() -> None:
 
 
 @contextlib.contextmanager
-def _ready(ready_file: Path | None) -> Iterator[None]:
+def ready_marker(ready_file: Path | None) -> Iterator[None]:
+    """The process's pid in ``ready_file`` while it serves: what `stack up` waits for."""
     if ready_file is not None:
         ready_file.parent.mkdir(parents=True, exist_ok=True)
         ready_file.write_text(f"{os.getpid()}\n")
@@ -101,7 +102,7 @@ async def run_engine(settings: Settings, ready_file: Path | None) -> None:
         async with ops_endpoints(settings, "engine", _engine_checks(engine)):
             await engine.start()
             try:
-                with _ready(ready_file):
+                with ready_marker(ready_file):
                     log.info(
                         "engine consuming %s with the %s driver",
                         settings.kafka_bootstrap_servers,
@@ -155,7 +156,7 @@ async def run_executor(settings: Settings, ready_file: Path | None) -> None:
         await entities.relay.start()
         tasks = [asyncio.create_task(loop.run()) for loop in loops]
         try:
-            with _ready(ready_file):
+            with ready_marker(ready_file):
                 await _until_signalled()
         finally:
             for loop in loops:
@@ -208,7 +209,7 @@ async def _run_loop(
                 ops.add_check(name, check)
             await service.start()
             try:
-                with _ready(ready_file):
+                with ready_marker(ready_file):
                     log.info("%s", started)
                     await _until_signalled()
             finally:
@@ -274,7 +275,7 @@ async def serve_bridge(
             await serving  # raises what made it fail
             return
         await asyncio.sleep(0.02)
-    with _ready(ready_file):
+    with ready_marker(ready_file):
         await serving  # uvicorn handles SIGTERM itself and returns
 
 

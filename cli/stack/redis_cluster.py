@@ -20,7 +20,7 @@ import redis
 from switchyard.cli.stack import processes
 from switchyard.cli.stack.errors import StackError, ToolMissing
 from switchyard.cli.stack.kafka import Say
-from switchyard.cli.stack.redis import appendfsync
+from switchyard.cli.stack.redis import server_argv
 from switchyard.schemas.settings import Settings
 
 CLUSTER_NODES = 6
@@ -69,21 +69,12 @@ class RedisClusterNode:
                     f"({processes.listeners(port) or '?'}); stop it or set SWITCHYARD_REDIS_PORT"
                 )
         self.home.mkdir(parents=True, exist_ok=True)
-        argv = [
-            binary,
-            "--bind", "127.0.0.1",
-            "--port", str(self.port),
+        argv = server_argv(binary, self.port, self.home, self.settings, [
             "--cluster-enabled", "yes",
             "--cluster-config-file", str((self.home / "nodes.conf").resolve()),
             "--cluster-port", str(self.port + _BUS_OFFSET),
             "--cluster-node-timeout", "5000",
-            "--dir", str(self.home.resolve()),
-            "--appendonly", "yes",
-            "--appendfsync", appendfsync(self.settings),
-            "--save", "",
-            "--daemonize", "no",
-            "--protected-mode", "yes",
-        ]  # fmt: skip
+        ])  # fmt: skip
         return processes.start(dataclasses.replace(self.spec, argv=argv))
 
     def wait_ready(self, pid: int, timeout: float = 30.0) -> None:
