@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 
 from switchyard.cli.stack import processes
 from switchyard.cli.stack.full import environment, local_settings
@@ -43,6 +42,7 @@ from switchyard.cli.stack.services import PythonService
 from switchyard.engine.machine import waits
 from switchyard.engine.machine.graph import Graph
 from switchyard.engine.machine.state import RunState
+from switchyard.engine.store.client import redis_client
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.schemas import RunTriggered, encode, parse_workflow
@@ -227,7 +227,7 @@ class ChaosRun:
 
     async def _prepare(self) -> None:
         await ensure_topics(self.settings)
-        client = aioredis.Redis.from_url(self.settings.redis_url)
+        client = redis_client(self.settings)
         try:
             workflow = parse_workflow(chain_workflow(self.hook.url))
             await WorkflowStore(client).save(workflow, create=True, now=datetime.now(UTC))
@@ -314,7 +314,7 @@ class ChaosRun:
     async def _check_waits(self) -> None:
         """Every run not COMPLETED names what it waits on (SPEC §7), even mid-chaos."""
         graph = Graph.of(parse_workflow({**chain_workflow(self.hook.url), "version": 1}))
-        client = aioredis.Redis.from_url(self.settings.redis_url)
+        client = redis_client(self.settings)
         try:
             states = await self._states(RunStore(client))
         except Exception as error:  # Redis may be the one just killed: the next check
@@ -336,7 +336,7 @@ class ChaosRun:
         return found
 
     async def _settle(self, within: float) -> dict[str, RunState]:
-        client = aioredis.Redis.from_url(self.settings.redis_url)
+        client = redis_client(self.settings)
         try:
             deadline = time.monotonic() + within
             while True:
@@ -367,10 +367,10 @@ class ChaosRun:
     async def _check_topics(self) -> None:
         from switchyard.topics.reader import read_topic
 
-        bootstrap = self.settings.kafka_bootstrap_servers
+        brokers = self.settings  # its TLS/SASL too
         seqs: dict[tuple[str, int], set[bytes]] = defaultdict(set)
         completions: dict[str, set[int]] = defaultdict(set)
-        for record in await read_topic(bootstrap, self.registry.run_events.name):
+        for record in await read_topic(brokers, self.registry.run_events.name):
             event = orjson.loads(record.value)
             seqs[(event["runId"], event["seq"])].add(record.value)
             if event["kind"] == "nodeRun.completed":
@@ -378,11 +378,11 @@ class ChaosRun:
         self.report.duplicated += [f"{r}#{s}" for (r, s), v in seqs.items() if len(v) > 1]
         self.report.duplicated += [nr for nr, s in completions.items() if len(s) > 1]
         ids: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for record in await read_topic(bootstrap, self.registry.node_run_requests.name):
+        for record in await read_topic(brokers, self.registry.node_run_requests.name):
             context = orjson.loads(record.value)["context"]
             ids[(context["workflowRunId"], context["nodeIdentifier"])].add(context["nodeRunId"])
         self.report.conflicting_ids += [f"{r}/{n}" for (r, n), v in ids.items() if len(v) > 1]
-        for record in await read_topic(bootstrap, self.registry.dead_letter.name):
+        for record in await read_topic(brokers, self.registry.dead_letter.name):
             letter = orjson.loads(record.value)
             if "poison, on purpose" in letter["value"]:
                 self.report.poison_dead_lettered += 1

@@ -17,8 +17,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import redis.asyncio as aioredis
-
+from switchyard.engine.store.client import redis_client
 from switchyard.engine.store.runs import RunStore
 from switchyard.schemas import RunTriggered, encode, new_run_id
 from switchyard.schemas.settings import Settings
@@ -59,7 +58,7 @@ async def probe(settings: Settings, *, rate: float, seconds: float) -> dict[str,
             await producer.send_and_wait(inbox, run_id, encode(event))
             run_ids.append(run_id)
             await asyncio.sleep(max(0.0, len(run_ids) / rate - elapsed))
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings)
     try:
         late = await _lateness(RunStore(client), run_ids, deadline=time.monotonic() + 60)
     finally:

@@ -26,6 +26,7 @@ from benchmarks.switchyard_target import observe_from_end, stop_observing
 from benchmarks.workloads import seq_step
 from switchyard.schemas import RunTriggered, encode, new_run_id, node_run_id
 from switchyard.schemas.settings import Settings
+from switchyard.topics.connection import kafka_options
 from switchyard.topics.registry import TopicRegistry
 
 
@@ -63,11 +64,11 @@ class SeqTarget:
         self._run: SeqRun | None = None
         self._done = asyncio.Event()
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **kafka_options(settings),
             acks="all", enable_idempotence=True, linger_ms=0,
         )  # fmt: skip
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **kafka_options(settings),
             group_id=None, enable_auto_commit=False, fetch_max_wait_ms=5,
         )  # fmt: skip
         self._task: asyncio.Task[None] | None = None

@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from switchyard.cli.stack.full import SERVICE_NAMES, environment, local_settings
 from switchyard.cli.stack.processes import resident_kib
 from switchyard.cli.stack.services import PythonService
+from switchyard.engine.store.client import redis_client
 from switchyard.engine.store.workflows import WorkflowExists, WorkflowStore
 from switchyard.schemas import parse_workflow
 from switchyard.schemas.settings import Settings
@@ -146,7 +147,7 @@ class BenchStack:
                                 env={**self.env, **(extra_env or {})})  # fmt: skip
 
     def redis(self) -> aioredis.Redis:
-        return aioredis.Redis.from_url(self.settings.redis_url)
+        return redis_client(self.settings)
 
     async def define(self, *definitions: dict[str, Any]) -> None:
         client = self.redis()

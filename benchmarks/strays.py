@@ -22,12 +22,12 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import redis.asyncio as aioredis
 from confluent_kafka import Producer
 
 from switchyard.engine.processor import Outcome
 from switchyard.engine.service import EngineService
 from switchyard.engine.store import keys
+from switchyard.engine.store.client import redis_client
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.engine.templates import JqTemplates, TemplateLimits
 from switchyard.schemas import RunTriggered, encode, new_run_id, parse_workflow
@@ -55,7 +55,7 @@ async def _latencies(
         "bootstrap.servers": settings.kafka_bootstrap_servers, "enable.idempotence": True,
         "partitioner": "murmur2", "linger.ms": 0,
     })  # fmt: skip
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings)
     pubsub = client.pubsub()
     await pubsub.subscribe(keys.NOTIFY_CHANNEL)
     found: list[float] = []
@@ -100,7 +100,7 @@ async def main(runs: int) -> None:
     settings = _settings()
     await ensure_topics(settings)
     workflow = f"strays-{uuid.uuid4().hex[:6]}"
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings)
     await WorkflowStore(client).save(
         parse_workflow({"identifier": workflow, "nodes": [
             {"identifier": "trigger", "config": {"type": "SELF_SERVE_TRIGGER"}},

@@ -23,6 +23,7 @@ from benchmarks.load import Completion
 from benchmarks.workloads import TRANSITION
 from switchyard.schemas import RunTriggered, encode, new_run_id, node_run_id
 from switchyard.schemas.settings import Settings
+from switchyard.topics.connection import kafka_options
 from switchyard.topics.registry import TopicRegistry
 
 
@@ -51,11 +52,11 @@ class SwitchyardTarget:
         # Every node-run completion of this target's runs seen on the run events.
         self.node_runs_completed = 0
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **kafka_options(settings),
             acks="all", enable_idempotence=True, linger_ms=2,
         )  # fmt: skip
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **kafka_options(settings),
             group_id=None, enable_auto_commit=False,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )  # fmt: skip

@@ -46,6 +46,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from switchyard.cli.stack.full import environment
 from switchyard.engine.machine.effects import CancelTimer, SetTimer
+from switchyard.engine.store.client import redis_client
 from switchyard.engine.store.plan import ApplyPlan, timer_commands
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.workflows import WorkflowStore
@@ -63,6 +64,7 @@ from switchyard.schemas import (
 )
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
+from switchyard.topics.connection import kafka_options
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
 
@@ -131,7 +133,7 @@ class _Seen:
 async def _tap(settings: Settings, wanted: set[str]) -> AsyncIterator[_Seen]:
     """Consume the inbox (TimerFired of ``wanted`` runs) and run events (completions)."""
     registry = TopicRegistry.from_settings(settings)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    consumer = AIOKafkaConsumer(**kafka_options(settings))
     await consumer.start()
     parts = [TopicPartition(t.name, p) for t in (registry.inbox, registry.run_events)
              for p in range(t.partitions)]  # fmt: skip
@@ -281,7 +283,7 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-timers-") as home:
         settings = _settings(args.redis_db, Path(home))
         await ensure_topics(settings)
-        redis = aioredis.Redis.from_url(settings.redis_url)
+        redis = redis_client(settings)
         try:
             await _bench(settings, redis, args)
         finally:

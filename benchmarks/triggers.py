@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 
 from benchmarks.timers import _process, _row
+from switchyard.engine.store.client import redis_client
 from switchyard.engine.store.entities import EntityStore, WriteBy
 from switchyard.engine.store.entity_outbox import EntityEventPublisher
 from switchyard.engine.store.runs import RunStore
@@ -91,7 +92,7 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-triggers-") as home:
         settings = _settings(args.redis_db, Path(home))
         await ensure_topics(settings)
-        redis = aioredis.Redis.from_url(settings.redis_url)
+        redis = redis_client(settings)
         try:
             async with EventProducer(settings) as producer:
                 await _bench(settings, redis, producer, args)

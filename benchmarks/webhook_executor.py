@@ -40,6 +40,7 @@ from switchyard.consumers import KafkaWorker
 from switchyard.consumers.webhook import WebhookService, pooled_client
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
+from switchyard.topics.connection import kafka_options
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
 
@@ -128,7 +129,7 @@ async def _reports(settings: Settings, sent: dict[str, float], seen: list[float]
                    total: int) -> None:  # fmt: skip
     consumer = AIOKafkaConsumer(
         TopicRegistry.from_settings(settings).inbox.name,
-        bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest",
+        **kafka_options(settings), auto_offset_reset="earliest",
     )  # fmt: skip
     await consumer.start()
     try:

@@ -44,6 +44,7 @@ import redis.asyncio as aioredis
 from switchyard.bridge.credentials import write_dev_config
 from switchyard.consumers import ClaimWorker, KafkaWorker, RunsClient, WorkContext
 from switchyard.engine.store import keys
+from switchyard.engine.store.client import redis_client
 from switchyard.schemas import RunTriggered, encode, new_run_id, node_run_id
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
@@ -181,7 +182,7 @@ async def claim_worker(
         await _spawn(name, file, env, log)
         for name, file in zip(("engine", "bridge"), ready, strict=True)
     ]
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    redis = redis_client(settings)
     try:
         await _poll(lambda: _ready(ready, procs))
         installation = f"bench-{uuid.uuid4().hex[:8]}"

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 from redis.exceptions import RedisError
 
@@ -40,6 +39,7 @@ from switchyard.bridge.metrics import HttpMetrics, pending_claims_refreshed
 from switchyard.bridge.notify import RunNotifier
 from switchyard.bridge.run_waker import RunWaker
 from switchyard.bridge.tokens import TokenSigner
+from switchyard.engine.store.client import redis_client
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.schemas.settings import Settings
@@ -61,11 +61,11 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = aioredis.Redis.from_url(settings.redis_url)
+        client = redis_client(settings)
         producer = EventProducer(settings)
         notifier = RunNotifier(client)
         runs = RunStore(client, settings.inbox_partitions)
-        waker = RunWaker(settings.redis_url, runs.tags())
+        waker = RunWaker(settings, runs.tags())
         try:
             await producer.start()
             await notifier.start()

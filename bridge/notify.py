@@ -53,6 +53,9 @@ class RunNotifier:
         self._waiters.clear()
 
     async def _subscribe(self) -> PubSub:
+        # A Redis Cluster client routes SUBSCRIBE by the channel's slot from its slot
+        # map, which it loads on its first command: before that, subscribe fails.
+        await self._client.initialize()
         pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         await pubsub.subscribe(keys.NOTIFY_CHANNEL)
         return pubsub

@@ -18,10 +18,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from switchyard.engine.store import keys
+from switchyard.engine.store.client import redis_client
+from switchyard.schemas.settings import Settings
 
 log = logging.getLogger("switchyard.bridge")
 
@@ -33,10 +34,10 @@ _BATCH = 500
 class RunWaker:
     """Wake-ups per run id, set by new run events. ``start()``/``stop()``."""
 
-    def __init__(self, redis_url: str, tags: Sequence[str]) -> None:
+    def __init__(self, settings: Settings, tags: Sequence[str]) -> None:
         # A client of its own: its one connection is always in a blocking read, and
         # stop() may have to cut it (below).
-        self._client = aioredis.Redis.from_url(redis_url)
+        self._client = redis_client(settings)
         # Each inbox partition's run-event stream (``tags``: the partitions' hash tags).
         self._streams = [keys.runs_events(tag) for tag in tags]
         self._waiters: dict[str, set[asyncio.Event]] = {}
@@ -58,7 +59,10 @@ class RunWaker:
             # on waiting for the reply: cutting the connection ends the read.
             done, _ = await asyncio.wait({task}, timeout=0.1)
             if not done:
-                await self._client.connection_pool.disconnect()
+                # A RedisCluster (see redis_client) has a pool per node: closing it
+                # cuts them all.
+                pool = getattr(self._client, "connection_pool", None)
+                await (pool.disconnect() if pool is not None else self._client.aclose())
                 await asyncio.wait({task}, timeout=1.0)
             with contextlib.suppress(asyncio.CancelledError, RedisError):
                 if task.done():

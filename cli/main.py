@@ -3,7 +3,8 @@
     switchyard stack up        start Kafka (KRaft), Redis, the topics, the engine, the webhook
                                executor, the timer service, the scheduler, the trigger
                                matcher and the API locally
-                               (--infra-only: Kafka and Redis)
+                               (--infra-only: Kafka and Redis; --cluster: three brokers
+                               and a six-node Redis Cluster; --engines N)
     switchyard stack status    what runs where, with resident memory
     switchyard stack down      stop what `stack up` started
     switchyard auth init       write a dev auth file and print its credentials
@@ -38,14 +39,17 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from switchyard.bridge.credentials import write_dev_config
-from switchyard.cli import services
+from switchyard.cli import bridge_group, services
 from switchyard.cli.demo import DemoError, next_steps, run_demo
 from switchyard.cli.run_commands import add_run_commands
 from switchyard.cli.session import common_options
+from switchyard.cli.stack import profile as stack_profile
 from switchyard.cli.stack.agent import agent_environment, new_agent_credential, write_agent_env
 from switchyard.cli.stack.errors import StackError
 from switchyard.cli.stack.full import dev_credentials, full_stack, local_settings
 from switchyard.cli.stack.launcher import Stack
+from switchyard.cli.stack.profile import MAX_ENGINES, StackProfile
+from switchyard.cli.stack.redis_cluster import form_cluster
 from switchyard.cli.state_commands import add_state_commands
 from switchyard.cli.worker import add_worker_commands
 from switchyard.cli.workflow_commands import add_workflow_commands
@@ -63,9 +67,14 @@ def _say(message: str) -> None:
 
 def stack_up(settings: Settings, args: argparse.Namespace) -> int:
     started = time.monotonic()
-    local = local_settings(settings)
-    infra, services = full_stack(local)
+    profile = StackProfile(cluster=args.cluster, engines=args.engines)
+    _check_profile(settings, profile)
+    local = local_settings(settings, profile)
+    infra, services = full_stack(local, profile)
+    stack_profile.save(settings, profile)
     infra.up(_say)
+    if profile.cluster:
+        form_cluster(local, _say)
     report = asyncio.run(ensure_topics(local))
     if report.created:
         _say(f"topics: created {', '.join(report.created)}")
@@ -94,8 +103,21 @@ def _say_agent(settings: Settings) -> None:
         _say(f"  {name}={value}")
 
 
-def _whole(settings: Settings) -> Stack:
-    infra, services = full_stack(local_settings(settings))
+def _check_profile(settings: Settings, wanted: StackProfile) -> None:
+    """A stack of another shape running here would hold the ports and pid files."""
+    recorded = stack_profile.load(settings)
+    if recorded == wanted or not any(s.pid for s in _whole(settings, recorded).status()):
+        return
+    shape = "a cluster" if recorded.cluster else "a single-node"
+    raise StackError(
+        f"{shape} stack with {recorded.engines} engine(s) runs in {settings.home}; "
+        "`switchyard stack down` first, or ask `up` for the same --cluster/--engines"
+    )
+
+
+def _whole(settings: Settings, profile: StackProfile | None = None) -> Stack:
+    profile = profile or stack_profile.load(settings)
+    infra, services = full_stack(local_settings(settings, profile), profile)
     return Stack(settings, infra.components + services.components)
 
 
@@ -103,12 +125,13 @@ def stack_status(settings: Settings, _: argparse.Namespace) -> int:
     statuses = _whole(settings).status()
     for status in statuses:
         _say(status.line())
-    infra = {"redis", "kafka"}
-    return 0 if all(s.pid is not None for s in statuses if s.name in infra) else 3
+    infra = [s for s in statuses if s.name.startswith(("redis", "kafka"))]
+    return 0 if all(s.pid is not None for s in infra) else 3
 
 
 def stack_down(settings: Settings, _: argparse.Namespace) -> int:
     _whole(settings).down(_say)
+    stack_profile.clear(settings)
     return 0
 
 
@@ -131,7 +154,7 @@ def auth_init(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def demo(settings: Settings, args: argparse.Namespace) -> int:
-    local = local_settings(settings)
+    local = local_settings(settings, stack_profile.load(settings))
     final = run_demo(local, _say, as_json=args.json)
     if not args.json:
         for line in next_steps(local, final["identifier"]):
@@ -140,6 +163,8 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
+    if args.group == "bridge":
+        return bridge_group.serve_bridge(settings, args)
     return services.serve(args.group, settings, args.ready_file)
 
 
@@ -160,6 +185,16 @@ def topics_list(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def _engine_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_ENGINES:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_ENGINES}")
+    return count
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="switchyard", description="Switchyard workflow-run engine", epilog=__doc__,
@@ -170,6 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
     stack_cmds = stack.add_subparsers(dest="command", required=True, metavar="ACTION")
     up = stack_cmds.add_parser("up", help="start everything (idempotent)")
     up.add_argument("--infra-only", action="store_true", help="only Kafka and Redis (+ topics)")
+    up.add_argument(
+        "--cluster",
+        action="store_true",
+        help="three KRaft brokers and a Redis Cluster of three masters with a replica each",
+    )
+    up.add_argument(
+        "--engines",
+        type=_engine_count,
+        default=1,
+        metavar="N",
+        help="engine processes (engine-1..engine-N, each with its own static member id)",
+    )
     up.set_defaults(run=stack_up)
     stack_cmds.add_parser("status", help="what runs where").set_defaults(run=stack_status)
     stack_cmds.add_parser("down", help="stop what `up` started").set_defaults(run=stack_down)
@@ -204,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         service = groups.add_parser(name, help=text)
         service.add_argument("--ready-file", type=Path, help="write the pid here once serving")
+        if name == "bridge":
+            bridge_group.add_bridge_options(service)
         service.set_defaults(run=serve)
     return parser
 

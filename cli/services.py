@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from functools import partial
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 import uvicorn
+from starlette.types import ASGIApp
 
 from switchyard.bridge.app import create_app
 from switchyard.cli import runtime
@@ -33,6 +35,7 @@ from switchyard.engine.inbox import FaustInbox
 from switchyard.engine.retention import pruning
 from switchyard.engine.scheduler import SchedulerService
 from switchyard.engine.service import EngineService
+from switchyard.engine.store.client import redis_client
 from switchyard.engine.templates import JqTemplates, TemplateLimits
 from switchyard.engine.timers import TimerService
 from switchyard.engine.trigger_matcher import TriggerMatcher
@@ -58,7 +61,8 @@ async def _until_signalled() -> None:
 
 
 @contextlib.contextmanager
-def _ready(ready_file: Path | None) -> Iterator[None]:
+def ready_marker(ready_file: Path | None) -> Iterator[None]:
+    """The process's pid in ``ready_file`` while it serves: what `stack up` waits for."""
     if ready_file is not None:
         ready_file.parent.mkdir(parents=True, exist_ok=True)
         ready_file.write_text(f"{os.getpid()}\n")
@@ -98,7 +102,7 @@ async def run_engine(settings: Settings, ready_file: Path | None) -> None:
         async with ops_endpoints(settings, "engine", _engine_checks(engine)):
             await engine.start()
             try:
-                with _ready(ready_file):
+                with ready_marker(ready_file):
                     log.info(
                         "engine consuming %s with the %s driver",
                         settings.kafka_bootstrap_servers,
@@ -108,6 +112,10 @@ async def run_engine(settings: Settings, ready_file: Path | None) -> None:
             finally:
                 log.info("engine stopping after %d events", engine.inbox.processed)
                 await _stop_within(engine.stop(), settings.shutdown_grace_s, "engine")
+    if getattr(engine.inbox, "failed", None) is not None:
+        # Replicas never acknowledged (redis_wait_replicas): a failure, for the
+        # supervisor to restart it, and the restart is what redelivers the batches.
+        raise SystemExit(1)
 
 
 async def _stop_within(stopping: Coroutine[Any, Any, None], grace: float, what: str) -> None:
@@ -132,7 +140,7 @@ async def run_executor(settings: Settings, ready_file: Path | None) -> None:
         # httpx logs every call at INFO: a JSON record per webhook call, repeating what
         # the node run's log and switchyard_webhook_calls_total hold, on the hot path.
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    redis = redis_client(settings)
     producer = EventProducer(settings)
     http = pooled_client(settings)
     async with http, _executor_ops(settings, redis, producer) as ops:
@@ -148,7 +156,7 @@ async def run_executor(settings: Settings, ready_file: Path | None) -> None:
         await entities.relay.start()
         tasks = [asyncio.create_task(loop.run()) for loop in loops]
         try:
-            with _ready(ready_file):
+            with ready_marker(ready_file):
                 await _until_signalled()
         finally:
             for loop in loops:
@@ -191,7 +199,7 @@ async def _run_loop(
 ) -> None:
     """A Redis + Kafka loop service (timers, scheduler, trigger matcher) until signalled,
     then drained for at most the shutdown grace."""
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    redis = redis_client(settings)
     producer = EventProducer(settings)
     checks = {"redis": redis_check(redis), "kafka": kafka_check(producer)}
     try:
@@ -201,7 +209,7 @@ async def _run_loop(
                 ops.add_check(name, check)
             await service.start()
             try:
-                with _ready(ready_file):
+                with ready_marker(ready_file):
                     log.info("%s", started)
                     await _until_signalled()
             finally:
@@ -246,23 +254,34 @@ async def run_triggers(settings: Settings, ready_file: Path | None) -> None:
         await _run_loop(settings, ready_file, "triggers", build, started)
 
 
-async def run_bridge(settings: Settings, ready_file: Path | None) -> None:
+def bridge_config(settings: Settings, app: ASGIApp) -> uvicorn.Config:
+    """How each bridge process serves ``app`` (one, or each of a group's children)."""
     # An open live stream would hold a graceful shutdown for as long as it stays open;
     # streams resume by Last-Event-ID, so they are cut after a short grace.
-    config = uvicorn.Config(
-        create_app(settings), host=settings.bridge_host, port=settings.bridge_port,
+    return uvicorn.Config(
+        app, host=settings.bridge_host, port=settings.bridge_port,
         log_level="warning", lifespan="on", log_config=None,  # our handler (telemetry.logs)
         timeout_graceful_shutdown=min(int(settings.shutdown_grace_s), _STREAM_GRACE_S),
     )  # fmt: skip
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
+
+
+async def serve_bridge(
+    server: uvicorn.Server, ready_file: Path | None, sockets: list[socket.socket] | None = None
+) -> None:
+    """Serve until SIGTERM (on ``sockets`` when given: a group's shared listener)."""
+    serving = asyncio.create_task(server.serve(sockets))
     while not server.started:
         if serving.done():
             await serving  # raises what made it fail
             return
         await asyncio.sleep(0.02)
-    with _ready(ready_file):
+    with ready_marker(ready_file):
         await serving  # uvicorn handles SIGTERM itself and returns
+
+
+async def run_bridge(settings: Settings, ready_file: Path | None) -> None:
+    server = uvicorn.Server(bridge_config(settings, create_app(settings)))
+    await serve_bridge(server, ready_file)
 
 
 SERVICES: dict[str, Callable[[Settings, Path | None], Coroutine[Any, Any, None]]] = {

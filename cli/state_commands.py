@@ -17,10 +17,10 @@ import asyncio
 import sys
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from switchyard.engine.machine.state_format import StateFormatError
+from switchyard.engine.store.client import redis_client
 from switchyard.engine.store.upgrade import (
     CODE_FORMAT,
     StoreFormatRefused,
@@ -35,7 +35,7 @@ def _say(message: str) -> None:
 
 
 async def _status(settings: Settings) -> int:
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings)
     try:
         stored = await read_store_format(client)
     finally:
@@ -49,7 +49,7 @@ async def _status(settings: Settings) -> int:
 
 
 async def _upgrade(settings: Settings, dry_run: bool) -> int:
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings)
     try:
         report = await upgrade_store(
             client, dry_run=dry_run, say=_say, partitions=settings.inbox_partitions

@@ -8,7 +8,7 @@ writes the entity named after its node run. The node completes with
 refuses fails it with the message (and an ERROR log).
 
 Exactly once: the write records a marker of the node run in the same Lua call
-(``sy:ent:nr:<node run>``, 7 days). A redelivered request (a crash before the
+(``sy:ent:nr:{<bp>}:<node run>``, 7 days). A redelivered request (a crash before the
 offset commit, a rebalance, a second executor) finds it and completes the node with
 the stored entity, without writing again or emitting a second entity event. The
 event's ``id`` is derived from the node-run id, ``by`` is the run id and ``origin``

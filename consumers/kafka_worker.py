@@ -38,6 +38,7 @@ from switchyard.schemas import (
 )
 from switchyard.schemas import encode as encode_event
 from switchyard.schemas.settings import Settings
+from switchyard.topics.connection import kafka_options
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
 from switchyard.topics.telemetry import tracing
@@ -137,7 +138,7 @@ class KafkaWorker(Generic[MessageT]):
         self.group = group or default_group(settings, node_identifiers, workflows)
         self._consumer = AIOKafkaConsumer(
             self.topic,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **kafka_options(settings),
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

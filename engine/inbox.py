@@ -12,14 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 
 from switchyard.engine import metrics
 from switchyard.engine.processor import InboxProcessor, InboxRecord, handle_batch
 from switchyard.schemas.settings import Settings
+from switchyard.topics.connection import ssl_context
 from switchyard.topics.registry import TopicRegistry
+
+if TYPE_CHECKING:
+    from faust.auth import SASLCredentials, SSLCredentials
 
 log = logging.getLogger("switchyard.engine")
 
@@ -54,7 +58,28 @@ def create_faust_app(settings: Settings) -> faust.App:
         consumer_group_instance_id=settings.engine_instance_id,
         broker_session_timeout=settings.engine_session_timeout_s,
         broker_heartbeat_interval=settings.engine_session_timeout_s / 3,
+        broker_credentials=faust_broker_credentials(settings),
     )
+
+
+def faust_broker_credentials(settings: Settings) -> SASLCredentials | SSLCredentials | None:
+    """The connection of topics/connection.py's ``kafka_options``, as faust takes it."""
+    # Imported here: faust.auth pulls in faust.types (~150 modules, ~11 MiB per process),
+    # which every process importing this module (the CLI) would pay for otherwise.
+    from faust.auth import SASLCredentials, SSLCredentials
+
+    protocol = settings.kafka_security_protocol
+    if protocol.startswith("SASL_"):
+        password = settings.kafka_sasl_password
+        return SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password else None,
+            ssl_context=ssl_context(settings),
+            mechanism=settings.kafka_sasl_mechanism,
+        )
+    if protocol == "SSL":
+        return SSLCredentials(ssl_context(settings))
+    return None
 
 
 class FaustInbox:

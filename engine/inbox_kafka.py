@@ -15,6 +15,11 @@ batch's offsets are committed only once its Redis step and its outbox are done. 
 crash before the commit redelivers the batch and the stored offsets make the replay
 a no-op. On a rebalance the batches in hand are published and committed before
 partitions move.
+
+With ``redis_wait_replicas`` > 0 a commit first waits for that many Redis replicas to
+acknowledge the writes of the batches it covers (``store/replication.py``); when they
+don't, nothing more is committed and the process stops (``on_failure``) so that a
+restart redelivers the batches.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -35,10 +43,17 @@ from switchyard.engine.processor import (
     handle_batch,
     prepare_batch,
 )
+from switchyard.engine.store.replication import ReplicaAcks, ReplicasBehind
 from switchyard.schemas.settings import Settings
+from switchyard.topics.connection import kafka_options
 from switchyard.topics.registry import TopicRegistry
 
 log = logging.getLogger("switchyard.engine")
+
+
+def _terminate(_: Exception) -> None:
+    # The process's own SIGTERM path: stop taking work, drain what can be, exit.
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 # aiokafka ships no type information, so its base class is Any to mypy.
@@ -63,13 +78,19 @@ class KafkaInbox:
     ``processed`` counts the records handled.
     """
 
-    def __init__(self, settings: Settings, processor: InboxProcessor) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        processor: InboxProcessor,
+        *,
+        on_failure: Callable[[Exception], None] = _terminate,
+    ) -> None:
         self.settings = settings
         self.processor = processor
         self.topic = TopicRegistry.from_settings(settings).inbox.name
         session_ms = int(settings.engine_session_timeout_s * 1000)
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **kafka_options(settings),
             group_id=settings.engine_group,
             group_instance_id=settings.engine_instance_id,
             enable_auto_commit=False,
@@ -92,6 +113,14 @@ class KafkaInbox:
         self._finishing: asyncio.Task[None] | None = None  # the batch being published
         self._stopping = asyncio.Event()
         self._state = "new"
+        # None (no WAIT, no cost) unless redis_wait_replicas asks for replicas.
+        self._replicas = (
+            ReplicaAcks(processor.store.client, settings.redis_wait_replicas,
+                        settings.redis_wait_timeout_ms)
+            if settings.redis_wait_replicas else None
+        )  # fmt: skip
+        self._on_failure = on_failure
+        self.failed: ReplicasBehind | None = None  # set once: nothing is committed after
 
     async def start(self) -> None:
         if self._state != "new":
@@ -155,14 +184,18 @@ class KafkaInbox:
     def _queue_commit(self, offsets: dict[TopicPartition, int]) -> None:
         """Commit ``offsets`` beside the next batch; offsets of batches handled while a
         commit is in flight go together in the commit after it."""
+        if self._replicas is not None:
+            self._replicas.wrote((tp.partition for tp in offsets), self.processor.inbox_partitions)
         self._uncommitted.update(offsets)
         if self._committing is None or self._committing.done():
             self._committing = asyncio.create_task(self._commit(), name="inbox-commit")
 
     async def _commit(self) -> None:
         """Commit what is handled, in order, until nothing is left (one commit in flight)."""
-        while self._uncommitted:
+        while self._uncommitted and self.failed is None:
             offsets, self._uncommitted = self._uncommitted, {}
+            if self._replicas is not None and not await self._replicated():
+                return
             try:
                 await self.consumer.commit(offsets)
             except Exception as error:  # CommitFailedError, KafkaError, IllegalStateError…
@@ -171,6 +204,21 @@ class KafkaInbox:
                 log.warning("inbox commit failed (%r); the batches will be redelivered", error)
             else:
                 self.committed.update(offsets)
+
+    async def _replicated(self) -> bool:
+        """The replicas have the writes of what is about to be committed; False (and the
+        process told to stop) when they don't after every WAIT."""
+        assert self._replicas is not None
+        try:
+            await self._replicas.confirm()
+        except ReplicasBehind as error:
+            log.critical("%s; the engine stops consuming and exits", error)
+            self.failed = error
+            self._uncommitted.clear()  # later offsets would cover these: never commit them
+            self._stopping.set()
+            self._on_failure(error)
+            return False
+        return True
 
     async def flush_commits(self) -> None:
         """Wait until every handled batch is published and its offsets committed (or
@@ -200,4 +248,6 @@ class KafkaInbox:
                 await self._task
         await self.flush_commits()
         await self.consumer.stop()
+        if self._replicas is not None:
+            await self._replicas.aclose()
         self._state = "stopped"

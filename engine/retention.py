@@ -34,6 +34,7 @@ from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
 from switchyard.engine.machine.state import RunState, load_state
+from switchyard.engine.store.client import redis_client
 from switchyard.engine.store.prune import PrunePlan, PruneStore, prune_plan, score_ms
 from switchyard.engine.store.run_entities import run_entities
 from switchyard.engine.store.workflows import WorkflowStore
@@ -266,7 +267,7 @@ class RunPruner:
 async def pruning(settings: Settings) -> AsyncIterator[RunPruner]:
     """A pruner in the background of the block, on a Redis connection of its own (so
     the host's own Redis work never queues behind it)."""
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings)
     try:
         async with RunPruner(settings, client) as pruner:
             yield pruner

@@ -254,16 +254,16 @@ class SchedulerService:
         self.counts.fired += len(firings)
         for firing in firings:
             metrics.tick_fired(firing.schedule.workflow, firing.due.tick, now)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for firing in firings:
-                schedule = firing.schedule
-                await self._advance(
-                    keys=[keys.schedule(schedule.workflow, schedule.node)],
-                    args=[firing.read, format_timestamp(firing.due.tick), schedule.version,
-                          schedule.cron],
-                    client=pipe,
-                )  # fmt: skip
-            recorded = await pipe.execute()
+        # Calls side by side rather than a pipeline: each record is its own slot, and a
+        # Redis Cluster pipeline does not load a script its node has not cached.
+        recorded = await asyncio.gather(*(
+            self._advance(
+                keys=[keys.schedule(firing.schedule.workflow, firing.schedule.node)],
+                args=[firing.read, format_timestamp(firing.due.tick),
+                      firing.schedule.version, firing.schedule.cron],
+            )
+            for firing in firings
+        ))  # fmt: skip
         self.counts.recorded += sum(int(r) for r in recorded)
 
     def _event(self, firing: Firing, now: datetime) -> RunTriggered:

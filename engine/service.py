@@ -11,11 +11,10 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import redis.asyncio as aioredis
-
 from switchyard.engine.inbox import FaustInbox
 from switchyard.engine.inbox_kafka import KafkaInbox
 from switchyard.engine.processor import InboxProcessor
+from switchyard.engine.store.client import redis_client
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.upgrade import claim_store_format
 from switchyard.engine.store.workflows import WorkflowStore
@@ -42,7 +41,7 @@ class EngineService:
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.settings = settings
-        self.redis = aioredis.Redis.from_url(settings.redis_url)
+        self.redis = redis_client(settings)
         self.producer = EventProducer(settings)
         self.processor = InboxProcessor(
             store=RunStore(self.redis, settings.inbox_partitions),

@@ -284,6 +284,8 @@ class TimerService:
             while self.running():
                 try:
                     if not pubsub.subscribed:
+                        # A cluster client needs its slot map to route SUBSCRIBE.
+                        await self._redis.initialize()
                         await pubsub.subscribe(keys.TIMERS_WAKE)
                         # Timers armed before the subscription took hold: look again.
                         self._wake.set()

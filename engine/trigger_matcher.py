@@ -34,6 +34,7 @@ from switchyard.engine.templates import Templates
 from switchyard.schemas import RunTriggered, Workflow, encode
 from switchyard.schemas.entities import EntityEvent
 from switchyard.schemas.settings import Settings
+from switchyard.topics.connection import kafka_options
 from switchyard.topics.dead_letter import DeadLetter
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
@@ -97,7 +98,7 @@ class TriggerMatcher:
         self.clock = clock
         self.counts = MatchCounts()
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **kafka_options(settings),
             group_id=settings.triggers_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

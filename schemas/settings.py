@@ -8,10 +8,11 @@ reads the environment on its own. Every field can be set as
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +28,25 @@ class Settings(BaseSettings):
         default="127.0.0.1:19092", description="Kafka bootstrap servers, comma-separated."
     )
     redis_url: str = Field(default="redis://127.0.0.1:16379/0", description="Redis URL.")
+    redis_wait_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="Replicas that must acknowledge a batch's Redis writes (WAIT) before "
+        "the engine commits its inbox offsets; 0 = no WAIT (docs/scaling.md).",
+    )
+    redis_wait_timeout_ms: int = Field(
+        default=1000,
+        ge=1,
+        le=60_000,
+        description="How long one WAIT waits for those replicas; after 5 short ones the "
+        "engine stops consuming and exits, its offsets uncommitted.",
+    )
+    redis_cluster: bool = Field(
+        default=False,
+        description="redis_url names one node of a Redis Cluster: connect with the cluster "
+        "client, which finds the other nodes from it (`stack up --cluster` sets it).",
+    )
     topic_prefix: str = Field(
         default="switchyard.", description="Prefix of every topic name, to share a cluster."
     )
@@ -39,6 +59,48 @@ class Settings(BaseSettings):
     topic_replication_factor: int = Field(default=1, ge=1)
     kafka_max_message_bytes: int = Field(
         default=1048576, ge=1024, description="Largest message the producer sends."
+    )
+    # Secured connections (README: Secured connections). Checked together at load: a
+    # half-configured TLS/SASL setting is refused naming the variable, not at first connect.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How every Kafka client talks to the brokers."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism of the SASL_* protocols."
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, validate_default=True, description="SASL user (SASL_* protocols)."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, validate_default=True, description="SASL password (SASL_* protocols)."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        description="PEM CA bundle the brokers' certificates are checked against (SSL and "
+        "SASL_SSL); unset: the system's CAs.",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None, description="PEM client certificate, for brokers that require one."
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None, validate_default=True, description="PEM private key of kafka_ssl_certfile."
+    )
+    redis_username: str | None = Field(
+        default=None, description="Redis ACL user, when redis_url names none."
+    )
+    redis_password: SecretStr | None = Field(
+        default=None, description="Redis password (AUTH), when redis_url carries none."
+    )
+    redis_ssl_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA bundle the Redis server's certificate is checked against "
+        "(rediss:// URLs only); unset: the system's CAs.",
+    )
+    redis_ssl_certfile: Path | None = Field(
+        default=None, description="PEM client certificate, for a Redis that requires one."
+    )
+    redis_ssl_keyfile: Path | None = Field(
+        default=None, validate_default=True, description="PEM private key of redis_ssl_certfile."
     )
 
     # The engine.
@@ -168,6 +230,16 @@ class Settings(BaseSettings):
     )
     bridge_host: str = Field(default="127.0.0.1")
     bridge_port: int = Field(default=8080, ge=1, le=65535)
+    bridge_processes: int = Field(
+        default=1, ge=1, le=64,
+        description="Bridge processes serving bridge_host:bridge_port (`switchyard bridge "
+        "--processes N`): one socket bound by a parent, accepted on by N children.",
+    )  # fmt: skip
+    bridge_ops_port: int = Field(
+        default=9300, ge=0, le=65535,
+        description="With several bridge processes, process i (from 0) serves its own "
+        "/metrics, /healthz and /readyz on this port + i; 0: none.",
+    )  # fmt: skip
 
     # The bridge (HTTP API): who may call it and how long a trigger waits for its run.
     auth_file: Path | None = Field(
@@ -277,6 +349,49 @@ class Settings(BaseSettings):
         # empty key would sign every message with "", which no agent's secret matches.
         return None if value == "" else value
 
+    @field_validator("engine_driver")
+    @classmethod
+    def _wait_needs_aiokafka(cls, value: str, info: ValidationInfo) -> str:
+        # Only the aiokafka loop holds its commit until replicas acknowledged; faust
+        # commits on its own schedule, so the setting would promise what it can't keep.
+        replicas = info.data.get("redis_wait_replicas", 0)
+        if value == "faust" and replicas:
+            raise ValueError(
+                f"the faust driver can't wait for Redis replicas before committing "
+                f"(SWITCHYARD_REDIS_WAIT_REPLICAS={replicas}): use aiokafka, or set it to 0"
+            )
+        return value
+
+    @field_validator("kafka_sasl_username", "kafka_sasl_password")
+    @classmethod
+    def _sasl_needs_credentials(cls, value: object, info: ValidationInfo) -> object:
+        protocol = info.data.get("kafka_security_protocol", "PLAINTEXT")
+        if protocol.startswith("SASL_") and not value:
+            raise ValueError(f"must be set when SWITCHYARD_KAFKA_SECURITY_PROTOCOL is {protocol}")
+        return value
+
+    @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+    @classmethod
+    def _kafka_tls_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        protocol = info.data.get("kafka_security_protocol", "PLAINTEXT")
+        if value is not None and protocol not in ("SSL", "SASL_SSL"):
+            raise ValueError(
+                f"is only used by SWITCHYARD_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL (it is "
+                f"{protocol}): set that too, or unset this"
+            )
+        return _key_with_cert(_readable(value), info, "KAFKA")
+
+    @field_validator("redis_ssl_ca_file", "redis_ssl_certfile", "redis_ssl_keyfile")
+    @classmethod
+    def _redis_tls_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        url = str(info.data.get("redis_url", ""))
+        if value is not None and not url.startswith("rediss://"):
+            raise ValueError(
+                "is only used with a rediss:// SWITCHYARD_REDIS_URL (TLS): use rediss://, "
+                "or unset this"
+            )
+        return _key_with_cert(_readable(value), info, "REDIS")
+
     def ops_port(self, service: str) -> int:
         """The port of ``service``'s /metrics, /healthz and /readyz (0: not served)."""
         if service == "bridge":
@@ -306,3 +421,22 @@ class Settings(BaseSettings):
     @property
     def data_dir(self) -> Path:
         return self.home / "data"
+
+
+def _readable(path: Path | None) -> Path | None:
+    if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
+        raise ValueError(f"{path} is not a readable file")
+    return path
+
+
+def _key_with_cert(value: Path | None, info: ValidationInfo, kind: str) -> Path | None:
+    # Checked on the key file (validated after the certificate, and even when unset): a
+    # certificate without its key, or a key without a certificate, can't authenticate.
+    if info.field_name == f"{kind.lower()}_ssl_keyfile":
+        cert = info.data.get(f"{kind.lower()}_ssl_certfile")
+        if (cert is None) != (value is None):
+            raise ValueError(
+                f"SWITCHYARD_{kind}_SSL_CERTFILE and SWITCHYARD_{kind}_SSL_KEYFILE go "
+                "together: set both or neither"
+            )
+    return value

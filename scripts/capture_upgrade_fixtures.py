@@ -45,12 +45,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from switchyard.engine.service import EngineService
 from switchyard.engine.store import keys
+from switchyard.engine.store.client import redis_client
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.engine.templates import JqTemplates, TemplateLimits
 from switchyard.schemas import NodeRunUpdated, RunTriggered, encode, node_run_id, parse_workflow
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
+from switchyard.topics.connection import kafka_options
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.reader import read_topic
 from switchyard.topics.registry import TopicRegistry
@@ -285,7 +287,7 @@ async def capture(args: argparse.Namespace) -> dict[str, Any]:
         kafka_bootstrap_servers=args.kafka, redis_url=args.redis, topic_prefix=prefix,
         run_retention_days=0, engine_ops_port=0, engine_group=f"capture-{prefix}",
     )  # fmt: skip
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    redis = redis_client(settings)
     await ensure_topics(settings)
     before = await redis.hgetall(keys.NODE_RUNS_IN_FLIGHT)
     with JqTemplates(TemplateLimits.from_settings(settings)) as templates:
@@ -303,7 +305,7 @@ async def capture(args: argparse.Namespace) -> dict[str, Any]:
         if entry:
             dumped[key.decode()] = entry
     inbox = TopicRegistry.from_settings(settings).inbox.name
-    records = await read_topic(settings.kafka_bootstrap_servers, inbox)
+    records = await read_topic(settings, inbox)
     inbox_records = [
         {"partition": r.partition, "offset": r.offset, "key": _text(r.key or b""),
          "value": _text(r.value or b""), "headers": [[h, _text(v)] for h, v in r.headers]}
@@ -328,7 +330,7 @@ async def capture(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _delete_topics(settings: Settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_options(settings))
     await admin.start()
     try:
         names = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from switchyard.schemas.settings import Settings
+from switchyard.topics.connection import kafka_options
 from switchyard.topics.registry import Topic, TopicRegistry
 
 # Kafka error code for "topic already exists": a concurrent `ensure` created it first.
@@ -31,7 +32,7 @@ async def ensure_topics(settings: Settings, registry: TopicRegistry | None = Non
     remap run ids to partitions under running engines.
     """
     registry = registry or TopicRegistry.from_settings(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_options(settings))
     await admin.start()
     try:
         existing = await _partition_counts(admin, registry.all())
@@ -85,9 +86,22 @@ async def _wait_for_leaders(
         await asyncio.sleep(0.05)
 
 
+def topic_configs(topic: Topic, replication: int) -> dict[str, str]:
+    """The topic's own configs, plus ``min.insync.replicas=2`` once it has three copies or
+    more: with the producer's ``acks=all`` a write is then on two brokers before it is
+    acknowledged, so losing any one broker loses nothing acknowledged."""
+    configs = topic.configs()
+    if replication >= 3:
+        configs["min.insync.replicas"] = "2"
+    return configs
+
+
 async def _create(admin: AIOKafkaAdminClient, topics: list[Topic], replication: int) -> None:
     response = await admin.create_topics(
-        [NewTopic(t.name, t.partitions, replication, topic_configs=t.configs()) for t in topics]
+        [
+            NewTopic(t.name, t.partitions, replication, topic_configs=topic_configs(t, replication))
+            for t in topics
+        ]
     )
     for name, code, *rest in response.topic_errors:
         if code not in (0, _TOPIC_ALREADY_EXISTS):

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from aiokafka import AIOKafkaProducer
 
 from switchyard.schemas.settings import Settings
+from switchyard.topics.connection import kafka_options
 from switchyard.topics.partitioning import partition_of
 from switchyard.topics.telemetry import tracing
 
@@ -24,7 +25,7 @@ class EventProducer:
 
     def __init__(self, settings: Settings, *, linger_ms: int = 2) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **kafka_options(settings),
             acks="all",
             enable_idempotence=True,
             linger_ms=linger_ms,

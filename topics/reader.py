@@ -5,10 +5,19 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from switchyard.schemas.settings import Settings
+from switchyard.topics.connection import kafka_options
 
-async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record now on ``topic``, partition by partition, up to its end offsets."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+
+async def read_topic(brokers: Settings | str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record now on ``topic``, partition by partition, up to its end offsets.
+
+    ``brokers``: the settings (their TLS/SASL too), or plaintext bootstrap servers.
+    """
+    options = (
+        kafka_options(brokers) if isinstance(brokers, Settings) else {"bootstrap_servers": brokers}
+    )
+    admin = AIOKafkaAdminClient(**options)
     await admin.start()
     try:
         [described] = await admin.describe_topics([topic])
@@ -17,7 +26,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, b
     partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
     if not partitions:
         raise ValueError(f"topic {topic} does not exist")
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(**options, auto_offset_reset="earliest")
     await consumer.start()
     try:
         consumer.assign(partitions)

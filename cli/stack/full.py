@@ -10,17 +10,23 @@ from pydantic import SecretStr
 
 from switchyard.bridge.credentials import DevCredential, write_dev_config
 from switchyard.cli.stack.agent import AGENT_CLIENT_ID, add_agent_machine, agent_credential
+from switchyard.cli.stack.kafka import bootstrap_servers
 from switchyard.cli.stack.launcher import Component, Say, Stack, infrastructure
+from switchyard.cli.stack.profile import StackProfile
 from switchyard.cli.stack.services import PythonService
 from switchyard.schemas.settings import Settings
 
 SERVICE_NAMES = ("engine", "executor", "timers", "scheduler", "triggers", "bridge")
 
 
-def local_settings(settings: Settings) -> Settings:
+def local_settings(settings: Settings, profile: StackProfile | None = None) -> Settings:
     """The settings the stack's own processes run with: the launched broker and Redis,
     an absolute home, and a token secret and an agent credential kept in the home
-    folder (made once; the engine signs Port's execution agent's messages with it)."""
+    folder (made once; the engine signs Port's execution agent's messages with it).
+
+    On a cluster: the three brokers to bootstrap from, the first Redis node (the cluster
+    client finds the rest), and topics with three copies each."""
+    cluster = profile is not None and profile.cluster
     home = settings.home.resolve()
     secret = settings.token_secret
     if secret is None:
@@ -43,8 +49,10 @@ def local_settings(settings: Settings) -> Settings:
         update={
             "engine_instance_id": instance,
             "home": home,
-            "kafka_bootstrap_servers": f"127.0.0.1:{settings.kafka_port}",
+            "kafka_bootstrap_servers": bootstrap_servers(settings, cluster),
             "redis_url": f"redis://127.0.0.1:{settings.redis_port}/0",
+            "redis_cluster": cluster,
+            "topic_replication_factor": 3 if cluster else settings.topic_replication_factor,
             "token_secret": secret,
             "agent_client_id": agent_id or AGENT_CLIENT_ID,
             "agent_client_secret": agent_secret,
@@ -74,11 +82,41 @@ def ops_url(settings: Settings, name: str) -> str | None:
     return f"http://{host}:{port}" if port else None
 
 
-def full_stack(settings: Settings) -> tuple[Stack, Stack]:
+# Engine i (from 2 on) serves its ops endpoints 10·(i-1) above engine_ops_port, clear
+# of the other services' ports (engine_ops_port + 1..4 by default).
+_ENGINE_OPS_STRIDE = 10
+
+
+def engine_services(settings: Settings, env: dict[str, str], engines: int) -> list[Component]:
+    """One engine, as before; or ``engine-1`` .. ``engine-N``, each with its own static
+    member id (SWITCHYARD_ENGINE_INSTANCE_ID=engine-i) and ops port, in one group."""
+    if engines == 1:
+        return [PythonService(settings, "engine", env, ops_url=ops_url(settings, "engine"))]
+    result: list[Component] = []
+    for i in range(1, engines + 1):
+        name = f"engine-{i}"
+        base = settings.engine_ops_port  # 0: not served, by any of them
+        port = base + _ENGINE_OPS_STRIDE * (i - 1) if base else 0
+        own = settings.model_copy(update={"engine_instance_id": name, "engine_ops_port": port})
+        own_env = {
+            **env,
+            "SWITCHYARD_ENGINE_INSTANCE_ID": name,
+            "SWITCHYARD_ENGINE_OPS_PORT": str(own.engine_ops_port),
+        }
+        service = PythonService(
+            own, name, own_env, args=("engine",), ops_url=ops_url(own, "engine")
+        )
+        result.append(service)
+    return result
+
+
+def full_stack(settings: Settings, profile: StackProfile | None = None) -> tuple[Stack, Stack]:
     """(infrastructure, services): started in that order, with the topics between."""
+    profile = profile or StackProfile()
     env = environment(settings)
     bridge_url = f"http://{settings.bridge_host}:{settings.bridge_port}"
-    services: list[Component] = [
+    services: list[Component] = engine_services(settings, env, profile.engines)
+    services += [
         PythonService(
             settings,
             name,
@@ -87,8 +125,10 @@ def full_stack(settings: Settings) -> tuple[Stack, Stack]:
             ops_url=ops_url(settings, name),
         )
         for name in SERVICE_NAMES
+        if name != "engine"
     ]
-    return Stack(settings, infrastructure(settings)), Stack(settings, services)
+    infra = infrastructure(settings, profile.cluster)
+    return Stack(settings, infra), Stack(settings, services)
 
 
 def dev_credentials(settings: Settings, say: Say) -> list[DevCredential]:

@@ -15,6 +15,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -104,27 +105,77 @@ def ensure_jars(settings: Settings, say: Say | None = None) -> Path:
     return libs
 
 
-def _server_properties(settings: Settings, data: Path) -> str:
+CLUSTER_BROKERS = 3
+# Cluster controllers listen above the brokers' client ports: kafka_port..+2 for clients,
+# kafka_controller_port+10..+12 for controllers, so the defaults (19092, 19093) don't overlap.
+_CLUSTER_CONTROLLER_OFFSET = 10
+_CLUSTER_HEAP = "256m"
+
+
+@dataclass(frozen=True)
+class KafkaNode:
+    """Where one broker of the stack listens and which quorum it belongs to."""
+
+    node_id: int
+    port: int
+    controller_port: int
+    nodes: int  # brokers in the stack: 1, or CLUSTER_BROKERS
+
+    @property
+    def name(self) -> str:
+        return "kafka" if self.nodes == 1 else f"kafka-{self.node_id}"
+
+
+def kafka_nodes(settings: Settings, cluster: bool = False) -> list[KafkaNode]:
+    """The stack's brokers: one on kafka_port, or three (kafka_port + 0..2, their
+    controllers on kafka_controller_port + 10..12)."""
+    if not cluster:
+        return [KafkaNode(1, settings.kafka_port, settings.kafka_controller_port, 1)]
+    base = settings.kafka_controller_port + _CLUSTER_CONTROLLER_OFFSET
+    return [
+        KafkaNode(i + 1, settings.kafka_port + i, base + i, CLUSTER_BROKERS)
+        for i in range(CLUSTER_BROKERS)
+    ]
+
+
+def bootstrap_servers(settings: Settings, cluster: bool = False) -> str:
+    return ",".join(f"127.0.0.1:{n.port}" for n in kafka_nodes(settings, cluster))
+
+
+def _replication_properties(nodes: int) -> list[str]:
+    # One broker can only keep one copy; three keep three, and a write needs two of them
+    # (with acks=all) so that one broker down loses nothing acknowledged.
+    copies, min_isr = (1, 1) if nodes == 1 else (nodes, 2)
+    return [
+        f"default.replication.factor={copies}",
+        f"min.insync.replicas={min_isr}",
+        f"offsets.topic.replication.factor={copies}",
+        "offsets.topic.num.partitions=1",
+        f"transaction.state.log.replication.factor={copies}",
+        f"transaction.state.log.min.isr={min_isr}",
+        "transaction.state.log.num.partitions=1",
+    ]
+
+
+def _server_properties(settings: Settings, data: Path, node: KafkaNode) -> str:
     host = "127.0.0.1"
+    voters = ",".join(
+        f"{n.node_id}@{host}:{n.controller_port}"
+        for n in kafka_nodes(settings, cluster=node.nodes > 1)
+    )
     return "\n".join(
         [
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@{host}:{settings.kafka_controller_port}",
-            f"listeners=PLAINTEXT://{host}:{settings.kafka_port},"
-            f"CONTROLLER://{host}:{settings.kafka_controller_port}",
-            f"advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port}",
+            f"node.id={node.node_id}",
+            f"controller.quorum.voters={voters}",
+            f"listeners=PLAINTEXT://{host}:{node.port},CONTROLLER://{host}:{node.controller_port}",
+            f"advertised.listeners=PLAINTEXT://{host}:{node.port}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
             "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             f"log.dirs={data.resolve()}",
             "num.partitions=1",
-            "default.replication.factor=1",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=1",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "transaction.state.log.num.partitions=1",
+            *_replication_properties(node.nodes),
             # A first consumer group would otherwise wait 3 s for more members.
             "group.initial.rebalance.delay.ms=0",
             # Topics come from the registry (`switchyard topics ensure`), never by accident.
@@ -149,18 +200,20 @@ def flush_properties(settings: Settings) -> list[str]:
 
 
 class KafkaBroker:
-    """The broker of the local stack: configure, format once, start, wait, stop."""
+    """A broker of the local stack (the only one, or one of three): configure, format
+    once, start, wait, stop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, node: KafkaNode | None = None) -> None:
         self.settings = settings
-        self.home = settings.data_dir / "kafka"
-        self.address = f"127.0.0.1:{settings.kafka_port}"
+        self.node = node or kafka_nodes(settings)[0]
+        self.home = settings.data_dir / self.node.name
+        self.address = f"127.0.0.1:{self.node.port}"
         self.spec = processes.ProcessSpec(
-            name="kafka",
+            name=self.node.name,
             argv=(),  # filled in by start(), once the jars are known
             marker=str((self.home / "server.properties").resolve()),
-            pid_file=settings.run_dir / "kafka.pid",
-            log_file=settings.log_dir / "kafka.log",
+            pid_file=settings.run_dir / f"{self.node.name}.pid",
+            log_file=settings.log_dir / f"{self.node.name}.log",
         )
 
     def pid(self) -> int | None:
@@ -172,6 +225,12 @@ class KafkaBroker:
             raise ToolMissing("java", _JAVA_FIX)
         return java
 
+    def _heap(self) -> str:
+        # Three JVMs share a small machine: each gets less unless the heap was asked for.
+        if self.node.nodes > 1 and "kafka_heap" not in self.settings.model_fields_set:
+            return _CLUSTER_HEAP
+        return self.settings.kafka_heap
+
     def _jvm_args(self, libs: Path) -> list[str]:
         config = self.home / "log4j.properties"
         log_flag = (
@@ -182,7 +241,7 @@ class KafkaBroker:
         return [
             self._java(),
             "-Xms64m",
-            f"-Xmx{self.settings.kafka_heap}",
+            f"-Xmx{self._heap()}",
             # Serial GC and C1 only: the broker idles most of the time on a 2-core box,
             # and these start faster and keep resident memory low.
             "-XX:+UseSerialGC",
@@ -198,22 +257,30 @@ class KafkaBroker:
         data = self.home / "data"
         data.mkdir(parents=True, exist_ok=True)
         props = self.home / "server.properties"
-        props.write_text(_server_properties(self.settings, data))
+        props.write_text(_server_properties(self.settings, data, self.node))
         log4j = _LOG4J_3X if _major(self.settings.kafka_version) < 4 else _LOG4J_4X
         (self.home / "log4j.properties").write_text(log4j)
         return props
 
+    def _cluster_id(self) -> str:
+        """Made once; the brokers of a cluster share one (each formats its own storage)."""
+        if self.node.nodes == 1:
+            cluster_file = self.home / "cluster.id"
+        else:
+            cluster_file = self.settings.data_dir / "kafka-cluster.id"
+        if not cluster_file.exists():
+            cluster_file.parent.mkdir(parents=True, exist_ok=True)
+            raw = uuid.uuid4().bytes
+            cluster_file.write_text(base64.urlsafe_b64encode(raw).rstrip(b"=").decode())
+        return cluster_file.read_text().strip()
+
     def _format(self, libs: Path, props: Path) -> None:
         if (self.home / "data" / "meta.properties").exists():
             return  # formatted by an earlier `up`; skipping saves a JVM start
-        cluster_file = self.home / "cluster.id"
-        if not cluster_file.exists():
-            raw = uuid.uuid4().bytes
-            cluster_file.write_text(base64.urlsafe_b64encode(raw).rstrip(b"=").decode())
         result = subprocess.run(
             [*self._jvm_args(libs), "kafka.tools.StorageTool", "format",
              # "=" form: a random id may start with "-", which argparse takes for an option.
-             f"--cluster-id={cluster_file.read_text().strip()}", f"--config={props}",
+             f"--cluster-id={self._cluster_id()}", f"--config={props}",
              "--ignore-formatted"],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
@@ -223,7 +290,7 @@ class KafkaBroker:
     def start(self, say: Say | None = None) -> int:
         """Fetch the jars if needed and start the broker (not waiting for it); returns its pid."""
         libs = ensure_jars(self.settings, say)
-        for port in (self.settings.kafka_port, self.settings.kafka_controller_port):
+        for port in (self.node.port, self.node.controller_port):
             if not processes.wait_port_free("127.0.0.1", port):
                 holder = processes.listeners(port) or "?"
                 raise StackError(
@@ -237,23 +304,71 @@ class KafkaBroker:
         return processes.start(spec)
 
     def wait_ready(self, pid: int, timeout: float = 90.0) -> None:
-        """Block until a metadata request succeeds; raise with the log's tail if it dies."""
+        """Block until a metadata request succeeds; raise with the log's tail if it dies.
+
+        In a cluster no broker answers before a quorum of controllers has formed, which
+        needs the next broker started: the first ones are waited for only until their
+        controller listens, the last until the metadata lists every broker.
+        """
         deadline = time.monotonic() + timeout
-        while not processes.port_open("127.0.0.1", self.settings.kafka_port):
+        last = self.node.node_id == self.node.nodes
+        port = self.node.port if last else self.node.controller_port
+        while not processes.port_open("127.0.0.1", port):
             self._check(pid, deadline)
             time.sleep(0.1)
-        while not asyncio.run(metadata_ok(self.address)):
+        if not last:
+            return
+        bootstrap = bootstrap_servers(self.settings, cluster=self.node.nodes > 1)
+        while asyncio.run(broker_count(bootstrap)) < self.node.nodes:
             self._check(pid, deadline)
             time.sleep(0.2)
 
     def _check(self, pid: int, deadline: float) -> None:
+        name, log = self.node.name, self.spec.log_file
         if not processes.is_alive(pid):
-            raise StackError(f"Kafka exited during start-up:\n{processes.tail(self.spec.log_file)}")
+            raise StackError(f"{name} exited during start-up:\n{processes.tail(log)}")
         if time.monotonic() > deadline:
-            raise StackError(f"Kafka not ready in time:\n{processes.tail(self.spec.log_file)}")
+            raise StackError(f"{name} not ready in time:\n{processes.tail(log)}")
 
     def stop(self) -> bool:
         return processes.stop(self.spec, grace_seconds=30.0)
+
+    def detail(self) -> str:
+        """Its node id, whether the metadata lists it, and its share of the ISRs."""
+        return asyncio.run(describe_node(self.address, self.node.node_id))
+
+
+async def describe_node(bootstrap: str, node_id: int) -> str:
+    """``node 2, in metadata, in ISR of 37/37 replicas`` for a status line. (No controller:
+    under KRaft the metadata's controller id is any broker, not the active controller.)"""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        await admin.start()
+        cluster = await admin.describe_cluster()
+        topics = await admin.describe_topics()
+    except Exception as error:
+        return f"node {node_id}, no metadata ({type(error).__name__})"
+    finally:
+        await admin.close()
+    listed = any(b["node_id"] == node_id for b in cluster.get("brokers", []))
+    partitions = [p for t in topics for p in t.get("partitions", [])]
+    replicas = sum(node_id in p["replicas"] for p in partitions)
+    in_sync = sum(node_id in p["isr"] for p in partitions)
+    where = "in metadata" if listed else "not in metadata"
+    return f"node {node_id}, {where}, in ISR of {in_sync}/{replicas} replicas"
+
+
+async def broker_count(bootstrap: str) -> int:
+    """How many brokers the metadata lists (0: no answer)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        await admin.start()
+        described = await admin.describe_cluster()
+    except Exception:
+        return 0
+    finally:
+        await admin.close()
+    return len(described.get("brokers", []))
 
 
 async def metadata_ok(bootstrap: str) -> bool:

@@ -14,8 +14,9 @@ from typing import Protocol
 import httpx
 
 from switchyard.cli.stack import processes
-from switchyard.cli.stack.kafka import KafkaBroker
+from switchyard.cli.stack.kafka import KafkaBroker, kafka_nodes
 from switchyard.cli.stack.redis import RedisServer
+from switchyard.cli.stack.redis_cluster import CLUSTER_NODES, RedisClusterNode
 from switchyard.schemas.settings import Settings
 
 Say = Callable[[str], None]
@@ -47,6 +48,8 @@ class ComponentStatus:
     # The process's ops endpoints (/metrics, /healthz, /readyz), and what /readyz said.
     ops_url: str | None = None
     readiness: str | None = None
+    # A cluster node's place in its cluster (broker id and ISR share, Redis role).
+    detail: str | None = None
 
     def line(self) -> str:
         if self.pid is None:
@@ -55,6 +58,8 @@ class ComponentStatus:
         line = f"{self.name:<9} running  pid {self.pid:<7} {self.address:<28} rss {rss}"
         if self.ops_url is not None:
             line += f"  {self.ops_url}/metrics  {self.readiness}"
+        if self.detail is not None:
+            line += f"  {self.detail}"
         return line
 
 
@@ -82,9 +87,19 @@ def _address(component: object) -> str:
     return str(getattr(component, "address", None) or getattr(component, "url", ""))
 
 
-def infrastructure(settings: Settings) -> list[Component]:
-    """Redis and Kafka, in start order."""
-    return [RedisServer(settings), KafkaBroker(settings)]
+def _detail(component: object) -> str | None:
+    describe = getattr(component, "detail", None)
+    return str(describe()) if callable(describe) else None
+
+
+def infrastructure(settings: Settings, cluster: bool = False) -> list[Component]:
+    """Redis and Kafka, in start order: one of each, or (``cluster``) six Redis Cluster
+    nodes and three brokers."""
+    if not cluster:
+        return [RedisServer(settings), KafkaBroker(settings)]
+    redis_nodes: list[Component] = [RedisClusterNode(settings, i + 1) for i in range(CLUSTER_NODES)]
+    brokers: list[Component] = [KafkaBroker(settings, n) for n in kafka_nodes(settings, True)]
+    return redis_nodes + brokers
 
 
 class Stack:
@@ -126,6 +141,7 @@ class Stack:
                     log_file=str(component.spec.log_file),
                     ops_url=ops,
                     readiness=readiness(ops) if ops and pid else None,
+                    detail=_detail(component) if pid else None,
                 )
             )
         return result

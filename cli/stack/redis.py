@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 import redis
 
@@ -26,6 +28,25 @@ _REDIS_FIX = "install it (apt-get install -y redis-server)"
 def appendfsync(settings: Settings) -> str:
     """Redis's ``appendfsync`` under the stack's durability profile."""
     return "always" if settings.durability == "durable" else "everysec"
+
+
+def server_argv(
+    binary: str, port: int, home: Path, settings: Settings, extra: Sequence[str] = ()
+) -> list[str]:
+    """A launcher's ``redis-server`` on 127.0.0.1:``port``, its data in ``home``, with
+    the durability profile's fsync; ``extra`` (a cluster node's options) before the rest."""
+    return [
+        binary,
+        "--bind", "127.0.0.1",
+        "--port", str(port),
+        *extra,
+        "--dir", str(home.resolve()),
+        "--appendonly", "yes",
+        "--appendfsync", appendfsync(settings),
+        "--save", "",
+        "--daemonize", "no",
+        "--protected-mode", "yes",
+    ]  # fmt: skip
 
 
 class RedisServer:
@@ -58,17 +79,7 @@ class RedisServer:
                 "stop it or set SWITCHYARD_REDIS_PORT"
             )
         self.home.mkdir(parents=True, exist_ok=True)
-        argv = [
-            binary,
-            "--bind", "127.0.0.1",
-            "--port", str(self.settings.redis_port),
-            "--dir", str(self.home.resolve()),
-            "--appendonly", "yes",
-            "--appendfsync", appendfsync(self.settings),
-            "--save", "",
-            "--daemonize", "no",
-            "--protected-mode", "yes",
-        ]  # fmt: skip
+        argv = server_argv(binary, self.settings.redis_port, self.home, self.settings)
         return processes.start(dataclasses.replace(self.spec, argv=argv))
 
     def wait_ready(self, pid: int, timeout: float = 30.0) -> None:

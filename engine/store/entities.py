@@ -8,9 +8,13 @@ computed again. So a merge never loses a concurrent change and an event's ``befo
 is exactly the entity it replaced. The event goes to the outbox in the same call and
 is then published (:mod:`switchyard.engine.store.entity_outbox`).
 
-An ``UPSERT_ENTITY`` node run's write also records a marker (``sy:ent:nr:<node
+An ``UPSERT_ENTITY`` node run's write also records a marker (``sy:ent:nr:{<bp>}:<node
 run>``) in that call: a redelivered request finds it and gets the stored result back,
 without a second write or event.
+
+Every script call touches one Redis Cluster hash slot: the entity, its blueprint's
+index, outbox and markers all carry the blueprint's tag (``{<bp>}``). Keys of several
+blueprints are written in separate calls, each safe to repeat.
 """
 
 from __future__ import annotations
@@ -44,13 +48,6 @@ from switchyard.schemas.entity_rules import (
     same_content,
 )
 
-_CREATE_BLUEPRINT = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX') == false then
-  return 0
-end
-redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[3])
-return 1
-"""
 _ATTEMPTS = 50  # compare-and-set rounds before a write gives up (only under contention)
 
 
@@ -124,7 +121,6 @@ class EntityStore:
         self.client = client
         self.publisher = publisher
         self._write = client.register_script(_lua("write_entity.lua"))
-        self._create_blueprint = client.register_script(_CREATE_BLUEPRINT)
 
     # -- blueprints ---------------------------------------------------------------------
 
@@ -133,12 +129,14 @@ class EntityStore:
         targets = {r.target for r in body.relations.values()} - {body.identifier}
         known = {target for target in targets if await self.blueprint(target) is not None}
         blueprint = new_blueprint(body, known, by, now)
-        created = await self._create_blueprint(
-            keys=[keys.blueprint(blueprint.identifier), keys.BLUEPRINTS],
-            args=[orjson.dumps(blueprint.model_dump(mode="json", exclude_none=True)),
-                  int(now.timestamp() * 1000), blueprint.identifier],
-        )  # fmt: skip
-        if not created:
+        # Two slots, so two calls, the index first: a crash in between leaves an id
+        # without a blueprint (readers skip it, a retried create fills it), never a
+        # blueprint the relay, walking the index for outboxes, would not find.
+        await self.client.zadd(
+            keys.BLUEPRINTS, {blueprint.identifier: int(now.timestamp() * 1000)}, nx=True
+        )
+        document = orjson.dumps(blueprint.model_dump(mode="json", exclude_none=True))
+        if not await self.client.set(keys.blueprint(blueprint.identifier), document, nx=True):
             raise BlueprintExists(f"blueprint {blueprint.identifier} already exists")
         return blueprint
 
@@ -150,7 +148,12 @@ class EntityStore:
         ids = [_text(raw) for raw in await self.client.zrange(keys.BLUEPRINTS, 0, -1)]
         if not ids:
             return []
-        raws = await self.client.mget([keys.blueprint(identifier) for identifier in ids])
+        # One GET each (a pipeline): blueprints live in different slots, which one MGET
+        # can't span on a Redis Cluster.
+        async with self.client.pipeline(transaction=False) as pipe:
+            for identifier in ids:
+                pipe.get(keys.blueprint(identifier))
+            raws = await pipe.execute()
         return [Blueprint.model_validate_json(raw) for raw in raws if raw is not None]
 
     # -- entities -----------------------------------------------------------------------
@@ -262,11 +265,20 @@ class EntityStore:
             new = b""
         else:
             new = orjson.dumps(_entity_json(written.entity))
-        script_keys = [keys.entity(blueprint_id, identifier), keys.entities_of(blueprint_id),
-                       keys.ENTITY_OUTBOX, keys.ENTITY_OUTBOX_AT]  # fmt: skip
+        script_keys = [
+            keys.entity(blueprint_id, identifier),
+            keys.entities_of(blueprint_id),
+            keys.entity_outbox(blueprint_id),
+            keys.entity_outbox_at(blueprint_id),
+        ]
         marker = b""
         if who.origin is not None:
-            script_keys.append(keys.entity_node_run(who.origin.node_run_identifier))
+            legacy = await self.client.get(keys.entity_node_run(who.origin.node_run_identifier))
+            if legacy is not None:  # written by a release before issue 17: done then
+                return [b"done", _raw(legacy) or b""]
+            script_keys.append(
+                keys.entity_node_run_of(blueprint_id, who.origin.node_run_identifier)
+            )
             marker = orjson.dumps(
                 {"eventId": None if event is None else event.id,
                  "entity": None if written.entity is None else _entity_json(written.entity),

@@ -40,10 +40,13 @@ script touches both, which is atomic on a single Redis node (what the stack runs
 | ``sy:bps`` | sorted set: blueprint ids by creation time (ms) | bridge | forever |
 | ``sy:ent:{<blueprint>}:<entity>`` | string: the entity's JSON, exactly as the API returns it (the compare-and-set token of ``write_entity.lua``) | entity store (bridge, entity executor) | until deleted |
 | ``sy:ents:{<blueprint>}`` | sorted set: the blueprint's entity ids by creation time (ms), for listing | entity store | as the entities |
-| ``sy:ent:outbox`` | hash: entity event id → event JSON, written with the change, removed once Kafka acked it | entity store; the relay publishes leftovers | until published |
-| ``sy:ent:outbox:at`` | sorted set: those event ids by written-at (ms): the relay takes the ones older than a few seconds | as ``sy:ent:outbox`` (written and removed together) | until published |
+| ``sy:ent:outbox:{<blueprint>}`` | hash: entity event id → event JSON, written with the change, removed once Kafka acked it (per blueprint: one slot with its entities, so ``write_entity.lua`` touches one hash slot) | entity store; the relay publishes leftovers, walking ``sy:bps`` | until published |
+| ``sy:ent:outbox:at:{<blueprint>}`` | sorted set: those event ids by written-at (ms): the relay takes the ones older than a few seconds | as ``sy:ent:outbox:{<blueprint>}`` (written and removed together) | until published |
+| ``sy:ent:outbox``, ``sy:ent:outbox:at`` | the global outbox of releases before issue 17 (cross-slot with the entities): no longer written; the relay still publishes and forgets what an older release left there | relay | until empty |
 | ``sy:meta`` | hash: ``state_format`` (the newest run-state format in this store), ``key_layout`` (the layout of these keys): an engine refuses a store newer than it, or in another layout (``store/upgrade.py``) | engine at start-up; ``switchyard state upgrade`` | forever (one key) |
-| ``sy:ent:nr:<node run>`` | string: JSON ``{eventId, entity}`` of an ``UPSERT_ENTITY`` node run's write (``eventId`` null when nothing changed): a redelivered request returns it and writes nothing | entity executor (``write_entity.lua``) | 7 days TTL, or until its run is pruned |
+| ``sy:ent:nr:{<blueprint>}:<node run>`` | string: JSON ``{eventId, entity}`` of an ``UPSERT_ENTITY`` node run's write (``eventId`` null when nothing changed): a redelivered request returns it and writes nothing | entity executor (``write_entity.lua``) | 7 days TTL |
+| ``sy:ent:nr:<node run>`` | the same marker as an older release wrote it (no blueprint tag): read before a node run's write, never written | — | 7 days TTL, or until its run is pruned |
+| ``sy:repl:probe`` / ``sy:repl:probe:{<tag>}`` | integer: INCRed right before a ``WAIT`` (``store/replication.py``), so the WAIT's connection has a write at least as late as the batch it confirms; one per Redis Cluster node the engine wrote to, tagged like a key on that node | engine, only with ``redis_wait_replicas`` > 0 | forever (a few keys) |
 """
 
 from __future__ import annotations
@@ -65,8 +68,10 @@ TIMERS_WAKE = f"{PREFIX}timers:wake"
 ORG = f"{PREFIX}org"
 # The entity store (bridge and entity executor): blueprints, entities, their events.
 BLUEPRINTS = f"{PREFIX}bps"
-ENTITY_OUTBOX = f"{PREFIX}ent:outbox"
-ENTITY_OUTBOX_AT = f"{PREFIX}ent:outbox:at"
+# The global outbox of older releases: the relay empties it, nothing writes it.
+LEGACY_ENTITY_OUTBOX = f"{PREFIX}ent:outbox"
+LEGACY_ENTITY_OUTBOX_AT = f"{PREFIX}ent:outbox:at"
+REPLICATION_PROBE = f"{PREFIX}repl:probe"
 # Every run event of every run (the list SSE), an entry per step; capped, so its
 # memory is bounded: ~100,000 events (a step emits ~3.3 on average in a chain run),
 # ~12 MB.
@@ -90,9 +95,28 @@ def entities_of(blueprint_identifier: str) -> str:
     return f"{PREFIX}ents:{{{blueprint_identifier}}}"
 
 
-def entity_node_run(node_run_id: str) -> str:
+def entity_outbox(blueprint_identifier: str) -> str:
+    """The blueprint's entity events not yet acknowledged by Kafka (one slot with it)."""
+    return f"{PREFIX}ent:outbox:{{{blueprint_identifier}}}"
+
+
+def entity_outbox_at(blueprint_identifier: str) -> str:
+    return f"{PREFIX}ent:outbox:at:{{{blueprint_identifier}}}"
+
+
+def entity_node_run_of(blueprint_identifier: str, node_run_id: str) -> str:
     """What an UPSERT_ENTITY node run wrote: its redelivery returns this."""
+    return f"{PREFIX}ent:nr:{{{blueprint_identifier}}}:{node_run_id}"
+
+
+def entity_node_run(node_run_id: str) -> str:
+    """The marker as releases before issue 17 named it (read, never written)."""
     return f"{PREFIX}ent:nr:{node_run_id}"
+
+
+def replication_probe(tag: str | None) -> str:
+    """The key a WAIT's probe write goes to, in the slot of hash tag ``tag``."""
+    return REPLICATION_PROBE if tag is None else f"{REPLICATION_PROBE}:{{{tag}}}"
 
 
 def workflow(identifier: str) -> str:

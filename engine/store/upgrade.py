@@ -130,8 +130,10 @@ async def claim_store_format(
     Without a marker, a store holding any of ``data_keys`` is an older release's
     (format 1, layout 1); one holding none is new, and gets the code's formats."""
     script = client.register_script(_lua("claim_store_format.lua"))
+    # One EXISTS per key: they sit in different Redis Cluster slots.
+    old = [bool(await client.exists(key)) for key in data_keys]
     found, layout, written = await script(
-        keys=[keys.META, *data_keys], args=[code.state_format, code.key_layout]
+        keys=[keys.META], args=[code.state_format, code.key_layout, int(any(old))]
     )
     stored = StoreFormat(int(found), int(layout))
     if not int(written):

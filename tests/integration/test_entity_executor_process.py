@@ -108,7 +108,7 @@ async def test_the_executor_process_writes_entities_and_relays_left_over_events(
     # The node's own event at once; the crashed writer's once the relay finds it (5 s).
     found = await until(events, lambda ids: who.event_id in ids, within=30)
     assert sorted(found) == sorted([who.event_id, f"evt_{node_run}"])
-    assert not await redis.hexists(keys.ENTITY_OUTBOX, who.event_id)
+    assert not await redis.hexists(keys.entity_outbox(blueprint), who.event_id)
 
     executor_process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(executor_process.wait(), 30) == 0

@@ -92,7 +92,8 @@ async def test_concurrent_merges_all_land_each_with_one_exact_event(
     assert sorted([*befores, final]) == sorted(afters)
     assert len(set(afters)) == WRITERS
     for event in events:
-        assert not await redis.hexists(keys.ENTITY_OUTBOX, event.id)  # published, forgotten
+        # published, forgotten
+        assert not await redis.hexists(keys.entity_outbox(blueprint), event.id)
 
 
 class _CutOff(EntityEventPublisher):
@@ -112,7 +113,7 @@ async def test_the_relay_publishes_an_event_whose_publish_was_cut_off(
     written = await crashing.upsert(blueprint, EntityInput(properties={"p1": 1}), "e", who,
                                     merge=True)  # fmt: skip
     assert written.event is not None
-    assert await redis.hexists(keys.ENTITY_OUTBOX, who.event_id)
+    assert await redis.hexists(keys.entity_outbox(blueprint), who.event_id)
     assert await _events(topics, f"{blueprint}/e") == []
 
     # Too young: its writer may still be publishing it.
@@ -122,8 +123,8 @@ async def test_the_relay_publishes_an_event_whose_publish_was_cut_off(
 
     events = await until(lambda: _events(topics, f"{blueprint}/e"), lambda found: bool(found))
     assert events == [written.event]
-    assert not await redis.hexists(keys.ENTITY_OUTBOX, who.event_id)
-    assert await redis.zscore(keys.ENTITY_OUTBOX_AT, who.event_id) is None
+    assert not await redis.hexists(keys.entity_outbox(blueprint), who.event_id)
+    assert await redis.zscore(keys.entity_outbox_at(blueprint), who.event_id) is None
 
 
 async def test_the_relay_runs_in_the_background(

@@ -1,7 +1,8 @@
 -- One change of one entity with its entity event, all or nothing (compare-and-set).
+-- Every key carries the blueprint's hash tag, so a Redis Cluster runs this on one slot.
 -- KEYS[1]: the entity            KEYS[2]: its blueprint's entity index (sorted set)
--- KEYS[3]: the entity outbox     KEYS[4]: the outbox's written-at index (sorted set)
--- KEYS[5] (optional): the UPSERT_ENTITY node run's marker
+-- KEYS[3]: the blueprint's entity outbox   KEYS[4]: its written-at index (sorted set)
+-- KEYS[5] (optional): the UPSERT_ENTITY node run's marker (sy:ent:nr:{<bp>}:<node run>)
 -- ARGV[1]: the entity JSON the caller read ('' = absent): the write happens only if
 --          the stored one is still exactly that, so a merge and the event's "before"
 --          are never computed from a stale read
