@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 from switchyard.schemas.settings import Settings
 from switchyard.topics.connection import kafka_options
@@ -35,7 +36,7 @@ async def ensure_topics(settings: Settings, registry: TopicRegistry | None = Non
     admin = AIOKafkaAdminClient(**kafka_options(settings))
     await admin.start()
     try:
-        existing = await _partition_counts(admin, registry.all())
+        existing = await _partition_counts_retried(admin, registry.all())
         missing = [t for t in registry.all() if t.name not in existing]
         for topic in registry.all():
             have = existing.get(topic.name)
@@ -54,6 +55,21 @@ async def ensure_topics(settings: Settings, registry: TopicRegistry | None = Non
         )
     finally:
         await admin.close()
+
+
+async def _partition_counts_retried(
+    admin: AIOKafkaAdminClient, topics: tuple[Topic, ...], within: float = 30.0
+) -> dict[str, int]:
+    """The partition counts, retried while a retriable error says a broker is still
+    starting: a cluster that has just restarted lists brokers before they listen."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            return await _partition_counts(admin, topics)
+        except KafkaError as error:
+            if not error.retriable or asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 async def _partition_counts(

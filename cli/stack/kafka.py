@@ -318,8 +318,8 @@ class KafkaBroker:
             time.sleep(0.1)
         if not last:
             return
-        bootstrap = bootstrap_servers(self.settings, cluster=self.node.nodes > 1)
-        while asyncio.run(broker_count(bootstrap)) < self.node.nodes:
+        nodes = kafka_nodes(self.settings, cluster=self.node.nodes > 1)
+        while not asyncio.run(every_broker_answers(nodes)):
             self._check(pid, deadline)
             time.sleep(0.2)
 
@@ -369,6 +369,19 @@ async def broker_count(bootstrap: str) -> int:
     finally:
         await admin.close()
     return len(described.get("brokers", []))
+
+
+async def every_broker_answers(nodes: list[KafkaNode]) -> bool:
+    """True when the metadata lists every broker and each answers on its own port.
+
+    The count alone is not enough after a restart: the controllers' log still lists a
+    broker that has not opened its listener yet, and a client sent to it by the
+    metadata fails with NodeNotReadyError.
+    """
+    if await broker_count(",".join(f"127.0.0.1:{n.port}" for n in nodes)) < len(nodes):
+        return False
+    answers = await asyncio.gather(*(metadata_ok(f"127.0.0.1:{n.port}") for n in nodes))
+    return all(answers)
 
 
 async def metadata_ok(bootstrap: str) -> bool:

@@ -49,6 +49,29 @@ def server_argv(
     ]  # fmt: skip
 
 
+def wait_for_ping(
+    client: redis.Redis, pid: int, spec: processes.ProcessSpec, timeout: float
+) -> None:
+    """Until the server behind ``client`` answers PING; a StackError with its log's tail
+    if the process ``pid`` exits first, or when ``timeout`` passes. Closes ``client``."""
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                if client.ping():
+                    return
+            except redis.RedisError:
+                pass
+            if not processes.is_alive(pid):
+                log = processes.tail(spec.log_file)
+                raise StackError(f"{spec.name} exited during start-up:\n{log}")
+            if time.monotonic() > deadline:
+                raise StackError(f"{spec.name} did not answer PING in time")
+            time.sleep(0.05)
+    finally:
+        client.close()
+
+
 class RedisServer:
     """The Redis of the local stack."""
 
@@ -83,23 +106,7 @@ class RedisServer:
         return processes.start(dataclasses.replace(self.spec, argv=argv))
 
     def wait_ready(self, pid: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        client = redis.Redis.from_url(self.url, socket_timeout=1.0)
-        try:
-            while True:
-                try:
-                    if client.ping():
-                        return
-                except redis.RedisError:
-                    pass
-                if not processes.is_alive(pid):
-                    log = processes.tail(self.spec.log_file)
-                    raise StackError(f"redis-server exited during start-up:\n{log}")
-                if time.monotonic() > deadline:
-                    raise StackError("redis-server did not answer PING in time")
-                time.sleep(0.05)
-        finally:
-            client.close()
+        wait_for_ping(redis.Redis.from_url(self.url, socket_timeout=1.0), pid, self.spec, timeout)
 
     def stop(self) -> bool:
         return processes.stop(self.spec, grace_seconds=10.0)

@@ -20,7 +20,7 @@ import redis
 from switchyard.cli.stack import processes
 from switchyard.cli.stack.errors import StackError, ToolMissing
 from switchyard.cli.stack.kafka import Say
-from switchyard.cli.stack.redis import server_argv
+from switchyard.cli.stack.redis import server_argv, wait_for_ping
 from switchyard.schemas.settings import Settings
 
 CLUSTER_NODES = 6
@@ -78,23 +78,7 @@ class RedisClusterNode:
         return processes.start(dataclasses.replace(self.spec, argv=argv))
 
     def wait_ready(self, pid: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        client = _client(self.port)
-        try:
-            while True:
-                try:
-                    if client.ping():
-                        return
-                except redis.RedisError:
-                    pass
-                if not processes.is_alive(pid):
-                    log = processes.tail(self.spec.log_file)
-                    raise StackError(f"{self.spec.name} exited during start-up:\n{log}")
-                if time.monotonic() > deadline:
-                    raise StackError(f"{self.spec.name} did not answer PING in time")
-                time.sleep(0.05)
-        finally:
-            client.close()
+        wait_for_ping(_client(self.port), pid, self.spec, timeout)
 
     def detail(self) -> str:
         """Its role, as the node itself reports it: ``master`` or ``replica of :P``."""
