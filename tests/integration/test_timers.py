@@ -117,7 +117,15 @@ async def _apply(redis: aioredis.Redis, settings: Settings, effects: Sequence[ob
     for effect in effects:
         assert isinstance(effect, SetTimer | CancelTimer)
         decision = Decision(state=_state(effect.run_id), effects=(effect,))
-        plans.append(plan_decision(None, decision, offset=next(_offsets), registry=registry))
+        plans.append(
+            plan_decision(
+                None,
+                decision,
+                offset=next(_offsets),
+                registry=registry,
+                tag=keys.tag_of(decision.state.run_id, registry.inbox.partitions),
+            )
+        )
     assert set(await RunStore(redis).apply(plans)) == {1}
 
 

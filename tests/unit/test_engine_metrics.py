@@ -28,6 +28,7 @@ from switchyard.topics.telemetry import metrics as telemetry
 RUN_ID = "wfr_AbCdEfGh12345678"
 START = datetime(2026, 1, 28, 10, 0, 0, tzinfo=UTC)
 REGISTRY_OF_TOPICS = TopicRegistry.from_settings(Settings())
+TAG = keys.tag_of(RUN_ID, REGISTRY_OF_TOPICS.inbox.partitions)
 
 
 class Plain:
@@ -68,7 +69,7 @@ def _steps(workflow: Workflow) -> list[ApplyPlan]:
         decision = decide(state, event, workflow=workflow, now=now, templates=Plain(), secrets={})
         assert decision.state is not None, decision.rejection
         plans.append(plan_decision(state, decision, offset=offset, registry=REGISTRY_OF_TOPICS,
-                                   workflow=workflow))  # fmt: skip
+                                   tag=TAG, workflow=workflow))  # fmt: skip
         state = decision.state
     return plans
 
@@ -90,15 +91,15 @@ def test_each_step_says_what_it_started_and_finished() -> None:
 
 def test_the_apply_step_counts_node_runs_in_flight_by_type() -> None:
     def in_flight(plan: ApplyPlan) -> list[list[str]]:
-        return [c for c in plan.commands if c[:2] == ["HINCRBY", keys.NODE_RUNS_IN_FLIGHT]]
+        return [c for c in plan.commands if c[:2] == ["HINCRBY", keys.node_runs_in_flight(TAG)]]
 
     triggered, worked, failed = _steps(_workflow("wf"))
-    assert in_flight(triggered) == [["HINCRBY", keys.NODE_RUNS_IN_FLIGHT, "KAFKA", "1"]]
+    assert in_flight(triggered) == [["HINCRBY", keys.node_runs_in_flight(TAG), "KAFKA", "1"]]
     assert in_flight(worked) == [
-        ["HINCRBY", keys.NODE_RUNS_IN_FLIGHT, "KAFKA", "-1"],
-        ["HINCRBY", keys.NODE_RUNS_IN_FLIGHT, "WEBHOOK", "1"],
+        ["HINCRBY", keys.node_runs_in_flight(TAG), "KAFKA", "-1"],
+        ["HINCRBY", keys.node_runs_in_flight(TAG), "WEBHOOK", "1"],
     ]
-    assert in_flight(failed) == [["HINCRBY", keys.NODE_RUNS_IN_FLIGHT, "WEBHOOK", "-1"]]
+    assert in_flight(failed) == [["HINCRBY", keys.node_runs_in_flight(TAG), "WEBHOOK", "-1"]]
 
 
 def _value(name: str, **labels: str) -> float:

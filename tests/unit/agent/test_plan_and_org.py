@@ -12,6 +12,7 @@ from switchyard.engine.machine.effects import Decision, PublishAgentRequest
 from switchyard.engine.machine.state import RunState
 from switchyard.engine.store.org import streamer_of
 from switchyard.engine.store.plan import OutboxMessage, plan_decision
+from switchyard.engine.store.slots import partition_tag
 from switchyard.schemas.settings import Settings
 from switchyard.topics.agent_envelope import compact, signature
 from switchyard.topics.registry import TopicRegistry
@@ -33,7 +34,14 @@ def _outbox(settings: Settings, secret: str | None) -> list[OutboxMessage]:
     effect = PublishAgentRequest(id="wfnr_1:agent", message=MESSAGE, timestamp=1700000000)
     decision = Decision(state=_state(2), effects=(effect,))
     registry = TopicRegistry.from_settings(settings)
-    plan = plan_decision(_state(1), decision, offset=3, registry=registry, agent_secret=secret)
+    plan = plan_decision(
+        _state(1),
+        decision,
+        offset=3,
+        registry=registry,
+        tag=partition_tag(0, 12),
+        agent_secret=secret,
+    )
     return plan.outbox
 
 

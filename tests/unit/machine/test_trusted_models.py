@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from switchyard.engine.machine import Decision
 from switchyard.engine.store.plan import plan_decision
+from switchyard.engine.store.slots import partition_tag
 from switchyard.schemas import NodeRunLog, decode_inbox, encode, parse_workflow
 from switchyard.schemas.settings import Settings
 from switchyard.schemas.trusted import trusted
@@ -70,8 +71,22 @@ def test_the_machines_models_are_what_validation_builds(path: Path) -> None:
             continue
         reference = Decision(state=decision.state, effects=_validated(list(decision.effects)))
         _same_models(list(decision.effects), list(reference.effects))
-        ours = plan_decision(old, decision, offset=index, registry=registry, workflow=workflow)
-        theirs = plan_decision(old, reference, offset=index, registry=registry, workflow=workflow)
+        ours = plan_decision(
+            old,
+            decision,
+            offset=index,
+            registry=registry,
+            tag=partition_tag(0, 12),
+            workflow=workflow,
+        )
+        theirs = plan_decision(
+            old,
+            reference,
+            offset=index,
+            registry=registry,
+            tag=partition_tag(0, 12),
+            workflow=workflow,
+        )
         assert ours.outbox == theirs.outbox
         assert ours.commands == theirs.commands
         planned += 1

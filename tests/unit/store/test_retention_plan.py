@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from msgspec.structs import replace
+from redis.crc import key_slot
 
 from switchyard.engine.machine.effects import Decision
 from switchyard.engine.machine.state import NodeRunState, RunState, dump_state
@@ -22,6 +23,7 @@ RUN_ID = "wfr_AbCdEfGh12345678"
 CREATED = datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC)
 FINISHED = CREATED + timedelta(minutes=3, milliseconds=7)
 REGISTRY = TopicRegistry.from_settings(Settings())
+TAG = keys.tag_of(RUN_ID, REGISTRY.inbox.partitions)
 
 
 def _node_run(node: str, **extra: object) -> NodeRunState:
@@ -57,19 +59,21 @@ def _finished() -> RunState:
 
 
 def _finished_index(commands: list[list[str]]) -> list[list[str]]:
-    return [c for c in commands if keys.RUNS_FINISHED in c]
+    return [c for c in commands if keys.runs_finished(TAG) in c]
 
 
 def test_the_step_that_completes_a_run_indexes_it_by_its_finish_time_and_no_other_does() -> None:
     running, finished = _running(), _finished()
-    created = plan_decision(None, Decision(state=running), offset=1, registry=REGISTRY)
-    completing = plan_decision(running, Decision(state=finished), offset=2, registry=REGISTRY)
+    created = plan_decision(None, Decision(state=running), offset=1, registry=REGISTRY, tag=TAG)
+    completing = plan_decision(
+        running, Decision(state=finished), offset=2, registry=REGISTRY, tag=TAG
+    )
     later = replace(finished, step=9, updated_at=FINISHED + timedelta(days=1))
-    after = plan_decision(finished, Decision(state=later), offset=3, registry=REGISTRY)
+    after = plan_decision(finished, Decision(state=later), offset=3, registry=REGISTRY, tag=TAG)
 
     assert _finished_index(created.commands) == []
     assert _finished_index(completing.commands) == [
-        ["ZADD", keys.RUNS_FINISHED, str(score_ms(FINISHED)), RUN_ID]
+        ["ZADD", keys.runs_finished(TAG), str(score_ms(FINISHED)), RUN_ID]
     ]
     assert score_ms(FINISHED) == int(FINISHED.timestamp() * 1000)
     assert _finished_index(after.commands) == []  # a re-run command on it: not re-indexed
@@ -78,28 +82,34 @@ def test_the_step_that_completes_a_run_indexes_it_by_its_finish_time_and_no_othe
 def test_a_finished_runs_plan_names_all_it_holds_and_lays_them_out_for_the_script() -> None:
     state = _finished()
     raw = dump_state(state)
-    plan = prune_plan(state, raw, [("service", "svc-a")])
+    plan = prune_plan(state, raw, [("service", "svc-a")], TAG)
     trigger, act = (nr.id for nr in state.node_runs)
 
     assert plan.digest == hashlib.sha1(raw).hexdigest()
     assert set(plan.deleted) == {
-        keys.outbox(RUN_ID), keys.run_events(RUN_ID), keys.claim(act),
+        keys.outbox(RUN_ID, TAG), keys.run_events(RUN_ID, TAG), keys.claim(act, TAG),
+    }  # fmt: skip
+    # Keys outside the partition's slot go in a DEL of their own, after the script.
+    assert set(plan.elsewhere) == {
         *(keys.entity_node_run(n) for n in (trigger, act)),
         *(keys.answered(n) for n in (trigger, act)),
-    }  # fmt: skip
+    }
     assert set(plan.indexes) == {
-        keys.RUNS_ALL, keys.runs_of_workflow("wf-a"), keys.runs_of_version(3),
-        keys.runs_by("ann@example.com"), keys.runs_of_entity("service", "svc-a"),
-        *(keys.runs_with_status(s) for s in ("IN_PROGRESS", "CANCELLING", "COMPLETED")),
-        *(keys.runs_with_result(r) for r in ("SUCCESS", "FAILED", "CANCELLED")),
+        keys.runs_all(TAG), keys.runs_of_workflow("wf-a", TAG), keys.runs_of_version(3, TAG),
+        keys.runs_by("ann@example.com", TAG), keys.runs_of_entity("service", "svc-a", TAG),
+        *(keys.runs_with_status(s, TAG) for s in ("IN_PROGRESS", "CANCELLING", "COMPLETED")),
+        *(keys.runs_with_result(r, TAG) for r in ("SUCCESS", "FAILED", "CANCELLED")),
     }  # fmt: skip
-    assert plan.buckets == [(keys.node_runs_bucket(trigger), trigger),
-                            (keys.node_runs_bucket(act), act)]  # fmt: skip
-    assert plan.claims == [(keys.claims("inst-1"), act)]
-    assert plan.external == [(keys.external_run("ext-9"), act)]
+    assert plan.buckets == [(keys.node_runs_bucket(trigger, TAG), trigger),
+                            (keys.node_runs_bucket(act, TAG), act)]  # fmt: skip
+    assert plan.claims == [(keys.claims("inst-1", TAG), act)]
+    assert plan.external == [(keys.external_run("ext-9", TAG), act)]
 
     script_keys, args = plan.keys_and_args()
-    fixed = [keys.run(RUN_ID), keys.RUNS_FINISHED, keys.logs(RUN_ID), keys.OUTBOX_PENDING]
+    # Every key the script touches is in the run's partition's slot.
+    assert {key_slot(k.encode()) for k in script_keys} == {key_slot(TAG.encode())}
+    fixed = [keys.run(RUN_ID, TAG), keys.runs_finished(TAG), keys.logs(RUN_ID, TAG),
+             keys.outbox_pending(TAG)]  # fmt: skip
     assert script_keys[:4] == fixed
     assert args[:2] == [RUN_ID, plan.digest]
     counts = [int(n) for n in args[2:7]]

@@ -22,6 +22,7 @@ from switchyard.topics.registry import TopicRegistry
 RUN_ID = "wfr_AbCdEfGh12345678"
 NOW = datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC)
 REGISTRY = TopicRegistry.from_settings(Settings())
+TAG = keys.tag_of(RUN_ID, REGISTRY.inbox.partitions)
 SCORE = str(int(NOW.timestamp() * 1000))
 TEXT_NOW = "2026-12-01T10:00:00.000Z"
 
@@ -80,11 +81,11 @@ def test_the_creation_step_indexes_the_runs_entities_and_later_steps_do_not() ->
     workflow = _workflow(SELF_SERVE)
     new = _state({"service": "svc-a"})
     created = plan_decision(None, Decision(state=new), offset=1, registry=REGISTRY,
-                            workflow=workflow)  # fmt: skip
-    entity_key = keys.runs_of_entity("service", "svc-a")
+                            tag=TAG, workflow=workflow)  # fmt: skip
+    entity_key = keys.runs_of_entity("service", "svc-a", TAG)
     assert ["ZADD", entity_key, SCORE, RUN_ID] in created.commands
     later = plan_decision(new, Decision(state=replace(new, step=1)), offset=2,
-                          registry=REGISTRY, workflow=workflow)  # fmt: skip
+                          registry=REGISTRY, tag=TAG, workflow=workflow)  # fmt: skip
     assert not any(entity_key in command for command in later.commands)
 
 
@@ -103,11 +104,11 @@ def test_a_steps_events_go_to_the_runs_list_and_one_stream_entry_and_completion_
     effects = tuple(EmitRunEvent(id=f"{RUN_ID}:event:{e.seq}", event=e) for e in events)
     old = _state({}, seq=6)
     plan = plan_decision(old, Decision(state=_state({}, seq=8), effects=effects), offset=3,
-                         registry=REGISTRY)  # fmt: skip
+                         registry=REGISTRY, tag=TAG)  # fmt: skip
     streamed = [
         c for c in plan.commands if c[0] in ("RPUSH", "XADD", "EXPIRE") and "logs" not in c[1]
     ]
-    own = keys.run_events(RUN_ID)
+    own = keys.run_events(RUN_ID, TAG)
     cap = ["MAXLEN", "~", str(keys.RUNS_EVENTS_MAXLEN), "*"]
     first, second = (encode(e).decode() for e in events)
     packed = [event_record.pack(encode(e)) for e in events]
@@ -118,7 +119,7 @@ def test_a_steps_events_go_to_the_runs_list_and_one_stream_entry_and_completion_
     # One RPUSH and one stream entry for the step's events, in order.
     assert streamed == [
         ["RPUSH", own, *packed],
-        ["XADD", keys.RUNS_EVENTS, *cap, "r", RUN_ID, "e", f"[{packed[0]},{packed[1]}]"],
+        ["XADD", keys.runs_events(TAG), *cap, "r", RUN_ID, "e", f"[{packed[0]},{packed[1]}]"],
         ["EXPIRE", own, str(keys.RUN_EVENTS_TTL_SECONDS)],
     ]
     # The topic gets the event's JSON, which the stored form gives back byte for byte.
@@ -131,5 +132,7 @@ def test_a_steps_events_go_to_the_runs_list_and_one_stream_entry_and_completion_
 def test_a_step_without_events_writes_neither_list_nor_stream() -> None:
     old = _state({}, seq=6)
     plan = plan_decision(old, Decision(state=_state({}, seq=6)), offset=4,
-                         registry=REGISTRY)  # fmt: skip
-    assert not [c for c in plan.commands if keys.RUNS_EVENTS in c or keys.run_events(RUN_ID) in c]
+                         registry=REGISTRY, tag=TAG)  # fmt: skip
+    assert not [
+        c for c in plan.commands if keys.runs_events(TAG) in c or keys.run_events(RUN_ID, TAG) in c
+    ]

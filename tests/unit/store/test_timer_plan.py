@@ -18,6 +18,7 @@ RUN_ID = "wfr_AbCdEfGh12345678"
 NODE_RUN = node_run_id(RUN_ID, "work")
 NOW = datetime(2026, 1, 28, 10, 0, 0, tzinfo=UTC)
 REGISTRY = TopicRegistry.from_settings(Settings())
+TAG = keys.tag_of(RUN_ID, REGISTRY.inbox.partitions)
 
 
 def _state(step: int) -> RunState:
@@ -29,8 +30,8 @@ def _state(step: int) -> RunState:
 
 def _timer_commands(*effects: SetTimer | CancelTimer) -> list[list[str]]:
     decision = Decision(state=_state(2), effects=effects)
-    plan = plan_decision(_state(1), decision, offset=7, registry=REGISTRY)
-    timer_keys = {keys.TIMERS, keys.TIMER_DETAILS, keys.TIMERS_WAKE}
+    plan = plan_decision(_state(1), decision, offset=7, registry=REGISTRY, tag=TAG)
+    timer_keys = {keys.timers(TAG), keys.timer_details(TAG), keys.TIMERS_WAKE}
     return [command for command in plan.commands if command[1] in timer_keys]
 
 
@@ -42,8 +43,8 @@ def test_set_timer_arms_it_with_its_details_and_wakes_the_service() -> None:
         due_at=due,
     ))  # fmt: skip
     score = str(int(due.timestamp()) * 1000)
-    assert commands[0] == ["ZADD", keys.TIMERS, score, tid]
-    assert commands[1][:3] == ["HSET", keys.TIMER_DETAILS, tid]
+    assert commands[0] == ["ZADD", keys.timers(TAG), score, tid]
+    assert commands[1][:3] == ["HSET", keys.timer_details(TAG), tid]
     assert orjson.loads(commands[1][3]) == {
         "runId": RUN_ID, "nodeRunId": NODE_RUN, "purpose": "node_timeout",
         "dueAt": "2026-01-28T10:00:30.000Z",
@@ -58,14 +59,14 @@ def test_a_run_timer_has_no_node_run() -> None:
         id="e1", timer_id=tid, run_id=RUN_ID, purpose="run_timeout", due_at=NOW,
     ))  # fmt: skip
     assert orjson.loads(commands[1][3])["nodeRunId"] is None
-    assert commands[0] == ["ZADD", keys.TIMERS, str(timer_score(NOW)), f"{RUN_ID}:run_timeout"]
+    assert commands[0] == ["ZADD", keys.timers(TAG), str(timer_score(NOW)), f"{RUN_ID}:run_timeout"]
 
 
 def test_cancel_timer_disarms_it_without_waking_anyone() -> None:
     tid = timer_id(RUN_ID, NODE_RUN, "retry")
     assert _timer_commands(CancelTimer(id="e1", timer_id=tid, run_id=RUN_ID)) == [
-        ["ZREM", keys.TIMERS, tid],
-        ["HDEL", keys.TIMER_DETAILS, tid],
+        ["ZREM", keys.timers(TAG), tid],
+        ["HDEL", keys.timer_details(TAG), tid],
     ]
 
 
