@@ -53,7 +53,7 @@ from switchyard.cli.stack.redis_cluster import form_cluster
 from switchyard.cli.state_commands import add_state_commands
 from switchyard.cli.worker import add_worker_commands
 from switchyard.cli.workflow_commands import add_workflow_commands
-from switchyard.engine.store.upgrade import StoreFormatRefused
+from switchyard.engine.store.upgrade import StoreRefused
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import TopicMismatch, ensure_topics
 from switchyard.topics.registry import TopicRegistry
@@ -267,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Command = args.run
     try:
         return run(settings, args)
-    except (StackError, TopicMismatch, DemoError, StoreFormatRefused) as exc:
+    except (StackError, TopicMismatch, DemoError, StoreRefused) as exc:
         print(f"switchyard: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

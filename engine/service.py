@@ -16,7 +16,7 @@ from switchyard.engine.inbox_kafka import KafkaInbox
 from switchyard.engine.processor import InboxProcessor
 from switchyard.engine.store.client import redis_client
 from switchyard.engine.store.runs import RunStore
-from switchyard.engine.store.upgrade import claim_store_format
+from switchyard.engine.store.upgrade import claim_partitions, claim_store_format
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.engine.templates import Templates
 from switchyard.schemas.settings import Settings
@@ -89,6 +89,8 @@ class EngineService:
                 inbox, actual, self.processor.inbox_partitions, actual,
             )  # fmt: skip
             self.processor.inbox_partitions = actual
+        # The run keys are tagged by partition: another count would miss every run.
+        await claim_partitions(self.redis, self.processor.inbox_partitions)
         await self.inbox.start()
 
     async def stop(self) -> None:

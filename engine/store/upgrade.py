@@ -68,11 +68,14 @@ return 0
 """
 
 
-class StoreFormatRefused(Exception):
-    """This code can't use the store as it is: newer than the code, or keys in another
-    layout. ``str()`` says which and what to do."""
+class StoreRefused(Exception):
+    """This code can't use the store as it is; ``str()`` says why and what to do."""
 
     retriable = False
+
+
+class StoreFormatRefused(StoreRefused):
+    """The store is newer than the code, or its keys are in another layout."""
 
     def __init__(self, message: str, *, stored: StoreFormat, code: StoreFormat) -> None:
         super().__init__(message)
@@ -141,6 +144,33 @@ async def claim_store_format(
     return stored
 
 
+class StorePartitionsRefused(StoreRefused):
+    """The store's run keys are tagged for another inbox partition count."""
+
+    def __init__(self, stored: int, code: int) -> None:
+        super().__init__(
+            f"this Redis's run keys are laid out for {stored} inbox partitions, and this "
+            f"engine's inbox has {code}: with another count it would look for every run "
+            f"under another partition's keys. Use an inbox of {stored} partitions "
+            f"(SWITCHYARD_INBOX_PARTITIONS={stored}, and a topic of that many), or "
+            f"another Redis"
+        )
+        self.stored = stored
+        self.code = code
+
+
+async def claim_partitions(client: aioredis.Redis, partitions: int) -> int:
+    """Record in ``sy:meta`` the inbox partition count the run keys are tagged by (the
+    first engine's; ``switchyard state upgrade`` records it too), and refuse another.
+
+    HSETNX then a read: two engines starting at once both read the winner's count."""
+    await client.hsetnx(keys.META, "partitions", partitions)
+    stored = int(await client.hget(keys.META, "partitions") or partitions)
+    if stored != partitions:
+        raise StorePartitionsRefused(stored, partitions)
+    return stored
+
+
 def _refusal(stored: StoreFormat, code: StoreFormat) -> str:
     where = f"this Redis holds {stored.describe()}; this release reads {code.describe()}"
     if stored.state_format > code.state_format or stored.key_layout > code.key_layout:
@@ -177,6 +207,8 @@ async def upgrade_store(
         if not dry_run:  # a crash after this step resumes at the next one
             await client.hset(keys.META, "key_layout", layout + 1)
     await _upgrade_states(client, report, steps, runs, dry_run=dry_run, say=say)
+    if not dry_run and report.keys_moved:  # moved for that count: engines must keep it
+        await client.hset(keys.META, "partitions", partitions)
     if not dry_run:
         # Lazily upgraded documents may still be older: the marker says what is the
         # newest format here (what an older engine must not read), and it is this one.

@@ -31,7 +31,10 @@ from switchyard.engine.store.upgrade import (
     Say,
     StoreFormat,
     StoreFormatRefused,
+    StorePartitionsRefused,
+    StoreRefused,
     UpgradeReport,
+    claim_partitions,
     claim_store_format,
     read_store_format,
     upgrade_store,
@@ -102,6 +105,35 @@ async def test_an_engine_older_than_the_data_refuses_to_start(client: aioredis.R
     await _mark(client, 1, KEY_LAYOUT + 1)
     with pytest.raises(StoreFormatRefused, match="written by a newer release"):
         await claim_store_format(client)
+
+
+async def test_the_first_engine_records_the_partition_count_and_another_count_is_refused(
+    client: aioredis.Redis,
+) -> None:
+    await client.delete(keys.META)
+    assert await claim_partitions(client, 12) == 12
+    assert await client.hget(keys.META, "partitions") == b"12"
+    assert await claim_partitions(client, 12) == 12  # the same count: fine
+    with pytest.raises(StorePartitionsRefused) as caught:
+        await claim_partitions(client, 6)
+    assert isinstance(caught.value, StoreRefused)  # the CLI's one-line refusal
+    assert "laid out for 12 inbox partitions" in str(caught.value)
+    assert "SWITCHYARD_INBOX_PARTITIONS=12" in str(caught.value)
+    assert await client.hget(keys.META, "partitions") == b"12"  # not overwritten
+
+
+async def test_two_engines_starting_at_once_with_other_counts_one_is_refused(
+    client: aioredis.Redis,
+) -> None:
+    await client.delete(keys.META)
+    outcomes = await asyncio.gather(
+        claim_partitions(client, 12), claim_partitions(client, 6), return_exceptions=True
+    )
+    refused = [o for o in outcomes if isinstance(o, StorePartitionsRefused)]
+    kept = [o for o in outcomes if isinstance(o, int)]
+    assert len(refused) == 1
+    assert len(kept) == 1
+    assert await client.hget(keys.META, "partitions") == str(kept[0]).encode()
 
 
 async def test_a_newer_engine_records_its_state_format_over_an_older_one(
