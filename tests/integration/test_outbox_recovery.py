@@ -26,9 +26,11 @@ def settings(settings: Settings, session_tag: str) -> Settings:
     return private_redis_db(settings, session_tag)
 
 
-async def _leave_outbox(redis: aioredis.Redis, run_id: str, message: OutboxMessage) -> None:
-    await redis.hset(keys.outbox(run_id), "step-1", orjson.dumps([message.to_json()]))
-    await redis.sadd(keys.OUTBOX_PENDING, run_id)
+async def _leave_outbox(
+    redis: aioredis.Redis, run_id: str, tag: str, message: OutboxMessage
+) -> None:
+    await redis.hset(keys.outbox(run_id, tag), "step-1", orjson.dumps([message.to_json()]))
+    await redis.sadd(keys.outbox_pending(tag), run_id)
 
 
 async def test_recovery_publishes_what_it_can_and_leaves_steps_for_missing_topics(
@@ -36,19 +38,21 @@ async def test_recovery_publishes_what_it_can_and_leaves_steps_for_missing_topic
 ) -> None:
     run_events = TopicRegistry.from_settings(topics).run_events.name
     kept, stale = (f"wfr_{uuid.uuid4().hex[:16]}" for _ in range(2))
+    kept_tag, stale_tag = (keys.tag_of(r, topics.inbox_partitions) for r in (kept, stale))
     marker = uuid.uuid4().hex.encode()
-    await _leave_outbox(redis, kept, OutboxMessage(run_events, kept, b'{"m": "' + marker + b'"}'))
+    kept_message = OutboxMessage(run_events, kept, b'{"m": "' + marker + b'"}')
+    await _leave_outbox(redis, kept, kept_tag, kept_message)
     gone = f"gone-{uuid.uuid4().hex[:8]}.run-events"
-    await _leave_outbox(redis, stale, OutboxMessage(gone, stale, b"{}"))
+    await _leave_outbox(redis, stale, stale_tag, OutboxMessage(gone, stale, b"{}"))
     processor = make_processor(topics, redis, producer, templates=None)
 
     recovered = await processor.recover()
 
     assert recovered >= 1
-    assert await redis.hgetall(keys.outbox(kept)) == {}
-    assert await redis.hkeys(keys.outbox(stale)) == [b"step-1"]
-    assert await redis.sismember(keys.OUTBOX_PENDING, stale)
+    assert await redis.hgetall(keys.outbox(kept, kept_tag)) == {}
+    assert await redis.hkeys(keys.outbox(stale, stale_tag)) == [b"step-1"]
+    assert await redis.sismember(keys.outbox_pending(stale_tag), stale)
     published = [r for r in await read_all(topics, run_events) if marker in (r.value or b"")]
     assert [r.key for r in published] == [kept.encode()]
-    await redis.delete(keys.outbox(stale))
-    await redis.srem(keys.OUTBOX_PENDING, stale)
+    await redis.delete(keys.outbox(stale, stale_tag))
+    await redis.srem(keys.outbox_pending(stale_tag), stale)
