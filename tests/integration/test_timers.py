@@ -2,8 +2,8 @@
 as ``TimerFired`` on their run's inbox partition, at-least-once, and none is lost.
 
 These tests use a Redis database of their own (picked from the session tag): the
-timer set is one per database, and a timer service of another test sharing it would
-fire (and forget) their timers into its own inbox.
+timer sets (one per inbox partition) are per database, and a timer service of another
+test sharing it would fire (and forget) their timers into its own inbox.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from switchyard.engine.machine.state import RunState
 from switchyard.engine.store import keys
 from switchyard.engine.store.plan import plan_decision, timer_score
 from switchyard.engine.store.runs import RunStore
+from switchyard.engine.store.slots import partition_tag
 from switchyard.engine.timers import TimerService
 from switchyard.schemas import TimerFired, decode_inbox, node_run_id, timer_id
 from switchyard.schemas.settings import Settings
@@ -55,9 +56,33 @@ async def timer_settings(topics: Settings, session_tag: str) -> Settings:
 async def timer_redis(timer_settings: Settings) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(timer_settings.redis_url)
     # Timers an earlier session left (killed mid-test) would fire into this inbox.
-    await client.delete(keys.TIMERS, keys.TIMER_DETAILS)
+    for tag in _tags(timer_settings):
+        await client.delete(keys.timers(tag), keys.timer_details(tag))
     yield client
     await client.aclose()
+
+
+def _tags(settings: Settings) -> list[str]:
+    """Every inbox partition's hash tag: each partition keeps its runs' timers."""
+    partitions = TopicRegistry.from_settings(settings).inbox.partitions
+    return [partition_tag(p, partitions) for p in range(partitions)]
+
+
+def _tag(settings: Settings, run_id: str) -> str:
+    return keys.tag_of(run_id, TopicRegistry.from_settings(settings).inbox.partitions)
+
+
+async def _timers_left(
+    redis: aioredis.Redis, settings: Settings, due_by: float | None = None
+) -> int:
+    """Timers still armed in any partition (those due by ``due_by`` ms, if given)."""
+    total = 0
+    for tag in _tags(settings):
+        if due_by is None:
+            total += int(await redis.zcard(keys.timers(tag)))
+        else:
+            total += int(await redis.zcount(keys.timers(tag), "-inf", due_by))
+    return total
 
 
 class InboxTap:
@@ -123,10 +148,10 @@ async def _apply(redis: aioredis.Redis, settings: Settings, effects: Sequence[ob
                 decision,
                 offset=next(_offsets),
                 registry=registry,
-                tag=keys.tag_of(decision.state.run_id, registry.inbox.partitions),
+                tag=keys.tag_of(effect.run_id, registry.inbox.partitions),
             )
         )
-    assert set(await RunStore(redis).apply(plans)) == {1}
+    assert set(await RunStore(redis, registry.inbox.partitions).apply(plans)) == {1}
 
 
 def _set(run_id: str, due: datetime, node: str = "work") -> SetTimer:
@@ -141,8 +166,11 @@ def _cancel(timer: SetTimer) -> CancelTimer:
     return CancelTimer(id=f"cancel:{timer.timer_id}", timer_id=timer.timer_id, run_id=timer.run_id)
 
 
-async def _armed(redis: aioredis.Redis, timer: str) -> float | None:
-    score: float | None = await redis.zscore(keys.TIMERS, timer)
+async def _armed(redis: aioredis.Redis, settings: Settings, timer: SetTimer) -> float | None:
+    """The timer's due time in its run's partition's set (None: not armed there)."""
+    score: float | None = await redis.zscore(
+        keys.timers(_tag(settings, timer.run_id)), timer.timer_id
+    )
     return score
 
 
@@ -166,7 +194,7 @@ async def test_an_armed_timer_fires_on_its_runs_partition_at_its_due_time_and_is
     run_id = new_run_id()
     timer = _set(run_id, datetime.now(UTC) + timedelta(seconds=1.5))
     await _apply(timer_redis, timer_settings, [timer])
-    assert await _armed(timer_redis, timer.timer_id) == timer_score(timer.due_at)
+    assert await _armed(timer_redis, timer_settings, timer) == timer_score(timer.due_at)
 
     [(record, event)] = await until(lambda: asyncio.sleep(0, tap.fired({run_id})), within=10)
     assert record.key == run_id.encode()
@@ -178,8 +206,9 @@ async def test_an_armed_timer_fires_on_its_runs_partition_at_its_due_time_and_is
     late = (event.fired_at - timer.due_at).total_seconds()
     # Never early; woken by the apply step's wake-up, not by the 1 s capped sleep.
     assert -0.001 <= late < 0.5, late
-    await until(lambda: _armed(timer_redis, timer.timer_id), lambda score: score is None)
-    assert await timer_redis.hget(keys.TIMER_DETAILS, timer.timer_id) is None
+    await until(lambda: _armed(timer_redis, timer_settings, timer), lambda score: score is None)
+    details = keys.timer_details(_tag(timer_settings, run_id))
+    assert await timer_redis.hget(details, timer.timer_id) is None
     assert service.counts.fired >= 1
 
 
@@ -195,9 +224,10 @@ async def test_a_cancelled_timer_never_fires(
     # Both were due at the same instant: had the cancelled one been armed, it would
     # have been taken in the same batch as the kept one.
     await until(lambda: tap.fired_ids({run_id}), lambda ids: kept.timer_id in ids)
-    await until(lambda: _armed(timer_redis, kept.timer_id), lambda score: score is None)
+    await until(lambda: _armed(timer_redis, timer_settings, kept), lambda score: score is None)
     assert await tap.fired_ids({run_id}) == {kept.timer_id}
-    assert await timer_redis.hget(keys.TIMER_DETAILS, cancelled.timer_id) is None
+    details = keys.timer_details(_tag(timer_settings, run_id))
+    assert await timer_redis.hget(details, cancelled.timer_id) is None
 
 
 class GatedProducer(EventProducer):
@@ -228,7 +258,7 @@ async def test_a_timer_re_armed_later_while_its_firing_is_in_flight_survives(
         gated.release.set()
         await until(lambda: asyncio.sleep(0, service.counts.superseded), lambda n: n >= 1)
         # The firing went out; the re-armed timer was not forgotten with it.
-        assert await _armed(timer_redis, timer.timer_id) == timer_score(later.due_at)
+        assert await _armed(timer_redis, timer_settings, timer) == timer_score(later.due_at)
         fired = await until(lambda: asyncio.sleep(0, tap.fired({run_id})),
                             lambda found: len(found) == 2)  # fmt: skip
     [first, second] = sorted((event for _, event in fired), key=lambda e: e.fired_at)
@@ -239,7 +269,7 @@ async def test_a_timer_re_armed_later_while_its_firing_is_in_flight_survives(
     assert second.fired_at >= later.due_at.replace(
         microsecond=later.due_at.microsecond // 1000 * 1000
     )
-    assert await _armed(timer_redis, timer.timer_id) is None
+    assert await _armed(timer_redis, timer_settings, timer) is None
 
 
 async def test_two_instances_fire_every_timer_and_duplicates_carry_the_same_timer_id(
@@ -277,7 +307,7 @@ async def test_two_instances_fire_every_timer_and_duplicates_carry_the_same_time
         await _apply(timer_redis, timer_settings, timers)
         expected = {t.timer_id for t in timers}
         await until(lambda: tap.fired_ids(runs), lambda ids: ids == expected, within=20)
-        await until(lambda: timer_redis.zcard(keys.TIMERS), lambda n: n == 0)
+        await until(lambda: _timers_left(timer_redis, timer_settings), lambda n: n == 0)
     by_timer: dict[str, set[tuple[str, object, object]]] = defaultdict(set)
     for record, event in tap.fired(runs):
         by_timer[event.timer_id].add((record.key.decode() if record.key else "", event.run_id,
@@ -329,7 +359,7 @@ async def test_kill_9_of_the_timers_process_loses_no_timer(
         # Down while more come due.
         async def due_unfired() -> int:
             now_ms = int(datetime.now(UTC).timestamp() * 1000)
-            return int(await timer_redis.zcount(keys.TIMERS, "-inf", now_ms))
+            return await _timers_left(timer_redis, timer_settings, due_by=now_ms)
 
         await until(due_unfired, lambda n: n >= 30, within=20)
         down = len(await tap.fired_ids(runs))
@@ -337,7 +367,7 @@ async def test_kill_9_of_the_timers_process_loses_no_timer(
         second = await _start_cli(cli_env, tmp_path, 2)
         try:
             await until(lambda: tap.fired_ids(runs), lambda ids: ids == expected, within=30)
-            await until(lambda: timer_redis.zcard(keys.TIMERS), lambda n: n == 0)
+            await until(lambda: _timers_left(timer_redis, timer_settings), lambda n: n == 0)
             second.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(second.wait(), 30) == 0
         finally:
@@ -380,7 +410,7 @@ async def test_timers_due_while_redis_is_away_fire_once_it_is_back(
             server.wait_ready(server.start())
             expected = {t.timer_id for t in timers}
             await until(lambda: tap.fired_ids(runs), lambda ids: ids == expected, within=30)
-            await until(lambda: client.zcard(keys.TIMERS), lambda n: n == 0)
+            await until(lambda: _timers_left(client, settings), lambda n: n == 0)
     finally:
         await client.aclose()
         server.stop()
