@@ -15,6 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from switchyard.engine.store import event_record, keys
+from switchyard.engine.store.slots import partition_tag
 from switchyard.schemas import NodeRunUpdated, encode, node_run_id
 from switchyard.schemas.settings import Settings
 from tests.helpers import until
@@ -69,7 +70,8 @@ async def _complete_a_chain_run(driver: Driver) -> str:
 
 
 async def _own_keys(redis: aioredis.Redis, run_id: str) -> set[str]:
-    return {k.decode() async for k in redis.scan_iter(match=f"sy:run:{{{run_id}}}*", count=1000)}
+    # The run's keys under any partition's tag: one outside its own tag counts too.
+    return {k.decode() async for k in redis.scan_iter(match=f"sy:run:*:{run_id}*", count=1000)}
 
 
 @pytest.mark.usefixtures("engine")
@@ -77,11 +79,12 @@ async def test_a_completed_chain_run_keeps_its_hash_logs_and_an_expiring_packed_
     driver: Driver, redis: aioredis.Redis, topics: Settings
 ) -> None:
     run_id = await _complete_a_chain_run(driver)
-    own = {keys.run(run_id), keys.logs(run_id), keys.run_events(run_id)}
+    tag = keys.tag_of(run_id, topics.inbox_partitions)
+    own = {keys.run(run_id, tag), keys.logs(run_id, tag), keys.run_events(run_id, tag)}
     # The outbox of the last steps goes once the relay has published them.
     await until(lambda: _own_keys(redis, run_id), lambda found: found == own)
 
-    events = keys.run_events(run_id)
+    events = keys.run_events(run_id, tag)
     assert 0 < await redis.ttl(events) <= keys.RUN_EVENTS_TTL_SECONDS
     state = await driver.state(run_id)
     assert state is not None
@@ -95,24 +98,40 @@ async def test_a_completed_chain_run_keeps_its_hash_logs_and_an_expiring_packed_
     topic = sorted((r.value for r in records), key=lambda v: orjson.loads(v)["seq"])
     assert [event_record.unpack(run_id, raw).json for raw in stored] == topic
 
-    logs: Any = await redis.lrange(keys.logs(run_id), 0, -1)
+    logs: Any = await redis.lrange(keys.logs(run_id, tag), 0, -1)
     assert logs
     assert all(raw.startswith(b"[") for raw in logs)  # packed: no field names
     sizes = {key: int(await redis.memory_usage(key, samples=0) or 0) for key in own}
     assert sum(sizes.values()) <= RUN_BYTES_BOUND, sizes
 
 
+async def _last_entry(redis: aioredis.Redis, stream: str) -> str:
+    last: Any = await redis.xrevrange(stream, count=1)
+    return str(last[0][0].decode()) if last else "0-0"
+
+
+async def _entries_of(
+    redis: aioredis.Redis, stream: str, start: str, run_id: str
+) -> list[dict[bytes, bytes]]:
+    entries: Any = await redis.xrange(stream, min=f"({start}")
+    return [fields for _, fields in entries if fields[b"r"] == run_id.encode()]
+
+
 @pytest.mark.usefixtures("engine")
-async def test_the_all_runs_stream_holds_each_event_of_the_run_once_packed_an_entry_a_step(
-    driver: Driver, redis: aioredis.Redis
+async def test_the_runs_streams_hold_each_event_of_the_run_once_packed_an_entry_a_step(
+    driver: Driver, redis: aioredis.Redis, topics: Settings
 ) -> None:
-    before: Any = await redis.xrevrange(keys.RUNS_EVENTS, count=1)
-    start = before[0][0].decode() if before else "0-0"
+    partitions = topics.inbox_partitions
+    streams = [keys.runs_events(partition_tag(p, partitions)) for p in range(partitions)]
+    starts = {stream: await _last_entry(redis, stream) for stream in streams}
     run_id = await _complete_a_chain_run(driver)
     state = await driver.state(run_id)
     assert state is not None
-    entries: Any = await redis.xrange(keys.RUNS_EVENTS, min=f"({start}")
-    mine = [fields for _, fields in entries if fields[b"r"] == run_id.encode()]
+    by_stream = {s: await _entries_of(redis, s, starts[s], run_id) for s in streams}
+    own = keys.runs_events(keys.tag_of(run_id, partitions))
+    # Only the run's partition's stream has its entries: a list SSE reads each once.
+    assert {stream for stream, found in by_stream.items() if found} == {own}
+    mine = by_stream[own]
     assert len(mine) == state.step  # one entry per step (3 for the chain's 10 events)
     assert all(fields[b"e"].startswith(b"[[") for fields in mine)  # each event packed
     seqs = [e.seq for fields in mine for e in event_record.unpack_step(run_id, fields[b"e"])]
