@@ -5,9 +5,14 @@ a stream key costs ~4.7 kB however small); it can't be read with a blocking call
 each bridge runs one :class:`RunWaker`: a single ``XREAD BLOCK`` loop over the
 inbox partitions' run-event streams ``sy:runs:events:{p…}`` (each written in the same
 apply step as the list) that
-sets the wake-up of each run it names. A per-run stream registers its wake-up
-*before* reading the list, so an event stored after that read always wakes it. After
-a lost connection the loop reads on from its last entry id: no wake-up is missed.
+sets the wake-up of each run it names, and of every list stream (:meth:`watch_any`).
+A stream registers its wake-up *before* reading, so an event stored after that read
+always wakes it. After a lost connection the loop reads on from its last entry id: no
+wake-up is missed.
+
+On a Redis Cluster the streams sit in other slots, and an XREAD of keys in several
+slots is refused (CROSSSLOT): there the waker runs one blocking loop per stream, each
+on its partition's node.
 """
 
 from __future__ import annotations
@@ -40,45 +45,72 @@ class RunWaker:
         self._client = redis_client(settings)
         # Each inbox partition's run-event stream (``tags``: the partitions' hash tags).
         self._streams = [keys.runs_events(tag) for tag in tags]
+        # The streams each blocking read takes: all at once on one node, one by one on
+        # a cluster (each in its own slot).
+        self._groups = (
+            [[stream] for stream in self._streams]
+            if settings.redis_cluster
+            else [list(self._streams)]
+        )
         self._waiters: dict[str, set[asyncio.Event]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._any: set[asyncio.Event] = set()
+        self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
     async def start(self) -> None:
-        if self._task is not None:
+        if self._tasks:
             raise RuntimeError("RunWaker.start() called twice")
         last = await self._newest()
-        self._task = asyncio.create_task(self._listen(last), name="switchyard-run-waker")
+        self._tasks = [
+            asyncio.create_task(
+                self._listen({stream: last[stream] for stream in group}),
+                name=f"switchyard-run-waker-{index}",
+            )
+            for index, group in enumerate(self._groups)
+        ]
 
     async def stop(self) -> None:
         self._stopping = True
-        task, self._task = self._task, None
-        if task is not None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
+        if tasks:
             # redis-py can swallow a cancellation that lands in a blocking read and go
             # on waiting for the reply: cutting the connection ends the read.
-            done, _ = await asyncio.wait({task}, timeout=0.1)
-            if not done:
+            _, pending = await asyncio.wait(tasks, timeout=0.1)
+            if pending:
                 # A RedisCluster (see redis_client) has a pool per node: closing it
                 # cuts them all.
                 pool = getattr(self._client, "connection_pool", None)
                 await (pool.disconnect() if pool is not None else self._client.aclose())
-                await asyncio.wait({task}, timeout=1.0)
-            with contextlib.suppress(asyncio.CancelledError, RedisError):
-                if task.done():
-                    task.result()
+                await asyncio.wait(pending, timeout=1.0)
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, RedisError):
+                    if task.done():
+                        task.result()
         with contextlib.suppress(RedisError):
             await self._client.aclose()
-        for waiters in self._waiters.values():
+        for waiters in [*self._waiters.values(), self._any]:
             for waiter in waiters:
                 waiter.set()
         self._waiters.clear()
+        self._any.clear()
 
     def watch(self, run_id: str) -> asyncio.Event:
         """An event set at each new event of ``run_id``; :meth:`forget` it when done."""
         waiter = asyncio.Event()
         self._waiters.setdefault(run_id, set()).add(waiter)
         return waiter
+
+    def watch_any(self) -> asyncio.Event:
+        """An event set at each new entry of any partition's stream (the list streams');
+        :meth:`forget_any` it when done."""
+        waiter = asyncio.Event()
+        self._any.add(waiter)
+        return waiter
+
+    def forget_any(self, waiter: asyncio.Event) -> None:
+        self._any.discard(waiter)
 
     def forget(self, run_id: str, waiter: asyncio.Event) -> None:
         waiters = self._waiters.get(run_id)
@@ -107,6 +139,9 @@ class RunWaker:
                     for entry_id, fields in batch:
                         last[_text(stream)] = _text(entry_id)
                         self._wake(_text(fields.get(b"r", b"")))
+                if reply:
+                    for waiter in self._any:
+                        waiter.set()
                 delay = 0.1
             except RedisError as error:
                 if self._stopping:

@@ -8,23 +8,24 @@ run the caller may see, ``id:`` an opaque cursor; it never ends. Both send a
 ``: keep-alive`` comment every ``stream_heartbeat_seconds``.
 
 Why Redis, written by the apply step, not the run-events topic: the engine RPUSHes
-each event to the run's list ``sy:run:{<run>}:events`` (index ``seq - 1``) and XADDs
-a step's events as one entry of the capped stream ``sy:runs:events``, in the same Lua
-call that stores the state emitting them
+each event to the run's list ``sy:run:{p…}:<run>:events`` (index ``seq - 1``) and XADDs
+a step's events as one entry of its inbox partition's capped stream
+``sy:runs:events:{p…}``, in the same Lua call that stores the state emitting them
 (:func:`switchyard.engine.store.plan.event_stream_commands`). So
 both hold exactly the events of the stored state, in ``seq`` order, each once; the
 topic gets them later from the outbox relay, which may repeat a step's messages after
 a crash, and one run's history would need a scan of its partition. Reads block, never
-poll: the list stream is an ``XREAD BLOCK`` per connection; the per-run streams of a
-bridge are woken by its one ``XREAD BLOCK`` loop (:mod:`~switchyard.bridge.run_waker`)
-and read the run's list (a list because a stream key costs ~4.7 kB however few its
-entries: every unfinished run holds one). A bridge holds nothing but the client's
-position, which the client has too (its last ``id:``), so any number of bridges serve
-any stream, and a client that reconnects to another bridge, or to one restarted,
-resumes with ``Last-Event-ID``: the per-run stream by ``seq``, the list stream by the
-entry id of ``sy:runs:events`` (and the event's index in that entry, but for an
-entry's last event), good while that entry is within the stream's cap
-(about ``RUNS_EVENTS_MAXLEN`` steps of all runs; an older cursor is a 409, so the
+poll: every stream of a bridge, list or per-run, is woken by the bridge's one
+``XREAD BLOCK`` loop (:mod:`~switchyard.bridge.run_waker`; one per partition on a
+Redis Cluster), then reads the partitions' streams after its cursor, or the run's list
+(a list because a stream key costs ~4.7 kB however few its entries: every unfinished
+run holds one). A bridge holds nothing but the client's position, which the client
+has too (its last ``id:``), so any number of bridges serve any stream, and a client
+that reconnects to another bridge, or to one restarted, resumes with
+``Last-Event-ID``: the per-run stream by ``seq``, the list stream by a vector of entry
+ids, one per partition's stream (and the event's index in that entry, but for an
+entry's last event), good while each entry is within its stream's cap (about
+``RUNS_EVENTS_MAXLEN`` steps of the partition's runs; an older cursor is a 409, so the
 client reloads the list and reconnects without it).
 Both hold each event packed (:mod:`~switchyard.engine.store.event_record`, ~100 B
 instead of ~200): the streams send the topic's exact JSON rebuilt from it.
@@ -93,33 +94,52 @@ def _text(value: Any) -> str:
 
 
 class _Feed:
-    """Blocking reads of the inbox partitions' run-event streams (one ``XREAD`` over
-    them all) with a heartbeat every ``beat`` seconds."""
+    """Reads of the inbox partitions' run-event streams after the last entries read,
+    woken by the bridge's :class:`~switchyard.bridge.run_waker.RunWaker` (one blocking
+    read per bridge, not one per client: a client holds no Redis connection while it
+    waits, and on a Redis Cluster no XREAD spans the partitions' slots), with a
+    heartbeat every ``beat`` seconds. :meth:`close` it when done."""
 
     def __init__(self, ctx: BridgeContext, keys_: list[str], after: list[str]) -> None:
         self._ctx = ctx
-        self._index = {key: i for i, key in enumerate(keys_)}
-        self.last = dict(zip(keys_, after, strict=True))
+        self._keys = keys_
+        self.last = list(after)
         self._beat = ctx.settings.stream_heartbeat_seconds
         self._loop = asyncio.get_running_loop()
         self._next_beat = self._loop.time() + self._beat
+        self._waiter = ctx.waker.watch_any()
+
+    def close(self) -> None:
+        self._ctx.waker.forget_any(self._waiter)
 
     async def read(self) -> list[tuple[int, str, dict[bytes, bytes]]] | None:
         """The entries after the last ones read, as (partition, entry id, fields) (none
-        when the blocking read timed out), or None when a heartbeat is due."""
+        when nothing came before the wait ended), or None when a heartbeat is due."""
         wait = self._next_beat - self._loop.time()
         if wait <= 0:
             self._next_beat = self._loop.time() + self._beat
             return None
-        block = max(1, int(min(wait, _BLOCK_CAP_SECONDS) * 1000))
-        reply: Any = await self._ctx.redis.xread(_streams(self.last), count=_BATCH, block=block)
+        self._waiter.clear()  # before the read: an entry added after it wakes the wait
+        entries = await self._read_now()
+        if not entries:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._waiter.wait(), min(wait, _BLOCK_CAP_SECONDS))
+        return entries
+
+    async def _read_now(self) -> list[tuple[int, str, dict[bytes, bytes]]]:
+        # One XREAD per partition's stream (each in its own slot on a cluster), all in
+        # one round trip (one per node on a cluster).
+        async with self._ctx.redis.pipeline(transaction=False) as pipe:
+            for key, last in zip(self._keys, self.last, strict=True):
+                pipe.xread({key: last}, count=_BATCH)
+            replies: list[Any] = await pipe.execute()
         entries: list[tuple[int, str, dict[bytes, bytes]]] = []
-        for key, batch in reply or []:
-            name = _text(key)
-            for entry_id, fields in batch:
-                entries.append((self._index[name], _text(entry_id), fields))
-            if batch:
-                self.last[name] = _text(batch[-1][0])
+        for partition, reply in enumerate(replies):
+            for _, batch in reply or []:
+                for entry_id, fields in batch:
+                    entries.append((partition, _text(entry_id), fields))
+                if batch:
+                    self.last[partition] = _text(batch[-1][0])
         return entries
 
 
@@ -369,14 +389,19 @@ async def _all_events(
                     yield chunk
             positions[partition] = (high, low, None)
     feed = _Feed(ctx, streams, [f"{high}-{low}" for high, low, _ in positions])
-    while True:
-        entries = await feed.read()
-        if entries is None:
-            yield KEEP_ALIVE
-            continue
-        for partition, entry_id, fields in entries:
-            async for chunk in _entry_events(admission, positions, partition, entry_id, fields, 0):
-                yield chunk
+    try:
+        while True:
+            entries = await feed.read()
+            if entries is None:
+                yield KEEP_ALIVE
+                continue
+            for partition, entry_id, fields in entries:
+                async for chunk in _entry_events(
+                    admission, positions, partition, entry_id, fields, 0
+                ):
+                    yield chunk
+    finally:
+        feed.close()
 
 
 async def _entry_events(
@@ -402,8 +427,3 @@ async def _entry_events(
         positions[partition] = (high, low, None if index == last else index)
         yield message(cursor_text(positions), events[index].json)
     positions[partition] = (high, low, None)
-
-
-def _streams(last: dict[str, str]) -> Any:
-    """XREAD's streams argument (redis-py's annotation wants a dict of wider types)."""
-    return dict(last)
