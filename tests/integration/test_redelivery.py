@@ -91,8 +91,21 @@ async def _requests_for(settings: Settings, run_id: str) -> list[dict[str, Any]]
     ]
 
 
-async def _snapshot(redis: aioredis.Redis, run_id: str) -> dict[bytes | str, bytes | str]:
-    found: dict[bytes | str, bytes | str] = await redis.hgetall(keys.run(run_id))
+def _tag(settings: Settings, run_id: str) -> str:
+    """The hash tag of the run's keys: its inbox partition's (where these tests apply)."""
+    return keys.tag_of(run_id, TopicRegistry.from_settings(settings).inbox.partitions)
+
+
+def _store(settings: Settings, redis: aioredis.Redis) -> RunStore:
+    return RunStore(redis, TopicRegistry.from_settings(settings).inbox.partitions)
+
+
+async def _snapshot(
+    redis: aioredis.Redis, settings: Settings, run_id: str
+) -> dict[bytes | str, bytes | str]:
+    found: dict[bytes | str, bytes | str] = await redis.hgetall(
+        keys.run(run_id, _tag(settings, run_id))
+    )
     return found
 
 
@@ -105,15 +118,15 @@ async def test_the_same_event_twice_changes_nothing_the_second_time(
         _record(topics, 101, run_id, _complete(run_id, "work")),
     ]
     await make_processor(topics, redis, producer, templates).handle(records)
-    before = await _snapshot(redis, run_id)
-    logs_before = await redis.lrange(keys.logs(run_id), 0, -1)
+    before = await _snapshot(redis, topics, run_id)
+    logs_before = await redis.lrange(keys.logs(run_id, _tag(topics, run_id)), 0, -1)
 
     # A restarted processor (nothing in memory) gets the uncommitted batch again.
     await make_processor(topics, redis, producer, templates).handle(records)
     await make_processor(topics, redis, producer, templates).handle(records[1:])
 
-    assert await _snapshot(redis, run_id) == before
-    assert await redis.lrange(keys.logs(run_id), 0, -1) == logs_before
+    assert await _snapshot(redis, topics, run_id) == before
+    assert await redis.lrange(keys.logs(run_id, _tag(topics, run_id)), 0, -1) == logs_before
     requests = await _requests_for(topics, run_id)
     assert [r["context"]["nodeRunId"] for r in requests] == [
         node_run_id(run_id, "work"),
@@ -129,11 +142,11 @@ async def test_a_crash_between_persist_and_publish_is_repaired_from_the_outbox(
     trigger = _record(topics, 7, run_id, _trigger(run_id, workflow))
     with pytest.raises(ConnectionError):
         await make_processor(topics, redis, broken, templates).handle([trigger])
-    persisted = await RunStore(redis).get(run_id)
+    persisted = await _store(topics, redis).get(run_id)
     assert persisted is not None
     assert persisted.waiting_on == [node_run_id(run_id, "work")]
     assert await _requests_for(topics, run_id) == []
-    assert run_id.encode() in await redis.smembers(keys.OUTBOX_PENDING)
+    assert run_id.encode() in await redis.smembers(keys.outbox_pending(_tag(topics, run_id)))
 
     restarted = make_processor(topics, redis, producer, templates)
     assert await restarted.recover() >= 1
@@ -141,8 +154,8 @@ async def test_a_crash_between_persist_and_publish_is_repaired_from_the_outbox(
 
     requests = await _requests_for(topics, run_id)
     assert [r["context"]["nodeRunId"] for r in requests] == [node_run_id(run_id, "work")]
-    assert run_id.encode() not in await redis.smembers(keys.OUTBOX_PENDING)
-    assert await redis.hlen(keys.outbox(run_id)) == 0
+    assert run_id.encode() not in await redis.smembers(keys.outbox_pending(_tag(topics, run_id)))
+    assert await redis.hlen(keys.outbox(run_id, _tag(topics, run_id))) == 0
 
 
 async def test_an_event_keyed_by_something_else_is_rekeyed_not_applied(
@@ -155,7 +168,7 @@ async def test_an_event_keyed_by_something_else_is_rekeyed_not_applied(
     assert await make_processor(topics, redis, producer, templates).handle([stray]) == [
         Outcome.MOVED
     ]
-    assert await RunStore(redis).get(run_id) is None
+    assert await _store(topics, redis).get(run_id) is None
     republished = [r for r in await read_all(topics, inbox) if r.key == run_id.encode()]
     assert [orjson.loads(r.value)["runId"] for r in republished] == [run_id]
     assert [r.partition for r in republished] == [home]
@@ -170,10 +183,10 @@ async def test_a_report_delivered_twice_is_ignored_without_a_dead_letter(
         _record(topics, 10, run_id, _trigger(run_id, workflow)),
         _record(topics, 11, run_id, _complete(run_id, "work")),
     ])  # fmt: skip
-    before = await _snapshot(redis, run_id)
+    before = await _snapshot(redis, topics, run_id)
     # A worker restarted before committing reports the same outcome again (new offset).
     await processor.handle([_record(topics, 12, run_id, _complete(run_id, "work"))])
-    after = await _snapshot(redis, run_id)
+    after = await _snapshot(redis, topics, run_id)
     assert after[b"state"] == before[b"state"]
     assert after[b"offset"] == b"12"
     dead = TopicRegistry.from_settings(topics).dead_letter.name
@@ -198,8 +211,8 @@ async def test_a_record_that_breaks_the_engine_is_dead_lettered_and_the_rest_app
         _record(topics, 20, bad, _trigger(bad, workflow)),
         _record(topics, 21, good, _trigger(good, workflow)),
     ])  # fmt: skip
-    assert await RunStore(redis).get(bad) is None
-    applied = await RunStore(redis).get(good)
+    assert await _store(topics, redis).get(bad) is None
+    applied = await _store(topics, redis).get(good)
     assert applied is not None
     assert applied.waiting_on == [node_run_id(good, "work")]
     dead = TopicRegistry.from_settings(topics).dead_letter.name
@@ -228,7 +241,7 @@ async def test_redis_away_is_retried_not_dead_lettered(
     monkeypatch.setattr(processor.store, "apply", flaky)
     await handle_batch(processor, [_record(topics, 30, run_id, _trigger(run_id, workflow))])
     assert failures == [0]
-    assert await RunStore(redis).get(run_id) is not None
+    assert await _store(topics, redis).get(run_id) is not None
     dead = TopicRegistry.from_settings(topics).dead_letter.name
     assert [r for r in await read_all(topics, dead) if r.key == run_id.encode()] == []
 
@@ -253,4 +266,4 @@ async def test_a_batch_prepared_while_the_one_before_is_unpublished_does_not_sen
         node_run_id(run_id, "work"),
         node_run_id(run_id, "after"),
     ]
-    assert await redis.hlen(keys.outbox(run_id)) == 0
+    assert await redis.hlen(keys.outbox(run_id, _tag(topics, run_id))) == 0
