@@ -9,6 +9,7 @@ from typing import Any
 
 from switchyard.engine.service import EngineService
 from switchyard.engine.store import keys
+from switchyard.engine.store.slots import partition_tag
 from switchyard.schemas import node_uid
 from tests.bridge.support import Api, integration_workflow, new_installation
 
@@ -73,14 +74,31 @@ async def test_claim_takes_what_ocean_sends(api: Api, engine: EngineService, wf_
     assert again["config"] == again["node"]["config"] == item["config"]
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def _claimable(api: Api, installation: str) -> list[tuple[str, str]]:
+    """The node runs pending for ``installation``, each with the tag of the partition
+    whose claim set holds it (its run's), read from every partition."""
+    partitions = api.ctx.runs.partitions
+    found: list[tuple[str, str]] = []
+    for tag in (partition_tag(p, partitions) for p in range(partitions)):
+        members = await api.ctx.redis.zrange(keys.claims(installation, tag), 0, -1)
+        found += [(_text(m), tag) for m in members]
+    return found
+
+
 async def test_exclude_by_node_uid_or_node_run_id(
     api: Api, engine: EngineService, wf_id: str
 ) -> None:
     installation, _ = await _pending(api, wf_id, 2)
     uid = node_uid(wf_id, "act")
-    pending = [_text(m) for m in await api.ctx.redis.zrange(keys.claims(installation), 0, -1)]
+    claimable = await _claimable(api, installation)
+    pending = [nr for nr, _ in claimable]
     # The engine stored each node run's uid when it made it claimable.
-    assert [await api.ctx.redis.hget(keys.claim(nr), "uid") for nr in pending] == [uid.encode()] * 2
+    uids = [await api.ctx.redis.hget(keys.claim(nr, tag), "uid") for nr, tag in claimable]
+    assert uids == [uid.encode()] * 2
     # So the claim script skips them by uid, and by node-run id.
     assert await _claim(api, installation, exclude=[uid]) == []
     [only] = await _claim(api, installation, exclude=[pending[0]])
@@ -92,17 +110,13 @@ async def test_a_claim_record_without_a_uid_learns_it_on_its_first_claim(
 ) -> None:
     """Records the engine wrote before it stored uids: found excluded, handed back."""
     installation, _ = await _pending(api, wf_id, 1)
-    [node_run] = [_text(m) for m in await api.ctx.redis.zrange(keys.claims(installation), 0, -1)]
-    await api.ctx.redis.hdel(keys.claim(node_run), "uid")
+    [(node_run, tag)] = await _claimable(api, installation)
+    await api.ctx.redis.hdel(keys.claim(node_run, tag), "uid")
     uid = node_uid(wf_id, "act")
     assert await _claim(api, installation, exclude=[uid]) == []  # handed back at once
-    assert await api.ctx.redis.hget(keys.claim(node_run), "uid") == uid.encode()
+    assert await api.ctx.redis.hget(keys.claim(node_run, tag), "uid") == uid.encode()
     [item] = await _claim(api, installation)
     assert item["identifier"] == node_run
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def test_concurrent_claims_never_share(api: Api, engine: EngineService, wf_id: str) -> None:
