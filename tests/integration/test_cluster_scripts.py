@@ -21,7 +21,12 @@ from switchyard.engine.scheduler import Firing, Schedule, SchedulerService
 from switchyard.engine.store import keys
 from switchyard.engine.store.entities import EntityStore, WriteBy
 from switchyard.engine.store.entity_outbox import EntityEventPublisher
-from switchyard.engine.store.upgrade import CODE_FORMAT, StoreFormat, claim_store_format
+from switchyard.engine.store.upgrade import (
+    CODE_FORMAT,
+    StoreFormat,
+    StoreFormatRefused,
+    claim_store_format,
+)
 from switchyard.schemas import encode, format_timestamp
 from switchyard.schemas.entities import EntityDiff, EntityEvent, EntityEventContext, EntityOrigin
 from switchyard.schemas.entity_rules import BlueprintInput, EntityInput
@@ -31,6 +36,10 @@ from switchyard.topics.registry import TopicRegistry
 from tests.helpers import private_redis_db, until
 from tests.helpers_cluster import RedisServer, redis_cluster
 from tests.integration.engine_support import read_all
+
+# The all-runs index as releases of key layout 1 wrote it (one global key): what an
+# older release's store without a marker holds (keys.runs_all names layout 2's).
+_LAYOUT_1_RUNS_ALL = f"{keys.PREFIX}runs:all"
 
 
 @pytest.fixture
@@ -155,18 +164,25 @@ async def test_an_old_store_without_marker_is_format_one_on_a_cluster(
 ) -> None:
     """The private cluster holds nothing else, so the marker can be removed: then the
     data probe (keys in other slots than the marker's) decides, as on one Redis
-    (``test_upgrade_in_place`` checks the same answers there)."""
+    (``test_upgrade_in_place`` checks the same answers there). The code is layout 2,
+    so an older release's store is found format 1, layout 1, and refused until
+    upgraded."""
     cluster = RedisCluster(host="127.0.0.1", port=cluster_nodes[0].port)
     client = cast(aioredis.Redis, cluster)
     try:
-        await client.delete(keys.META, keys.WORKFLOWS, keys.RUNS_ALL)
+        await client.delete(keys.META, keys.WORKFLOWS, _LAYOUT_1_RUNS_ALL)
         assert await claim_store_format(client) == CODE_FORMAT  # a new store
-        await client.delete(keys.META)
-        await client.zadd(keys.RUNS_ALL, {"wfr_old": 1})  # an older release's data
-        assert await claim_store_format(client) == StoreFormat(1, 1)
         assert await claim_store_format(client) == CODE_FORMAT  # now recorded
+        assert await client.hget(keys.META, "key_layout") == str(CODE_FORMAT.key_layout).encode()
+        await client.delete(keys.META)
+        await client.zadd(_LAYOUT_1_RUNS_ALL, {"wfr_old": 1})  # an older release's data
+        with pytest.raises(StoreFormatRefused) as refused:
+            await claim_store_format(client)
+        assert refused.value.stored == StoreFormat(1, 1)
+        assert "switchyard state upgrade" in str(refused.value)
+        assert not await client.exists(keys.META)  # refused: nothing recorded
     finally:
-        await client.delete(keys.META, keys.RUNS_ALL)
+        await client.delete(keys.META, _LAYOUT_1_RUNS_ALL)
         await cluster.aclose()
 
 
