@@ -29,6 +29,7 @@ from switchyard.engine.processor import InboxRecord
 from switchyard.engine.scheduler import SchedulerService, schedule_run_id
 from switchyard.engine.store import keys
 from switchyard.engine.store.runs import RunStore
+from switchyard.engine.store.slots import partition_tag
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.schemas import (
     DecodeError,
@@ -263,10 +264,12 @@ async def test_each_tick_fires_once_across_two_schedulers_a_crash_a_restart_and_
     processor = make_processor(sched_settings, sched_redis, producer, templates)
     await processor.handle([InboxRecord(r.topic, r.partition, r.offset, r.key, r.value)
                             for r, _ in found])  # fmt: skip
-    members = await sched_redis.zrange(keys.runs_of_workflow(wf), 0, -1)
-    runs = {m.decode() if isinstance(m, bytes) else str(m) for m in members}
-    assert runs == set(ids.values())
-    store = RunStore(sched_redis)
+    partitions = sched_settings.inbox_partitions
+    indexed = await _indexed_runs(sched_redis, wf, partitions)
+    assert {run_id for run_id, _ in indexed} == set(ids.values())
+    # Each in its own partition's index only (a list query reads each index once).
+    assert all(tag == keys.tag_of(run_id, partitions) for run_id, tag in indexed)
+    store = RunStore(sched_redis, partitions)
     for tick, run_id in ids.items():
         state = await store.get(run_id)
         assert state is not None
@@ -277,6 +280,17 @@ async def test_each_tick_fires_once_across_two_schedulers_a_crash_a_restart_and_
             "scheduledAt": format_timestamp(tick),
             "cron": "*/10 * * * *" if tick == at(9, 50) else EVERY_5,
         }
+
+
+async def _indexed_runs(
+    client: aioredis.Redis, workflow: str, partitions: int
+) -> list[tuple[str, str]]:
+    """(run id, partition tag) of every entry of the workflow's per-partition indexes."""
+    indexed: list[tuple[str, str]] = []
+    for tag in (partition_tag(p, partitions) for p in range(partitions)):
+        members = await client.zrange(keys.runs_of_workflow(workflow, tag), 0, -1)
+        indexed += [(m.decode() if isinstance(m, bytes) else str(m), tag) for m in members]
+    return indexed
 
 
 async def test_two_schedulers_started_together_fire_a_tick_once_between_them(
