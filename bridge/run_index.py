@@ -25,8 +25,8 @@ import asyncio
 import dataclasses
 import heapq
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,30 +146,66 @@ async def find_runs(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[L
 
 
 async def find_stuck(ctx: BridgeContext, actor: Actor, query: RunQuery) -> list[LoadedRun]:
-    """The runs matching ``query`` that are not COMPLETED and wait on nothing, each
-    partition's newest first, partition after partition."""
+    """The runs matching ``query`` that are not COMPLETED and wait on nothing, newest
+    first across the partitions (as the list without ``stuck``)."""
     statuses = [s for s in query.statuses or UNFINISHED if s in UNFINISHED]
     if not statuses:
         return []
     narrowed = dataclasses.replace(query, statuses=statuses)
     found: list[LoadedRun] = []
     skipped = 0
-    async with _matching(ctx, actor, narrowed) as sources:
-        for source in sources:
-            start = 0
-            while len(found) < query.limit:
-                ids = [_text(i) for i, _ in await _page(ctx, source, query, start, _STUCK_PAGE)]
-                if not ids:
-                    break
-                start += len(ids)
-                if source.startswith(temp_key("")):  # a long scan outlives the scratch TTL
-                    await ctx.redis.expire(source, _TEMP_TTL_SECONDS)
-                for loaded in await _stuck_among(ctx, ids):
-                    if skipped < query.offset:
-                        skipped += 1
-                    elif len(found) < query.limit:
-                        found.append(loaded)
+    async with (
+        _matching(ctx, actor, narrowed) as sources,
+        aclosing(_chunks(_newest_first(ctx, sources, query), _STUCK_PAGE)) as chunks,
+    ):
+        async for ids in chunks:
+            for loaded in await _stuck_among(ctx, ids):
+                if skipped < query.offset:
+                    skipped += 1
+                elif len(found) < query.limit:
+                    found.append(loaded)
+            if len(found) >= query.limit:
+                break
     return found
+
+
+async def _newest_first(
+    ctx: BridgeContext, sources: Sequence[str], query: RunQuery
+) -> AsyncGenerator[str]:
+    """Every run id of ``sources`` (one per partition), merged newest first by
+    ``createdAt``; each source is read a page at a time, as the merge needs it."""
+    starts = [0] * len(sources)
+    pages: list[list[tuple[object, float]]] = [[] for _ in sources]
+    heap: list[tuple[float, int, int]] = []  # (-createdAt, source, index in its page)
+
+    async def read(n: int) -> None:
+        if sources[n].startswith(temp_key("")):  # a long scan outlives the scratch TTL
+            await ctx.redis.expire(sources[n], _TEMP_TTL_SECONDS)
+        pages[n] = await _page(ctx, sources[n], query, starts[n], _STUCK_PAGE)
+        starts[n] += len(pages[n])
+        if pages[n]:
+            heapq.heappush(heap, (-pages[n][0][1], n, 0))
+
+    for n in range(len(sources)):
+        await read(n)
+    while heap:
+        _, n, i = heapq.heappop(heap)
+        yield _text(pages[n][i][0])
+        if i + 1 < len(pages[n]):
+            heapq.heappush(heap, (-pages[n][i + 1][1], n, i + 1))
+        else:
+            await read(n)
+
+
+async def _chunks(items: AsyncGenerator[str], size: int) -> AsyncGenerator[list[str]]:
+    chunk: list[str] = []
+    async for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 async def _stuck_among(ctx: BridgeContext, run_ids: Sequence[str]) -> list[LoadedRun]:

@@ -29,20 +29,23 @@ async def _stuck_maker(api: Api) -> AsyncIterator[Stuck]:
     IN_PROGRESS (what the engine never writes); every state is put back on exit."""
     originals: dict[str, bytes | str] = {}
 
+    def key(run_id: str) -> str:
+        return keys.run(run_id, keys.tag_of(run_id, api.ctx.runs.partitions))
+
     async def make(run_id: str) -> None:
-        raw = await api.ctx.redis.hget(keys.run(run_id), "state")
+        raw = await api.ctx.redis.hget(key(run_id), "state")
         assert raw is not None
         originals[run_id] = raw
         state = load_state(raw)
         for nr in state.node_runs:
             nr.status, nr.result, nr.retry_at = "COMPLETED", "SUCCESS", None
-        await api.ctx.redis.hset(keys.run(run_id), "state", dump_state(state))
+        await api.ctx.redis.hset(key(run_id), "state", dump_state(state))
 
     try:
         yield make
     finally:
         for run_id, raw in originals.items():
-            await api.ctx.redis.hset(keys.run(run_id), "state", raw)
+            await api.ctx.redis.hset(key(run_id), "state", raw)
 
 
 async def _stuck_ids(api: Api, who: str = "admin", **params: Any) -> list[str]:
