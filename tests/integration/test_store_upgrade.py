@@ -83,12 +83,15 @@ async def test_a_store_from_before_the_marker_is_format_1_layout_1(
     await client.delete(keys.META)
     probe = f"sy:test-data:{uuid.uuid4().hex}"
     await client.set(probe, "1", ex=60)
-    newer_layout = StoreFormat(CURRENT_FORMAT, 2)
-    with pytest.raises(StoreFormatRefused, match=r"run `switchyard state upgrade`"):
-        await claim_store_format(client, newer_layout, data_keys=[probe])
+    # This release's code (layout 2) is refused the layout-1 data ...
+    with pytest.raises(StoreFormatRefused, match=r"run `switchyard state upgrade`") as caught:
+        await claim_store_format(client, data_keys=[probe])
+    assert caught.value.stored == StoreFormat(1, 1)
     assert await read_store_format(client) is None  # refused: nothing written
-    assert await claim_store_format(client, data_keys=[probe]) == StoreFormat(1, 1)
-    assert await read_store_format(client) == CODE_FORMAT
+    # ... which a layout-1 code (the release before layout 2) takes as its own.
+    layout_1_code = StoreFormat(CURRENT_FORMAT, 1)
+    assert await claim_store_format(client, layout_1_code, data_keys=[probe]) == StoreFormat(1, 1)
+    assert await read_store_format(client) == layout_1_code
 
 
 async def test_an_engine_older_than_the_data_refuses_to_start(client: aioredis.Redis) -> None:
@@ -148,6 +151,11 @@ async def test_a_newer_engine_records_its_state_format_over_an_older_one(
         await claim_store_format(client)
 
 
+def _run(run_id: str) -> str:
+    """The run's key in an inbox of 12 partitions (the default)."""
+    return keys.run(run_id, keys.tag_of(run_id, 12))
+
+
 def _rename(doc: Document) -> Document:
     """A fake state step 1 → 2."""
     doc = dict(doc)
@@ -155,11 +163,11 @@ def _rename(doc: Document) -> Document:
     return doc
 
 
-def _layout_step(prefix: str, calls: list[bool]) -> LayoutStep:
+def _layout_step(prefix: str, calls: list[tuple[int, bool]]) -> LayoutStep:
     """A fake layout step 1 → 2: ``<prefix>old:*`` keys become ``<prefix>new:*``."""
 
-    async def step(client: aioredis.Redis, dry_run: bool, say: Say) -> int:
-        calls.append(dry_run)
+    async def step(client: aioredis.Redis, partitions: int, dry_run: bool, say: Say) -> int:
+        calls.append((partitions, dry_run))
         moved = 0
         async for key in client.scan_iter(match=f"{prefix}old:*"):
             if not dry_run:
@@ -178,48 +186,51 @@ async def test_upgrade_takes_layout_steps_and_rewrites_old_states_once(
     run_ids = [f"wfr_{tag}{n:08d}" for n in range(3)]
     old = {r: orjson.dumps({"run_id": r, "created_by": "me", "outputs": {}}) for r in run_ids}
     for run_id, raw in old.items():
-        await client.hset(keys.run(run_id), mapping={"state": raw, "offset": 1})
+        await client.hset(_run(run_id), mapping={"state": raw, "offset": 1})
     prefix = f"sy:test-layout:{tag}:"
     await client.set(f"{prefix}old:a", "1", ex=300)
-    await client.delete(keys.META)
-    calls: list[bool] = []
+    await _mark(client, 1, 1)  # an older release's store (the inference: the CLI's test)
+    calls: list[tuple[int, bool]] = []
     steps: dict[int, Step] = {**STEPS, CURRENT_FORMAT: _rename}
     layout = {1: _layout_step(prefix, calls)}
     said: list[str] = []
 
     async def upgrade(dry_run: bool) -> UpgradeReport:
-        return await upgrade_store(client, dry_run=dry_run, say=said.append, steps=steps,
-                             layout_steps=layout, runs=f"wfr_{tag}*")  # fmt: skip
+        return await upgrade_store(
+            client, dry_run=dry_run, say=said.append, partitions=12,
+            steps=steps, layout_steps=layout, runs=f"wfr_{tag}*",
+        )  # fmt: skip
 
     dry = await upgrade(True)
     assert (dry.runs_scanned, dry.runs_upgraded, dry.keys_moved) == (3, 3, 1)
-    assert [await client.hget(keys.run(r), "state") for r in run_ids] == list(old.values())
+    assert [await client.hget(_run(r), "state") for r in run_ids] == list(old.values())
     assert await client.exists(f"{prefix}old:a") == 1
-    assert await read_store_format(client) is None  # a dry run writes nothing
+    assert await read_store_format(client) == StoreFormat(1, 1)  # a dry run writes nothing
     assert "runs: 3 scanned, 3 to upgrade" in said
 
     done = await upgrade(False)
     assert (done.runs_scanned, done.runs_upgraded, done.keys_moved) == (3, 3, 1)
     for run_id in run_ids:
-        stored = await client.hget(keys.run(run_id), "state")
+        stored = await client.hget(_run(run_id), "state")
         assert isinstance(stored, bytes)
         assert stored.startswith(b'{"format":%d,' % (CURRENT_FORMAT + 1))
         assert orjson.loads(stored)["creator"] == "me"
     assert await client.exists(f"{prefix}new:a") == 1
     assert await read_store_format(client) == StoreFormat(CURRENT_FORMAT + 1, 2)
+    assert await client.hget(keys.META, "partitions") == b"12"  # the keys moved for 12
 
     again = await upgrade(False)
     assert (again.runs_scanned, again.runs_upgraded, again.keys_moved) == (3, 0, 0)
-    assert calls == [True, False]  # the layout step is not taken twice
+    assert calls == [(12, True), (12, False)]  # the layout step is not taken twice
     for run_id in run_ids:
-        await client.delete(keys.run(run_id))
+        await client.delete(_run(run_id))
     await client.delete(f"{prefix}new:a")
 
 
 async def test_upgrade_refuses_a_store_newer_than_the_code(client: aioredis.Redis) -> None:
     await _mark(client, CURRENT_FORMAT + 1, 1)
     with pytest.raises(StoreFormatRefused, match="newer release"):
-        await upgrade_store(client, dry_run=True, say=lambda _: None)
+        await upgrade_store(client, dry_run=True, say=lambda _: None, partitions=12)
 
 
 def test_the_state_commands(
@@ -228,8 +239,15 @@ def test_the_state_commands(
     monkeypatch.setenv("SWITCHYARD_REDIS_URL", own.redis_url)
     client = redis.Redis.from_url(own.redis_url)
     found = client.hgetall(keys.META)
+    # A layout-1 run (its hash and its entry in the all-runs index): the store is an
+    # older release's, whatever else this shared database holds.
+    run_id = f"wfr_{uuid.uuid4().hex[:16]}"
+    old_run, new_run = f"sy:run:{{{run_id}}}", _run(run_id)
+    new_index = keys.runs_all(keys.tag_of(run_id, 12))
     try:
         client.delete(keys.META)
+        client.hset(old_run, "offset", 7)
+        client.zadd("sy:runs:all", {run_id: 1})
         assert main(["state", "status"]) == 0
         out = capsys.readouterr().out
         assert f"this release: {CODE_FORMAT.describe()}" in out
@@ -237,19 +255,33 @@ def test_the_state_commands(
         assert main(["state", "upgrade", "--dry-run"]) == 0
         out = capsys.readouterr().out
         assert "runs: " in out
+        assert "key layout 1 → 2 (dry run)" in out
         assert (
             f"store would go from state format 1, key layout 1 to {CODE_FORMAT.describe()}" in out
         )
         assert client.exists(keys.META) == 0  # a dry run writes nothing
+        assert (client.exists(old_run), client.exists(new_run)) == (1, 0)
         assert main(["state", "upgrade"]) == 0
-        assert client.hgetall(keys.META) == {b"state_format": b"1", b"key_layout": b"1"}
+        assert f"went from state format 1, key layout 1 to {CODE_FORMAT.describe()}" in (
+            capsys.readouterr().out
+        )
+        assert client.hgetall(keys.META) == {
+            b"state_format": str(CODE_FORMAT.state_format).encode(),
+            b"key_layout": str(CODE_FORMAT.key_layout).encode(),
+            b"partitions": b"12",  # the count the keys were moved for
+        }
+        assert (client.exists(old_run), client.hget(new_run, "offset")) == (0, b"7")
+        assert client.zscore("sy:runs:all", run_id) is None
+        assert client.zscore(new_index, run_id) == 1
         assert main(["state", "status"]) == 0
         assert f"store: {CODE_FORMAT.describe()}" in capsys.readouterr().out
         client.hset(keys.META, "state_format", CURRENT_FORMAT + 1)
         assert main(["state", "upgrade"]) == 2
         assert "written by a newer release" in capsys.readouterr().err
     finally:
-        client.delete(keys.META)
+        client.delete(keys.META, old_run, new_run)
+        client.zrem("sy:runs:all", run_id)
+        client.zrem(new_index, run_id)
         if found:
             client.hset(keys.META, items=[part for pair in found.items() for part in pair])
         client.close()
