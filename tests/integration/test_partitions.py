@@ -60,6 +60,10 @@ class Records:
     def home(self, run_id: str) -> int:
         return partition_of(run_id, self.partitions)
 
+    def tag(self, run_id: str) -> str:
+        """The hash tag of the run's keys: its home partition's."""
+        return keys.tag_of(run_id, self.partitions)
+
     def at(
         self, run_id: str, offset: int, value: bytes, partition: int | None = None
     ) -> InboxRecord:
@@ -135,7 +139,7 @@ async def test_every_record_not_applied_is_a_redelivery_a_duplicate_a_move_or_a_
     # A run whose stored offset is of another partition: never compared, dead-lettered.
     assert await handle(records.at(legacy, 3, _trigger(legacy, workflow))) == [Outcome.APPLIED]
     elsewhere = (records.home(legacy) + 5) % records.partitions
-    await redis.hset(keys.run(legacy), "partition", str(elsewhere))
+    await redis.hset(keys.run(legacy, records.tag(legacy)), "partition", str(elsewhere))
     legacy_update = records.at(legacy, 4, _update(legacy, node_run_id(legacy, "work")))
     assert await handle(legacy_update) == [Outcome.DEAD_LETTERED]
 
@@ -145,10 +149,11 @@ async def test_every_record_not_applied_is_a_redelivery_a_duplicate_a_move_or_a_
     assert [(r.partition, orjson.loads(r.value)["runId"]) for r in republished] == [
         (records.home(moved), moved)
     ]
-    assert await RunStore(processor.store.client).get(moved) is None  # not applied where it was
+    store = RunStore(processor.store.client, records.partitions)
+    assert await store.get(moved) is None  # not applied where it was
     assert sorted(await _letters(topics, run)) == ["undecodable", "unknown_node_run"]
     assert await _letters(topics, legacy) == ["partition_mismatch"]
-    stored = await redis.hmget(keys.run(run), ["offset", "partition"])
+    stored = await redis.hmget(keys.run(run, records.tag(run)), ["offset", "partition"])
     assert stored == [b"14", str(records.home(run)).encode()]
     # Every record handled has exactly one of the outcomes, and the counter agrees.
     assert len(seen) == 11
@@ -157,13 +162,16 @@ async def test_every_record_not_applied_is_a_redelivery_a_duplicate_a_move_or_a_
 
 
 async def test_the_apply_script_refuses_a_plan_from_another_partition(
-    redis: aioredis.Redis,
+    topics: Settings, redis: aioredis.Redis
 ) -> None:
     """The script's own guard: offsets of two partitions are never compared."""
     run = new_run_id()
-    store = RunStore(redis)
-    assert await store.apply([ApplyPlan(run, 50, "1:50", partition=3)]) == [1]
-    assert await store.apply([ApplyPlan(run, 40, "1:40", partition=3)]) == [0]
+    partitions = TopicRegistry.from_settings(topics).inbox.partitions
+    store = RunStore(redis, partitions)
+    # Every plan names the run's keys (its tag), whatever partition it records.
+    tag = keys.tag_of(run, partitions)
+    assert await store.apply([ApplyPlan(run, 50, "1:50", partition=3, tag=tag)]) == [1]
+    assert await store.apply([ApplyPlan(run, 40, "1:40", partition=3, tag=tag)]) == [0]
     # A higher offset of another partition would have "won" before partitions were kept.
-    assert await store.apply([ApplyPlan(run, 90, "1:90", partition=4)]) == [-1]
-    assert await redis.hmget(keys.run(run), ["offset", "partition"]) == [b"50", b"3"]
+    assert await store.apply([ApplyPlan(run, 90, "1:90", partition=4, tag=tag)]) == [-1]
+    assert await redis.hmget(keys.run(run, tag), ["offset", "partition"]) == [b"50", b"3"]

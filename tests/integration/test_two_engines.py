@@ -37,8 +37,10 @@ from switchyard.consumers import KafkaWorker, WorkContext
 from switchyard.engine.store import keys
 from switchyard.engine.store.plan import ApplyPlan
 from switchyard.engine.store.runs import RunStore
+from switchyard.engine.store.slots import partition_tag
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
+from switchyard.topics.partitioning import partition_of
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.reader import read_topic
 from switchyard.topics.registry import TopicRegistry
@@ -174,7 +176,7 @@ async def test_two_engines_share_the_inbox_and_one_stopping_loses_and_repeats_no
                 alone = split_among(1, own.inbox_partitions)
                 await until(lambda: holdings([second]), alone, within=30)
                 await load(10)
-                store = RunStore(redis)
+                store = RunStore(redis, registry.inbox.partitions)
 
                 async def finished() -> int:
                     stored = await store.load(triggered)
@@ -211,18 +213,26 @@ async def test_two_engines_share_the_inbox_and_one_stopping_loses_and_repeats_no
 
 
 async def test_a_late_writer_after_a_rebalance_loses_against_the_stored_offset(
-    redis: aioredis.Redis,
+    settings: Settings, redis: aioredis.Redis
 ) -> None:
     """The old owner decided offsets 10..11 from the state at offset 9 but applies late;
     the new owner has applied 10..12 meanwhile. The old owner's apply is refused (0,
     at an offset applied or below) and leaves the run as the new owner wrote it."""
     run = new_run_id()
-    store = RunStore(redis)
-    assert await store.apply([ApplyPlan(run, 9, "1:9", partition=2)]) == [1]
+    partitions = TopicRegistry.from_settings(settings).inbox.partitions
+    store = RunStore(redis, partitions)
+    # Both owners read the run's partition, so both name its keys by that tag.
+    home = partition_of(run, partitions)
+    tag = partition_tag(home, partitions)
+
+    def plan(offset: int) -> ApplyPlan:
+        return ApplyPlan(run, offset, f"1:{offset}", partition=home, tag=tag)
+
+    assert await store.apply([plan(9)]) == [1]
     for offset in (10, 11, 12):  # the new owner
-        assert await store.apply([ApplyPlan(run, offset, f"1:{offset}", partition=2)]) == [1]
-    written = await redis.hgetall(keys.run(run))
+        assert await store.apply([plan(offset)]) == [1]
+    written = await redis.hgetall(keys.run(run, tag))
     for offset in (11, 12):  # the old owner, late: at or below the stored offset
-        assert await store.apply([ApplyPlan(run, offset, f"1:{offset}", partition=2)]) == [0]
-    assert await redis.hgetall(keys.run(run)) == written
+        assert await store.apply([plan(offset)]) == [0]
+    assert await redis.hgetall(keys.run(run, tag)) == written
     assert written[b"offset"] == b"12"
