@@ -54,9 +54,12 @@ LAYOUT_STEPS: Mapping[int, LayoutStep] = MappingProxyType({
 })  # fmt: skip
 KEY_LAYOUT = 1 + len(LAYOUT_STEPS)
 
-# Keys any store that has run Switchyard holds: their presence without a marker
-# means the data predates the marker (format 1, layout 1), not a fresh store.
-_EXISTING_DATA = (keys.WORKFLOWS, f"{keys.PREFIX}runs:all")  # layout 1's all-runs index
+# Keys only a release before the marker wrote: their presence without a marker means
+# the data predates it (format 1, layout 1), not a fresh store. Not ``sy:wfs``: every
+# layout's bridge writes it, so a new store whose first workflow was defined before
+# any engine started would be taken for layout 1 and refused. A marker-less store
+# with workflows and no runs has nothing the layout step moves.
+_EXISTING_DATA = (f"{keys.PREFIX}runs:all",)  # layout 1's all-runs index
 _BATCH = 500
 
 _REWRITE = """
