@@ -20,6 +20,8 @@ from switchyard.schemas import InputConfig, Workflow, encode, format_timestamp
 from switchyard.schemas.workflow_rules import parse_workflow
 
 # Create or update in one step: a concurrent PUT can't hand out the same version twice.
+# KEYS[1]: the workflow's hash (its versions share its slot); ARGV: create|update, the
+# definition, the time (ISO), the view facts of the version.
 _SAVE = """
 local exists = redis.call('HEXISTS', KEYS[1], 'version')
 if ARGV[1] == 'create' and exists == 1 and redis.call('HGET', KEYS[1], 'deleted') ~= '1' then
@@ -33,8 +35,7 @@ redis.call('HSET', KEYS[1], 'deleted', '0', 'updatedAt', ARGV[3])
 redis.call('HSETNX', KEYS[1], 'createdAt', ARGV[3])
 -- Stored without its version (the key says it): cjson would turn [] into {}.
 redis.call('SET', KEYS[1] .. ':v:' .. version, ARGV[2])
-redis.call('HSET', KEYS[1], 'view:' .. version, ARGV[6])
-redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[5])
+redis.call('HSET', KEYS[1], 'view:' .. version, ARGV[4])
 return version
 """
 
@@ -102,11 +103,17 @@ class WorkflowStore:
         document = orjson.loads(encode(workflow, exclude_none=True))
         document.pop("version", None)
         stamp = format_timestamp(now)
+        if create:
+            # Indexed first, outside the script: the index is in another slot of a Redis
+            # Cluster. Readers skip an entry without a live hash, so a create refused
+            # (or cut short) leaves nothing visible; NX keeps a re-create's first time.
+            await self.client.zadd(
+                keys.WORKFLOWS, {workflow.identifier: int(now.timestamp() * 1000)}, nx=True
+            )
         version = await self._save(
-            keys=[keys.workflow(workflow.identifier), keys.WORKFLOWS],
+            keys=[keys.workflow(workflow.identifier)],
             args=[
                 "create" if create else "update", orjson.dumps(document), stamp,
-                str(int(now.timestamp() * 1000)), workflow.identifier,
                 ViewFacts.of(workflow).dump(),
             ],
         )  # fmt: skip

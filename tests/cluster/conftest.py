@@ -1,0 +1,38 @@
+"""The tests of this folder run the engine and the runs API on a Redis Cluster of their
+own (three masters, started by ``tests/helpers_cluster.py``), with the session's Kafka
+and topics of their own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from switchyard.schemas.settings import Settings
+from tests.consumers.stack import (  # noqa: F401  (fixtures)
+    api,
+    client,
+    engine,
+    templates,
+    topics,
+)
+from tests.helpers_cluster import redis_cluster
+
+
+@pytest.fixture(scope="package")
+def cluster_url() -> Iterator[str]:
+    with redis_cluster(3, 0) as nodes:
+        yield f"redis://127.0.0.1:{nodes[0].port}/0"
+
+
+@pytest.fixture
+def settings(settings: Settings, cluster_url: str) -> Settings:
+    """The session's Kafka, topics of the test's own, the cluster for Redis."""
+    return settings.model_copy(
+        update={
+            "redis_url": cluster_url,
+            "redis_cluster": True,
+            "topic_prefix": f"{settings.topic_prefix}cluster-{uuid.uuid4().hex[:6]}.",
+        }
+    )
