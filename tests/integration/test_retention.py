@@ -142,21 +142,22 @@ async def approval(redis: aioredis.Redis) -> str:
 Place = tuple[str, str, str]  # how to read it, the key, the field or member
 
 
-def _run_keys(run_id: str, workflow: str, service: str) -> dict[str, Place]:
-    """Every place run ``run_id`` is held, by name."""
+def _run_keys(run_id: str, tag: str, workflow: str, service: str) -> dict[str, Place]:
+    """Every place run ``run_id`` (of partition tag ``tag``) is held, by name."""
     found = {
-        "hash": ("exists", keys.run(run_id), ""),
-        "logs": ("exists", keys.logs(run_id), ""),
-        "events": ("exists", keys.run_events(run_id), ""),
-        "external": ("exists", keys.external_run(f"ext-{run_id}"), ""),
+        "hash": ("exists", keys.run(run_id, tag), ""),
+        "logs": ("exists", keys.logs(run_id, tag), ""),
+        "events": ("exists", keys.run_events(run_id, tag), ""),
+        "external": ("exists", keys.external_run(f"ext-{run_id}", tag), ""),
     }
     for node in ("trigger", "work"):
         nr = node_run_id(run_id, node)
-        found[f"node run {node}"] = ("hget", keys.node_runs_bucket(nr), nr)
+        found[f"node run {node}"] = ("hget", keys.node_runs_bucket(nr, tag), nr)
     indexes = [
-        keys.RUNS_ALL, keys.RUNS_FINISHED, keys.runs_of_workflow(workflow),
-        keys.runs_of_version(1), keys.runs_by(CREATOR), keys.runs_with_status("COMPLETED"),
-        keys.runs_with_result("SUCCESS"), keys.runs_of_entity("service", service),
+        keys.runs_all(tag), keys.runs_finished(tag), keys.runs_of_workflow(workflow, tag),
+        keys.runs_of_version(1, tag), keys.runs_by(CREATOR, tag),
+        keys.runs_with_status("COMPLETED", tag), keys.runs_with_result("SUCCESS", tag),
+        keys.runs_of_entity("service", service, tag),
     ]  # fmt: skip
     found.update({index: ("zscore", index, run_id) for index in indexes})
     return found
@@ -177,6 +178,11 @@ async def _held(redis: aioredis.Redis, places: dict[str, Place]) -> set[str]:
     return held
 
 
+async def _keys_naming(redis: aioredis.Redis, run_id: str) -> list[Any]:
+    """Every key of this database whose name holds ``run_id``, under any tag."""
+    return [key async for key in redis.scan_iter(match=f"*{run_id}*", count=1000)]
+
+
 def _pruned(kind: str) -> float:
     value = REGISTRY.get_sample_value("switchyard_retention_pruned_total", {"kind": kind})
     return value or 0.0
@@ -195,13 +201,17 @@ async def test_runs_finished_before_the_retention_go_with_all_they_hold_and_no_o
     while (await RunPruner(settings, redis).prune_batch(NOW)).runs:
         pass
     engine = Engine(settings, redis, producer, templates)
+
+    def tag(run_id: str) -> str:
+        return keys.tag_of(run_id, settings.inbox_partitions)
+
     services = {name: f"svc-{name}-{uuid.uuid4().hex[:6]}" for name in "ABECD"}
     old = await engine.trigger(workflow, T0 - timedelta(minutes=5), services["A"])
     await engine.complete(old, T0)
     # Finished as long ago, but by an engine from before sy:runs:finished: backfilled.
     unindexed = await engine.trigger(workflow, T0 - timedelta(minutes=4), services["B"])
     await engine.complete(unindexed, T0 - timedelta(minutes=1))
-    await redis.zrem(keys.RUNS_FINISHED, unindexed)
+    await redis.zrem(keys.runs_finished(tag(unindexed)), unindexed)
     await redis.delete(keys.RETENTION_BACKFILL)  # walk this database's COMPLETED runs anew
     recent = await engine.trigger(workflow, T0 - timedelta(minutes=3), services["E"])
     await engine.complete(recent, T0 + timedelta(seconds=2))  # 1 s inside the window
@@ -209,11 +219,13 @@ async def test_runs_finished_before_the_retention_go_with_all_they_hold_and_no_o
     waiting = await engine.trigger(approval, T0 - timedelta(days=90), services["D"])
     runs = {"A": old, "B": unindexed, "E": recent, "C": running, "D": waiting}
     places = {
-        run_id: _run_keys(run_id, approval if name == "D" else workflow, services[name])
+        run_id: _run_keys(
+            run_id, tag(run_id), approval if name == "D" else workflow, services[name]
+        )
         for name, run_id in runs.items()
     }
-    lines = await redis.llen(keys.logs(old)) + await redis.llen(keys.logs(unindexed))
-    kept = {r: await redis.hget(keys.run(r), "state") for r in (recent, running, waiting)}
+    lines = sum([await redis.llen(keys.logs(r, tag(r))) for r in (old, unindexed)])
+    kept = {r: await redis.hget(keys.run(r, tag(r)), "state") for r in (recent, running, waiting)}
     kept_held = {r: await _held(redis, places[r]) for r in kept}
     assert kept_held[recent] == set(places[recent])
 
@@ -222,7 +234,8 @@ async def test_runs_finished_before_the_retention_go_with_all_they_hold_and_no_o
     nothing = await RunPruner(forever, redis).prune_batch(NOW + timedelta(days=3650))
     assert nothing == PruneCounts()
     assert await _held(redis, places[old]) == set(places[old])
-    assert await _held(redis, places[unindexed]) == set(places[unindexed]) - {keys.RUNS_FINISHED}
+    unindexed_finished = keys.runs_finished(tag(unindexed))
+    assert await _held(redis, places[unindexed]) == set(places[unindexed]) - {unindexed_finished}
 
     before = {kind: _pruned(kind) for kind in KINDS}
     first, second = RunPruner(settings, redis), RunPruner(settings, redis)
@@ -231,8 +244,10 @@ async def test_runs_finished_before_the_retention_go_with_all_they_hold_and_no_o
     assert one.runs + two.runs == 2  # each run deleted once, by one of the two
     assert await _held(redis, places[old]) == set()
     assert await _held(redis, places[unindexed]) == set()
+    # Nor under any other partition's tag (nor any key naming the run or its node runs).
+    assert await _keys_naming(redis, old) == await _keys_naming(redis, unindexed) == []
     for run_id, state in kept.items():
-        assert await redis.hget(keys.run(run_id), "state") == state
+        assert await redis.hget(keys.run(run_id, tag(run_id)), "state") == state
         assert await _held(redis, places[run_id]) == kept_held[run_id]
     total = PruneCounts()
     total.add(one)
@@ -256,21 +271,23 @@ async def test_a_run_that_changed_after_the_pruner_read_it_is_left_for_the_next_
     engine = Engine(settings, redis, producer, templates)
     run_id = await engine.trigger(workflow, T0, f"svc-{uuid.uuid4().hex[:6]}")
     await engine.complete(run_id, T0)
-    [raw] = await PruneStore(redis).states([run_id])
-    state = await RunStore(redis).get(run_id)
+    partitions = settings.inbox_partitions
+    tag = keys.tag_of(run_id, partitions)
+    [raw] = await PruneStore(redis, partitions).states([run_id])
+    state = await RunStore(redis, partitions).get(run_id)
     assert raw is not None
     assert state is not None
-    plan = prune_plan(state, raw, [])
+    plan = prune_plan(state, raw, [], tag)
     # A re-run command applied meanwhile rewrites the old run's state (it stays COMPLETED;
     # the re-run is a run of its own).
     changed = orjson.loads(raw) | {"step": state.step + 1}
-    await redis.hset(keys.run(run_id), "state", orjson.dumps(changed))
+    await redis.hset(keys.run(run_id, tag), "state", orjson.dumps(changed))
 
-    [result] = await PruneStore(redis).prune([plan])
+    [result] = await PruneStore(redis, partitions).prune([plan])
 
     assert result.outcome == 0
-    assert await redis.exists(keys.run(run_id))
-    assert await redis.zscore(keys.RUNS_FINISHED, run_id) is not None
+    assert await redis.exists(keys.run(run_id, tag))
+    assert await redis.zscore(keys.runs_finished(tag), run_id) is not None
 
 
 async def test_the_background_pruner_deletes_old_runs_and_stops(
@@ -288,7 +305,8 @@ async def test_the_background_pruner_deletes_old_runs_and_stops(
 
     pruner = RunPruner(settings, redis, clock=lambda: NOW, first_delay_s=0, interval_s=0.2)
     async with pruner:
-        await until(lambda: redis.exists(keys.run(run_id)), lambda found: not found, within=30)
+        run_key = keys.run(run_id, keys.tag_of(run_id, settings.inbox_partitions))
+        await until(lambda: redis.exists(run_key), lambda found: not found, within=30)
     await pruner.stop()  # idempotent
 
     assert pruner.total.runs >= 1
