@@ -45,9 +45,15 @@ async def entity_executor(bridge_settings: Settings) -> AsyncIterator[EntityServ
     await client.aclose()
 
 
-async def runs_of(redis: aioredis.Redis, workflow: str) -> list[str]:
-    found = await redis.zrange(keys.runs_of_workflow(workflow), 0, -1)
-    return [r.decode() if isinstance(r, bytes) else str(r) for r in found]
+async def runs_of(api: Api, workflow: str) -> list[str]:
+    """The workflow's runs in every partition's index, by ``createdAt``."""
+    found: list[tuple[float, str]] = []
+    for tag in api.ctx.runs.tags():
+        members: Any = await api.ctx.redis.zrange(keys.runs_of_workflow(workflow, tag), 0, -1,
+                                                  withscores=True)  # fmt: skip
+        found += [(float(score), r.decode() if isinstance(r, bytes) else str(r))
+                  for r, score in members]  # fmt: skip
+    return [run_id for _, run_id in sorted(found)]
 
 
 async def events_of(settings: Settings, entity_key: str) -> list[EntityEvent]:
@@ -93,7 +99,7 @@ def workflow(identifier: str, *nodes: dict[str, Any]) -> dict[str, Any]:
 
 async def test_an_api_update_starts_one_run_whose_upsert_writes_an_entity(
     api: Api, engine: EngineService, matcher: TriggerMatcher, entity_executor: EntityService,
-    bridge_settings: Settings, redis: aioredis.Redis,
+    bridge_settings: Settings,
 ) -> None:  # fmt: skip
     tag = uuid.uuid4().hex[:8]
     blueprint, copies = f"service-{tag}", f"copy-{tag}"
@@ -110,7 +116,7 @@ async def test_an_api_update_starts_one_run_whose_upsert_writes_an_entity(
     await write(api, blueprint, {"identifier": "svc-a", "properties": {"tier": "bronze"}})
     await write(api, blueprint, {"identifier": "svc-a", "properties": {"tier": "gold"}},
                 upsert="true", merge="true")  # fmt: skip
-    [run_id] = await until(lambda: runs_of(redis, on_update))
+    [run_id] = await until(lambda: runs_of(api, on_update))
     run = await until(lambda: api.run(run_id), lambda r: r["status"] == "COMPLETED")
     assert run["result"] == "SUCCESS", run
     written = run["variables"]["outputs"]["write"]["response"]["data"]
@@ -130,8 +136,8 @@ async def test_an_api_update_starts_one_run_whose_upsert_writes_an_entity(
     async with EventProducer(bridge_settings) as producer:
         await producer.send_and_wait(topic, update.key(), update.model_dump_json().encode())
     await until(lambda: _copies(matcher, update.id), lambda copies: copies == 2)
-    assert await runs_of(redis, on_update) == [run_id]
-    assert await runs_of(redis, on_delete) == []
+    assert await runs_of(api, on_update) == [run_id]
+    assert await runs_of(api, on_delete) == []
 
 
 async def _copies(matcher: TriggerMatcher, event_id: str) -> int:
@@ -140,7 +146,7 @@ async def _copies(matcher: TriggerMatcher, event_id: str) -> int:
 
 async def test_a_workflow_that_retriggers_itself_stops_at_the_maximum_depth(
     api: Api, engine: EngineService, matcher: TriggerMatcher, entity_executor: EntityService,
-    bridge_settings: Settings, redis: aioredis.Redis,
+    bridge_settings: Settings,
 ) -> None:  # fmt: skip
     tag = uuid.uuid4().hex[:8]
     blueprint, loop = f"counter-{tag}", f"loop-{tag}"
@@ -156,7 +162,7 @@ async def test_a_workflow_that_retriggers_itself_stops_at_the_maximum_depth(
     refusal = await until(lambda: _refusal(matcher, loop), within=60)
     assert refusal is not None
     assert "chain too deep" in refusal
-    runs = await runs_of(redis, loop)
+    runs = await runs_of(api, loop)
     assert len(runs) == limit
     entity = (await api.call("GET", f"/v1/blueprints/{blueprint}/entities/c")).json()["entity"]
     assert entity["properties"]["round"] == 1 + limit  # one write per run, then it stopped

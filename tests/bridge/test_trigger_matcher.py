@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from switchyard.engine.service import EngineService
 from switchyard.engine.store import keys
@@ -62,14 +61,19 @@ async def publish(settings: Settings, event: EntityEvent) -> None:
         await producer.send_and_wait(topic, event.key(), event.model_dump_json().encode())
 
 
-async def runs_of(redis: aioredis.Redis, workflow: str) -> list[str]:
-    found = await redis.zrange(keys.runs_of_workflow(workflow), 0, -1)
-    return [r.decode() if isinstance(r, bytes) else str(r) for r in found]
+async def runs_of(api: Api, workflow: str) -> list[str]:
+    """The workflow's runs in every partition's index, by ``createdAt``."""
+    found: list[tuple[float, str]] = []
+    for tag in api.ctx.runs.tags():
+        members: Any = await api.ctx.redis.zrange(keys.runs_of_workflow(workflow, tag), 0, -1,
+                                                  withscores=True)  # fmt: skip
+        found += [(float(score), r.decode() if isinstance(r, bytes) else str(r))
+                  for r, score in members]  # fmt: skip
+    return [run_id for _, run_id in sorted(found)]
 
 
 async def test_an_entity_event_starts_one_run_of_each_matching_trigger(
     api: Api, engine: EngineService, matcher: TriggerMatcher, bridge_settings: Settings,
-    redis: aioredis.Redis,
 ) -> None:  # fmt: skip
     tag = uuid.uuid4().hex[:8]
     blueprint = f"service-{tag}"
@@ -83,7 +87,7 @@ async def test_an_entity_event_starts_one_run_of_each_matching_trigger(
     await publish(bridge_settings, silver)
     await publish(bridge_settings, silver)  # delivered twice: still one run
     await until(lambda: handled(matcher, silver.id), lambda copies: copies == 2)
-    [run_id] = await until(lambda: runs_of(redis, matching))
+    [run_id] = await until(lambda: runs_of(api, matching))
     run = await api.run(run_id)
     assert run["createdBy"] == bridge_settings.automation_actor
     trigger = next(nr for nr in run["nodeRuns"] if nr["node"]["identifier"] == "trigger")
@@ -94,11 +98,11 @@ async def test_an_entity_event_starts_one_run_of_each_matching_trigger(
     assert run["variables"]["outputs"]["trigger"] == trigger["output"]
     gold = entity_event(blueprint, f"ev-{tag}-2", "gold")
     await publish(bridge_settings, gold)
-    [gold_run] = await until(lambda: runs_of(redis, conditioned))
-    assert len(await until(lambda: runs_of(redis, matching), lambda ids: len(ids) >= 2)) == 2
-    assert await runs_of(redis, other_kind) == []
-    assert await runs_of(redis, other_bp) == []
-    assert await runs_of(redis, conditioned) == [gold_run]  # silver did not meet it
+    [gold_run] = await until(lambda: runs_of(api, conditioned))
+    assert len(await until(lambda: runs_of(api, matching), lambda ids: len(ids) >= 2)) == 2
+    assert await runs_of(api, other_kind) == []
+    assert await runs_of(api, other_bp) == []
+    assert await runs_of(api, conditioned) == [gold_run]  # silver did not meet it
 
 
 async def handled(matcher: TriggerMatcher, event_id: str) -> int:
@@ -113,17 +117,16 @@ async def refusal_of(matcher: TriggerMatcher, event_id: str) -> str | None:
 
 async def test_a_chain_past_the_maximum_depth_is_refused_with_its_reason(
     api: Api, engine: EngineService, matcher: TriggerMatcher, bridge_settings: Settings,
-    redis: aioredis.Redis,
 ) -> None:  # fmt: skip
     tag = uuid.uuid4().hex[:8]
     blueprint, workflow = f"service-{tag}", f"deep-{tag}"
     await api.define(on_event(workflow, blueprint, "ENTITY_UPDATED"))
     limit = bridge_settings.trigger_max_depth
     await publish(bridge_settings, entity_event(blueprint, f"ev-{tag}-ok", "x", limit - 1))
-    [run_id] = await until(lambda: runs_of(redis, workflow))
+    [run_id] = await until(lambda: runs_of(api, workflow))
     await publish(bridge_settings, entity_event(blueprint, f"ev-{tag}-deep", "x", limit))
     refusal = await until(lambda: refusal_of(matcher, f"ev-{tag}-deep"))
     assert refusal is not None
     assert "chain too deep" in refusal
     assert f"at most {limit}" in refusal
-    assert await runs_of(redis, workflow) == [run_id]
+    assert await runs_of(api, workflow) == [run_id]
