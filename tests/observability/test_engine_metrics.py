@@ -34,6 +34,7 @@ from switchyard.engine.scheduler import SchedulerService
 from switchyard.engine.store import keys
 from switchyard.engine.store.plan import timer_commands
 from switchyard.engine.store.runs import RunStore
+from switchyard.engine.store.slots import partition_tag
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.engine.templates import JqTemplates, TemplateLimits
 from switchyard.engine.timers import TimerService
@@ -106,6 +107,22 @@ async def scrape(stack: Launched) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def _partitions(settings: Settings) -> int:
+    return TopicRegistry.from_settings(settings).inbox.partitions
+
+
+def _tags(settings: Settings) -> list[str]:
+    """Every inbox partition's hash tag: each keeps its own counters and timers."""
+    partitions = _partitions(settings)
+    return [partition_tag(p, partitions) for p in range(partitions)]
+
+
+async def _in_flight(redis: aioredis.Redis, settings: Settings, node_type: str) -> int:
+    """The stored count of ``node_type``'s node runs in flight: every partition's sum."""
+    found = [await redis.hget(keys.node_runs_in_flight(tag), node_type) for tag in _tags(settings)]
+    return sum(int(raw or 0) for raw in found)
 
 
 def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
@@ -292,8 +309,7 @@ async def test_node_runs_in_flight_are_right_after_a_restart(own: Settings, tmp_
     redis = aioredis.Redis.from_url(own.redis_url)
     try:
         await _define_kafka_step(redis, workflow)
-        raw = await redis.hget(keys.NODE_RUNS_IN_FLIGHT, "KAFKA")
-        truth = int(raw or 0)
+        truth = await _in_flight(redis, own, "KAFKA")
         run_id = new_run_id()
         async with EventProducer(own) as producer:
             inbox = TopicRegistry.from_settings(own).inbox.name
@@ -301,7 +317,7 @@ async def test_node_runs_in_flight_are_right_after_a_restart(own: Settings, tmp_
                 await producer.send_and_wait(inbox, run_id, _trigger(run_id, workflow))
 
                 async def waiting() -> list[str]:
-                    state = await RunStore(redis).get(run_id)
+                    state = await RunStore(redis, _partitions(own)).get(run_id)
                     return state.waiting_on if state is not None else []
 
                 await until(waiting, within=30)
@@ -318,13 +334,13 @@ async def test_node_runs_in_flight_are_right_after_a_restart(own: Settings, tmp_
                 await producer.send_and_wait(inbox, run_id, _complete(run_id, "work"))
 
                 async def done() -> bool:
-                    state = await RunStore(redis).get(run_id)
+                    state = await RunStore(redis, _partitions(own)).get(run_id)
                     return state is not None and state.is_completed
 
                 await until(done, within=30)
                 ended = await scrape(stack)
         assert value(ended, "switchyard_node_runs_in_flight", node_type="KAFKA") == max(0, truth)
-        assert int(await redis.hget(keys.NODE_RUNS_IN_FLIGHT, "KAFKA") or 0) == truth
+        assert await _in_flight(redis, own, "KAFKA") == truth
     finally:
         await redis.aclose()
 
@@ -343,11 +359,14 @@ async def test_timers_fired_are_counted_by_purpose_with_their_delay(own: Setting
                 purpose="run_timeout", due_at=datetime.now(UTC) - timedelta(seconds=2),
             )  # fmt: skip
             async with redis.pipeline(transaction=True) as pipe:
-                for command in timer_commands(armed):
+                for command in timer_commands(armed, keys.tag_of(run_id, _partitions(own))):
                     pipe.execute_command(*command)
                 await pipe.execute()
-            await metrics.refresh_timers_armed(redis)
-            assert _sample("switchyard_timers_armed") == await redis.zcard(keys.TIMERS)
+            tags = _tags(own)
+            await metrics.refresh_timers_armed(redis, tags)
+            armed_now = sum([await redis.zcard(keys.timers(tag)) for tag in tags])
+            assert armed_now >= 1
+            assert _sample("switchyard_timers_armed") == armed_now
             fired = _sample("switchyard_timers_fired_total", purpose="run_timeout")
             delays = _sample("switchyard_timer_fire_delay_seconds_count")
             late = _sample("switchyard_timer_fire_delay_seconds_bucket", le="1.0")
