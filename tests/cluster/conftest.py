@@ -5,10 +5,12 @@ and topics of their own."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import redis.asyncio as aioredis
 
+from switchyard.engine.store.client import redis_client
 from switchyard.schemas.settings import Settings
 from tests.consumers.stack import (  # noqa: F401  (fixtures)
     api,
@@ -36,3 +38,11 @@ def settings(settings: Settings, cluster_url: str) -> Settings:
             "topic_prefix": f"{settings.topic_prefix}cluster-{uuid.uuid4().hex[:6]}.",
         }
     )
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    """A cluster client (the session's is a single-node one)."""
+    cluster = redis_client(settings)
+    yield cluster
+    await cluster.aclose()
