@@ -14,6 +14,7 @@ from switchyard.engine.service import EngineService
 from switchyard.engine.store import keys
 from switchyard.schemas import RunEvent, encode
 from switchyard.schemas.settings import Settings
+from switchyard.topics.partitioning import partition_of
 from tests.bridge.sse import Message, Server, live_bridge, messages, take, take_until
 from tests.bridge.support import Api, kafka_workflow
 from tests.helpers import private_redis_db, until
@@ -98,7 +99,7 @@ async def test_a_run_streams_every_event_in_seq_order_then_ends(
         async with http.stream("GET", path, headers=_headers(api, "admin", last)) as response:
             assert [m async for m in messages(response)] == [Message(event="end", data="{}")]
         # The completed run's stream has a lifetime; once gone, the stream just ends.
-        stream_key = keys.run_events(run_id)
+        stream_key = keys.run_events(run_id, api.ctx.runs.tag_of(run_id))
         assert 0 < await api.ctx.redis.ttl(stream_key) <= keys.RUN_EVENTS_TTL_SECONDS
         await api.ctx.redis.delete(stream_key)
         async with http.stream("GET", path, headers=_headers(api, "admin", "2")) as response:
@@ -161,6 +162,9 @@ async def test_stream_answers_404_for_hidden_or_missing_runs_and_422_for_bad_ids
     await api.define(kafka_workflow(wf_id, anyone=False))
     hidden = (await api.trigger(wf_id, {"name": "private"}))["identifier"]
     missing = "wfr_" + "0" * 16
+    # A list-stream cursor has a position per inbox partition: these are all past the
+    # newest entry (unknown), and one position alone is not a cursor of this stream.
+    future = ".".join(["99999999999999-0"] * bridge_settings.inbox_partitions)
     async with (
         live_bridge(bridge_settings) as bridge,
         httpx.AsyncClient(base_url=bridge.url) as http,
@@ -173,7 +177,8 @@ async def test_stream_answers_404_for_hidden_or_missing_runs_and_422_for_bad_ids
             ("admin", f"/v1/workflows/runs/{hidden}/stream", "-3", 422, "Last-Event-ID"),
             ("admin", f"/v1/workflows/runs/{hidden}/stream", "99", 422, "Last-Event-ID"),
             ("admin", "/v1/workflows/runs/stream", "not-a-cursor", 422, "Last-Event-ID"),
-            ("admin", "/v1/workflows/runs/stream", "99999999999999-0", 409, "Last-Event-ID"),
+            ("admin", "/v1/workflows/runs/stream", future, 409, "Last-Event-ID"),
+            ("admin", "/v1/workflows/runs/stream", "99999999999999-0", 422, "Last-Event-ID"),
             ("admin", "/v1/workflows/runs/stream?statuses=DONE", None, 422, "statuses"),
         ]
         for who, path, last, status, named in cases:
@@ -246,27 +251,33 @@ async def test_the_list_stream_resumes_within_its_retention_only(
     session's own, whose events stream the test trims."""
     settings = private_redis_db(bridge_settings, session_tag)
     client = aioredis.Redis.from_url(settings.redis_url)
+    run_id, partitions = "wfr_" + "1" * 16, settings.inbox_partitions
+    # The run's partition's stream; the cursor is a position in each partition's, the
+    # other partitions' before their (absent) first entry.
+    home = partition_of(run_id, partitions)
+    stream = keys.runs_events(keys.tag_of(run_id, partitions))
+
+    def cursor(entry: str) -> str:
+        return ".".join(entry if p == home else "0" for p in range(partitions))
+
     try:
-        await client.delete(keys.RUNS_EVENTS)
-        ids = [
-            _text(await client.xadd(keys.RUNS_EVENTS, {"r": "wfr_" + "1" * 16, "e": "{}"}))
-            for _ in range(5)
-        ]
-        await client.xtrim(keys.RUNS_EVENTS, maxlen=2, approximate=False)  # ids[0:3] gone
+        await client.delete(stream)
+        ids = [_text(await client.xadd(stream, {"r": run_id, "e": "{}"})) for _ in range(5)]
+        await client.xtrim(stream, maxlen=2, approximate=False)  # ids[0:3] gone
         async with live_bridge(settings) as bridge, httpx.AsyncClient(base_url=bridge.url) as http:
-            for cursor in ids[:3]:  # ids[2]: the cap keeps no entry to show it was last
+            for entry in ids[:3]:  # ids[2]: the cap keeps no entry to show it was last
                 response = await http.get(
                     "/v1/workflows/runs/stream",
-                    headers={**_bearer(bridge), "Last-Event-ID": cursor},
+                    headers={**_bearer(bridge), "Last-Event-ID": cursor(entry)},
                 )
                 assert response.status_code == 409, response.text
                 assert "retention" in response.json()["message"]
-            for cursor in ids[3:]:
-                headers = {**_bearer(bridge), "Last-Event-ID": cursor}
+            for entry in ids[3:]:
+                headers = {**_bearer(bridge), "Last-Event-ID": cursor(entry)}
                 async with http.stream("GET", "/v1/workflows/runs/stream", headers=headers) as ok:
                     assert ok.status_code == 200
     finally:
-        await client.delete(keys.RUNS_EVENTS)
+        await client.delete(stream)
         await client.aclose()
 
 
