@@ -25,7 +25,7 @@ that reconnects to another bridge, or to one restarted, resumes with
 ``Last-Event-ID``: the per-run stream by ``seq``, the list stream by a vector of entry
 ids, one per partition's stream (and the event's index in that entry, but for an
 entry's last event), good while each entry is within its stream's cap (about
-``RUNS_EVENTS_MAXLEN`` steps of the partition's runs; an older cursor is a 409, so the
+``runs_events_cap`` steps of the partition's runs; an older cursor is a 409, so the
 client reloads the list and reconnects without it).
 Both hold each event packed (:mod:`~switchyard.engine.store.event_record`, ~100 B
 instead of ~200): the streams send the topic's exact JSON rebuilt from it.
@@ -308,8 +308,9 @@ async def _start_cursor(ctx: BridgeContext, raw: str | None) -> list[tuple[int, 
         oldest = _as_cursor(first[0]) if trimmed and first else (0, 0)
         if position[:2] < oldest or position[:2] > newest:
             why = "is older than the stream's retention" if position[:2] < newest else "is unknown"
+            kept = keys.runs_events_cap(len(tags))
             raise conflict(
-                f"header Last-Event-ID: cursor {why} (about {keys.RUNS_EVENTS_MAXLEN} steps "
+                f"header Last-Event-ID: cursor {why} (about {kept} steps "
                 "of each inbox partition's runs are kept); reload the runs and reconnect "
                 "without Last-Event-ID"
             )

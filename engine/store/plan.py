@@ -228,7 +228,7 @@ def plan_decision(
             emitted.append((effect.event, value))
         else:
             _plan_effect(plan, effect, registry, agent_secret)
-    plan.commands += event_stream_commands(emitted, tag)
+    plan.commands += event_stream_commands(emitted, tag, registry.inbox.partitions)
     return plan
 
 
@@ -277,12 +277,14 @@ def _plan_effect(
     # RunFinished needs nothing more here: the status and result indexes follow the state.
 
 
-def event_stream_commands(events: Sequence[tuple[RunEvent, bytes]], tag: str) -> list[list[str]]:
+def event_stream_commands(
+    events: Sequence[tuple[RunEvent, bytes]], tag: str, partitions: int
+) -> list[list[str]]:
     """A step's run events (each with its topic JSON) on the run's own list (index
     ``seq - 1``: the per-run SSE resumes by seq; a list, not a stream: a stream key
     costs ~4.7 kB however few its entries), one RPUSH, and as one entry of the capped
-    stream of every run's events (the list SSE, and the bridges' wake-up of per-run
-    streams), in the step that emits them, so both hold exactly the events the stored
+    stream of its partition's runs' events (the list SSE, and the bridges' wake-up of
+    live streams), in the step that emits them, so both hold exactly the events the stored
     state has emitted. Each event is packed (:mod:`.event_record`: half the bytes, the
     topic's JSON given back by the bridge), and one entry per step, not per event (a
     chain run's 10 events are 3 entries), saves an entry's overhead and an XADD per
@@ -294,7 +296,7 @@ def event_stream_commands(events: Sequence[tuple[RunEvent, bytes]], tag: str) ->
     own = keys.run_events(run_id, tag)
     commands = [
         ["RPUSH", own, *packed],
-        ["XADD", keys.runs_events(tag), "MAXLEN", "~", str(keys.RUNS_EVENTS_MAXLEN), "*",
+        ["XADD", keys.runs_events(tag), "MAXLEN", "~", str(keys.runs_events_cap(partitions)), "*",
          "r", run_id, "e", event_record.pack_step(packed)],
     ]  # fmt: skip
     if any(event.kind == "run.completed" for event, _ in events):

@@ -109,7 +109,9 @@ def test_a_steps_events_go_to_the_runs_list_and_one_stream_entry_and_completion_
         c for c in plan.commands if c[0] in ("RPUSH", "XADD", "EXPIRE") and "logs" not in c[1]
     ]
     own = keys.run_events(RUN_ID, TAG)
-    cap = ["MAXLEN", "~", str(keys.RUNS_EVENTS_MAXLEN), "*"]
+    cap = ["MAXLEN", "~", str(keys.runs_events_cap(REGISTRY.inbox.partitions)), "*"]
+    # The partitions' streams together hold no more than one stream did in layout 1.
+    assert keys.runs_events_cap(12) * 12 == keys.RUNS_EVENTS_MAXLEN
     first, second = (encode(e).decode() for e in events)
     packed = [event_record.pack(encode(e)) for e in events]
     assert packed == [
