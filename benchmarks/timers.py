@@ -46,9 +46,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from switchyard.cli.stack.full import environment
 from switchyard.engine.machine.effects import CancelTimer, SetTimer
+from switchyard.engine.store import keys
 from switchyard.engine.store.client import redis_client
 from switchyard.engine.store.plan import ApplyPlan, timer_commands
 from switchyard.engine.store.runs import RunStore
+from switchyard.engine.store.slots import partition_tag
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.schemas import (
     RunEvent,
@@ -65,6 +67,7 @@ from switchyard.schemas import (
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
 from switchyard.topics.connection import kafka_options
+from switchyard.topics.partitioning import partition_of
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
 
@@ -184,16 +187,28 @@ def _timers(due: Sequence[datetime]) -> list[SetTimer]:
     return found
 
 
-async def _apply(redis: aioredis.Redis, effects: Sequence[SetTimer | CancelTimer]) -> None:
-    """Through the engine's apply script, 500 steps a call, guarded by a scratch hash."""
-    store, guard = RunStore(redis), f"sy:bench:timers:{uuid.uuid4().hex}"
+async def _apply(
+    settings: Settings, redis: aioredis.Redis, effects: Sequence[SetTimer | CancelTimer]
+) -> None:
+    """Through the engine's apply script, 500 steps a call (one call per partition
+    among them), each in its run's partition, guarded by a scratch hash per partition
+    (in the partition's slot, as a run's hash is)."""
+    partitions = settings.inbox_partitions
+    store, scratch = RunStore(redis, partitions), uuid.uuid4().hex
+    guards: set[str] = set()
     for start in range(0, len(effects), 500):
-        await store.apply([
-            ApplyPlan(run_id=e.run_id, offset=next(_offsets), step="bench", guard=guard,
-                      commands=timer_commands(e))
-            for e in effects[start : start + 500]
-        ])  # fmt: skip
-    await redis.delete(guard)
+        plans = []
+        for e in effects[start : start + 500]:
+            partition = partition_of(e.run_id, partitions)
+            tag = partition_tag(partition, partitions)
+            guard = f"sy:bench:timers:{tag}:{scratch}"
+            guards.add(guard)
+            plans.append(ApplyPlan(run_id=e.run_id, offset=next(_offsets), step="bench",
+                                   partition=partition, guard=guard, tag=tag,
+                                   commands=timer_commands(e, tag)))  # fmt: skip
+        await store.apply(plans)
+    for guard in guards:  # one DEL each: on a cluster they are in several slots
+        await redis.delete(guard)
 
 
 def _row(name: str, values: Sequence[float], extra: str = "") -> str:
@@ -216,7 +231,7 @@ async def _phase(
     timers = _timers(due)
     wanted = {t.run_id for t in timers}
     async with _tap(settings, wanted) as seen:
-        await _apply(redis, timers)
+        await _apply(settings, redis, timers)
         armed_at = datetime.now(UTC)
         if armed_at > min(due):
             print(f"  ({name}: arming took until after the first due time)")
@@ -266,7 +281,7 @@ async def _engine_phase(
             if ahead > 0:
                 await asyncio.sleep(ahead)
         await seen.until(lambda: len(seen.completed) == runs, timeout_s + 120)
-    store, late, timed_out = RunStore(redis), [], 0
+    store, late, timed_out = RunStore(redis, settings.inbox_partitions), [], 0
     for run_id in run_ids:
         state = await store.get(run_id)
         node_run = state.node_run_of("wait") if state else None
@@ -292,7 +307,9 @@ async def main(args: argparse.Namespace) -> None:
 
 async def _bench(settings: Settings, redis: aioredis.Redis, args: argparse.Namespace) -> None:
     n = args.timers
-    armed = await redis.zcard("sy:timers")
+    partitions = settings.inbox_partitions
+    armed = sum([int(await redis.zcard(keys.timers(partition_tag(p, partitions))))
+                 for p in range(partitions)])  # fmt: skip
     if armed:
         print(f"note: Redis db {args.redis_db} already holds {armed} armed timers; "
               "they fire into this benchmark's topics")  # fmt: skip
@@ -307,13 +324,13 @@ async def _bench(settings: Settings, redis: aioredis.Redis, args: argparse.Names
         if args.engine:
             # Far-future timers, pending throughout, then disarmed.
             pending = _timers([datetime.now(UTC) + timedelta(hours=1)] * n)
-            await _apply(redis, pending)
+            await _apply(settings, redis, pending)
             try:
                 rows += await _engine_phase(settings, redis, args.runs, args.rate, args.timeout)
             finally:
-                await _apply(redis, [CancelTimer(id=f"bench-cancel:{t.timer_id}",
-                                                 timer_id=t.timer_id, run_id=t.run_id)
-                                     for t in pending])  # fmt: skip
+                await _apply(settings, redis, [CancelTimer(id=f"bench-cancel:{t.timer_id}",
+                                                           timer_id=t.timer_id, run_id=t.run_id)
+                                               for t in pending])  # fmt: skip
     batch, sleep = settings.timer_batch_max, settings.timer_max_sleep_s
     print(f"timer lateness, ms (switchyard timers: batch {batch}, sleep ≤ {sleep:g} s; "
           f"{settings.inbox_partitions} partitions)")  # fmt: skip
