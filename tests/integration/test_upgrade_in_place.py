@@ -6,14 +6,19 @@ node and a run deadline (armed timers), and on a pending claim, captured by
 ``scripts/capture_upgrade_fixtures.py`` with that release's code. The test writes it
 into a Redis database of this session's own, replays the inbox records onto fresh
 topics at their partitions and offsets (the stored runs remember the offsets they
-applied: replayed, they are redeliveries the engine must skip), starts *this*
-release's engine and bridge, and finishes every run as its workers would: a
-``NodeRunUpdated`` for KAFKA nodes, claim → ack → PATCH for the claim.
+applied: replayed, they are redeliveries the engine must skip), sees this release's
+engine refuse the older key layout, runs ``switchyard state upgrade`` (key layout 1 →
+2: every key the capture holds is then where layout 2 keeps it, and no layout-1 key
+is left; a second upgrade moves nothing), starts *this* release's engine and bridge,
+and finishes every run as its workers would: a ``NodeRunUpdated`` for KAFKA nodes,
+claim → ack → PATCH for the claim.
 """
 
 from __future__ import annotations
 
-import base64
+import asyncio
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,10 +35,17 @@ from pydantic import SecretStr
 
 from switchyard.bridge.app import create_app
 from switchyard.bridge.credentials import hash_secret
+from switchyard.cli.stack.full import environment
 from switchyard.engine.machine.state_format import CURRENT_FORMAT, needs_upgrade
 from switchyard.engine.service import EngineService
 from switchyard.engine.store import keys
-from switchyard.engine.store.upgrade import CODE_FORMAT, StoreFormat, claim_store_format
+from switchyard.engine.store.slots import partition_tag
+from switchyard.engine.store.upgrade import (
+    CODE_FORMAT,
+    StoreFormat,
+    StoreFormatRefused,
+    claim_store_format,
+)
 from switchyard.schemas import NodeRunUpdated, encode
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
@@ -41,7 +53,10 @@ from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
 from tests.bridge.support import SECRET, TOKEN_SECRET, Api
 from tests.helpers import private_redis_db
+from tests.integration import layout_1
 from tests.integration.engine_support import Driver
+from tests.integration.layout_1 import text as _text
+from tests.integration.layout_1 import value as _bytes
 
 pytestmark = pytest.mark.integration
 
@@ -65,42 +80,26 @@ class Capture:
         return cls(read("manifest.json"), read("redis.json"), read("inbox.json"))
 
     def state(self, run_id: str) -> bytes:
-        """The run's state document as the release stored it."""
-        fields = {_bytes(f): _bytes(v) for f, v in self.redis[keys.run(run_id)]["value"]}
+        """The run's state document as the release stored it (layout 1's key)."""
+        fields = {_bytes(f): _bytes(v) for f, v in self.redis[f"sy:run:{{{run_id}}}"]["value"]}
         return fields[b"state"]
 
 
-def _bytes(value: dict[str, str]) -> bytes:
-    return value["t"].encode() if "t" in value else base64.b64decode(value["b64"])
-
-
-async def restore(client: aioredis.Redis, capture: Capture) -> None:
+async def restore(client: aioredis.Redis, capture: Capture, partitions: int) -> None:
     """Write the capture into ``client``'s database. A key the capture owns whole is
     replaced; into a shared index (run sets, node-run buckets, timers, the event
-    stream) only its members are added, next to other runs'."""
+    stream) only its members are added, next to other runs'. What an earlier test
+    left of it in layout 2's keys is removed first: only the upgrade puts it there."""
+    # Releases before the capture recorded its key layout wrote layout 1.
+    assert capture.manifest.get("keyLayout", 1) == 1, "this test upgrades layout-1 stores"
+    await layout_1.forget_moved(client, partitions, capture.redis)
     for key, entry in capture.redis.items():
-        kind, value = entry["type"], entry["value"]
-        if entry["whole"]:
-            await client.delete(key)
-        if kind == "string":
-            await client.set(key, _bytes(value))
-        elif kind == "hash":
-            await client.hset(key, mapping={_bytes(f): _bytes(v) for f, v in value})
-        elif kind == "list":
-            await client.rpush(key, *[_bytes(v) for v in value])
-        elif kind == "set":
-            await client.sadd(key, *[_bytes(v) for v in value])
-        elif kind == "zset":
-            await client.zadd(key, {_bytes(m): score for m, score in value})
-        elif kind == "stream":  # new ids: an entry's id is only the list SSE's cursor
-            for _, fields in value:
-                await client.xadd(key, {_bytes(f): _bytes(v) for f, v in fields})
-        else:
-            raise AssertionError(f"{key}: a {kind} entry the restore can't write")
-        if "pttl" in entry:
-            await client.pexpire(key, entry["pttl"])
+        await layout_1.write_entry(client, key, entry)
     for node_type, count in capture.manifest["nodeRunsInFlight"].items():
-        await client.hincrby(keys.NODE_RUNS_IN_FLIGHT, node_type, count)
+        await client.hincrby(_IN_FLIGHT_1, node_type, count)
+
+
+_IN_FLIGHT_1 = "sy:stats:node-runs-in-flight"  # layout 1's one hash of counts
 
 
 async def replay_inbox(settings: Settings, capture: Capture) -> None:
@@ -156,13 +155,26 @@ async def client(stack_settings: Settings) -> AsyncIterator[aioredis.Redis]:
     await redis.aclose()
 
 
-async def _in_flight(client: aioredis.Redis) -> dict[str, int]:
-    counts = await client.hgetall(keys.NODE_RUNS_IN_FLIGHT)
-    return {_text(k): int(v) for k, v in counts.items() if int(v)}
+async def _in_flight(client: aioredis.Redis, partitions: int) -> dict[str, int]:
+    """The gauge's counts: the sum over the partitions' (and layout 1's) hashes."""
+    total: dict[str, int] = {}
+    names = [keys.node_runs_in_flight(partition_tag(p, partitions)) for p in range(partitions)]
+    for name in [*names, _IN_FLIGHT_1]:
+        for kind, count in (await client.hgetall(name)).items():
+            total[_text(kind)] = total.get(_text(kind), 0) + int(count)
+    return {kind: count for kind, count in total.items() if count}
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+async def _state_upgrade(settings: Settings) -> str:
+    """``switchyard state upgrade`` on ``settings``'s Redis and inbox: its output."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "switchyard.cli.main", "state", "upgrade",
+        env={**os.environ, **environment(settings)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, out.decode(errors="replace")[-2000:]
+    return out.decode()
 
 
 async def _claim_ack_patch(api: Api, installation: str, node_run_id: str, output: Any) -> None:
@@ -182,11 +194,12 @@ async def _claim_ack_patch(api: Api, installation: str, node_run_id: str, output
 async def _finish(driver: Driver, api: Api, redis: aioredis.Redis, run: dict[str, Any]) -> None:
     """Report each node run the run still waits on, in order, as its worker would."""
     run_id = run["runId"]
+    tag = keys.tag_of(run_id, driver.settings.inbox_partitions)
     for step in run["remaining"]:
         node, node_run_id = step["node"], step["nodeRunId"]
         await driver.wait(run_id, lambda s, n=node: any(
             nr.node == n and nr.status == "IN_PROGRESS" for nr in s.node_runs))  # fmt: skip
-        installation = await redis.hget(keys.claim(node_run_id), "installation")
+        installation = await redis.hget(keys.claim(node_run_id, tag), "installation")
         if installation is not None:
             await _claim_ack_patch(api, _text(installation), node_run_id, step["output"])
             continue
@@ -201,14 +214,34 @@ async def test_waiting_runs_of_a_release_complete_after_an_in_place_upgrade(
 ) -> None:
     capture = Capture.load(release)
     runs = capture.manifest["runs"]
-    in_flight_before = await _in_flight(client)
+    partitions = stack_settings.inbox_partitions
+    in_flight_before = await _in_flight(client, partitions)
     await client.delete(keys.META)  # the release wrote no marker
-    await restore(client, capture)
+    await restore(client, capture, partitions)
+    assert await layout_1.check_moved(client, partitions, capture.redis) != []  # not yet
     await replay_inbox(stack_settings, capture)
 
-    # The engine's start-up check: data from before the marker is format 1, layout 1.
-    assert await claim_store_format(client) == StoreFormat(1, 1)
-    assert await claim_store_format(client) == CODE_FORMAT  # now recorded
+    # The engine's start-up check: data from before the marker is format 1, layout 1,
+    # which this release refuses until it is upgraded; the refusal writes nothing.
+    with pytest.raises(StoreFormatRefused, match="run `switchyard state upgrade`") as caught:
+        await claim_store_format(client)
+    assert caught.value.stored == StoreFormat(1, 1)
+    assert await client.exists(keys.META) == 0
+
+    said = await _state_upgrade(stack_settings)
+    assert "key layout 1 → 2" in said
+    assert f"to {CODE_FORMAT.describe()}" in said
+    # Everything the release wrote is where layout 2 keeps it, and nothing is left
+    # under layout 1's names; the marker records the count the keys were moved for.
+    assert await layout_1.check_moved(client, partitions, capture.redis) == []
+    assert await layout_1.layout_1_keys(client) == []
+    assert await client.hget(keys.META, "partitions") == str(partitions).encode()
+    in_flight_added = capture.manifest["nodeRunsInFlight"]
+    assert await _in_flight(client, partitions) == _plus(in_flight_before, in_flight_added)
+    again = await _state_upgrade(stack_settings)
+    assert ": 0 keys moved, 0 of " in again  # nothing left to move (or to rewrite)
+    assert "key layout" not in again.split("store went from")[0]  # no layout step taken
+    assert await claim_store_format(client) == CODE_FORMAT
 
     app = create_app(stack_settings)
     async with (
@@ -229,7 +262,8 @@ async def test_waiting_runs_of_a_release_complete_after_an_in_place_upgrade(
             }
             assert {n: state.outputs[n] for n in expected} == expected
             assert state.outputs["trigger"] == run["inputs"]
-            raw = await client.hget(keys.run(run["runId"]), "state")
+            tag = keys.tag_of(run["runId"], partitions)
+            raw = await client.hget(keys.run(run["runId"], tag), "state")
             assert raw is not None
             # Read in the release's format (no "format" key), rewritten in this one's.
             assert not orjson.loads(capture.state(run["runId"])).get("format")
@@ -239,11 +273,24 @@ async def test_waiting_runs_of_a_release_complete_after_an_in_place_upgrade(
             assert shown.status_code == 200, shown.text
             assert shown.json()["workflowRun"]["status"] == "COMPLETED"
 
-    # Completing the runs disarmed their deadlines and took their claims away.
-    timers = [_bytes(m) for m, _ in capture.redis.get(keys.TIMERS, {"value": []})["value"]]
+    # Completing the runs disarmed their deadlines and took their claims away, in the
+    # partitions the upgrade moved them to.
+    timers = capture.redis.get("sy:timers:details", {"value": []})["value"]
     assert timers, "the capture holds armed timers"
-    assert [await client.zscore(keys.TIMERS, t) for t in timers] == [None] * len(timers)
+    for timer_id, details in timers:
+        tag = keys.tag_of(orjson.loads(_bytes(details))["runId"], partitions)
+        assert await client.zscore(keys.timers(tag), _bytes(timer_id)) is None
+        assert await client.hget(keys.timer_details(tag), _bytes(timer_id)) is None
     claims = [k for k in capture.redis if k.startswith("sy:claim:")]
     assert claims, "the capture holds a pending claim"
-    assert [await client.exists(k) for k in claims] == [0] * len(claims)
-    assert await _in_flight(client) == in_flight_before  # the release's counts went on
+    for key in claims:
+        fields = {_bytes(f): _bytes(v) for f, v in capture.redis[key]["value"]}
+        node_run_id, tag = key[len("sy:claim:") :], keys.tag_of(_text(fields[b"run"]), partitions)
+        assert await client.exists(keys.claim(node_run_id, tag)) == 0
+        pending = keys.claims(_text(fields[b"installation"]), tag)
+        assert await client.zscore(pending, node_run_id) is None
+    assert await _in_flight(client, partitions) == in_flight_before  # the release's counts went on
+
+
+def _plus(counts: dict[str, int], added: dict[str, int]) -> dict[str, int]:
+    return {k: counts.get(k, 0) + added.get(k, 0) for k in {*counts, *added}}
