@@ -30,6 +30,7 @@ from benchmarks import workloads
 from switchyard.engine.machine import decide, load_state
 from switchyard.engine.machine.state import RunState
 from switchyard.engine.store.plan import ApplyPlan, plan_decision
+from switchyard.engine.store.slots import partition_tag
 from switchyard.engine.templates import JqTemplates, TemplateLimits
 from switchyard.schemas import (
     NodeRunUpdated,
@@ -90,7 +91,8 @@ def one_event(bench: Bench, raw_event: bytes, stored: bytes | None, offset: int,
     if not decision.accepted:
         raise RuntimeError(f"bench event rejected: {decision.rejection}")
     plan = plan_decision(state, decision, offset=offset, registry=bench.registry,
-                         partition=partition, workflow=bench.workflow)  # fmt: skip
+                         partition=partition, tag=partition_tag(partition, PARTITIONS),
+                         workflow=bench.workflow)  # fmt: skip
     for message in plan.outbox:  # the producer puts each message in its key's partition
         partition_of(message.key, PARTITIONS)
     return _stored(plan)
