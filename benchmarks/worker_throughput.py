@@ -45,6 +45,7 @@ from switchyard.bridge.credentials import write_dev_config
 from switchyard.consumers import ClaimWorker, KafkaWorker, RunsClient, WorkContext
 from switchyard.engine.store import keys
 from switchyard.engine.store.client import redis_client
+from switchyard.engine.store.slots import partition_tag
 from switchyard.schemas import RunTriggered, encode, new_run_id, node_run_id
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
@@ -190,7 +191,10 @@ async def claim_worker(
                               machine.client_secret) as client:  # fmt: skip
             await client.request("POST", "/v1/workflows", json=_workflow(installation))
             await _trigger(settings, installation, count)
-            claims = keys.claims(installation)
+            # Each inbox partition keeps the installation's pending set of its runs.
+            partitions = settings.inbox_partitions
+            claims = [keys.claims(installation, partition_tag(p, partitions))
+                      for p in range(partitions)]  # fmt: skip
             await _poll(lambda: _at_least(redis, claims, count))
             handler = Counter(count)
             worker = ClaimWorker(client, installation, handler, limit=limit,
@@ -224,8 +228,8 @@ async def claim_worker(
         log.close()
 
 
-async def _at_least(redis: aioredis.Redis, key: str, count: int) -> bool:
-    return int(await redis.zcard(key)) >= count
+async def _at_least(redis: aioredis.Redis, claim_sets: list[str], count: int) -> bool:
+    return sum([int(await redis.zcard(key)) for key in claim_sets]) >= count
 
 
 async def _trigger(settings: Settings, workflow: str, count: int) -> None:
