@@ -6,8 +6,13 @@ from __future__ import annotations
 from statistics import fmean
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from benchmarks.stack import BenchStack
 from switchyard.engine.store import keys
+from switchyard.engine.store.slots import partition_tag
+
+WORKFLOW = "bench-chain"
 
 
 async def used(stack: BenchStack) -> int:
@@ -38,7 +43,7 @@ async def work(stack: BenchStack, before: dict[str, float]) -> dict[str, float]:
     after = await stats(stack)
     client = stack.redis()
     try:
-        runs = max(1, int(await client.zcard("sy:runs:wf:bench-chain")))
+        runs = max(1, await _count(client, _tags(stack), WORKFLOW))
     finally:
         await client.aclose()
     work = {"cpu_ms": round(1000 * (after["cpu_s"] - before["cpu_s"]) / runs, 3)}
@@ -57,13 +62,16 @@ async def per_run(stack: BenchStack, before: int) -> dict[str, Any]:
     client = stack.redis()
     try:
         used = int((await client.info("memory"))["used_memory"])
-        runs = int(await client.zcard("sy:runs:wf:bench-chain"))
-        completed = int(await client.zcount("sy:runs:status:COMPLETED", "-inf", "+inf"))
-        sample = [m.decode() for m in await client.zrange("sy:runs:wf:bench-chain", 0, 99)]
+        tags = _tags(stack)
+        runs = await _count(client, tags, WORKFLOW)
+        completed = 0
+        for tag in tags:
+            key = keys.runs_with_status("COMPLETED", tag)
+            completed += int(await client.zcount(key, "-inf", "+inf"))
         per_key: dict[str, list[int]] = {"run hash": [], "logs": []}
-        for run_id in sample:
-            per_key["run hash"].append(int(await client.memory_usage(keys.run(run_id)) or 0))
-            per_key["logs"].append(int(await client.memory_usage(keys.logs(run_id)) or 0))
+        for run_id, tag in await _oldest(client, tags, WORKFLOW, 100):
+            per_key["run hash"].append(int(await client.memory_usage(keys.run(run_id, tag)) or 0))
+            per_key["logs"].append(int(await client.memory_usage(keys.logs(run_id, tag)) or 0))
     finally:
         await client.aclose()
     return {
@@ -71,3 +79,48 @@ async def per_run(stack: BenchStack, before: int) -> dict[str, Any]:
         "used_memory_delta_per_run": round((used - before) / max(runs, 1)),
         "memory_usage_per_run": {k: round(fmean(v)) for k, v in per_key.items() if v},
     }  # fmt: skip
+
+
+def _tags(stack: BenchStack) -> list[str]:
+    return tags_of(stack.settings.inbox_partitions)
+
+
+def tags_of(partitions: int) -> list[str]:
+    """Every inbox partition's tag: each keeps its own run indexes and timers."""
+    return [partition_tag(p, partitions) for p in range(partitions)]
+
+
+async def _count(client: aioredis.Redis, tags: list[str], workflow: str) -> int:
+    return sum([int(await client.zcard(keys.runs_of_workflow(workflow, tag))) for tag in tags])
+
+
+async def runs_of(client: aioredis.Redis, partitions: int, workflow: str) -> int:
+    """How many runs of ``workflow`` Redis holds, over every partition's index."""
+    return await _count(client, tags_of(partitions), workflow)
+
+
+async def run_ids_of(client: aioredis.Redis, partitions: int, workflow: str) -> list[str]:
+    """Every run id of ``workflow``, over every partition's index."""
+    found: list[str] = []
+    for tag in tags_of(partitions):
+        members = await client.zrange(keys.runs_of_workflow(workflow, tag), 0, -1)
+        found += [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+    return found
+
+
+async def timers_pending(client: aioredis.Redis, partitions: int) -> int:
+    """Armed timers, over every partition's set."""
+    return sum([int(await client.zcard(keys.timers(tag))) for tag in tags_of(partitions)])
+
+
+async def _oldest(
+    client: aioredis.Redis, tags: list[str], workflow: str, count: int
+) -> list[tuple[str, str]]:
+    """The ``count`` oldest runs of ``workflow`` over every partition, with their tags."""
+    found: list[tuple[float, str, str]] = []
+    for tag in tags:
+        members: Any = await client.zrange(
+            keys.runs_of_workflow(workflow, tag), 0, count - 1, withscores=True
+        )
+        found += [(float(score), member.decode(), tag) for member, score in members]
+    return [(run_id, tag) for _, run_id, tag in sorted(found)[:count]]

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 
+from benchmarks import redis_figures
 from benchmarks.timers import _process, _row
 from switchyard.engine.store.client import redis_client
 from switchyard.engine.store.entities import EntityStore, WriteBy
@@ -133,7 +134,7 @@ async def _bench(
         _process("triggers", settings),
     ):
         written_at = await _drive(store, source, entities, args.rate)
-        created, completed, finished_in = await _observe(redis, workflow, written_at)
+        created, completed, finished_in = await _observe(settings, redis, workflow, written_at)
     rows.append(f"chain: {len(entities)} entity updates at {args.rate:g}/s, workflow "
                 f"{saved.identifier} v{saved.version} (EVENT_TRIGGER → UPSERT_ENTITY)")  # fmt: skip
     rows.append(f"{'':<56} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'n':>7}")
@@ -167,17 +168,19 @@ async def _drive(
 
 
 async def _observe(
-    redis: aioredis.Redis, workflow: str, written_at: dict[str, datetime], within: float = 120
+    settings: Settings,
+    redis: aioredis.Redis,
+    workflow: str,
+    written_at: dict[str, datetime],
+    within: float = 120,
 ) -> tuple[list[float], list[float], float]:
     """Wait for every run to complete; latencies (ms) to created and to completed."""
-    runs = RunStore(redis)
+    partitions = settings.inbox_partitions
+    runs = RunStore(redis, partitions)
     first = min(written_at.values())
     deadline = time.monotonic() + within
-    index = f"sy:runs:wf:{workflow}"
     while time.monotonic() < deadline:
-        ids = [
-            r.decode() if isinstance(r, bytes) else str(r) for r in await redis.zrange(index, 0, -1)
-        ]
+        ids = await redis_figures.run_ids_of(redis, partitions, workflow)
         loaded = await runs.load(ids)
         done = [s.state for s in loaded.values() if s.state.is_completed]
         if len(done) >= len(written_at):
