@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks import cpu, workloads
+from benchmarks import cpu, redis_figures, workloads
 from benchmarks.load import open_loop
 from benchmarks.otlp_sink import SinkProcess
 from benchmarks.run import Plan, closed_figures, machine, max_rate, save
@@ -161,7 +161,8 @@ def recorded(texts: dict[str, str]) -> dict[str, float]:
 async def _runs_in_redis(stack: BenchStack) -> int:
     client = stack.redis()
     try:
-        return int(await client.zcard(f"sy:runs:wf:bench-{WORKLOAD}"))
+        partitions = stack.settings.inbox_partitions
+        return await redis_figures.runs_of(client, partitions, f"bench-{WORKLOAD}")
     finally:
         await client.aclose()
 
