@@ -15,8 +15,9 @@ its client reloads and reconnects, as after the cap).
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -30,6 +31,11 @@ _BATCH = 500
 _P = keys.PREFIX
 # Layout 1's names of the keys that move (keys.py of that release).
 _OLD_INDEX_KINDS = ("wf", "version", "by", "status", "result", "entity")
+# A run's hash, outbox, logs and events in layout 1; layout 2's "sy:run:{p…}:<run>…"
+# does not match.
+_OLD_RUN_KEY = re.compile(rf"{_P}run:{{(?P<run>[^}}]+)}}(?P<part>:outbox|:logs|:events)?")
+_NEW_RUN_KEY = {None: keys.run, ":outbox": keys.outbox, ":logs": keys.logs,
+                ":events": keys.run_events}  # fmt: skip
 
 
 def _text(value: object) -> str:
@@ -42,9 +48,15 @@ class _Mover:
     partitions: int
     dry_run: bool
     moved: int = 0
+    # The pending node runs whose records the claims part moved (a dry run leaves them
+    # in place: not to be counted again as acknowledged ones).
+    pending: set[str] = field(default_factory=set)
 
     def tag(self, run_id: str) -> str:
         return keys.tag_of(run_id, self.partitions)
+
+    def tags(self) -> list[str]:
+        return [partition_tag(p, self.partitions) for p in range(self.partitions)]
 
     async def scan(self, pattern: str, type_: str | None = None) -> AsyncIterator[str]:
         async for key in self.client.scan_iter(match=pattern, count=_BATCH, _type=type_):
@@ -59,17 +71,14 @@ class _Mover:
             await self.client.rename(old, new)
 
     async def runs(self) -> None:
-        """Each run's hash, outbox, logs and event list to its partition's names."""
-        async for key in self.scan(f"{_P}run:{{*}}", "hash"):  # ends at the brace
-            run_id = key[len(f"{_P}run:{{") : -1]
-            tag = self.tag(run_id)
-            for old, new in (
-                (key, keys.run(run_id, tag)),
-                (f"{key}:outbox", keys.outbox(run_id, tag)),
-                (f"{key}:logs", keys.logs(run_id, tag)),
-                (f"{key}:events", keys.run_events(run_id, tag)),
-            ):
-                await self.rename(old, new)
+        """Each run's hash, outbox, logs and event list to its partition's names. Each
+        key found on its own: a step interrupted after moving a run's hash, run again,
+        still finds (and moves) the run's other keys."""
+        async for key in self.scan(f"{_P}run:{{*"):
+            found = _OLD_RUN_KEY.fullmatch(key)
+            if found is not None:
+                run_id = found["run"]
+                await self.rename(key, _NEW_RUN_KEY[found["part"]](run_id, self.tag(run_id)))
 
     async def index(self, old: str, new_of: Callable[[str], str]) -> None:
         """A sorted set across runs split into one per partition (``new_of(tag)``)."""
@@ -122,7 +131,7 @@ class _Mover:
                 await self.rename(key, keys.external_run(external, self.tag(run_id)))
 
     async def _run_of(self, node_run_id: str) -> str | None:
-        for tag in [partition_tag(p, self.partitions) for p in range(self.partitions)]:
+        for tag in self.tags():
             found = await self.client.hget(keys.node_runs_bucket(node_run_id, tag), node_run_id)
             if found is not None:
                 return _text(found)
@@ -139,22 +148,33 @@ class _Mover:
             self.moved += 1
             for member, score in pending:
                 node_run_id = _text(member)
-                record = f"{_P}claim:{node_run_id}"
-                run_id = await self.client.hget(record, "run")
-                if run_id is None or self.dry_run:
-                    continue
-                tag = self.tag(_text(run_id))
-                await self.client.rename(record, keys.claim(node_run_id, tag))
-                await self.client.zadd(keys.claims(installation, tag), {node_run_id: score})
+                tag = await self._claim_tag(node_run_id)
+                if tag is None:
+                    continue  # no record: nothing to claim
+                if not self.dry_run:  # the entry first: a moved record is still found
+                    await self.client.zadd(keys.claims(installation, tag), {node_run_id: score})
+                await self.rename(f"{_P}claim:{node_run_id}", keys.claim(node_run_id, tag))
+                self.pending.add(node_run_id)
             if not self.dry_run:
                 await self.client.delete(key)
         async for key in self.scan(f"{_P}claim:*", "hash"):  # acked: no longer pending
             node_run_id = key[len(f"{_P}claim:") :]
-            if node_run_id.startswith("{"):
+            if node_run_id.startswith("{") or node_run_id in self.pending:
                 continue
             run_id = await self.client.hget(key, "run")
             if run_id is not None:
                 await self.rename(key, keys.claim(node_run_id, self.tag(_text(run_id))))
+
+    async def _claim_tag(self, node_run_id: str) -> str | None:
+        """The partition of a claim record's run, the record moved already or not (a
+        step interrupted between the two, run again)."""
+        run_id = await self.client.hget(f"{_P}claim:{node_run_id}", "run")
+        if run_id is not None:
+            return self.tag(_text(run_id))
+        for tag in self.tags():
+            if await self.client.exists(keys.claim(node_run_id, tag)):
+                return tag
+        return None
 
     async def timers(self) -> None:
         old, old_details = f"{_P}timers", f"{_P}timers:details"
@@ -182,16 +202,19 @@ class _Mover:
         counts = await self.client.hgetall(f"{_P}stats:node-runs-in-flight")
         self.moved += bool(pending) + bool(counts)
         if not self.dry_run:
-            for run_id in pending:
-                await self.client.sadd(keys.outbox_pending(self.tag(run_id)), run_id)
-            if counts:  # what the gauge shows is their sum: partition 0 holds it
+            # One MULTI (layout 1 is on a single Redis): counts added, then interrupted
+            # before the old hash went, would be added twice by the next run.
+            async with self.client.pipeline(transaction=True) as pipe:
+                for run_id in pending:
+                    pipe.sadd(keys.outbox_pending(self.tag(run_id)), run_id)
                 first = keys.node_runs_in_flight(partition_tag(0, self.partitions))
-                for kind, count in counts.items():
-                    await self.client.hincrby(first, _text(kind), int(count))
-            await self.client.delete(
-                f"{_P}outbox:pending", f"{_P}stats:node-runs-in-flight",
-                f"{_P}runs:events", keys.RETENTION_BACKFILL,
-            )  # fmt: skip
+                for kind, count in counts.items():  # the gauge shows the partitions' sum
+                    pipe.hincrby(first, _text(kind), int(count))
+                pipe.delete(
+                    f"{_P}outbox:pending", f"{_P}stats:node-runs-in-flight",
+                    f"{_P}runs:events", keys.RETENTION_BACKFILL,
+                )  # fmt: skip
+                await pipe.execute()
         async for key in self.scan(f"{_P}inbox:strays:*", "hash"):
             rest = key[len(f"{_P}inbox:strays:") :]
             topic, _, partition = rest.rpartition(":")
