@@ -197,21 +197,21 @@ async def _profile(stack: BenchStack, target: SwitchyardTarget, plan: Plan) -> d
 async def in_flight(stack: BenchStack, plan: Plan, result: dict[str, Any]) -> None:
     """Runs waiting on a KAFKA node no worker serves: engine memory does not follow them."""
     _say(f"in flight: {plan.in_flight} runs waiting on a KAFKA node")
-    client = stack.redis()
+    client, partitions = stack.redis(), stack.settings.inbox_partitions
     before_rss = stack.rss_mib("engine")
     before = int((await client.info("memory"))["used_memory"])
     async with SwitchyardTarget(stack.settings, "bench-hold", observe_steps=False) as target:
         started = time.monotonic()
         await target.trigger_many(plan.in_flight, "bench-hold")
-        while int(await client.zcard("sy:runs:wf:bench-hold")) < plan.in_flight:
+        while await redis_figures.runs_of(client, partitions, "bench-hold") < plan.in_flight:
             if time.monotonic() - started > 300:
                 break
             await asyncio.sleep(0.2)
         applied = time.monotonic() - started
     await asyncio.sleep(1.0)
-    held = int(await client.zcard("sy:runs:wf:bench-hold"))
+    held = await redis_figures.runs_of(client, partitions, "bench-hold")
     used = int((await client.info("memory"))["used_memory"])
-    pending = int(await client.zcard("sy:timers"))
+    pending = await redis_figures.timers_pending(client, partitions)
     _say(f"in flight: {pending} timers pending; deadline runs at 20/s")
     lateness = await deadlines.probe(stack.settings, rate=20, seconds=min(10.0, plan.open))
     await client.aclose()
