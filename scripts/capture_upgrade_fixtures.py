@@ -23,9 +23,14 @@ outbox is published. Then it stops the engine and writes:
   captured is removed afterwards, and its topics deleted;
 - ``inbox.json``: every record of the inbox topic with its partition and offset (the
   stored runs remember the offsets they applied, so the test replays these first);
-- ``manifest.json``: the release, the inbox partitions, what the runs add to the
-  node-runs-in-flight counts, and each run with the node runs it still waits on and
-  the outputs the test reports for them.
+- ``manifest.json``: the release, its key layout (``keyLayout``: 1 before the
+  partition tags, ``docs/cluster-layout.md``), the inbox partitions, what the runs add
+  to the node-runs-in-flight counts, and each run with the node runs it still waits
+  on and the outputs the test reports for them.
+
+It imports only what every release since the capture's first (db414b1) has, and
+names the keys of either layout: those of layout 1 by their literal names (this
+checkout's ``keys.py`` no longer has them), those of layout 2 per partition.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import inspect
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -45,17 +51,27 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from switchyard.engine.service import EngineService
 from switchyard.engine.store import keys
-from switchyard.engine.store.client import redis_client
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.engine.templates import JqTemplates, TemplateLimits
 from switchyard.schemas import NodeRunUpdated, RunTriggered, encode, node_run_id, parse_workflow
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
-from switchyard.topics.connection import kafka_options
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.reader import read_topic
 from switchyard.topics.registry import TopicRegistry
+
+try:  # one place builds the clients (releases from d2fc24b on)
+    from switchyard.engine.store.client import redis_client
+    from switchyard.topics.connection import kafka_options
+except ImportError:  # an older release: plain connections, as it made them
+
+    def redis_client(settings: Settings, **kwargs: Any) -> aioredis.Redis:
+        return aioredis.Redis.from_url(settings.redis_url, **kwargs)
+
+    def kafka_options(settings: Settings) -> dict[str, Any]:
+        return {"bootstrap_servers": settings.kafka_bootstrap_servers}
+
 
 THIRTY_DAYS = 30 * 24 * 3600
 
@@ -182,7 +198,7 @@ async def dump_key(client: aioredis.Redis, key: bytes, ids: tuple[bytes, ...]) -
     timers, the event stream) only the members that mention one of ``ids`` are
     kept, so the database may hold other runs too. TTLs are kept (ms).
     """
-    kind = (await client.type(key)).decode()
+    kind = _decoded(await client.type(key))
     raw = await _read(client, key, kind)
     whole = _mentions(key, ids)
     entry: dict[str, Any] = {"type": kind, "whole": whole}
@@ -259,7 +275,8 @@ async def _drive(settings: Settings, redis: aioredis.Redis, tag: str) -> list[di
                 "remaining": [{"node": node, "nodeRunId": node_run_id(run_id, node),
                                "output": LATER_OUTPUTS[node]} for node in remaining],
             })  # fmt: skip
-    await _until(lambda: _outboxes_empty(redis), "every outbox to be published")
+    partitions = settings.inbox_partitions
+    await _until(lambda: _outboxes_empty(redis, partitions), "every outbox to be published")
     return captured
 
 
@@ -273,8 +290,42 @@ async def _waits_on(runs: RunStore, run_id: str, node: str) -> None:
     await _until(waiting, f"{run_id} to wait on {node}")
 
 
-async def _outboxes_empty(redis: aioredis.Redis) -> bool:
-    return int(await redis.scard(keys.OUTBOX_PENDING)) == 0
+def key_layout() -> int:
+    """The key layout of the release's code (the one on the path)."""
+    try:
+        from switchyard.engine.store.upgrade import KEY_LAYOUT
+    except ImportError:  # before the store's format marker: layout 1
+        return 1
+    return KEY_LAYOUT
+
+
+def _decoded(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _shared_keys(partitions: int) -> tuple[list[str], list[str]]:
+    """The pending-outbox sets and the in-flight count hashes: layout 1's one of each,
+    or one of each per inbox partition."""
+    if key_layout() == 1:
+        return [f"{keys.PREFIX}outbox:pending"], [f"{keys.PREFIX}stats:node-runs-in-flight"]
+    from switchyard.engine.store.slots import partition_tag  # layout 2 on
+
+    tags = [partition_tag(p, partitions) for p in range(partitions)]
+    return [keys.outbox_pending(t) for t in tags], [keys.node_runs_in_flight(t) for t in tags]
+
+
+async def _outboxes_empty(redis: aioredis.Redis, partitions: int) -> bool:
+    pending, _ = _shared_keys(partitions)
+    return all([int(await redis.scard(name)) == 0 for name in pending])
+
+
+async def _in_flight(redis: aioredis.Redis, partitions: int) -> dict[str, int]:
+    """The gauge's counts by node type (the sum over the partitions' hashes)."""
+    total: dict[str, int] = {}
+    for name in _shared_keys(partitions)[1]:
+        for kind, count in (await redis.hgetall(name)).items():
+            total[_decoded(kind)] = total.get(_decoded(kind), 0) + int(count)
+    return total
 
 
 async def capture(args: argparse.Namespace) -> dict[str, Any]:
@@ -289,15 +340,14 @@ async def capture(args: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
     redis = redis_client(settings)
     await ensure_topics(settings)
-    before = await redis.hgetall(keys.NODE_RUNS_IN_FLIGHT)
+    before = await _in_flight(redis, settings.inbox_partitions)
     with JqTemplates(TemplateLimits.from_settings(settings)) as templates:
         async with EngineService(settings, templates):
             runs = await _drive(settings, redis, tag)
     # The in-flight gauge is one hash of counts by node type, not by run: what the
     # capture's runs added is kept as a delta, which the restore adds back.
-    after = await redis.hgetall(keys.NODE_RUNS_IN_FLIGHT)
-    in_flight = {k.decode(): int(v) - int(before.get(k, 0)) for k, v in after.items()}
-    in_flight = {k: v for k, v in in_flight.items() if v}
+    after = await _in_flight(redis, settings.inbox_partitions)
+    in_flight = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
     ids = tuple(_ids(tag, runs))
     dumped: dict[str, dict[str, Any]] = {}
     async for key in redis.scan_iter(count=500):
@@ -305,7 +355,7 @@ async def capture(args: argparse.Namespace) -> dict[str, Any]:
         if entry:
             dumped[key.decode()] = entry
     inbox = TopicRegistry.from_settings(settings).inbox.name
-    records = await read_topic(settings, inbox)
+    records = await _read_topic(settings, inbox)
     inbox_records = [
         {"partition": r.partition, "offset": r.offset, "key": _text(r.key or b""),
          "value": _text(r.value or b""), "headers": [[h, _text(v)] for h, v in r.headers]}
@@ -313,13 +363,14 @@ async def capture(args: argparse.Namespace) -> dict[str, Any]:
     ]  # fmt: skip
     manifest = {
         "release": args.release, "capturedAt": datetime.now(UTC).isoformat(),
-        "inboxPartitions": settings.inbox_partitions, "topicPrefix": prefix, "tag": tag,
-        "runs": runs, "nodeRunsInFlight": in_flight,
+        "keyLayout": key_layout(), "inboxPartitions": settings.inbox_partitions,
+        "topicPrefix": prefix, "tag": tag, "runs": runs, "nodeRunsInFlight": in_flight,
     }  # fmt: skip
     for key, entry in dumped.items():
         await forget(redis, key, entry)
+    counts = _shared_keys(settings.inbox_partitions)[1][0]  # any partition's: a sum
     for node_type, count in in_flight.items():
-        await redis.hincrby(keys.NODE_RUNS_IN_FLIGHT, node_type, -count)
+        await redis.hincrby(counts, node_type, -count)
     await redis.aclose()
     await _delete_topics(settings)
     return {
@@ -327,6 +378,15 @@ async def capture(args: argparse.Namespace) -> dict[str, Any]:
         "inbox.json": inbox_records,
         "manifest.json": manifest,
     }
+
+
+async def _read_topic(settings: Settings, topic: str) -> list[Any]:
+    """Every record of ``topic``: ``read_topic`` takes the settings, or (releases
+    before d2fc24b) the bootstrap servers."""
+    first = next(iter(inspect.signature(read_topic).parameters))
+    source: Any = settings.kafka_bootstrap_servers if first == "bootstrap" else settings
+    records: list[Any] = await read_topic(source, topic)
+    return records
 
 
 async def _delete_topics(settings: Settings) -> None:
