@@ -9,13 +9,14 @@ CONDITION → KAFKA → KAFKA) through the real engine and a worker, then takes
 ``MEMORY USAGE`` (exact: ``SAMPLES 0``) of every key before and after and prints, per
 key group, the bytes per completed run and the key's encoding, beside Redis's own
 ``used_memory`` growth per run. A run's own keys are grouped by their suffix; keys
-shared by runs (indexes, node-run buckets, the all-runs stream) by their name with
-the varying part elided, their growth divided among the runs.
+shared by runs (indexes, node-run buckets, the run-event streams) by their name with
+the varying part elided, their growth divided among the runs. Every inbox partition
+has its own indexes and streams (``{p…}`` in their names): a group sums them all.
 
 Two totals: everything, and what a completed run keeps for good, i.e. without the
 run's event list (it expires ``RUN_EVENTS_TTL_SECONDS`` after ``run.completed``) and
-without the all-runs stream (capped at ``RUNS_EVENTS_MAXLEN`` entries in all, so its
-share per run shrinks as runs go by). Figures, never assertions.
+without the partitions' run-event streams (each capped at about ``RUNS_EVENTS_MAXLEN``
+entries, so their share per run shrinks as runs go by). Figures, never assertions.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from benchmarks.stack import BenchStack, Ports, bench_settings
 from benchmarks.switchyard_target import SwitchyardTarget
 from switchyard.engine.store import keys
 
-_RUN_KEY = re.compile(r"\{wfr_[A-Za-z0-9]{16}\}")
+# Run keys are ``sy:run:{p<i>.<n>}:wfr_…``; every per-partition key carries the tag.
+_TAG = re.compile(r"\{p[0-9]+\.[0-9]+\}")
+_RUN_ID = re.compile(r"wfr_[A-Za-z0-9]{16}")
 _VARYING = (
     (re.compile(r"^sy:nr:.*$"), "sy:nr:<2 chars>"),
     (re.compile(r"^sy:claim:.*$"), "sy:claim:<node run>"),
@@ -46,7 +49,7 @@ _VARYING = (
     (re.compile(r"^sy:runs:by:.*$"), "sy:runs:by:<creator>"),
 )
 # Keys a completed run does not keep for good (see the module docstring).
-_TRANSIENT = {"sy:run:{<run>}:events", keys.RUNS_EVENTS}
+_TRANSIENT = {"sy:run:{<p>}:<run>:events", keys.runs_events("{<p>}")}
 
 
 def _say(message: str) -> None:
@@ -54,8 +57,9 @@ def _say(message: str) -> None:
 
 
 def group_of(key: str) -> str:
-    """The key's group: its name with the run id (or another varying part) elided."""
-    named = _RUN_KEY.sub("{<run>}", key)
+    """The key's group: its name with the partition's tag, the run id (or another
+    varying part) elided, so the partitions' indexes are one group."""
+    named = _RUN_ID.sub("<run>", _TAG.sub("{<p>}", key))
     for pattern, group in _VARYING:
         if pattern.match(named):
             return group
@@ -124,7 +128,7 @@ def render(rows: list[dict[str, Any]], figures: dict[str, Any]) -> str:
     ]
     lines.append(
         f"sum of keys {figures['keys_bytes_per_run']} B/run; kept for good (without the "
-        f"run's event list and the capped all-runs stream) {figures['kept_bytes_per_run']} "
+        f"run's event list and the capped run-event streams) {figures['kept_bytes_per_run']} "
         f"B/run; used_memory growth {figures['used_memory_per_run']} B/run "
         f"({figures['runs']} runs in {figures['seconds']} s)"
     )
