@@ -39,7 +39,7 @@ from switchyard.bridge.metrics import HttpMetrics, pending_claims_refreshed
 from switchyard.bridge.notify import RunNotifier
 from switchyard.bridge.run_waker import RunWaker
 from switchyard.bridge.tokens import TokenSigner
-from switchyard.engine.store.client import redis_client
+from switchyard.engine.store.client import connect, redis_client
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.schemas.settings import Settings
@@ -67,6 +67,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         runs = RunStore(client, settings.inbox_partitions)
         waker = RunWaker(settings, runs.tags())
         try:
+            await connect(client)  # before the first requests reach it at once
             await producer.start()
             await notifier.start()
             await waker.start()

@@ -35,7 +35,7 @@ from switchyard.engine.inbox import FaustInbox
 from switchyard.engine.retention import pruning
 from switchyard.engine.scheduler import SchedulerService
 from switchyard.engine.service import EngineService
-from switchyard.engine.store.client import redis_client
+from switchyard.engine.store.client import connect, redis_client
 from switchyard.engine.templates import JqTemplates, TemplateLimits
 from switchyard.engine.timers import TimerService
 from switchyard.engine.trigger_matcher import TriggerMatcher
@@ -144,6 +144,7 @@ async def run_executor(settings: Settings, ready_file: Path | None) -> None:
     producer = EventProducer(settings)
     http = pooled_client(settings)
     async with http, _executor_ops(settings, redis, producer) as ops:
+        await connect(redis)
         await producer.start()
         clock = lambda: datetime.now(UTC)  # noqa: E731
         webhooks = WebhookService(settings, producer, http, clock).loop
@@ -204,6 +205,7 @@ async def _run_loop(
     checks = {"redis": redis_check(redis), "kafka": kafka_check(producer)}
     try:
         async with ops_endpoints(settings, what, checks) as ops, producer:
+            await connect(redis)
             service = build(redis, producer)
             for name, check in _loop_checks(what, service).items():
                 ops.add_check(name, check)

@@ -34,7 +34,7 @@ from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
 from switchyard.engine.machine.state import RunState, load_state
-from switchyard.engine.store.client import redis_client
+from switchyard.engine.store.client import connect, redis_client
 from switchyard.engine.store.prune import PrunePlan, PruneStore, prune_plan, score_ms
 from switchyard.engine.store.run_entities import run_entities
 from switchyard.engine.store.workflows import WorkflowStore
@@ -269,6 +269,7 @@ async def pruning(settings: Settings) -> AsyncIterator[RunPruner]:
     the host's own Redis work never queues behind it)."""
     client = redis_client(settings)
     try:
+        await connect(client)
         async with RunPruner(settings, client) as pruner:
             yield pruner
     finally:

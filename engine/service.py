@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from switchyard.engine.inbox import FaustInbox
 from switchyard.engine.inbox_kafka import KafkaInbox
 from switchyard.engine.processor import InboxProcessor
-from switchyard.engine.store.client import redis_client
+from switchyard.engine.store.client import connect, redis_client
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.upgrade import claim_partitions, claim_store_format
 from switchyard.engine.store.workflows import WorkflowStore
@@ -72,6 +72,7 @@ class EngineService:
     async def start(self) -> None:
         # First: data newer than this code (or keys in another layout) must stop the
         # engine before it reads or writes anything, not be half-understood.
+        await connect(self.redis)
         await claim_store_format(self.redis)
         if self.processor.agent_secret is None:
             log.warning(

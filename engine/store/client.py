@@ -52,3 +52,15 @@ def redis_client(settings: Settings, **kwargs: Any) -> aioredis.Redis:
     if settings.redis_cluster:
         return cast(aioredis.Redis, RedisCluster.from_url(settings.redis_url, **options))
     return aioredis.Redis.from_url(settings.redis_url, **options)
+
+
+async def connect(client: aioredis.Redis) -> None:
+    """Load a Redis Cluster client's slot map before any concurrent use.
+
+    Its first command loads the map; several commands at once on a fresh client race
+    its connections (redis-py 8: an AttributeError out of one, a connection reset and
+    a resend of another). A process calls this once at start, before it serves.
+    A single-node client needs nothing.
+    """
+    if isinstance(cast(object, client), RedisCluster):
+        await cast(RedisCluster, cast(object, client)).initialize()

@@ -114,7 +114,27 @@ class ApplyPlan:
         return orjson.dumps({
             "run": guard, "offset": str(self.offset),
             "partition": str(self.partition), "commands": commands,
+            "proof": _proof(commands, bool(self.outbox)),
         })  # fmt: skip
+
+
+def _proof(commands: list[list[str | int]], has_outbox: bool) -> int:
+    """The 1-based index of the command whose write shows this very plan was applied:
+    its outbox entry (the step names the state's step and the offset), else its state
+    (which holds its step); 0 for neither.
+
+    A client that lost the connection after the script ran retries the call (redis-py
+    does, and a Redis Cluster client does after a failover): the retry finds the
+    offset applied, and must say 1, not "a redelivery", or the step's messages would
+    wait in the outbox for the run's next event or the engine's restart. A true
+    redelivery is decided again from the stored state, a later step: its proof differs.
+    """
+    if has_outbox:
+        return len(commands) - 1  # the HSET before the pending set's SADD
+    for number, command in enumerate(commands, start=1):
+        if command[0] == "HSET" and command[2] == "state":
+            return number
+    return 0
 
 
 def move_plan(

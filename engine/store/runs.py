@@ -168,8 +168,11 @@ class RunStore:
             names, args = by_tag.setdefault(tag, ({keys.outbox_pending(tag): 1}, []))
             index = names.setdefault(keys.outbox(run_id, tag), len(names) + 1)
             args += [str(index), run_id, step]
-        for names, args in by_tag.values():
-            await self._clear(keys=list(names), args=args)
+        # Side by side, like apply's calls: one round trip for the batch, not one per
+        # partition in turn.
+        await asyncio.gather(
+            *(self._clear(keys=list(names), args=args) for names, args in by_tag.values())
+        )
 
     async def pending_outboxes(self) -> dict[tuple[str, str], dict[str, list[OutboxMessage]]]:
         """Every unpublished outbox (after a crash), by (partition tag, run id) and step."""

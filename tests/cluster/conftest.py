@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio as aioredis
 
-from switchyard.engine.store.client import redis_client
+from switchyard.engine.store.client import connect, redis_client
 from switchyard.schemas.settings import Settings
 from tests.consumers.stack import (  # noqa: F401  (fixtures)
     api,
@@ -19,13 +19,19 @@ from tests.consumers.stack import (  # noqa: F401  (fixtures)
     templates,
     topics,
 )
-from tests.helpers_cluster import redis_cluster
+from tests.helpers_cluster import RedisServer, redis_cluster
 
 
 @pytest.fixture(scope="package")
-def cluster_url() -> Iterator[str]:
+def cluster_nodes() -> Iterator[list[RedisServer]]:
+    """Three masters, no replicas."""
     with redis_cluster(3, 0) as nodes:
-        yield f"redis://127.0.0.1:{nodes[0].port}/0"
+        yield nodes
+
+
+@pytest.fixture(scope="package")
+def cluster_url(cluster_nodes: list[RedisServer]) -> str:
+    return cluster_nodes[0].url
 
 
 @pytest.fixture
@@ -44,5 +50,6 @@ def settings(settings: Settings, cluster_url: str) -> Settings:
 async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
     """A cluster client (the session's is a single-node one)."""
     cluster = redis_client(settings)
+    await connect(cluster)
     yield cluster
     await cluster.aclose()

@@ -3,7 +3,8 @@
 -- KEYS: every key the plans touch, all with the partition's hash tag (one slot: Redis
 -- Cluster routes the call by them and refuses a script across slots).
 -- ARGV[i]: JSON {run: <index in KEYS of the guard hash>, offset: "<inbox offset>",
---                partition: "<inbox partition>", commands: [[cmd, key index, args…], …]}
+--                partition: "<inbox partition>", commands: [[cmd, key index, args…], …],
+--                proof: <1-based index of an HSET among commands, 0 for none>}
 -- A command's key is given by its index in KEYS (a PUBLISH's channel is not a key and
 -- is given as it is).
 -- The guard hash is the run's ("sy:run:{p…}:wfr_…"), or a stray partition's for a move.
@@ -11,7 +12,9 @@
 -- compared within one partition.
 -- Returns one flag per plan: 1 applied; 0 its offset was already applied from the
 -- same partition (a redelivery); -1 the guard's partition differs (refused: the
--- caller dead-letters it, never a silent skip).
+-- caller dead-letters it, never a silent skip). A plan whose offset is the stored one
+-- and whose proof HSET is already there, value and all, is this very plan applied by
+-- an earlier call (a client retrying after a lost reply): 1 again, writing nothing.
 -- One call per partition of a fetched batch: a call's overhead is paid once per slot.
 local applied = {}
 for i = 1, #ARGV do
@@ -23,6 +26,11 @@ for i = 1, #ARGV do
     applied[i] = -1
   elseif last and tonumber(last) >= tonumber(plan.offset) then
     applied[i] = 0
+    local proof = plan.commands[plan.proof or 0]
+    if proof and tonumber(last) == tonumber(plan.offset)
+        and redis.call('HGET', KEYS[proof[2]], proof[3]) == proof[4] then
+      applied[i] = 1
+    end
   else
     redis.call('HSET', guard, 'offset', plan.offset, 'partition', plan.partition)
     for _, command in ipairs(plan.commands) do
