@@ -90,7 +90,8 @@ class ApplyPlan:
     outbox: list[OutboxMessage] = field(default_factory=list)
     guard: str | None = None
     # The hash tag of every key the plan writes: its inbox partition's (slots.py).
-    tag: str = ""
+    # Required: an empty one would write untagged keys ("sy:run::wfr_…").
+    tag: str = field(kw_only=True)
     # What the step starts and finishes, for the metrics of an applied plan.
     facts: Transitions | None = None
 
