@@ -26,7 +26,8 @@ outbox is published. Then it stops the engine and writes:
 - ``manifest.json``: the release, its key layout (``keyLayout``: 1 before the
   partition tags, ``docs/cluster-layout.md``), the inbox partitions, what the runs add
   to the node-runs-in-flight counts, and each run with the node runs it still waits
-  on and the outputs the test reports for them.
+  on (none: it finished before the capture) and the outputs the test reports for
+  them, and the external run ids its node runs were given.
 
 It imports only what every release since the capture's first (db414b1) has, and
 names the keys of either layout: those of layout 1 by their literal names (this
@@ -80,8 +81,11 @@ def workflows(tag: str) -> list[dict[str, Any]]:
     """The captured workflows; ``tag`` makes their identifiers the capture's own."""
     return [
         {"identifier": f"upgrade-kafka-{tag}", "nodes": [
+            # An entity-format input: the run is in that entity's index.
             {"identifier": "trigger", "config": {"type": "SELF_SERVE_TRIGGER", "userInputs": {
-                "properties": {"service": {"type": "string"}}, "required": ["service"]}}},
+                "properties": {"service": {"type": "string"}, "owner": {
+                    "type": "string", "format": "entity", "blueprint": f"team-{tag}"}},
+                "required": ["service"]}}},
             {"identifier": "build", "config": {
                 "type": "KAFKA", "payload": {"service": "{{ .outputs.trigger.service }}"}}},
             {"identifier": "ship", "config": {
@@ -108,14 +112,20 @@ def workflows(tag: str) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-# (workflow, inputs, nodes the release completes, with their outputs, before capture)
-RUNS: list[tuple[str, dict[str, Any], list[tuple[str, dict[str, Any]]]]] = [
-    ("upgrade-kafka", {"service": "api"}, []),
-    ("upgrade-kafka", {"service": "web"}, []),
-    ("upgrade-kafka", {"service": "db"}, [("build", {"image": "db:7"})]),
-    ("upgrade-deadline", {}, []),
-    ("upgrade-claim", {}, []),
-]
+# (workflow, inputs, nodes the release completes, with their outputs, before capture,
+# the node a worker gives an externalRunId while it is in progress)
+Run = tuple[str, dict[str, Any], list[tuple[str, dict[str, Any]]], str | None]
+RUNS: list[Run] = [
+    ("upgrade-kafka", {"service": "api"}, [], None),
+    ("upgrade-kafka", {"service": "web"}, [], "build"),
+    ("upgrade-kafka", {"service": "db", "owner": "db-team"}, [("build", {"image": "db:7"})], None),
+    ("upgrade-deadline", {}, [], None),
+    ("upgrade-claim", {}, [], None),
+    # Finished before the capture (nothing remaining): its completed and result
+    # indexes, the retention pruner's set, its event list's TTL.
+    ("upgrade-kafka", {"service": "old", "owner": "db-team"},
+     [("build", {"image": "old:1"}), ("ship", {"shipped": False})], None),
+]  # fmt: skip
 # What the test reports for each node a run still has to pass, and the output it gives.
 LATER_OUTPUTS: dict[str, dict[str, Any]] = {
     "build": {"image": "built:1"},
@@ -243,41 +253,70 @@ def _ids(tag: str, runs: list[dict[str, Any]]) -> list[bytes]:
 
 async def _drive(settings: Settings, redis: aioredis.Redis, tag: str) -> list[dict[str, Any]]:
     """Define the workflows, trigger the runs, wait until each waits on what it should."""
-    registry = TopicRegistry.from_settings(settings)
     store, runs = WorkflowStore(redis), RunStore(redis)
     now = datetime.now(UTC)
     for definition in workflows(tag):
         await store.save(parse_workflow(definition), create=True, now=now)
-    captured: list[dict[str, Any]] = []
     async with EventProducer(settings) as producer:
+        inbox = TopicRegistry.from_settings(settings).inbox.name
 
-        async def send(run_id: str, value: bytes) -> None:
-            await producer.send_and_wait(registry.inbox.name, run_id, value)
+        async def send(run_id: str, event: Any) -> None:
+            await producer.send_and_wait(inbox, run_id, encode(event))
 
-        for n, (workflow, inputs, done) in enumerate(RUNS):
-            run_id = f"wfr_upgrade{n:02d}{uuid.uuid4().hex[:7]}"  # 16 after wfr_
-            await send(run_id, encode(RunTriggered.model_validate({
-                "runId": run_id, "workflowIdentifier": f"{workflow}-{tag}", "inputs": inputs,
-                "createdBy": "upgrade@example.com", "triggeredAt": datetime.now(UTC),
-            })))  # fmt: skip
-            remaining = list(REMAINING[workflow])
-            for node, output in done:
-                await _waits_on(runs, run_id, node)
-                await send(run_id, encode(NodeRunUpdated.model_validate({
-                    "runId": run_id, "nodeRunId": node_run_id(run_id, node),
-                    "status": "COMPLETED", "result": "SUCCESS", "output": output,
-                    "sentAt": datetime.now(UTC)})))  # fmt: skip
-                remaining.remove(node)
-            await _waits_on(runs, run_id, remaining[0])
-            captured.append({
-                "runId": run_id, "workflow": f"{workflow}-{tag}", "inputs": inputs,
-                "completedBefore": dict(done),
-                "remaining": [{"node": node, "nodeRunId": node_run_id(run_id, node),
-                               "output": LATER_OUTPUTS[node]} for node in remaining],
-            })  # fmt: skip
+        captured = [await _drive_one(send, runs, tag, n, run) for n, run in enumerate(RUNS)]
     partitions = settings.inbox_partitions
     await _until(lambda: _outboxes_empty(redis, partitions), "every outbox to be published")
     return captured
+
+
+Send = Callable[[str, Any], Awaitable[None]]
+
+
+async def _drive_one(send: Send, runs: RunStore, tag: str, n: int, run: Run) -> dict[str, Any]:
+    """One run of ``RUNS`` to where it is captured; its manifest entry."""
+    workflow, inputs, done, external = run
+    run_id = f"wfr_upgrade{n:02d}{uuid.uuid4().hex[:7]}"  # 16 after wfr_
+    await send(run_id, RunTriggered.model_validate({
+        "runId": run_id, "workflowIdentifier": f"{workflow}-{tag}", "inputs": inputs,
+        "createdBy": "upgrade@example.com", "triggeredAt": datetime.now(UTC),
+    }))  # fmt: skip
+    remaining = list(REMAINING[workflow])
+    for node, output in done:
+        await _waits_on(runs, run_id, node)
+        await send(run_id, _update(run_id, node, "COMPLETED", output=output, result="SUCCESS"))
+        remaining.remove(node)
+    externals: dict[str, str] = {}
+    if remaining:
+        await _waits_on(runs, run_id, remaining[0])
+    else:
+        await _until(lambda: _status_is(runs, run_id, "COMPLETED"), f"{run_id} to complete")
+    if external is not None:
+        given = externals[node_run_id(run_id, external)] = f"ext-upgrade-{tag}-{n}"
+        await send(run_id, _update(run_id, external, "IN_PROGRESS", externalRunId=given))
+        await _until(lambda: _has_external(runs, run_id), f"{run_id}'s external id")
+    return {
+        "runId": run_id, "workflow": f"{workflow}-{tag}", "inputs": inputs,
+        "completedBefore": dict(done), "externalRunIds": externals,
+        "remaining": [{"node": node, "nodeRunId": node_run_id(run_id, node),
+                       "output": LATER_OUTPUTS[node]} for node in remaining],
+    }  # fmt: skip
+
+
+def _update(run_id: str, node: str, status: str, **fields: Any) -> NodeRunUpdated:
+    return NodeRunUpdated.model_validate({
+        "runId": run_id, "nodeRunId": node_run_id(run_id, node), "status": status,
+        "sentAt": datetime.now(UTC), **fields,
+    })  # fmt: skip
+
+
+async def _status_is(runs: RunStore, run_id: str, status: str) -> bool:
+    state = await runs.get(run_id)
+    return state is not None and state.status == status
+
+
+async def _has_external(runs: RunStore, run_id: str) -> bool:
+    state = await runs.get(run_id)
+    return state is not None and any(nr.external_run_id for nr in state.node_runs)
 
 
 async def _waits_on(runs: RunStore, run_id: str, node: str) -> None:

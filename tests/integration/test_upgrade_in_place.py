@@ -1,8 +1,9 @@
 """A stack holding waiting runs of an earlier release, upgraded in place, completes them.
 
 ``tests/fixtures/upgrade/<release>/`` holds what that release's engine left in Redis
-and on its inbox for runs waiting on KAFKA nodes (one past its first step), on a
-node and a run deadline (armed timers), and on a pending claim, captured by
+and on its inbox for runs waiting on KAFKA nodes (one past its first step, one with
+an external run id, one of an entity), on a node and a run deadline (armed timers),
+and on a pending claim, and for a run finished before, captured by
 ``scripts/capture_upgrade_fixtures.py`` with that release's code. The test writes it
 into a Redis database of this session's own, replays the inbox records onto fresh
 topics at their partitions and offsets (the stored runs remember the offsets they
@@ -11,7 +12,8 @@ engine refuse the older key layout, runs ``switchyard state upgrade`` (key layou
 2: every key the capture holds is then where layout 2 keeps it, and no layout-1 key
 is left; a second upgrade moves nothing), starts *this* release's engine and bridge,
 and finishes every run as its workers would: a ``NodeRunUpdated`` for KAFKA nodes,
-claim → ack → PATCH for the claim.
+claim → ack → PATCH for the claim; a worker finds its node run by its external id, and
+the list queries find every run by workflow, status, result and entity.
 """
 
 from __future__ import annotations
@@ -251,6 +253,7 @@ async def test_waiting_runs_of_a_release_complete_after_an_in_place_upgrade(
         EventProducer(stack_settings) as producer,
     ):
         api, driver = Api(http, app), Driver(stack_settings, client, producer)
+        await _find_by_external_ids(api, runs)
         for run in runs:
             await _finish(driver, api, client, run)
         for run in runs:
@@ -265,13 +268,16 @@ async def test_waiting_runs_of_a_release_complete_after_an_in_place_upgrade(
             tag = keys.tag_of(run["runId"], partitions)
             raw = await client.hget(keys.run(run["runId"], tag), "state")
             assert raw is not None
-            # Read in the release's format (no "format" key), rewritten in this one's.
+            # Read in the release's format (no "format" key), rewritten in this one's
+            # by the steps that finished it (a run finished before: as it was moved).
             assert not orjson.loads(capture.state(run["runId"])).get("format")
-            assert _text(raw).encode().startswith(b'{"format":%d,' % CURRENT_FORMAT)
+            if run["remaining"]:
+                assert _text(raw).encode().startswith(b'{"format":%d,' % CURRENT_FORMAT)
             assert not needs_upgrade(_text(raw).encode())
             shown = await api.call("GET", f"/v1/workflows/runs/{run['runId']}", "admin")
             assert shown.status_code == 200, shown.text
             assert shown.json()["workflowRun"]["status"] == "COMPLETED"
+        await _listed_by_their_indexes(api, runs)
 
     # Completing the runs disarmed their deadlines and took their claims away, in the
     # partitions the upgrade moved them to.
@@ -290,6 +296,47 @@ async def test_waiting_runs_of_a_release_complete_after_an_in_place_upgrade(
         pending = keys.claims(_text(fields[b"installation"]), tag)
         assert await client.zscore(pending, node_run_id) is None
     assert await _in_flight(client, partitions) == in_flight_before  # the release's counts went on
+
+
+async def _find_by_external_ids(api: Api, runs: list[dict[str, Any]]) -> None:
+    """A worker finds its node run by the external id the release applied."""
+    given = [(r["runId"], nr, ext) for r in runs for nr, ext in r["externalRunIds"].items()]
+    assert given, "the capture holds an external run id"
+    for run_id, node_run_id, external in given:
+        found = await api.call("GET", f"/v1/workflows/nodes/runs?external_run_id={external}",
+                               "machine")  # fmt: skip
+        assert found.status_code == 200, found.text
+        items = found.json()["nodeRuns"]
+        assert [(i["identifier"], i["workflowRun"]["identifier"]) for i in items] == [
+            (node_run_id, run_id)
+        ]
+
+
+async def _listed_by_their_indexes(api: Api, runs: list[dict[str, Any]]) -> None:
+    """The list queries read the indexes the upgrade split by partition: by workflow,
+    by status and result (the run finished before the upgrade with the others), by
+    entity (a self-service trigger's entity-format input)."""
+    assert any(not r["remaining"] for r in runs), "the capture holds a finished run"
+    for workflow in {r["workflow"] for r in runs}:
+        done = {"workflowIdentifiers": workflow, "statuses": "COMPLETED", "results": "SUCCESS"}
+        listed = await api.call("GET", "/v1/workflows/runs", "admin", params=done)
+        assert listed.status_code == 200, listed.text
+        ids = {r["identifier"] for r in listed.json()["workflowRuns"]}
+        assert ids == {r["runId"] for r in runs if r["workflow"] == workflow}
+    owned = [r for r in runs if "owner" in r["inputs"]]
+    assert owned, "the capture holds runs of an entity"
+    blueprint = _blueprint(owned[0]["workflow"])
+    for owner in {r["inputs"]["owner"] for r in owned}:
+        listed = await api.call("GET", "/v1/workflows/runs", "admin",
+                                params={"entity": f"{blueprint}/{owner}"})  # fmt: skip
+        assert listed.status_code == 200, listed.text
+        ids = {r["identifier"] for r in listed.json()["workflowRuns"]}
+        assert ids == {r["runId"] for r in owned if r["inputs"]["owner"] == owner}
+
+
+def _blueprint(workflow: str) -> str:
+    """The blueprint of the capture's entity inputs: ``team-<the capture's tag>``."""
+    return "team-" + workflow.rsplit("-", 1)[1]
 
 
 def _plus(counts: dict[str, int], added: dict[str, int]) -> dict[str, int]:
