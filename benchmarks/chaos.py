@@ -42,7 +42,7 @@ from switchyard.cli.stack.services import PythonService
 from switchyard.engine.machine import waits
 from switchyard.engine.machine.graph import Graph
 from switchyard.engine.machine.state import RunState
-from switchyard.engine.store.client import redis_client
+from switchyard.engine.store.client import connect, redis_client
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.schemas import RunTriggered, encode, parse_workflow
@@ -128,7 +128,7 @@ class Report:
                     or self.poison_dead_lettered != self.poison_sent)  # fmt: skip
 
     def lines(self) -> list[str]:
-        kills = ", ".join(f"{k} {self.kills[k]}" for k in KINDS) or "none"
+        kills = ", ".join(f"{k} {n}" for k, n in sorted(self.kills.items())) or "none"
         return [
             f"runs triggered   {self.runs} in {self.seconds:.0f} s",
             f"kills            {kills}",
@@ -229,6 +229,7 @@ class ChaosRun:
         await ensure_topics(self.settings)
         client = redis_client(self.settings)
         try:
+            await connect(client)
             workflow = parse_workflow(chain_workflow(self.hook.url))
             await WorkflowStore(client).save(workflow, create=True, now=datetime.now(UTC))
         finally:
@@ -316,6 +317,7 @@ class ChaosRun:
         graph = Graph.of(parse_workflow({**chain_workflow(self.hook.url), "version": 1}))
         client = redis_client(self.settings)
         try:
+            await connect(client)
             states = await self._states(RunStore(client))
         except Exception as error:  # Redis may be the one just killed: the next check
             self.say(f"  waits check skipped ({error!r})")
@@ -338,6 +340,7 @@ class ChaosRun:
     async def _settle(self, within: float) -> dict[str, RunState]:
         client = redis_client(self.settings)
         try:
+            await connect(client)
             deadline = time.monotonic() + within
             while True:
                 states = await self._states(RunStore(client))
