@@ -50,15 +50,20 @@ async def settings_of(stack: BenchStack) -> dict[str, Any]:
         config = await client.config_get("append*")
     finally:
         await client.aclose()
+    found: dict[Any, Any] = dict(config)
+    if found and all(isinstance(v, dict) for v in found.values()):
+        found = next(iter(found.values()))  # a cluster's answer: per node, all alike
     flush = await broker_flush(stack.settings.kafka_bootstrap_servers)
     return {
         "profile": stack.settings.durability,
-        "redis_appendonly": config.get("appendonly"),
-        "redis_appendfsync": config.get("appendfsync"),
+        "redis_appendonly": found.get("appendonly"),
+        "redis_appendfsync": found.get("appendfsync"),
         "kafka_flush": _flush_text(flush),
         "kafka_flush_settings": flush,
-        "kafka_replication": 1,
+        "kafka_replication": stack.settings.topic_replication_factor,
         "producer_acks": "all (idempotent)",
+        "redis_cluster": stack.settings.redis_cluster,
+        "redis_wait_replicas": stack.settings.redis_wait_replicas,
     }
 
 
@@ -68,4 +73,10 @@ def summary(settings: dict[str, Any]) -> str:
         f"{settings['profile']}: redis appendfsync {settings['redis_appendfsync']}, "
         f"kafka flush {settings['kafka_flush']}, acks {settings['producer_acks']}, "
         f"replication {settings['kafka_replication']}"
+        + (
+            f", Redis Cluster, WAIT {settings.get('redis_wait_replicas', 0)} replica(s) before "
+            "each commit"
+            if settings.get("redis_cluster")
+            else ""
+        )
     )

@@ -36,10 +36,12 @@ from benchmarks.load import ClosedLoop, WindowHook, closed_loop, open_loop
 from benchmarks.report import headline, table
 from benchmarks.stack import BenchStack, Durability, Ports, bench_settings
 from benchmarks.switchyard_target import NodeRunWindow, SwitchyardTarget
+from switchyard.cli.stack.profile import StackProfile
 
 RESULTS = Path(__file__).parent / "results"
 FRACTIONS = (0.25, 0.50, 0.80)
 PROFILE_PORT_SHIFT = 200  # the n-th profile's stack: every port + n * this
+CLUSTER_OPS_SHIFT = 100
 PROFILES: tuple[Durability, ...] = ("default", "durable")  # the stack's SWITCHYARD_DURABILITY
 
 
@@ -260,13 +262,19 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         # Each profile's stack on ports of its own: clients of the stack just stopped still
         # retry its ports, and a retry whose source port is the port itself holds it.
         shift = PROFILE_PORT_SHIFT * index
+        # A cluster's controllers take kafka port + 11..13: the ops ports move clear.
+        ops = args.ops_port + shift + (CLUSTER_OPS_SHIFT if args.cluster else 0)
         ports = Ports(kafka=args.kafka_port + shift, controller=args.kafka_port + 1 + shift,
                       redis=args.redis_port + shift, bridge=args.bridge_port + shift,
-                      ops=args.ops_port + shift)  # fmt: skip
-        settings = bench_settings(args.home.resolve(), ports, args.cache_home, durability=name)
+                      ops=ops)  # fmt: skip
+        shape = StackProfile(cluster=args.cluster, engines=args.engines)
+        settings = bench_settings(args.home.resolve(), ports, args.cache_home, durability=name,
+                                  shape=shape)  # fmt: skip
         section = result if index == 0 else result["profiles"].setdefault(name, {"workloads": {}})
-        _say(f"durability profile {name!r}: a fresh stack")
-        await one_profile(BenchStack(settings, say=_say), plan, args, section, first=index == 0)
+        section["shape"] = {"cluster": shape.cluster, "engines": shape.engines}
+        _say(f"durability profile {name!r}: a fresh stack ({_shape_text(shape)})")
+        stack = BenchStack(settings, say=_say, shape=shape)
+        await one_profile(stack, plan, args, section, first=index == 0)
     result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     # The figures every profile is compared on, one line each (the table's last block).
     result["headline"] = {
@@ -344,7 +352,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--out", type=Path, help="JSON file (default benchmarks/results/<date>.json)"
     )
     parser.add_argument("--keep-stack", action="store_true", help="leave the stack running")
+    parser.add_argument(
+        "--cluster", action="store_true",
+        help="on `stack up --cluster`: three brokers, a Redis Cluster of three masters with "
+        "a replica each, WAIT for one replica before each commit",
+    )  # fmt: skip
+    parser.add_argument(
+        "--engines", type=int, default=1, help="engine processes in one group (default 1)"
+    )
     return parser.parse_args(argv)
+
+
+def _shape_text(shape: StackProfile) -> str:
+    where = "cluster" if shape.cluster else "single node"
+    return f"{where}, {shape.engines} engine{'s' if shape.engines > 1 else ''}"
 
 
 def save(result: dict[str, Any], out: Path | None, prefix: str = "") -> Path:

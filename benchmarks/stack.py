@@ -23,8 +23,9 @@ from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
-from switchyard.cli.stack.full import SERVICE_NAMES, environment, local_settings
+from switchyard.cli.stack.full import SERVICE_NAMES, environment, full_stack, local_settings
 from switchyard.cli.stack.processes import resident_kib
+from switchyard.cli.stack.profile import StackProfile
 from switchyard.cli.stack.services import PythonService
 from switchyard.engine.store.client import redis_client
 from switchyard.engine.store.workflows import WorkflowExists, WorkflowStore
@@ -44,7 +45,8 @@ class Ports:
 
 
 def bench_settings(home: Path, ports: Ports, cache: Path | None, *,
-                   durability: Durability = "default") -> Settings:  # fmt: skip
+                   durability: Durability = "default",
+                   shape: StackProfile | None = None) -> Settings:  # fmt: skip
     settings = Settings(
         durability=durability,
         home=home, cache_home=cache, kafka_port=ports.kafka,
@@ -57,15 +59,21 @@ def bench_settings(home: Path, ports: Ports, cache: Path | None, *,
         # The webhook workload calls a server on loopback, which the egress guard refuses.
         webhook_allow_hosts=["127.0.0.1/32"],
     )  # fmt: skip
-    return local_settings(settings)
+    return local_settings(settings, shape)
 
 
 class BenchStack:
     """``stack up`` / ``stack down`` of the benchmark's settings, and what runs on it."""
 
-    def __init__(self, settings: Settings, say: Any = print) -> None:
+    def __init__(
+        self, settings: Settings, say: Any = print, shape: StackProfile | None = None
+    ) -> None:
         self.settings = settings
         self.say = say
+        # One broker, one Redis, one engine; or `stack up --cluster` / `--engines N`.
+        self.shape = shape or StackProfile()
+        infra, services = full_stack(settings, self.shape)
+        self._components = {c.spec.name: c for c in [*infra.components, *services.components]}
         self.env = {**os.environ, **environment(settings)}
         self.env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(Path.cwd()), os.environ.get("PYTHONPATH", "")) if p
@@ -87,16 +95,34 @@ class BenchStack:
         started = time.monotonic()
         saved, self.env = self.env, {**self.env, **(extra_env or {})}
         try:
-            self._cli("stack", "up")
+            self._cli("stack", "up", *self._shape_args())
         finally:
             self.env = saved
         self.say(f"stack up in {time.monotonic() - started:.1f} s ({self.settings.home})")
 
+    def _shape_args(self) -> list[str]:
+        cluster = ["--cluster"] if self.shape.cluster else []
+        return [*cluster, "--engines", str(self.shape.engines)]
+
+    @property
+    def engines(self) -> list[str]:
+        """The engine processes' names: ``engine``, or ``engine-1`` .. ``engine-N``."""
+        if self.shape.engines == 1:
+            return ["engine"]
+        return [f"engine-{i}" for i in range(1, self.shape.engines + 1)]
+
     def _services(self, extra_env: Mapping[str, str] | None = None) -> list[PythonService]:
         env = {**self.env, **(extra_env or {})}
         bridge = f"http://{self.settings.bridge_host}:{self.settings.bridge_port}"
-        return [PythonService(self.settings, name, env, address=bridge if name == "bridge" else "")
-                for name in SERVICE_NAMES]  # fmt: skip
+        services: list[PythonService] = []
+        for name in [*self.engines, *(n for n in SERVICE_NAMES if n != "engine")]:
+            args = ("engine",) if name.startswith("engine-") else None
+            own = dict(env)
+            if args:
+                own["SWITCHYARD_ENGINE_INSTANCE_ID"] = name
+            services.append(PythonService(self.settings, name, own, args=args,
+                                          address=bridge if name == "bridge" else ""))  # fmt: skip
+        return services
 
     def stop_services(self) -> None:
         """Stop Switchyard's processes (all at once), leaving Kafka and Redis up."""
@@ -127,18 +153,22 @@ class BenchStack:
 
     def service_pids(self) -> dict[str, int | None]:
         """Switchyard's processes, by name."""
-        return {name: self.pid(name) for name in SERVICE_NAMES}
+        return {
+            name: self.pid(name)
+            for name in [*self.engines, *(n for n in SERVICE_NAMES if n != "engine")]
+        }
 
     def pids(self) -> dict[str, int | None]:
-        """Every process of the stack: Switchyard's, Kafka, Redis and the benchmark's
-        workers (``worker-<workload>``), for :mod:`benchmarks.cpu`."""
-        found = {**self.service_pids(), "kafka": self.pid("kafka"), "redis": self.pid("redis")}
+        """Every process of the stack: Switchyard's, the brokers, the Redis nodes and the
+        benchmark's workers (``worker-<workload>``), for :mod:`benchmarks.cpu`."""
+        found = {name: component.pid() for name, component in self._components.items()}
         for process in self._workers:
             found[self._worker_names.get(process.pid, f"worker-{process.pid}")] = process.pid
         return found
 
     def rss_of_services(self) -> dict[str, float | None]:
-        return {name: self.rss_mib(name) for name in ("engine", "executor", "timers", "bridge")}
+        names = [*self.engines, "executor", "timers", "bridge"]
+        return {name: self.rss_mib(name) for name in names}
 
     def spawn(self, module: str, *args: str, extra_env: dict[str, str] | None = None
               ) -> subprocess.Popen[bytes]:  # fmt: skip

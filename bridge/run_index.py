@@ -260,8 +260,11 @@ async def _matching(ctx: BridgeContext, actor: Actor, query: RunQuery) -> AsyncI
     try:
         yield sources
     finally:
-        if temps:  # one DEL each: on a cluster they are in several slots
-            await asyncio.gather(*(ctx.redis.delete(temp) for temp in temps))
+        if temps:  # one DEL each (several slots on a cluster), in one pipeline
+            async with ctx.redis.pipeline(transaction=False) as pipe:
+                for temp in temps:
+                    pipe.delete(temp)
+                await pipe.execute()
 
 
 async def _scores(ctx: BridgeContext, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:

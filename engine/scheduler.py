@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from switchyard.engine import metrics
 from switchyard.engine.schedule_ticks import DueTick, due_tick, next_tick
 from switchyard.engine.store import keys
+from switchyard.engine.store.calls import side_by_side
 from switchyard.engine.store.workflows import LiveVersion, WorkflowStore
 from switchyard.schemas import RunTriggered, ScheduleTriggerConfig, encode, format_timestamp
 from switchyard.schemas.ids import derived_run_id
@@ -256,14 +257,14 @@ class SchedulerService:
             metrics.tick_fired(firing.schedule.workflow, firing.due.tick, now)
         # Calls side by side rather than a pipeline: each record is its own slot, and a
         # Redis Cluster pipeline does not load a script its node has not cached.
-        recorded = await asyncio.gather(*(
+        recorded = await side_by_side(
             self._advance(
                 keys=[keys.schedule(firing.schedule.workflow, firing.schedule.node)],
                 args=[firing.read, format_timestamp(firing.due.tick),
                       firing.schedule.version, firing.schedule.cron],
             )
             for firing in firings
-        ))  # fmt: skip
+        )  # fmt: skip
         self.counts.recorded += sum(int(r) for r in recorded)
 
     def _event(self, firing: Firing, now: datetime) -> RunTriggered:

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from switchyard.engine import metrics
 from switchyard.engine.store import keys
+from switchyard.engine.store.calls import side_by_side
 from switchyard.engine.store.slots import partition_tag
 from switchyard.schemas import TimerFired, encode
 from switchyard.schemas.settings import Settings
@@ -193,10 +194,10 @@ class TimerService:
         self._next_look_ms = float("inf")
         now_ms = int(_ms(self._clock()))
         # Side by side (a cluster pipeline loads no scripts), one per partition's set.
-        replies = await asyncio.gather(*(
+        replies = await side_by_side(
             self._due(keys=[keys.timers(tag), keys.timer_details(tag)], args=[now_ms, self._batch])
             for tag in self._tags
-        ))  # fmt: skip
+        )
         after: int | None = None
         due: list[DueTimer] = []
         for tag, reply in zip(self._tags, replies, strict=True):

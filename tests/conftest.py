@@ -6,6 +6,13 @@
 
 When none works the session fails with a message saying how to provide one; it
 never skips. Unit tests don't ask for these fixtures, so they need no services.
+
+With ``SWITCHYARD_TEST_CLUSTER=1`` the services are a cluster: three KRaft brokers and a
+Redis Cluster of three masters with a replica each (``stack up --cluster``'s
+infrastructure, on test ports of its own), or, with the addresses given by the
+environment, the cluster they name; every test process then uses the Redis Cluster
+client, topics with three copies and one replica's WAIT before commits
+(``scripts/test-cluster`` runs the suites that hold on it).
 """
 
 from __future__ import annotations
@@ -25,7 +32,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from switchyard.cli.stack.errors import StackError
-from switchyard.cli.stack.launcher import Stack
+from switchyard.cli.stack.kafka import bootstrap_servers
+from switchyard.cli.stack.launcher import Stack, infrastructure
+from switchyard.cli.stack.redis_cluster import form_cluster
+from switchyard.engine.store.client import connect, redis_client
 from switchyard.engine.timers import TimerService
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
@@ -50,6 +60,11 @@ class Services:
     kafka_bootstrap: str
     redis_url: str
     source: str  # "environment", "testcontainers" or "launcher"
+    cluster: bool = False
+
+
+def cluster_mode() -> bool:
+    return os.environ.get("SWITCHYARD_TEST_CLUSTER", "") not in ("", "0")
 
 
 def docker_daemon_available(timeout: float = 1.0) -> bool:
@@ -98,6 +113,44 @@ def launcher_settings() -> Settings:
     )
 
 
+def cluster_launcher_settings() -> Settings:
+    """The cluster test stack: brokers on 39092-39094 (controllers 39110-39112), Redis
+    nodes on 36379-36384 (buses 37379-37384), a home of its own."""
+    return Settings(
+        home=REPO / ".switchyard" / "test-cluster",
+        cache_home=REPO / ".switchyard" / "cache",
+        kafka_port=39092,
+        kafka_controller_port=39100,
+        redis_port=36379,
+    )
+
+
+@contextlib.contextmanager
+def _cluster_launcher() -> Iterator[Services]:
+    settings = cluster_launcher_settings()
+    stack = Stack(settings, infrastructure(settings, cluster=True))
+    already_running = any(s.pid is not None for s in stack.status())
+    if not already_running:
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
+    say = lambda line: print(f"[test cluster] {line}")  # noqa: E731
+    try:
+        stack.up(say=say)
+        form_cluster(settings, say)
+    except StackError as exc:
+        stack.down(say=lambda _: None)
+        pytest.fail(f"could not start the cluster test stack: {exc}\nTo run the tests, {HOW_TO}.")
+    try:
+        yield Services(
+            bootstrap_servers(settings, cluster=True),
+            f"redis://127.0.0.1:{settings.redis_port}/0",
+            "launcher",
+            cluster=True,
+        )
+    finally:
+        if not already_running:
+            stack.down(say=lambda _: None)
+
+
 @contextlib.contextmanager
 def _launcher() -> Iterator[Services]:
     settings = launcher_settings()
@@ -128,9 +181,12 @@ def services() -> Iterator[Services]:
     kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     redis_url = os.environ.get("REDIS_URL")
     if kafka and redis_url:
-        yield Services(kafka, redis_url, "environment")
+        yield Services(kafka, redis_url, "environment", cluster=cluster_mode())
     elif kafka or redis_url:
         pytest.fail("set both KAFKA_BOOTSTRAP_SERVERS and REDIS_URL, or neither")
+    elif cluster_mode():
+        with _cluster_launcher() as found:
+            yield found
     elif docker_daemon_available():
         with _containers() as found:
             yield found
@@ -185,6 +241,10 @@ def settings(services: Services, session_tag: str, request: pytest.FixtureReques
         # (tests/observability/processes.py): fixed ports would collide across sessions.
         engine_ops_port=0, executor_ops_port=0, timers_ops_port=0, scheduler_ops_port=0,
         triggers_ops_port=0,
+        # On a cluster, as `stack up --cluster` runs: three copies, one replica's WAIT.
+        redis_cluster=services.cluster,
+        topic_replication_factor=3 if services.cluster else 1,
+        redis_wait_replicas=1 if services.cluster else 0,
     )  # fmt: skip
 
 
@@ -197,7 +257,8 @@ async def topics(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings)  # a cluster's client on a cluster
+    await connect(client)
     yield client
     await client.aclose()
 

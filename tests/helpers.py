@@ -42,6 +42,9 @@ def private_redis_db(settings: Settings, session_tag: str) -> Settings:
     session on the same Redis would fire this session's timers into its own inbox
     (and remove them). Tests that run a timer service use this.
     """
+    if settings.redis_cluster:
+        # A cluster has database 0 only; the cluster test session is its one user.
+        return settings
     db = 1 + int(session_tag, 16) % 15
     base = settings.redis_url.rsplit("/", 1)[0]
     return settings.model_copy(update={"redis_url": f"{base}/{db}"})

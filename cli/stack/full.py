@@ -25,7 +25,7 @@ def local_settings(settings: Settings, profile: StackProfile | None = None) -> S
     folder (made once; the engine signs Port's execution agent's messages with it).
 
     On a cluster: the three brokers to bootstrap from, the first Redis node (the cluster
-    client finds the rest), and topics with three copies each."""
+    client finds the rest), topics with three copies each, and one replica's WAIT."""
     cluster = profile is not None and profile.cluster
     home = settings.home.resolve()
     secret = settings.token_secret
@@ -53,6 +53,13 @@ def local_settings(settings: Settings, profile: StackProfile | None = None) -> S
             "redis_url": f"redis://127.0.0.1:{settings.redis_port}/0",
             "redis_cluster": cluster,
             "topic_replication_factor": 3 if cluster else settings.topic_replication_factor,
+            # On a cluster a failover must not lose what Kafka holds as done: WAIT for a
+            # replica before each commit, unless set otherwise.
+            "redis_wait_replicas": (
+                1
+                if cluster and "redis_wait_replicas" not in settings.model_fields_set
+                else settings.redis_wait_replicas
+            ),
             "token_secret": secret,
             "agent_client_id": agent_id or AGENT_CLIENT_ID,
             "agent_client_secret": agent_secret,

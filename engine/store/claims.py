@@ -18,7 +18,6 @@ nothing more (:meth:`ClaimStore.owner`).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -30,6 +29,7 @@ import redis.asyncio as aioredis
 from switchyard.engine.machine.projection import _node_run
 from switchyard.engine.machine.state import NodeRunState
 from switchyard.engine.store import keys
+from switchyard.engine.store.calls import side_by_side
 from switchyard.engine.store.slots import partition_tag
 from switchyard.schemas import Workflow, node_uid
 
@@ -187,13 +187,13 @@ class ClaimStore:
         """Stores uids the bridge found, handing back the node runs whose uid is excluded."""
         if not learned:
             return
-        await asyncio.gather(*(  # side by side: a cluster pipeline loads no scripts
+        await side_by_side(  # a cluster pipeline loads no scripts
             self._remember(
                 keys=[keys.claim(one.node_run_id, one.tag), keys.claims(installation_id, one.tag)],
                 args=[one.uid, one.node_run_id, str(now_ms) if one.hand_back else ""],
             )
             for one in learned
-        ))  # fmt: skip
+        )  # fmt: skip
 
     async def ack(self, node_run_id: str) -> tuple[AckOutcome, str]:
         """The outcome and the installation the node run was pending for ('' unknown)."""

@@ -19,7 +19,6 @@ older than the retention.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import heapq
 import itertools
@@ -33,6 +32,7 @@ import redis.asyncio as aioredis
 
 from switchyard.engine.machine.state import RunState
 from switchyard.engine.store import keys
+from switchyard.engine.store.calls import side_by_side
 from switchyard.engine.store.slots import partition_tag
 from switchyard.schemas import RunResult, RunStatus
 
@@ -172,7 +172,7 @@ class PruneStore:
             return []
         calls = [plan.keys_and_args() for plan in plans]
         # Side by side (a cluster pipeline loads no scripts), each in its run's slot.
-        replies = await asyncio.gather(*(self._prune(keys=k, args=a) for k, a in calls))
+        replies = await side_by_side(self._prune(keys=k, args=a) for k, a in calls)
         pruned = [Pruned(*(int(value) for value in reply)) for reply in replies]
         elsewhere = [k for plan, p in zip(plans, pruned, strict=True) if p.outcome == 1
                      for k in plan.elsewhere]  # fmt: skip

@@ -6,7 +6,6 @@ The processor is the only writer; the bridge reads through :meth:`RunStore.get` 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -17,6 +16,7 @@ import redis.asyncio as aioredis
 
 from switchyard.engine.machine.state import RunState, load_state
 from switchyard.engine.store import keys, log_record
+from switchyard.engine.store.calls import side_by_side
 from switchyard.engine.store.org import AgentStreamer, streamer_of
 from switchyard.engine.store.plan import ApplyPlan, OutboxMessage
 from switchyard.engine.store.slots import partition_tag
@@ -151,8 +151,8 @@ class RunStore:
             calls.append((members, list(names), args))
         # Side by side, not in a pipeline: a cluster pipeline does not load scripts,
         # and each call goes to its own slot's master.
-        replies = await asyncio.gather(
-            *(self._apply(keys=names_, args=args) for _, names_, args in calls)
+        replies = await side_by_side(
+            self._apply(keys=names_, args=args) for _, names_, args in calls
         )
         flags = [0] * len(plans)
         for (members, _, _), reply in zip(calls, replies, strict=True):
@@ -170,8 +170,8 @@ class RunStore:
             args += [str(index), run_id, step]
         # Side by side, like apply's calls: one round trip for the batch, not one per
         # partition in turn.
-        await asyncio.gather(
-            *(self._clear(keys=list(names), args=args) for names, args in by_tag.values())
+        await side_by_side(
+            self._clear(keys=list(names), args=args) for names, args in by_tag.values()
         )
 
     async def pending_outboxes(self) -> dict[tuple[str, str], dict[str, list[OutboxMessage]]]:

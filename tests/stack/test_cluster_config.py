@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from switchyard.cli.stack.full import local_settings
 from switchyard.cli.stack.kafka import (
     KafkaBroker,
     _server_properties,
@@ -11,6 +12,7 @@ from switchyard.cli.stack.kafka import (
     kafka_nodes,
 )
 from switchyard.cli.stack.launcher import infrastructure
+from switchyard.cli.stack.profile import StackProfile
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import topic_configs
 from switchyard.topics.registry import TopicRegistry
@@ -70,3 +72,16 @@ def test_min_insync_replicas_2_is_a_topic_config_from_three_copies_on() -> None:
     assert "min.insync.replicas" not in topic_configs(inbox, 1)
     assert topic_configs(inbox, 3)["min.insync.replicas"] == "2"
     assert topic_configs(inbox, 3)["retention.ms"] == str(inbox.retention_ms)
+
+
+def test_the_cluster_stack_waits_for_a_replica_unless_told_otherwise(tmp_path: Path) -> None:
+    cluster = StackProfile(cluster=True)
+    local = local_settings(Settings(home=tmp_path), cluster)
+    assert (local.redis_cluster, local.redis_wait_replicas) == (True, 1)
+    assert local.topic_replication_factor == 3
+    # Asked for explicitly (as SWITCHYARD_REDIS_WAIT_REPLICAS would): kept, even 0.
+    assert (
+        local_settings(Settings(home=tmp_path, redis_wait_replicas=0), cluster).redis_wait_replicas
+        == 0
+    )
+    assert local_settings(Settings(home=tmp_path), StackProfile()).redis_wait_replicas == 0
