@@ -118,7 +118,9 @@ async def respond(
     inputs = _check_answer(node_run, config, body)
     answered = keys.answered(node_run_id)
     run_id = loaded.state.run_id
-    async with ctx.redis.pipeline(transaction=True) as pipe:  # the note and its TTL at once
+    # Not a MULTI (redis-py's async cluster transactions run on another thread's loop):
+    # a TTL missed by a crash in between is housekeeping the pruner does anyway.
+    async with ctx.redis.pipeline(transaction=False) as pipe:
         pipe.hsetnx(answered, actor.name, run_id)
         pipe.expire(answered, _ANSWERED_TTL_S)
         first, _ = await pipe.execute()

@@ -4,8 +4,10 @@ Ocean reads ``featureFlags`` at start-up; Port's execution agent says how it tak
 agent webhooks with ``PATCH {settings: {portAgentStreamerName: "POLLING"|"KAFKA"}}``,
 which the engine reads from ``sy:org`` (a hash: ``settings`` and ``featureFlags``, each
 a JSON document). A PATCH merges ``settings`` key by key and replaces
-``featureFlags``; the merge is a WATCH/MULTI transaction, so two PATCHes never lose
-each other's keys. Machine credentials and Admins only.
+``featureFlags``; the merge is a compare-and-set (a one-key script: redis-py's
+async Redis Cluster client runs a WATCH/MULTI transaction's commands on a loop of
+another thread, which fails), so two PATCHes never lose each other's keys. Machine
+credentials and Admins only.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from redis.exceptions import WatchError
 
 from switchyard.bridge.auth import Ctx, CurrentActor
 from switchyard.bridge.context import BridgeContext
@@ -28,6 +29,16 @@ from switchyard.bridge.permissions import may_operate
 from switchyard.engine.store import keys
 
 router = APIRouter(tags=["organization"])
+
+# Set both documents if neither changed since they were read ('' for one not there).
+_COMPARE_AND_SET = """
+local stored = redis.call('HMGET', KEYS[1], 'settings', 'featureFlags')
+if (stored[1] or '') ~= ARGV[1] or (stored[2] or '') ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'settings', ARGV[3], 'featureFlags', ARGV[4])
+return 1
+"""
 
 
 class OrganizationChanges(Lenient):
@@ -66,6 +77,10 @@ async def _read(client: aioredis.Redis) -> tuple[dict[str, Any], list[str]]:
     return _document(settings, {}), _document(flags, [])
 
 
+def _raw(value: object) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode() if value else b""
+
+
 @router.get(
     "/v1/organization",
     response_model=OrganizationResponse,
@@ -86,19 +101,13 @@ async def get_organization(ctx: Ctx, actor: CurrentActor) -> Response:
 )
 async def patch_organization(body: OrganizationChanges, ctx: Ctx, actor: CurrentActor) -> Response:
     _check(actor)
+    swap = ctx.redis.register_script(_COMPARE_AND_SET)
     while True:
-        async with ctx.redis.pipeline(transaction=True) as pipe:
-            try:
-                await pipe.watch(keys.ORG)
-                stored, flags = await _read(pipe)
-                settings = {**stored, **(body.settings or {})}
-                if body.featureFlags is not None:
-                    flags = body.featureFlags
-                pipe.multi()  # type: ignore[no-untyped-call]
-                pipe.hset(keys.ORG, mapping={
-                    "settings": orjson.dumps(settings), "featureFlags": orjson.dumps(flags),
-                })  # fmt: skip
-                await pipe.execute()
-            except WatchError:
-                continue
-        return _answer(ctx, settings, flags)
+        read = await ctx.redis.hmget(keys.ORG, ["settings", "featureFlags"])
+        stored, flags = _document(read[0], {}), _document(read[1], [])
+        settings = {**stored, **(body.settings or {})}
+        if body.featureFlags is not None:
+            flags = body.featureFlags
+        new = [orjson.dumps(settings), orjson.dumps(flags)]
+        if int(await swap(keys=[keys.ORG], args=[_raw(read[0]), _raw(read[1]), *new])):
+            return _answer(ctx, settings, flags)

@@ -242,9 +242,11 @@ async def _matching(ctx: BridgeContext, actor: Actor, query: RunQuery) -> AsyncI
     temps: list[str] = []
     sources: list[str] = []
     for tag in tags:
-        # One MULTI per partition: its scratch keys carry its tag, so all of a
-        # partition's keys are in one slot (a cluster's transaction is per slot).
-        async with ctx.redis.pipeline(transaction=True) as pipe:
+        # One pipeline per partition: its scratch keys carry its tag, so all of a
+        # partition's keys are in one slot, on one node, in order. Not a MULTI: a list
+        # is no snapshot, and redis-py's async cluster transactions run on another
+        # thread's event loop, which fails.
+        async with ctx.redis.pipeline(transaction=False) as pipe:
             mine: list[str] = []
             partition_groups = list(groups)
             if by_tag is not None:

@@ -114,14 +114,15 @@ def launcher_settings() -> Settings:
 
 
 def cluster_launcher_settings() -> Settings:
-    """The cluster test stack: brokers on 39092-39094 (controllers 39110-39112), Redis
-    nodes on 36379-36384 (buses 37379-37384), a home of its own."""
+    """The cluster test stack: brokers on 28092-28094 (controllers 28110-28112), Redis
+    nodes on 27379-27384 (buses 28379-28384), a home of its own. Below 32768: Linux
+    hands out the ports above as clients' source ports, and a node found one taken."""
     return Settings(
         home=REPO / ".switchyard" / "test-cluster",
         cache_home=REPO / ".switchyard" / "cache",
-        kafka_port=39092,
-        kafka_controller_port=39100,
-        redis_port=36379,
+        kafka_port=28092,
+        kafka_controller_port=28100,
+        redis_port=27379,
     )
 
 

@@ -3,6 +3,7 @@ the organization, and action runs (never pending), over real Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -113,6 +114,17 @@ async def test_organization_settings_merge(api: Api) -> None:
     assert bad.status_code == 422
     assert "body.settings" in bad.json()["message"]
     assert (await api.call("GET", "/v1/organization", "member")).status_code == 403
+
+
+async def test_concurrent_organization_patches_lose_none_of_each_others_keys(api: Api) -> None:
+    mine = [f"test-{uuid.uuid4().hex[:6]}" for _ in range(20)]
+    answers = await asyncio.gather(*(
+        api.call("PATCH", "/v1/organization", "machine", json={"settings": {key: n}})
+        for n, key in enumerate(mine)
+    ))  # fmt: skip
+    assert [a.status_code for a in answers] == [200] * len(mine)
+    org = (await api.call("GET", "/v1/organization", "machine")).json()["organization"]
+    assert [org["settings"].get(key) for key in mine] == list(range(len(mine)))
 
 
 async def test_action_runs_are_never_pending(api: Api) -> None:
