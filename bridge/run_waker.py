@@ -132,7 +132,9 @@ class RunWaker:
 
     async def _listen(self, last: dict[str, str]) -> None:
         delay = 0.1
-        while True:
+        # Checked each round: redis-py may swallow the cancel of a blocking read, and a
+        # Redis Cluster client closed by stop() reconnects on the next command.
+        while not self._stopping:
             try:
                 reply: Any = await self._client.xread(_streams(last), count=_BATCH, block=BLOCK_MS)
                 for stream, batch in reply or []:
