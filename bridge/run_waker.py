@@ -134,7 +134,7 @@ class RunWaker:
         delay = 0.1
         # Checked each round: redis-py may swallow the cancel of a blocking read, and a
         # Redis Cluster client closed by stop() reconnects on the next command.
-        while not self._stopping:
+        while not self._stopped():
             try:
                 reply: Any = await self._client.xread(_streams(last), count=_BATCH, block=BLOCK_MS)
                 for stream, batch in reply or []:
@@ -146,11 +146,14 @@ class RunWaker:
                         waiter.set()
                 delay = 0.1
             except RedisError as error:
-                if self._stopping:
+                if self._stopped():
                     return
                 log.warning("reading the run-event streams failed (%r); retrying", error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _stopped(self) -> bool:
+        return self._stopping
 
     def _wake(self, run_id: str) -> None:
         for waiter in self._waiters.get(run_id, ()):

@@ -11,12 +11,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from switchyard.bridge.app import create_app
 from switchyard.bridge.credentials import hash_secret
 from switchyard.engine.service import EngineService
+from switchyard.engine.store.client import redis_client
 from switchyard.engine.templates import JqTemplates, TemplateLimits
 from switchyard.engine.trigger_matcher import TriggerMatcher
 from switchyard.schemas.settings import Settings
@@ -83,7 +83,7 @@ async def matcher(bridge_settings: Settings) -> AsyncIterator[TriggerMatcher]:
     settings = bridge_settings.model_copy(
         update={"triggers_group": f"triggers-{uuid.uuid4().hex[:8]}"}
     )
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings)
     with JqTemplates(TemplateLimits.from_settings(settings)) as templates:
         async with EventProducer(settings) as producer:
             service = TriggerMatcher(settings, client, producer, templates)

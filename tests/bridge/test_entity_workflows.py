@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from switchyard.consumers.entities import EntityService
 from switchyard.engine.service import EngineService
 from switchyard.engine.store import keys
+from switchyard.engine.store.client import redis_client
 from switchyard.engine.trigger_matcher import TriggerMatcher
 from switchyard.schemas.entities import EntityEvent
 from switchyard.schemas.settings import Settings
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def entity_executor(bridge_settings: Settings) -> AsyncIterator[EntityService]:
-    client = aioredis.Redis.from_url(bridge_settings.redis_url)
+    client = redis_client(bridge_settings)
     async with EventProducer(bridge_settings) as producer:
         service = EntityService(bridge_settings, producer, client, lambda: datetime.now(UTC))
         await service.loop.start()

@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
 from switchyard.engine.service import EngineService
 from switchyard.engine.store import keys
+from switchyard.engine.store.client import redis_client
 from switchyard.schemas import RunEvent, encode
 from switchyard.schemas.settings import Settings
 from switchyard.topics.partitioning import partition_of
@@ -250,7 +250,7 @@ async def test_the_list_stream_resumes_within_its_retention_only(
     list); one at or after the oldest kept entry resumes. On a database of this
     session's own, whose events stream the test trims."""
     settings = private_redis_db(bridge_settings, session_tag)
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings)
     run_id, partitions = "wfr_" + "1" * 16, settings.inbox_partitions
     # The run's partition's stream; the cursor is a position in each partition's, the
     # other partitions' before their (absent) first entry.

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from switchyard.consumers import ClaimWorker, RunsClient, WorkContext
 from switchyard.engine.store import keys
+from switchyard.engine.store.client import redis_client
 from switchyard.engine.store.slots import partition_tag
 from switchyard.schemas.settings import Settings
 from tests.bridge.support import integration_workflow, new_installation
@@ -63,7 +64,7 @@ async def _split(redis: aioredis.Redis, installation: str, partitions: int) -> t
 async def test_the_next_batch_is_claimed_while_the_current_one_runs(
     topics: Settings, engine: object, client: RunsClient
 ) -> None:
-    redis = aioredis.Redis.from_url(topics.redis_url)
+    redis = redis_client(topics)
     try:
         partitions = topics.inbox_partitions
         installation, runs = await _pending(client, redis, 6, partitions)
@@ -100,7 +101,7 @@ async def _completed(worker: ClaimWorker) -> int:
 async def test_a_held_node_run_past_its_timeout_is_dropped_unacked(
     topics: Settings, engine: object, client: RunsClient
 ) -> None:
-    redis = aioredis.Redis.from_url(topics.redis_url)
+    redis = redis_client(topics)
     try:
         partitions = topics.inbox_partitions
         installation, _ = await _pending(client, redis, 2, partitions)
