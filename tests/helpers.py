@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import orjson
+import redis.asyncio as aioredis
 
+from switchyard.engine.store import keys
 from switchyard.schemas.settings import Settings
 
 T = TypeVar("T")
@@ -88,3 +90,18 @@ def serving(handler: type[LocalHandler]) -> Iterator[tuple[str, list[Any]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@asynccontextmanager
+async def keeping_meta(url: str) -> AsyncIterator[aioredis.Redis]:
+    """A client of ``url`` whose store format marker (``sy:meta``) is put back as it
+    was once the block ends: tests of the marker change it."""
+    redis = aioredis.Redis.from_url(url)
+    found = await redis.hgetall(keys.META)
+    try:
+        yield redis
+    finally:
+        await redis.delete(keys.META)
+        if found:
+            await redis.hset(keys.META, items=[part for pair in found.items() for part in pair])
+        await redis.aclose()

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from switchyard.engine.machine.state import RunState, load_state
 from switchyard.engine.store import keys, log_record
@@ -53,6 +54,13 @@ class RunStore:
         self.partitions = partitions
         self._apply = client.register_script(_lua("apply.lua"))
         self._clear = client.register_script(_lua("clear_outbox.lua"))
+        # One Redis node takes a batch's partitions in one call; a Redis Cluster refuses
+        # a call whose keys span slots, so there it is one call per partition.
+        self.per_partition = isinstance(cast(object, client), RedisCluster)
+
+    def _call_group(self, tag: str) -> str:
+        """The script call a partition's plans go in: its own on a cluster, else one."""
+        return tag if self.per_partition else ""
 
     async def load(self, run_ids: Iterable[str]) -> dict[str, StoredRun]:
         """The stored runs among ``run_ids`` (missing ones are left out), in one round trip."""
@@ -137,13 +145,13 @@ class RunStore:
         already applied from its partition (a redelivery), -1 refused because its guard
         records another partition (see ``apply.lua``).
 
-        One script call per partition of the batch, pipelined (a call per plan cost more
-        in round-trip bookkeeping than the plans themselves; a call across partitions is
-        what Redis Cluster refuses); each plan still checks its own offset.
+        One script call for the batch (a call per plan cost more in round-trip
+        bookkeeping than the plans themselves), or one per partition on a Redis Cluster,
+        which refuses a call across slots; each plan still checks its own offset.
         """
         groups: dict[str, list[int]] = {}
         for index, plan in enumerate(plans):
-            groups.setdefault(plan.tag, []).append(index)
+            groups.setdefault(self._call_group(plan.tag), []).append(index)
         calls: list[tuple[list[int], list[str], list[bytes]]] = []
         for members in groups.values():
             names: dict[str, int] = {}
@@ -162,16 +170,17 @@ class RunStore:
 
     async def clear_outbox(self, steps: Iterable[tuple[str, str, str]]) -> None:
         """Forget published outbox steps, given as ``(tag, run_id, step)`` (the tag of
-        the partition that applied the step), one script call per partition."""
-        by_tag: dict[str, tuple[dict[str, int], list[str]]] = {}
+        the partition that applied the step): one script call, or one per partition on
+        a cluster."""
+        by_group: dict[str, tuple[dict[str, int], list[str]]] = {}
         for tag, run_id, step in steps:
-            names, args = by_tag.setdefault(tag, ({keys.outbox_pending(tag): 1}, []))
-            index = names.setdefault(keys.outbox(run_id, tag), len(names) + 1)
-            args += [str(index), run_id, step]
-        # Side by side, like apply's calls: one round trip for the batch, not one per
-        # partition in turn.
+            names, args = by_group.setdefault(self._call_group(tag), ({}, []))
+            outbox = names.setdefault(keys.outbox(run_id, tag), len(names) + 1)
+            pending = names.setdefault(keys.outbox_pending(tag), len(names) + 1)
+            args += [str(outbox), str(pending), run_id, step]
+        # Side by side, like apply's calls.
         await side_by_side(
-            self._clear(keys=list(names), args=args) for names, args in by_tag.values()
+            self._clear(keys=list(names), args=args) for names, args in by_group.values()
         )
 
     async def pending_outboxes(self) -> dict[tuple[str, str], dict[str, list[OutboxMessage]]]:

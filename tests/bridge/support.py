@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from switchyard.bridge.context import BridgeContext
+from switchyard.engine.store import keys
 
 SECRET = "test-client-secret"
 TOKEN_SECRET = "test-token-secret-0123456789abcdef"
@@ -121,3 +122,14 @@ def new_installation() -> str:
 def node_run(run: dict[str, Any], node: str) -> dict[str, Any]:
     found: dict[str, Any] = next(nr for nr in run["nodeRuns"] if nr["node"]["identifier"] == node)
     return found
+
+
+async def runs_of(api: Api, workflow: str) -> list[str]:
+    """The workflow's runs in every partition's index, by ``createdAt``."""
+    found: list[tuple[float, str]] = []
+    for tag in api.ctx.runs.tags():
+        members: Any = await api.ctx.redis.zrange(keys.runs_of_workflow(workflow, tag), 0, -1,
+                                                  withscores=True)  # fmt: skip
+        found += [(float(score), r.decode() if isinstance(r, bytes) else str(r))
+                  for r, score in members]  # fmt: skip
+    return [run_id for _, run_id in sorted(found)]

@@ -15,7 +15,6 @@ import pytest
 
 from switchyard.consumers.entities import EntityService
 from switchyard.engine.service import EngineService
-from switchyard.engine.store import keys
 from switchyard.engine.store.client import redis_client
 from switchyard.engine.trigger_matcher import TriggerMatcher
 from switchyard.schemas.entities import EntityEvent
@@ -23,7 +22,7 @@ from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.reader import read_topic
 from switchyard.topics.registry import TopicRegistry
-from tests.bridge.support import Api
+from tests.bridge.support import Api, runs_of
 from tests.helpers import until
 
 pytestmark = pytest.mark.integration
@@ -43,17 +42,6 @@ async def entity_executor(bridge_settings: Settings) -> AsyncIterator[EntityServ
             await task
             await service.loop.stop()
     await client.aclose()
-
-
-async def runs_of(api: Api, workflow: str) -> list[str]:
-    """The workflow's runs in every partition's index, by ``createdAt``."""
-    found: list[tuple[float, str]] = []
-    for tag in api.ctx.runs.tags():
-        members: Any = await api.ctx.redis.zrange(keys.runs_of_workflow(workflow, tag), 0, -1,
-                                                  withscores=True)  # fmt: skip
-        found += [(float(score), r.decode() if isinstance(r, bytes) else str(r))
-                  for r, score in members]  # fmt: skip
-    return [run_id for _, run_id in sorted(found)]
 
 
 async def events_of(settings: Settings, entity_key: str) -> list[EntityEvent]:

@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 
 from switchyard.engine.service import EngineService
-from switchyard.engine.store import keys
 from switchyard.engine.trigger_matcher import TriggerMatcher
 from switchyard.schemas.entities import EntityEvent
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
-from tests.bridge.support import Api
+from tests.bridge.support import Api, runs_of
 from tests.helpers import until
 
 pytestmark = pytest.mark.integration
@@ -59,17 +58,6 @@ async def publish(settings: Settings, event: EntityEvent) -> None:
     topic = TopicRegistry.from_settings(settings).entity_events.name
     async with EventProducer(settings) as producer:
         await producer.send_and_wait(topic, event.key(), event.model_dump_json().encode())
-
-
-async def runs_of(api: Api, workflow: str) -> list[str]:
-    """The workflow's runs in every partition's index, by ``createdAt``."""
-    found: list[tuple[float, str]] = []
-    for tag in api.ctx.runs.tags():
-        members: Any = await api.ctx.redis.zrange(keys.runs_of_workflow(workflow, tag), 0, -1,
-                                                  withscores=True)  # fmt: skip
-        found += [(float(score), r.decode() if isinstance(r, bytes) else str(r))
-                  for r, score in members]  # fmt: skip
-    return [run_id for _, run_id in sorted(found)]
 
 
 async def test_an_entity_event_starts_one_run_of_each_matching_trigger(

@@ -1,6 +1,7 @@
 """The engine's apply step on a Redis Cluster: a batch is one script call per inbox
 partition it touches (each in that partition's slot, on its master), however many runs
-of the partition it holds, and each run's own offset still decides its plan."""
+of the partition it holds, and each run's own offset still decides its plan. On one
+Redis node the whole batch, every partition of it, is one call."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from switchyard.engine.store.plan import ApplyPlan
 from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.slots import partition_tag
 from switchyard.topics.partitioning import partition_of
-from tests.helpers_cluster import RedisServer
+from tests.helpers_cluster import RedisServer, redis_pair
 
 pytestmark = pytest.mark.integration
 
@@ -84,3 +85,33 @@ async def test_a_batch_is_one_script_call_per_partition_it_touches(
     for run_id in half:
         key = keys.run(run_id, keys.tag_of(run_id, PARTITIONS))
         assert await redis.hget(key, "offset") == b"6"
+
+
+async def test_on_one_redis_node_a_batch_is_one_script_call() -> None:
+    with redis_pair() as (master, _):
+        client = aioredis.Redis.from_url(master.url)
+        try:
+            store = RunStore(client, PARTITIONS)
+            assert not store.per_partition
+            by_partition = {partition_of(r, PARTITIONS): r for r in _runs(400)}
+            assert await store.apply(_plans(list(by_partition.values()), 1)) == [1] * PARTITIONS
+            batch = _runs(40)
+            assert len({partition_of(r, PARTITIONS) for r in batch}) > 1
+            before = _script_calls([master])
+            assert await store.apply(_plans(batch, 5)) == [1] * len(batch)
+            assert _script_calls([master]) - before == 1
+            # Its outbox steps are forgotten in one call too, every partition's set kept.
+            steps = [(partition_tag(partition_of(r, PARTITIONS), PARTITIONS), r, "5:5")
+                     for r in batch]  # fmt: skip
+            for tag, run_id, step in steps:
+                await client.hset(keys.outbox(run_id, tag), step, "[]")
+                await client.sadd(keys.outbox_pending(tag), run_id)
+            await store.clear_outbox(steps[:1])  # the script loaded first (NOSCRIPT once)
+            before = _script_calls([master])
+            await store.clear_outbox(steps[1:])
+            assert _script_calls([master]) - before == 1
+            for tag, run_id, _ in steps:
+                assert not await client.exists(keys.outbox(run_id, tag))
+                assert not await client.sismember(keys.outbox_pending(tag), run_id)
+        finally:
+            await client.aclose()

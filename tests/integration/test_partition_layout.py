@@ -33,7 +33,7 @@ from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.slots import partition_tag
 from switchyard.engine.store.upgrade import CODE_FORMAT, UpgradeReport, upgrade_store
 from switchyard.schemas.settings import Settings
-from tests.helpers import private_redis_db
+from tests.helpers import keeping_meta, private_redis_db
 from tests.integration import layout_1
 from tests.integration.layout_1 import Entry
 
@@ -45,13 +45,8 @@ P = 12  # the inbox's partitions (the default: engines of other tests share the 
 @pytest.fixture
 async def client(settings: Settings, session_tag: str) -> AsyncIterator[aioredis.Redis]:
     """The session's database, its marker put back as it was after the test."""
-    redis = aioredis.Redis.from_url(private_redis_db(settings, session_tag).redis_url)
-    found = await redis.hgetall(keys.META)
-    yield redis
-    await redis.delete(keys.META)
-    if found:
-        await redis.hset(keys.META, items=[part for pair in found.items() for part in pair])
-    await redis.aclose()
+    async with keeping_meta(private_redis_db(settings, session_tag).redis_url) as redis:
+        yield redis
 
 
 def _t(text: str) -> dict[str, str]:

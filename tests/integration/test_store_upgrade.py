@@ -40,7 +40,7 @@ from switchyard.engine.store.upgrade import (
     upgrade_store,
 )
 from switchyard.schemas.settings import Settings
-from tests.helpers import private_redis_db
+from tests.helpers import keeping_meta, private_redis_db
 
 pytestmark = pytest.mark.integration
 
@@ -53,13 +53,8 @@ def own(settings: Settings, session_tag: str) -> Settings:
 @pytest.fixture
 async def client(own: Settings) -> AsyncIterator[aioredis.Redis]:
     """The session's database, its marker put back as it was after the test."""
-    redis = aioredis.Redis.from_url(own.redis_url)
-    found = await redis.hgetall(keys.META)
-    yield redis
-    await redis.delete(keys.META)
-    if found:
-        await redis.hset(keys.META, items=[part for pair in found.items() for part in pair])
-    await redis.aclose()
+    async with keeping_meta(own.redis_url) as redis:
+        yield redis
 
 
 async def _mark(client: aioredis.Redis, state_format: int, key_layout: int) -> None:

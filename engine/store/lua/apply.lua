@@ -1,7 +1,9 @@
--- Apply a batch of inbox events of one inbox partition, in order, each all or nothing
+-- Apply a batch of inbox events, in order, each all or nothing
 -- against its offset.
--- KEYS: every key the plans touch, all with the partition's hash tag (one slot: Redis
--- Cluster routes the call by them and refuses a script across slots).
+-- KEYS: every key the plans touch. On a Redis Cluster the caller makes one call per
+-- inbox partition, every key with the partition's hash tag (one slot: the cluster
+-- routes the call by them and refuses a script across slots); one Redis node takes a
+-- whole batch in one call.
 -- ARGV[i]: JSON {run: <index in KEYS of the guard hash>, offset: "<inbox offset>",
 --                partition: "<inbox partition>", commands: [[cmd, key index, args…], …],
 --                proof: <1-based index of an HSET among commands, 0 for none>}
@@ -15,7 +17,7 @@
 -- caller dead-letters it, never a silent skip). A plan whose offset is the stored one
 -- and whose proof HSET is already there, value and all, is this very plan applied by
 -- an earlier call (a client retrying after a lost reply): 1 again, writing nothing.
--- One call per partition of a fetched batch: a call's overhead is paid once per slot.
+-- A call's overhead is paid once per batch (once per slot on a cluster).
 local applied = {}
 for i = 1, #ARGV do
   local plan = cjson.decode(ARGV[i])

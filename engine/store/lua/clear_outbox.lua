@@ -1,12 +1,13 @@
--- Forget published outbox steps of one inbox partition, a batch at a time.
--- KEYS[1]: the partition's pending-outbox set; KEYS[2..]: the runs' outbox hashes.
--- ARGV: triples (index in KEYS of the run's outbox, run id, step).
--- Every key has the partition's hash tag: one slot.
-for i = 1, #ARGV, 3 do
+-- Forget published outbox steps, a batch at a time.
+-- KEYS: the runs' outbox hashes and their partitions' pending-outbox sets.
+-- ARGV: quadruples (index in KEYS of the run's outbox, index of its partition's
+-- pending set, run id, step).
+-- On a Redis Cluster the caller makes one call per partition: one slot each.
+for i = 1, #ARGV, 4 do
   local outbox = KEYS[tonumber(ARGV[i])]
-  redis.call('HDEL', outbox, ARGV[i + 2])
+  redis.call('HDEL', outbox, ARGV[i + 3])
   if redis.call('HLEN', outbox) == 0 then
-    redis.call('SREM', KEYS[1], ARGV[i + 1])
+    redis.call('SREM', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2])
   end
 end
 return 1
