@@ -68,7 +68,18 @@ class _FinishBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self.inbox.committed.clear()  # whoever owns them next commits them
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        log.info("inbox partitions assigned: %s", sorted(tp.partition for tp in assigned))
+        partitions = sorted(tp.partition for tp in assigned)
+        log.info("inbox partitions assigned: %s", partitions)
+        # What an engine that died holding them applied but never published: without
+        # this, a run whose next node's request is among it waits until some engine
+        # restarts. Before any new record of them is fetched, so the order is kept.
+        try:
+            recovered = await self.inbox.processor.recover(partitions)
+        except Exception:  # the next start recovers them; the consumer must go on
+            log.exception("re-publishing the outbox leftovers of %s failed", partitions)
+            return
+        if recovered:
+            log.info("re-published %d outbox steps left in partitions %s", recovered, partitions)
 
 
 class KafkaInbox:

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -192,13 +192,16 @@ class InboxProcessor:
         """The inbox partition every event of ``run_id`` is applied from."""
         return partition_of(run_id, self.inbox_partitions)
 
-    async def recover(self) -> int:
-        """Publish every outbox a crash left behind; returns how many steps."""
-        pending = await self.store.pending_outboxes()
+    async def recover(self, partitions: Iterable[int] | None = None) -> int:
+        """Publish every outbox a crash left behind (of ``partitions``' runs, default
+        all), but the steps this engine is publishing itself; returns how many steps."""
+        tags = None if partitions is None else [self.tag(p) for p in partitions]
+        pending = await self.store.pending_outboxes(tags)
         steps = [
             (tag, run, step, msgs)
             for (tag, run), by_step in pending.items()
             for step, msgs in by_step.items()
+            if (tag, run, step) not in self._publishing
         ]
         if steps:
             # A topic that is gone (deleted, or of another deployment sharing this Redis

@@ -115,23 +115,24 @@ class ApplyPlan:
         return orjson.dumps({
             "run": guard, "offset": str(self.offset),
             "partition": str(self.partition), "commands": commands,
-            "proof": _proof(commands, bool(self.outbox)),
+            "proof": _proof(commands),
         })  # fmt: skip
 
 
-def _proof(commands: list[list[str | int]], has_outbox: bool) -> int:
+def _proof(commands: list[list[str | int]]) -> int:
     """The 1-based index of the command whose write shows this very plan was applied:
-    its outbox entry (the step names the state's step and the offset), else its state
-    (which holds its step); 0 for neither.
+    its state's HSET (the state holds its step, one more than the state it was decided
+    from); 0 for a plan that writes no state (a rejection, a duplicate, a move, a dead
+    letter of an unreadable record).
 
     A client that lost the connection after the script ran retries the call (redis-py
     does, and a Redis Cluster client does after a failover): the retry finds the
     offset applied, and must say 1, not "a redelivery", or the step's messages would
     wait in the outbox for the run's next event or the engine's restart. A true
     redelivery is decided again from the stored state, a later step: its proof differs.
+    A plan without state can't tell its retry from a redelivery (both write the same),
+    so it keeps the redelivery's 0: a redelivery must not publish its leftover again.
     """
-    if has_outbox:
-        return len(commands) - 1  # the HSET before the pending set's SADD
     for number, command in enumerate(commands, start=1):
         if command[0] == "HSET" and command[2] == "state":
             return number

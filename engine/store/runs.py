@@ -183,10 +183,13 @@ class RunStore:
             self._clear(keys=list(names), args=args) for names, args in by_group.values()
         )
 
-    async def pending_outboxes(self) -> dict[tuple[str, str], dict[str, list[OutboxMessage]]]:
-        """Every unpublished outbox (after a crash), by (partition tag, run id) and step."""
+    async def pending_outboxes(
+        self, tags: Iterable[str] | None = None
+    ) -> dict[tuple[str, str], dict[str, list[OutboxMessage]]]:
+        """Every unpublished outbox (after a crash) of the partitions ``tags`` (default:
+        all), by (partition tag, run id) and step."""
         result: dict[tuple[str, str], dict[str, list[OutboxMessage]]] = {}
-        for tag in self.tags():
+        for tag in self.tags() if tags is None else tags:
             pending = keys.outbox_pending(tag)
             for run_id in [_text(r) for r in await self.client.smembers(pending)]:
                 outbox = await self.client.hgetall(keys.outbox(run_id, tag))

@@ -15,8 +15,9 @@
 -- Returns one flag per plan: 1 applied; 0 its offset was already applied from the
 -- same partition (a redelivery); -1 the guard's partition differs (refused: the
 -- caller dead-letters it, never a silent skip). A plan whose offset is the stored one
--- and whose proof HSET is already there, value and all, is this very plan applied by
--- an earlier call (a client retrying after a lost reply): 1 again, writing nothing.
+-- and whose proof HSET (its state) is already there, value and all, is this very plan
+-- applied by an earlier call (a client retrying after a lost reply): 1 again, writing
+-- nothing.
 -- A call's overhead is paid once per batch (once per slot on a cluster).
 local applied = {}
 for i = 1, #ARGV do
