@@ -116,7 +116,12 @@ class Report:
     conflicting_ids: list[str] = field(default_factory=list)
     unexpected_dead_letters: list[str] = field(default_factory=list)
     poison_sent: int = 0
+    # Poison records dead-lettered, by their inbox partition and offset; and letters
+    # published again for one of them (the outbox publishes at least once: an engine
+    # killed between the publish and the outbox's clear leaves the step, which is
+    # published again, byte for byte, by whoever takes the partition).
     poison_dead_lettered: int = 0
+    poison_letters_repeated: int = 0
     webhook_calls: int = 0
     seconds: float = 0.0
 
@@ -140,7 +145,8 @@ class Report:
             f"{sorted(self.waiting_on_nothing)[:5]}",
             f"duplicated       {len(self.duplicated)} {self.duplicated[:5]}",
             f"conflicting ids  {len(self.conflicting_ids)} {self.conflicting_ids[:5]}",
-            f"dead letters     poison {self.poison_dead_lettered}/{self.poison_sent}, "
+            f"dead letters     poison {self.poison_dead_lettered}/{self.poison_sent} "
+            f"({self.poison_letters_repeated} published again), "
             f"unexpected {len(self.unexpected_dead_letters)} {self.unexpected_dead_letters[:3]}",
             f"webhook calls    {self.webhook_calls} (at least once: restarts may repeat a call)",
             "RESULT           " + ("OK" if self.ok else "INVARIANT BROKEN"),
@@ -385,10 +391,17 @@ class ChaosRun:
             context = orjson.loads(record.value)["context"]
             ids[(context["workflowRunId"], context["nodeIdentifier"])].add(context["nodeRunId"])
         self.report.conflicting_ids += [f"{r}/{n}" for (r, n), v in ids.items() if len(v) > 1]
+        poison: dict[tuple[int, int], bytes] = {}
         for record in await read_topic(brokers, self.registry.dead_letter.name):
             letter = orjson.loads(record.value)
             if "poison, on purpose" in letter["value"]:
-                self.report.poison_dead_lettered += 1
+                source = (letter["partition"], letter["offset"])
+                first = poison.setdefault(source, record.value)
+                if first is not record.value:
+                    self.report.poison_letters_repeated += 1
+                    if first != record.value:  # decided twice, not published twice
+                        self.report.duplicated.append(f"dead letter of {source}")
+                self.report.poison_dead_lettered = len(poison)
             else:
                 self.report.unexpected_dead_letters.append(f"{letter['code']}: {letter['reason']}")
 
