@@ -44,6 +44,8 @@ from switchyard.topics.telemetry import metrics
 log = logging.getLogger("switchyard.retention")
 
 INTERVAL_S = 60.0
+# How long stop() lets a batch in hand finish before it cancels it.
+_STOP_GRACE_S = 5.0
 BATCH = 500
 # After a full batch (a backlog): the next one starts after this, not a whole interval.
 PAUSE_S = 1.0
@@ -145,11 +147,15 @@ class RunPruner:
         self._task = asyncio.create_task(self._loop(), name="run-pruner")
 
     async def stop(self) -> None:
-        """Stop after the script call in hand (each is atomic); idempotent."""
+        """Stop after the batch in hand (each script call of it is atomic), cancelling
+        it only past ``_STOP_GRACE_S``; idempotent. A cancel right after a batch's calls
+        returned lost its counts (the runs gone, ``total`` not told)."""
         self._stopping.set()
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
+            _, pending = await asyncio.wait({task}, timeout=_STOP_GRACE_S)
+            for late in pending:
+                late.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
