@@ -50,6 +50,7 @@ from switchyard.cli.stack.full import dev_credentials, full_stack, local_setting
 from switchyard.cli.stack.launcher import Stack
 from switchyard.cli.stack.profile import MAX_ENGINES, StackProfile
 from switchyard.cli.stack.redis_cluster import form_cluster
+from switchyard.cli.stack.secure import StackSecrets, stack_secrets
 from switchyard.cli.state_commands import add_state_commands
 from switchyard.cli.worker import add_worker_commands
 from switchyard.cli.workflow_commands import add_workflow_commands
@@ -67,14 +68,15 @@ def _say(message: str) -> None:
 
 def stack_up(settings: Settings, args: argparse.Namespace) -> int:
     started = time.monotonic()
-    profile = StackProfile(cluster=args.cluster, engines=args.engines)
+    profile = StackProfile(cluster=args.cluster, engines=args.engines, secure=args.secure)
     _check_profile(settings, profile)
     local = local_settings(settings, profile)
     infra, services = full_stack(local, profile)
     stack_profile.save(settings, profile)
     infra.up(_say)
+    secrets = stack_secrets(local.home) if profile.secure else None
     if profile.cluster:
-        form_cluster(local, _say)
+        form_cluster(local, _say, secrets=secrets)
     report = asyncio.run(ensure_topics(local))
     if report.created:
         _say(f"topics: created {', '.join(report.created)}")
@@ -88,12 +90,29 @@ def stack_up(settings: Settings, args: argparse.Namespace) -> int:
             _say(f"  {credential.who}: clientId={credential.client_id} "
                  f"clientSecret={credential.client_secret}")  # fmt: skip
         _say_agent(local)
+    if secrets is not None:
+        _say_secured(local, secrets)
     _say(f"stack up in {time.monotonic() - started:.1f} s")
     return 0
 
 
+def _say_secured(settings: Settings, secrets: StackSecrets) -> None:
+    """How a client of one's own reaches the secured servers (the passwords stay in the
+    file, mode 600)."""
+    _say(f"secured: Kafka SASL_SSL ({secrets.kafka_user}, {settings.kafka_sasl_mechanism}), "
+         f"Redis TLS with a password; CA {secrets.certs.ca_cert}, passwords in "
+         f"{settings.home / 'stack-secrets.json'}")  # fmt: skip
+
+
 def _say_agent(settings: Settings) -> None:
     """The environment that starts Port's execution agent against the stack."""
+    if settings.kafka_security_protocol != "PLAINTEXT":
+        # port-agent's consumer sets SASL credentials only from Port's cloud, never with
+        # USING_LOCAL_PORT_INSTANCE (its app/consumers/kafka_consumer.py).
+        _say("Port's execution agent: it takes no SASL credentials for a broker of one's "
+             "own, so it can't log in to a --secure stack's Kafka; its POLLING streamer "
+             "works over the API (README: Execution agent)")  # fmt: skip
+        return
     path = write_agent_env(settings)
     if path is None:
         return
@@ -108,10 +127,12 @@ def _check_profile(settings: Settings, wanted: StackProfile) -> None:
     recorded = stack_profile.load(settings)
     if recorded == wanted or not any(s.pid for s in _whole(settings, recorded).status()):
         return
-    shape = "a cluster" if recorded.cluster else "a single-node"
+    shape = ("a secured " if recorded.secure else "a ") + (
+        "cluster" if recorded.cluster else "single-node"
+    )
     raise StackError(
         f"{shape} stack with {recorded.engines} engine(s) runs in {settings.home}; "
-        "`switchyard stack down` first, or ask `up` for the same --cluster/--engines"
+        "`switchyard stack down` first, or ask `up` for the same --cluster/--engines/--secure"
     )
 
 
@@ -216,6 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="engine processes (engine-1..engine-N, each with its own static member id)",
+    )
+    up.add_argument(
+        "--secure",
+        action="store_true",
+        help="brokers over SASL_SSL (SCRAM) and Redis over TLS with a password; the "
+        "certificates and passwords are made once in the stack's home",
     )
     up.set_defaults(run=stack_up)
     stack_cmds.add_parser("status", help="what runs where").set_defaults(run=stack_status)

@@ -1,10 +1,9 @@
 """Private secured servers for tests of TLS, AUTH and SASL connections.
 
 ``secured_redis()`` starts a ``redis-server`` that accepts only TLS (``--port 0``,
-``--tls-port``) and only a password (``--requirepass``). ``secured_kafka()`` starts a
-single KRaft broker whose client listener is SASL_SSL with a SCRAM-SHA-512 user made
-when its storage is formatted; it reuses the launcher's broker (jars, JVM flags, start
-and wait), changing only its properties and the format step. Both stop their server and
+``--tls-port``) and only a password (``--requirepass``). ``secured_kafka()`` starts the
+launcher's secured broker (``stack up --secure``'s), whose client listener is SASL_SSL
+with a SCRAM-SHA-512 user made when its storage is formatted. Both stop their server and
 remove its files on the way out and fail loudly when a tool is missing. Nothing here
 touches the shared test stack.
 """
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from switchyard.cli.stack.kafka import KafkaBroker
+from switchyard.cli.stack.secure import StackSecrets
 from switchyard.cli.stack.tls import Certificates
 from switchyard.schemas.settings import Settings
 
@@ -96,52 +96,6 @@ def secured_redis(certs: Certificates, password: str) -> Iterator[SecuredRedis]:
             process.wait(10)
 
 
-class _SecuredBroker(KafkaBroker):
-    """The launcher's broker with a SASL_SSL client listener on ``secure_port``; its own
-    port stays PLAINTEXT for the controller's and the broker's own traffic (and the
-    launcher's readiness wait)."""
-
-    def __init__(self, settings: Settings, certs: Certificates, secure_port: int,
-                 user: str, password: str) -> None:  # fmt: skip
-        super().__init__(settings)
-        self.certs, self.secure_port = certs, secure_port
-        self.user, self.password = user, password
-
-    def _configure(self) -> Path:
-        props = super()._configure()
-        host, port, secure = "127.0.0.1", self.node.port, self.secure_port
-        replaced = {
-            "listeners": f"PLAINTEXT://{host}:{port},SECURE://{host}:{secure},"
-            f"CONTROLLER://{host}:{self.node.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{host}:{port},SECURE://{host}:{secure}",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,"
-            "SECURE:SASL_SSL",
-        }
-        lines = []
-        for line in props.read_text().splitlines():
-            name = line.split("=", 1)[0]
-            lines.append(f"{name}={replaced[name]}" if name in replaced else line)
-        lines += [
-            "listener.name.secure.sasl.enabled.mechanisms=SCRAM-SHA-512",
-            "listener.name.secure.scram-sha-512.sasl.jaas.config="
-            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
-            "listener.name.secure.ssl.keystore.type=PEM",
-            f"listener.name.secure.ssl.keystore.location={self.certs.server_chain}",
-        ]
-        props.write_text("\n".join(lines) + "\n")
-        return props
-
-    def _format(self, libs: Path, props: Path) -> None:
-        result = subprocess.run(
-            [*self._jvm_args(libs), "kafka.tools.StorageTool", "format",
-             f"--cluster-id={self._cluster_id()}", f"--config={props}",
-             f"--add-scram=SCRAM-SHA-512=[name={self.user},password={self.password}]"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if result.returncode != 0:
-            raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
-
-
 @dataclass
 class SecuredKafka:
     bootstrap: str  # the SASL_SSL listener
@@ -151,17 +105,18 @@ class SecuredKafka:
 
 @contextmanager
 def secured_kafka(certs: Certificates, user: str, password: str) -> Iterator[SecuredKafka]:
-    """A single KRaft broker with a SASL_SSL (SCRAM-SHA-512) listener on a free port."""
+    """A single KRaft broker of ``stack up --secure``'s kind (a SASL_SSL client listener
+    with a SCRAM-SHA-512 user, TLS to its controller) on a free port."""
     with tempfile.TemporaryDirectory(prefix="sy-sasl-kafka-") as home:
         settings = Settings(
             home=Path(home), cache_home=REPO / ".switchyard" / "cache",
             kafka_port=free_port(), kafka_controller_port=free_port(), kafka_heap="256m",
         )  # fmt: skip
-        secure_port = free_port()
-        broker = _SecuredBroker(settings, certs, secure_port, user, password)
+        secrets = StackSecrets(certs, user, password, redis_password="unused")
+        broker = KafkaBroker(settings, secrets=secrets)
         pid = broker.start()
         try:
             broker.wait_ready(pid)
-            yield SecuredKafka(f"127.0.0.1:{secure_port}", user, password)
+            yield SecuredKafka(f"127.0.0.1:{settings.kafka_port}", user, password)
         finally:
             broker.stop()

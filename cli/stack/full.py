@@ -13,6 +13,7 @@ from switchyard.cli.stack.agent import AGENT_CLIENT_ID, add_agent_machine, agent
 from switchyard.cli.stack.kafka import bootstrap_servers
 from switchyard.cli.stack.launcher import Component, Say, Stack, infrastructure
 from switchyard.cli.stack.profile import StackProfile
+from switchyard.cli.stack.secure import client_settings, stack_secrets
 from switchyard.cli.stack.services import PythonService
 from switchyard.schemas.settings import Settings
 
@@ -25,7 +26,9 @@ def local_settings(settings: Settings, profile: StackProfile | None = None) -> S
     folder (made once; the engine signs Port's execution agent's messages with it).
 
     On a cluster: the three brokers to bootstrap from, the first Redis node (the cluster
-    client finds the rest), topics with three copies each, and one replica's WAIT."""
+    client finds the rest), topics with three copies each, and one replica's WAIT.
+    Secured (``--secure``): SASL_SSL to the brokers and TLS with the password to Redis,
+    with the home's certificates and passwords (``secure.py``)."""
     cluster = profile is not None and profile.cluster
     home = settings.home.resolve()
     secret = settings.token_secret
@@ -45,7 +48,7 @@ def local_settings(settings: Settings, profile: StackProfile | None = None) -> S
         settings.engine_instance_id
         or "engine-" + hashlib.sha256(str(home).encode()).hexdigest()[:12]
     )
-    return settings.model_copy(
+    local = settings.model_copy(
         update={
             "engine_instance_id": instance,
             "home": home,
@@ -65,6 +68,9 @@ def local_settings(settings: Settings, profile: StackProfile | None = None) -> S
             "agent_client_secret": agent_secret,
         }
     )
+    if profile is not None and profile.secure:
+        return client_settings(local, stack_secrets(home))
+    return local
 
 
 def environment(settings: Settings) -> dict[str, str]:
@@ -134,7 +140,8 @@ def full_stack(settings: Settings, profile: StackProfile | None = None) -> tuple
         for name in SERVICE_NAMES
         if name != "engine"
     ]
-    infra = infrastructure(settings, profile.cluster)
+    secrets = stack_secrets(settings.home) if profile.secure else None
+    infra = infrastructure(settings, profile.cluster, secrets)
     return Stack(settings, infra), Stack(settings, services)
 
 

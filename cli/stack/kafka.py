@@ -22,7 +22,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from switchyard.cli.stack import processes
 from switchyard.cli.stack.errors import StackError, ToolMissing
+from switchyard.cli.stack.secure import (
+    KAFKA_MECHANISM,
+    StackSecrets,
+    client_settings,
+    write_private,
+)
 from switchyard.schemas.settings import Settings
+from switchyard.topics.connection import kafka_options
 
 Say = Callable[[str], None]  # reports progress: print, or a logger's info
 
@@ -157,7 +164,44 @@ def _replication_properties(nodes: int) -> list[str]:
     ]
 
 
-def _server_properties(settings: Settings, data: Path, node: KafkaNode) -> str:
+def _listener_properties(node: KafkaNode, secrets: StackSecrets | None) -> list[str]:
+    """PLAINTEXT everywhere; or (``--secure``) SASL_SSL for clients and between
+    brokers, and TLS with client certificates to the controllers."""
+    host = "127.0.0.1"
+    client = "SASL_SSL" if secrets else "PLAINTEXT"
+    lines = [
+        f"listeners={client}://{host}:{node.port},CONTROLLER://{host}:{node.controller_port}",
+        f"advertised.listeners={client}://{host}:{node.port}",
+        "controller.listener.names=CONTROLLER",
+        f"inter.broker.listener.name={client}",
+    ]
+    if secrets is None:
+        return [*lines, "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"]
+    certs = secrets.certs
+    # The brokers' own login (inter-broker traffic) on the listener they share with clients.
+    login = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{secrets.kafka_user}" password="{secrets.kafka_password}";'
+    )
+    return [
+        *lines,
+        "listener.security.protocol.map=CONTROLLER:SSL,SASL_SSL:SASL_SSL",
+        f"sasl.enabled.mechanisms={KAFKA_MECHANISM}",
+        f"sasl.mechanism.inter.broker.protocol={KAFKA_MECHANISM}",
+        f"listener.name.sasl_ssl.{KAFKA_MECHANISM.lower()}.sasl.jaas.config={login}",
+        # KRaft's controllers can't check SCRAM users (those live in the metadata they
+        # serve): a client certificate from the stack's CA is their proof instead.
+        "listener.name.controller.ssl.client.auth=required",
+        "ssl.keystore.type=PEM",
+        f"ssl.keystore.location={certs.server_chain.resolve()}",
+        "ssl.truststore.type=PEM",
+        f"ssl.truststore.location={certs.ca_cert.resolve()}",
+    ]
+
+
+def _server_properties(
+    settings: Settings, data: Path, node: KafkaNode, secrets: StackSecrets | None = None
+) -> str:
     host = "127.0.0.1"
     voters = ",".join(
         f"{n.node_id}@{host}:{n.controller_port}"
@@ -168,11 +212,7 @@ def _server_properties(settings: Settings, data: Path, node: KafkaNode) -> str:
             "process.roles=broker,controller",
             f"node.id={node.node_id}",
             f"controller.quorum.voters={voters}",
-            f"listeners=PLAINTEXT://{host}:{node.port},CONTROLLER://{host}:{node.controller_port}",
-            f"advertised.listeners=PLAINTEXT://{host}:{node.port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            *_listener_properties(node, secrets),
             f"log.dirs={data.resolve()}",
             "num.partitions=1",
             *_replication_properties(node.nodes),
@@ -203,8 +243,13 @@ class KafkaBroker:
     """A broker of the local stack (the only one, or one of three): configure, format
     once, start, wait, stop."""
 
-    def __init__(self, settings: Settings, node: KafkaNode | None = None) -> None:
+    def __init__(
+        self, settings: Settings, node: KafkaNode | None = None, secrets: StackSecrets | None = None
+    ) -> None:
         self.settings = settings
+        self.secrets = secrets
+        # How the launcher's own checks connect: as the stack's clients do.
+        self.client = client_settings(settings, secrets) if secrets else settings
         self.node = node or kafka_nodes(settings)[0]
         self.home = settings.data_dir / self.node.name
         self.address = f"127.0.0.1:{self.node.port}"
@@ -257,7 +302,8 @@ class KafkaBroker:
         data = self.home / "data"
         data.mkdir(parents=True, exist_ok=True)
         props = self.home / "server.properties"
-        props.write_text(_server_properties(self.settings, data, self.node))
+        # Secured, it holds the brokers' SCRAM password: its owner's alone.
+        write_private(props, _server_properties(self.settings, data, self.node, self.secrets))
         log4j = _LOG4J_3X if _major(self.settings.kafka_version) < 4 else _LOG4J_4X
         (self.home / "log4j.properties").write_text(log4j)
         return props
@@ -275,17 +321,33 @@ class KafkaBroker:
         return cluster_file.read_text().strip()
 
     def _format(self, libs: Path, props: Path) -> None:
+        # The SCRAM user can only be made when the storage is formatted (KRaft keeps it
+        # in the metadata log, which the brokers' own login needs before they serve).
+        secured_marker = self.home / "data" / "scram-user"
         if (self.home / "data" / "meta.properties").exists():
+            if self.secrets and not secured_marker.exists():
+                raise StackError(
+                    f"{self.node.name}'s storage ({self.home / 'data'}) was formatted "
+                    "without --secure, so it has no SCRAM user: `switchyard stack down`, "
+                    "delete that folder (its topics go with it), then `up --secure`"
+                )
             return  # formatted by an earlier `up`; skipping saves a JVM start
+        scram = (
+            [f"--add-scram={KAFKA_MECHANISM}=[name={self.secrets.kafka_user},"
+             f"password={self.secrets.kafka_password}]"]
+            if self.secrets else []
+        )  # fmt: skip
         result = subprocess.run(
             [*self._jvm_args(libs), "kafka.tools.StorageTool", "format",
              # "=" form: a random id may start with "-", which argparse takes for an option.
              f"--cluster-id={self._cluster_id()}", f"--config={props}",
-             "--ignore-formatted"],
+             "--ignore-formatted", *scram],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if result.returncode != 0:
             raise StackError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+        if self.secrets:
+            secured_marker.write_text(f"{self.secrets.kafka_user}\n")
 
     def start(self, say: Say | None = None) -> int:
         """Fetch the jars if needed and start the broker (not waiting for it); returns its pid."""
@@ -319,7 +381,7 @@ class KafkaBroker:
         if not last:
             return
         nodes = kafka_nodes(self.settings, cluster=self.node.nodes > 1)
-        while not asyncio.run(every_broker_answers(nodes)):
+        while not asyncio.run(every_broker_answers(self.client, nodes)):
             self._check(pid, deadline)
             time.sleep(0.2)
 
@@ -335,13 +397,19 @@ class KafkaBroker:
 
     def detail(self) -> str:
         """Its node id, whether the metadata lists it, and its share of the ISRs."""
-        return asyncio.run(describe_node(self.address, self.node.node_id))
+        return asyncio.run(describe_node(self.client, self.address, self.node.node_id))
 
 
-async def describe_node(bootstrap: str, node_id: int) -> str:
+def _admin(settings: Settings, bootstrap: str) -> AIOKafkaAdminClient:
+    """An admin client of ``bootstrap`` connecting as ``settings`` say (TLS, SASL)."""
+    options = {**kafka_options(settings), "bootstrap_servers": bootstrap}
+    return AIOKafkaAdminClient(**options, request_timeout_ms=5000)
+
+
+async def describe_node(settings: Settings, bootstrap: str, node_id: int) -> str:
     """``node 2, in metadata, in ISR of 37/37 replicas`` for a status line. (No controller:
     under KRaft the metadata's controller id is any broker, not the active controller.)"""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    admin = _admin(settings, bootstrap)
     try:
         await admin.start()
         cluster = await admin.describe_cluster()
@@ -358,9 +426,9 @@ async def describe_node(bootstrap: str, node_id: int) -> str:
     return f"node {node_id}, {where}, in ISR of {in_sync}/{replicas} replicas"
 
 
-async def broker_count(bootstrap: str) -> int:
+async def broker_count(settings: Settings, bootstrap: str) -> int:
     """How many brokers the metadata lists (0: no answer)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    admin = _admin(settings, bootstrap)
     try:
         await admin.start()
         described = await admin.describe_cluster()
@@ -371,22 +439,22 @@ async def broker_count(bootstrap: str) -> int:
     return len(described.get("brokers", []))
 
 
-async def every_broker_answers(nodes: list[KafkaNode]) -> bool:
+async def every_broker_answers(settings: Settings, nodes: list[KafkaNode]) -> bool:
     """True when the metadata lists every broker and each answers on its own port.
 
     The count alone is not enough after a restart: the controllers' log still lists a
     broker that has not opened its listener yet, and a client sent to it by the
     metadata fails with NodeNotReadyError.
     """
-    if await broker_count(",".join(f"127.0.0.1:{n.port}" for n in nodes)) < len(nodes):
+    if await broker_count(settings, ",".join(f"127.0.0.1:{n.port}" for n in nodes)) < len(nodes):
         return False
-    answers = await asyncio.gather(*(metadata_ok(f"127.0.0.1:{n.port}") for n in nodes))
+    answers = await asyncio.gather(*(metadata_ok(settings, f"127.0.0.1:{n.port}") for n in nodes))
     return all(answers)
 
 
-async def metadata_ok(bootstrap: str) -> bool:
+async def metadata_ok(settings: Settings, bootstrap: str) -> bool:
     """True when the broker answers a metadata request."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    admin = _admin(settings, bootstrap)
     try:
         await admin.start()
         await admin.describe_cluster()

@@ -17,6 +17,7 @@ from switchyard.cli.stack import processes
 from switchyard.cli.stack.kafka import KafkaBroker, kafka_nodes
 from switchyard.cli.stack.redis import RedisServer
 from switchyard.cli.stack.redis_cluster import CLUSTER_NODES, RedisClusterNode
+from switchyard.cli.stack.secure import StackSecrets
 from switchyard.schemas.settings import Settings
 
 Say = Callable[[str], None]
@@ -92,13 +93,19 @@ def _detail(component: object) -> str | None:
     return str(describe()) if callable(describe) else None
 
 
-def infrastructure(settings: Settings, cluster: bool = False) -> list[Component]:
+def infrastructure(
+    settings: Settings, cluster: bool = False, secrets: StackSecrets | None = None
+) -> list[Component]:
     """Redis and Kafka, in start order: one of each, or (``cluster``) six Redis Cluster
-    nodes and three brokers."""
+    nodes and three brokers; with ``secrets`` (``--secure``) behind TLS and passwords."""
     if not cluster:
-        return [RedisServer(settings), KafkaBroker(settings)]
-    redis_nodes: list[Component] = [RedisClusterNode(settings, i + 1) for i in range(CLUSTER_NODES)]
-    brokers: list[Component] = [KafkaBroker(settings, n) for n in kafka_nodes(settings, True)]
+        return [RedisServer(settings, secrets), KafkaBroker(settings, secrets=secrets)]
+    redis_nodes: list[Component] = [
+        RedisClusterNode(settings, i + 1, secrets) for i in range(CLUSTER_NODES)
+    ]
+    brokers: list[Component] = [
+        KafkaBroker(settings, n, secrets) for n in kafka_nodes(settings, True)
+    ]
     return redis_nodes + brokers
 
 

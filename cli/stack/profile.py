@@ -1,7 +1,8 @@
 """Which shape of stack `stack up` brought up here, so `status` and `down` see the same.
 
 Kept in ``<home>/run/profile.json``: a cluster's nodes have other names and pid files
-than the single broker and Redis, and ``--engines N`` other engine processes.
+than the single broker and Redis, ``--engines N`` other engine processes, and a
+``--secure`` stack is reached over TLS with passwords.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ MAX_ENGINES = 16
 
 @dataclass(frozen=True)
 class StackProfile:
-    """``cluster``: three brokers and a six-node Redis Cluster; ``engines``: engine processes."""
+    """``cluster``: three brokers and a six-node Redis Cluster; ``engines``: engine
+    processes; ``secure``: TLS and passwords on every broker and Redis node."""
 
     cluster: bool = False
     engines: int = 1
+    secure: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.engines <= MAX_ENGINES:
@@ -31,7 +34,11 @@ def load(settings: Settings) -> StackProfile:
     """The recorded profile, or the default one (single node, one engine)."""
     try:
         raw = json.loads((settings.run_dir / "profile.json").read_text())
-        return StackProfile(cluster=bool(raw["cluster"]), engines=int(raw["engines"]))
+        return StackProfile(
+            cluster=bool(raw["cluster"]),
+            engines=int(raw["engines"]),
+            secure=bool(raw.get("secure", False)),
+        )
     except (FileNotFoundError, ValueError, KeyError, TypeError, StackError):
         return StackProfile()
 

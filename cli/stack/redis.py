@@ -4,7 +4,8 @@ AOF is on: a ``kill -9`` of Redis loses nothing (every write reached the page ca
 before the reply). What a power failure can lose is the durability profile's choice
 (``SWITCHYARD_DURABILITY``): ``default`` fsyncs every second (up to about a second of
 writes), ``durable`` fsyncs before every reply (nothing acknowledged). RDB snapshots
-are off so nothing forks under load.
+are off so nothing forks under load. ``stack up --secure`` serves TLS only, behind a
+password (``secure.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import redis
 from switchyard.cli.stack import processes
 from switchyard.cli.stack.errors import StackError, ToolMissing
 from switchyard.cli.stack.kafka import Say
+from switchyard.cli.stack.secure import StackSecrets, redis_options, write_private
 from switchyard.schemas.settings import Settings
 
 _REDIS_FIX = "install it (apt-get install -y redis-server)"
@@ -31,14 +33,28 @@ def appendfsync(settings: Settings) -> str:
 
 
 def server_argv(
-    binary: str, port: int, home: Path, settings: Settings, extra: Sequence[str] = ()
+    binary: str,
+    port: int,
+    home: Path,
+    settings: Settings,
+    extra: Sequence[str] = (),
+    secured: Sequence[str] = (),
 ) -> list[str]:
     """A launcher's ``redis-server`` on 127.0.0.1:``port``, its data in ``home``, with
-    the durability profile's fsync; ``extra`` (a cluster node's options) before the rest."""
+    the durability profile's fsync; ``extra`` (a cluster node's options) before the rest.
+
+    With ``secured`` configuration lines (``--secure``: TLS files, passwords) they go
+    into ``home``/secure.conf, mode 600, read first, and ``port`` is TLS only."""
+    listen = ["--port", str(port)]
+    config: list[str] = []
+    if secured:
+        conf = write_private(home / "secure.conf", "\n".join(secured) + "\n")
+        config, listen = [str(conf.resolve())], ["--port", "0", "--tls-port", str(port)]
     return [
         binary,
+        *config,
         "--bind", "127.0.0.1",
-        "--port", str(port),
+        *listen,
         *extra,
         "--dir", str(home.resolve()),
         "--appendonly", "yes",
@@ -47,6 +63,21 @@ def server_argv(
         "--daemonize", "no",
         "--protected-mode", "yes",
     ]  # fmt: skip
+
+
+def node_client(port: int, secrets: StackSecrets | None, **options: object) -> redis.Redis:
+    """A client of the launcher's ``redis-server`` on ``port``; TLS and the password when
+    the stack is secured."""
+    if secrets is None:
+        return redis.Redis(host="127.0.0.1", port=port, **options)  # type: ignore[arg-type]
+    return redis.Redis(
+        host="127.0.0.1",
+        port=port,
+        password=secrets.redis_password,
+        ssl=True,
+        ssl_ca_certs=str(secrets.certs.ca_cert),
+        **options,  # type: ignore[arg-type]
+    )
 
 
 def wait_for_ping(
@@ -75,10 +106,12 @@ def wait_for_ping(
 class RedisServer:
     """The Redis of the local stack."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, secrets: StackSecrets | None = None) -> None:
         self.settings = settings
+        self.secrets = secrets
         self.home = settings.data_dir / "redis"
-        self.url = f"redis://127.0.0.1:{settings.redis_port}/0"
+        scheme = "rediss" if secrets else "redis"
+        self.url = f"{scheme}://127.0.0.1:{settings.redis_port}/0"
         self.spec = processes.ProcessSpec(
             name="redis",
             argv=(),
@@ -102,11 +135,13 @@ class RedisServer:
                 "stop it or set SWITCHYARD_REDIS_PORT"
             )
         self.home.mkdir(parents=True, exist_ok=True)
-        argv = server_argv(binary, self.settings.redis_port, self.home, self.settings)
+        secured = redis_options(self.secrets) if self.secrets else ()
+        argv = server_argv(binary, port, self.home, self.settings, secured=secured)
         return processes.start(dataclasses.replace(self.spec, argv=argv))
 
     def wait_ready(self, pid: int, timeout: float = 30.0) -> None:
-        wait_for_ping(redis.Redis.from_url(self.url, socket_timeout=1.0), pid, self.spec, timeout)
+        client = node_client(self.settings.redis_port, self.secrets, socket_timeout=1.0)
+        wait_for_ping(client, pid, self.spec, timeout)
 
     def stop(self) -> bool:
         return processes.stop(self.spec, grace_seconds=10.0)
