@@ -147,3 +147,78 @@ def test_the_outbox_keeps_a_message_s_headers_across_its_json() -> None:
     plain = OutboxMessage("topic", "key", b"{}")
     assert "headers" not in plain.to_json()  # off: the stored outbox is as it was
     assert OutboxMessage.from_json(plain.to_json()).headers is None
+
+
+# Handles one record of each kind in a traced process and prints, per record, whether
+# its span recorded, the headers it handed on (to messages and by the current span),
+# and the spans the process finished.
+RECORDS_PROBE = """
+import json
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from switchyard.topics.telemetry import tracing
+
+tracing.configure_tracing("engine")
+finished = InMemorySpanExporter()
+tracing._state.provider.add_span_processor(SimpleSpanProcessor(finished))
+parent = "00-" + "a" * 32 + "-" + "b" * 16 + "-"
+records = {
+    "unsampled": [("traceparent", (parent + "00").encode()), ("tracestate", b"k=v"),
+                  ("other", b"x")],
+    "sampled": [("traceparent", (parent + "01").encode())],
+    "none": [],
+    "malformed": [("traceparent", b"00-zz" + b"a" * 30 + b"-" + b"b" * 16 + b"-00")],
+}
+seen = {}
+for kind, headers in records.items():
+    with tracing.record_span("engine.transition X", headers, {"k": "v"}) as span:
+        seen[kind] = {
+            "recording": span.is_recording(),
+            "handed": [[k, v.decode()] for k, v in tracing.headers_of(span)],
+            "current": [[k, v.decode()] for k, v in tracing.headers_of()],
+        }
+spans = finished.get_finished_spans()
+def parent_of(s):
+    return format(s.parent.span_id, "016x") if s.parent else None
+print(json.dumps({"seen": seen, "spans": [
+    [s.name, format(s.context.trace_id, "032x"), parent_of(s)] for s in spans]}))
+tracing.shutdown_tracing()
+"""
+
+
+def records_probe(**env: str) -> dict[str, Any]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    base = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}  # nothing sampled is sent
+    done = subprocess.run([sys.executable, "-c", RECORDS_PROBE], env={**clean, **base, **env},
+                          capture_output=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    result: dict[str, Any] = orjson.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def test_a_record_of_an_unsampled_trace_gets_no_span_and_hands_its_headers_on() -> None:
+    found = records_probe(OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+                          OTEL_TRACES_SAMPLER_ARG="0.1")  # fmt: skip
+    unsampled = found["seen"]["unsampled"]
+    assert unsampled["recording"] is False
+    carried = [["traceparent", "00-" + "a" * 32 + "-" + "b" * 16 + "-00"], ["tracestate", "k=v"]]
+    assert unsampled["handed"] == carried
+    assert unsampled["current"] == carried  # what a send inside the block carries
+    # A sampled parent still gets its span, a child of the record's.
+    assert found["seen"]["sampled"]["recording"] is True
+    handed = found["seen"]["sampled"]["handed"][0][1]
+    assert handed.startswith("00-" + "a" * 32 + "-")
+    assert handed.endswith("-01")
+    assert handed != "00-" + "a" * 32 + "-" + "b" * 16 + "-01"  # its own span id
+    names = [s for s in found["spans"] if s[1] == "a" * 32]
+    assert names == [["engine.transition X", "a" * 32, "b" * 16]]
+    # No header, or one that does not parse: the sampler decides, as before.
+    assert found["seen"]["malformed"]["handed"] != found["seen"]["unsampled"]["handed"]
+
+
+def test_a_sampler_that_ignores_parents_still_decides_for_an_unsampled_record() -> None:
+    found = records_probe(OTEL_TRACES_SAMPLER="always_on")
+    assert found["seen"]["unsampled"]["recording"] is True
+    handed = found["seen"]["unsampled"]["handed"][0][1]
+    assert handed.endswith("-01")
+    assert len(found["spans"]) == 4  # every record, the unsampled one too
