@@ -31,6 +31,7 @@ from switchyard.bridge import (
     web,
     workflows,
 )
+from switchyard.bridge.auth_limits import TokenAttempts
 from switchyard.bridge.body_limit import BodyLimit
 from switchyard.bridge.context import BridgeContext, utc_now
 from switchyard.bridge.credentials import Credentials
@@ -82,6 +83,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
                 waker=waker,
                 credentials=credentials,
                 signer=signer,
+                token_attempts=TokenAttempts.from_settings(settings, client, credentials),
                 clock=clock,
             )
             with pending_claims_refreshed(client):  # switchyard_claims_pending at scrapes

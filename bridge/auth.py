@@ -7,7 +7,6 @@ removed from the auth file stops working at the bridge's next start.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -84,11 +83,18 @@ router = APIRouter(tags=["auth"])
     "/v1/auth/access_token",
     response_model=AccessTokenResponse,
     summary="Exchange client credentials for an access token",
-    responses={401: {"description": "Unknown client id or wrong secret."}},
+    responses={
+        401: {"description": "Unknown client id or wrong secret."},
+        429: {
+            "description": "Too many failed attempts for this client id or from this "
+            "address in the window; `Retry-After` says in how many seconds to retry."
+        },
+    },
 )
-async def access_token(body: AccessTokenRequest, ctx: Ctx) -> Response:
-    # scrypt takes tens of milliseconds: off the event loop.
-    actor = await asyncio.to_thread(ctx.credentials.authenticate, body.clientId, body.clientSecret)
+async def access_token(body: AccessTokenRequest, request: Request, ctx: Ctx) -> Response:
+    # The TCP peer: behind a reverse proxy, the proxy (X-Forwarded-For is not trusted).
+    address = request.client.host if request.client else "unknown"
+    actor = await ctx.token_attempts.authenticate(body.clientId, body.clientSecret, address)
     if actor is None:
         raise unauthorized("clientId or clientSecret is wrong")
     return json_response(

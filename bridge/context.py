@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 from fastapi import Request
 
+from switchyard.bridge.auth_limits import TokenAttempts
 from switchyard.bridge.credentials import Credentials
 from switchyard.bridge.notify import RunNotifier
 from switchyard.bridge.run_waker import RunWaker
@@ -38,6 +39,7 @@ class BridgeContext:
     waker: RunWaker
     credentials: Credentials
     signer: TokenSigner
+    token_attempts: TokenAttempts
     clock: Callable[[], datetime] = utc_now
 
 

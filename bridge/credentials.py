@@ -16,6 +16,8 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -152,6 +154,48 @@ class Credentials:
     def actor(self, client_id: str) -> Actor | None:
         entry = self._entries.get(client_id)
         return entry[0] if entry else None
+
+    def secret_hash(self, client_id: str) -> str | None:
+        """The stored hash of the client id's secret (what a verified secret is tied to)."""
+        entry = self._entries.get(client_id)
+        return entry[1] if entry else None
+
+
+class VerifiedSecrets:
+    """Secrets that passed the scrypt check in the last ``ttl_s`` seconds, by client id.
+
+    Only an HMAC-SHA256 of the secret is kept, under a key made for this object (one per
+    bridge process), never the secret. An entry is tied to the stored hash it was
+    verified against: a credential whose hash changed misses. One entry per client id
+    (its latest success), so the cache is no bigger than the auth file. Used from the
+    event loop only.
+    """
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._key = secrets.token_bytes(32)
+        self._entries: dict[str, tuple[bytes, str, float]] = {}
+
+    def _digest(self, secret: str) -> bytes:
+        return hmac.new(self._key, secret.encode(), hashlib.sha256).digest()
+
+    def holds(self, client_id: str, secret: str, secret_hash: str) -> bool:
+        """Whether this secret of this client id was verified against ``secret_hash``
+        within the last ``ttl_s`` seconds."""
+        entry = self._entries.get(client_id)
+        if entry is None:
+            return False
+        digest, verified_hash, until = entry
+        if self._clock() >= until or verified_hash != secret_hash:
+            del self._entries[client_id]
+            return False
+        return hmac.compare_digest(digest, self._digest(secret))
+
+    def remember(self, client_id: str, secret: str, secret_hash: str) -> None:
+        if self.ttl_s > 0:
+            until = self._clock() + self.ttl_s
+            self._entries[client_id] = (self._digest(secret), secret_hash, until)
 
 
 @dataclass(frozen=True)

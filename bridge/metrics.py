@@ -25,6 +25,11 @@ Claims (recorded by :mod:`switchyard.bridge.claims`):
 * ``switchyard_claimed_total{installation}``: node runs handed out by claims;
 * ``switchyard_claim_acks_total{installation,outcome}``: ``acked``, ``already_acked``
   (409), ``unknown`` (404, installation ``(unknown)``: no record names it).
+
+Token requests (recorded by :mod:`switchyard.bridge.auth_limits`):
+
+* ``switchyard_auth_attempts_limited_total{reason}``: answered 429 because the client
+  id's (``client``) or the caller address's (``address``) failures filled the window.
 """
 
 from __future__ import annotations
@@ -73,6 +78,12 @@ CLAIM_ACKS = Counter(
     "switchyard_claim_acks_total",
     "Acks of claimed node runs by outcome (acked, already_acked, unknown).",
     ["installation", "outcome"],
+)
+
+AUTH_LIMITED = Counter(
+    "switchyard_auth_attempts_limited",
+    "Token requests answered 429 before any secret check, by the limit hit (client, address).",
+    ["reason"],
 )
 
 UNMATCHED = "unmatched"

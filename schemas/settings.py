@@ -252,6 +252,27 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = Field(
         default=3600, ge=60, le=7 * 24 * 3600, description="Lifetime of an access token."
     )
+    # Abuse of POST /v1/auth/access_token: failed attempts counted in Redis per window.
+    auth_failures_per_client: int = Field(
+        default=10, ge=0,
+        description="Failed token requests a client id may have in a window before the "
+        "next ones are answered 429 without checking the secret; 0: no limit.",
+    )  # fmt: skip
+    auth_failures_per_address: int = Field(
+        default=50, ge=0,
+        description="Failed token requests (of any client ids) one caller address may have "
+        "in a window before the next ones are answered 429; behind a proxy the address is "
+        "the proxy's. 0: no limit.",
+    )  # fmt: skip
+    auth_failure_window_seconds: int = Field(
+        default=300, ge=1, le=86_400,
+        description="The fixed window failed token requests are counted in, from the first.",
+    )  # fmt: skip
+    auth_verified_cache_seconds: float = Field(
+        default=60.0, ge=0, le=3600,
+        description="How long a bridge process takes a client secret it has just verified "
+        "as correct without the scrypt check again (kept as a keyed hash); 0: off.",
+    )  # fmt: skip
     trigger_wait_ms: int = Field(
         default=5000,
         ge=0,
