@@ -50,6 +50,8 @@ apply step (workflows, entities, answers) carry their own owner's tag.
 | ``sy:meta`` | hash: ``state_format`` (the newest run-state format in this store), ``key_layout`` (the layout of these keys), ``partitions`` (the inbox partition count the run keys are tagged by): an engine refuses a store newer than it, in another layout, or tagged for another partition count (``store/upgrade.py``) | engine at start-up; ``switchyard state upgrade`` | forever (one key) |
 | ``sy:ent:nr:{<blueprint>}:<node run>`` | string: JSON ``{eventId, entity}`` of an ``UPSERT_ENTITY`` node run's write (``eventId`` null when nothing changed): a redelivered request returns it and writes nothing | entity executor (``write_entity.lua``) | 7 days TTL |
 | ``sy:ent:nr:<node run>`` | the same marker as an older release wrote it (no blueprint tag): read before a node run's write, never written | — | 7 days TTL, or until its run is pruned |
+| ``sy:auth:fail:client:<sha256 of the client id, 32 hex>`` | string: an integer, failed (and in-flight) ``POST /v1/auth/access_token`` attempts for that client id in the window (``bridge/auth_limits.py``, which names the key) | bridge | ``auth_failure_window_seconds`` TTL from the window's first attempt |
+| ``sy:auth:fail:addr:<address>`` | string: the same count for one caller address, whatever client ids it tries | bridge | as ``sy:auth:fail:client:…`` |
 | ``sy:repl:probe`` / ``sy:repl:probe:{<tag>}`` | integer: INCRed right before a ``WAIT`` (``store/replication.py``), so the WAIT's connection has a write at least as late as the batch it confirms; one per Redis Cluster node the engine wrote to, tagged like a key on that node | engine, only with ``redis_wait_replicas`` > 0 | forever (a few keys) |
 """
 
