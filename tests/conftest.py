@@ -12,7 +12,9 @@ Redis Cluster of three masters with a replica each (``stack up --cluster``'s
 infrastructure, on test ports of its own), or, with the addresses given by the
 environment, the cluster they name; every test process then uses the Redis Cluster
 client, topics with three copies and one replica's WAIT before commits
-(``scripts/test-cluster`` runs the suites that hold on it).
+(``scripts/test-cluster`` runs the suites that hold on it). The launcher's test cluster
+is ``stack up --cluster --secure``'s: SASL_SSL (SCRAM) brokers and TLS Redis nodes
+behind a password, which the ``settings`` fixture carries.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -35,10 +37,12 @@ from switchyard.cli.stack.errors import StackError
 from switchyard.cli.stack.kafka import bootstrap_servers
 from switchyard.cli.stack.launcher import Stack, infrastructure
 from switchyard.cli.stack.redis_cluster import form_cluster
+from switchyard.cli.stack.secure import client_settings, stack_secrets
 from switchyard.engine.store.client import connect, redis_client
 from switchyard.engine.timers import TimerService
 from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
+from switchyard.topics.connection import kafka_options
 from switchyard.topics.producer import EventProducer
 from tests.integration.engine_support import Driver
 
@@ -52,7 +56,7 @@ HOW_TO = (
 
 
 # The broker this session used, if any: its topics are deleted at the end.
-_KAFKA_USED = pytest.StashKey[str]()
+_KAFKA_USED = pytest.StashKey[Settings]()
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,15 @@ class Services:
     redis_url: str
     source: str  # "environment", "testcontainers" or "launcher"
     cluster: bool = False
+    # Settings that reach secured servers (TLS, SASL, passwords): the secured test cluster's.
+    security: Mapping[str, object] = field(default_factory=dict)
+
+
+# The settings fields of a secured connection, beside the addresses.
+_SECURITY_FIELDS = (
+    "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username",
+    "kafka_sasl_password", "kafka_ssl_cafile", "redis_password", "redis_ssl_ca_file",
+)  # fmt: skip
 
 
 def cluster_mode() -> bool:
@@ -128,24 +141,29 @@ def cluster_launcher_settings() -> Settings:
 
 @contextlib.contextmanager
 def _cluster_launcher() -> Iterator[Services]:
+    """``stack up --cluster --secure``'s infrastructure: every suite of the cluster step
+    then talks SASL_SSL to the brokers and TLS with a password to the Redis nodes."""
     settings = cluster_launcher_settings()
-    stack = Stack(settings, infrastructure(settings, cluster=True))
+    secrets = stack_secrets(settings.home)
+    stack = Stack(settings, infrastructure(settings, cluster=True, secrets=secrets))
     already_running = any(s.pid is not None for s in stack.status())
     if not already_running:
         shutil.rmtree(settings.data_dir, ignore_errors=True)
     say = lambda line: print(f"[test cluster] {line}")  # noqa: E731
     try:
         stack.up(say=say)
-        form_cluster(settings, say)
+        form_cluster(settings, say, secrets=secrets)
     except StackError as exc:
         stack.down(say=lambda _: None)
         pytest.fail(f"could not start the cluster test stack: {exc}\nTo run the tests, {HOW_TO}.")
+    secured = client_settings(settings, secrets)
     try:
         yield Services(
             bootstrap_servers(settings, cluster=True),
-            f"redis://127.0.0.1:{settings.redis_port}/0",
+            secured.redis_url,
             "launcher",
             cluster=True,
+            security={name: getattr(secured, name) for name in _SECURITY_FIELDS},
         )
     finally:
         if not already_running:
@@ -204,13 +222,13 @@ def session_tag(request: pytest.FixtureRequest) -> Iterator[str]:
     of it then spends minutes recovering their logs."""
     tag = uuid.uuid4().hex[:8]
     yield tag
-    bootstrap = request.config.stash.get(_KAFKA_USED, None)
-    if bootstrap is not None:
-        asyncio.run(_delete_topics(bootstrap, f"test-{tag}."))
+    used = request.config.stash.get(_KAFKA_USED, None)
+    if used is not None:
+        asyncio.run(_delete_topics(used, f"test-{tag}."))
 
 
-async def _delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+async def _delete_topics(settings: Settings, prefix: str) -> None:
+    admin = AIOKafkaAdminClient(**kafka_options(settings), request_timeout_ms=10_000)
     try:
         await asyncio.wait_for(admin.start(), 10)
         names = [t for t in await admin.list_topics() if t.startswith(prefix)]
@@ -225,8 +243,7 @@ async def _delete_topics(bootstrap: str, prefix: str) -> None:
 @pytest.fixture
 def settings(services: Services, session_tag: str, request: pytest.FixtureRequest) -> Settings:
     """Settings pointing at the test services, with a per-session topic prefix."""
-    request.config.stash[_KAFKA_USED] = services.kafka_bootstrap
-    return Settings(
+    made = Settings(
         kafka_bootstrap_servers=services.kafka_bootstrap,
         redis_url=services.redis_url,
         topic_prefix=f"test-{session_tag}.",
@@ -246,7 +263,10 @@ def settings(services: Services, session_tag: str, request: pytest.FixtureReques
         redis_cluster=services.cluster,
         topic_replication_factor=3 if services.cluster else 1,
         redis_wait_replicas=1 if services.cluster else 0,
+        **services.security,  # type: ignore[arg-type]
     )  # fmt: skip
+    request.config.stash[_KAFKA_USED] = made
+    return made
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ async def entity_executor(bridge_settings: Settings) -> AsyncIterator[EntityServ
 
 async def events_of(settings: Settings, entity_key: str) -> list[EntityEvent]:
     topic = TopicRegistry.from_settings(settings).entity_events.name
-    records = await read_topic(settings.kafka_bootstrap_servers, topic)
+    records = await read_topic(settings, topic)
     return [
         EntityEvent.model_validate_json(r.value or b"")
         for r in records

@@ -51,12 +51,28 @@ async def engine(request: pytest.FixtureRequest, bridge_settings: Settings) -> A
             yield service
 
 
+def librdkafka_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka's names for how ``settings`` reach the brokers (TLS, SASL)."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol.lower(),
+    }
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        password = settings.kafka_sasl_password
+        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        config["sasl.username"] = settings.kafka_sasl_username
+        config["sasl.password"] = password.get_secret_value() if password else None
+    if settings.kafka_ssl_cafile is not None:
+        config["ssl.ca.location"] = str(settings.kafka_ssl_cafile)
+    return config
+
+
 class Librdkafka:
-    """confluent-kafka's producer as a user sets it up: only the bootstrap servers
+    """confluent-kafka's producer as a user sets it up: only how to reach the brokers
     (so its default partitioner), keyed by run id as docs/kafka.md says."""
 
     def __init__(self, settings: Settings, topic: str | None = None, **config: Any) -> None:
-        self.producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, **config})
+        self.producer = Producer({**librdkafka_config(settings), **config})
         self.topic = topic or TopicRegistry.from_settings(settings).inbox.name
 
     async def produce(self, key: str, value: bytes, partition: int | None = None) -> int:
@@ -106,7 +122,7 @@ async def _events_of(settings: Settings, run_ids: set[str]) -> Counter[tuple[str
     topic = TopicRegistry.from_settings(settings).run_events.name
     counts: Counter[tuple[str, str]] = Counter()
     seen: set[tuple[str, int]] = set()
-    for record in await read_topic(settings.kafka_bootstrap_servers, topic):
+    for record in await read_topic(settings, topic):
         event = orjson.loads(record.value)
         if event["runId"] in run_ids and (event["runId"], event["seq"]) not in seen:
             seen.add((event["runId"], event["seq"]))
@@ -116,9 +132,7 @@ async def _events_of(settings: Settings, run_ids: set[str]) -> Counter[tuple[str
 
 async def _dead_letters_of(settings: Settings, run_ids: set[str]) -> list[dict[str, Any]]:
     topic = TopicRegistry.from_settings(settings).dead_letter.name
-    letters = [
-        orjson.loads(r.value) for r in await read_topic(settings.kafka_bootstrap_servers, topic)
-    ]
+    letters = [orjson.loads(r.value) for r in await read_topic(settings, topic)]
     return [letter for letter in letters if letter["key"] in run_ids]
 
 
@@ -206,7 +220,7 @@ async def test_librdkafka_murmur2_partitioner_agrees_with_ours(bridge_settings: 
     # A topic of its own with the inbox's partition count: the probes are no events.
     partitions = bridge_settings.inbox_partitions
     probe = f"{bridge_settings.topic_prefix}partitioner-probe"
-    admin = AdminClient({"bootstrap.servers": bridge_settings.kafka_bootstrap_servers})
+    admin = AdminClient(librdkafka_config(bridge_settings))
     for future in admin.create_topics([NewTopic(probe, partitions, 1)]).values():
         with contextlib.suppress(KafkaException):  # already there from an earlier run
             await asyncio.to_thread(future.result, 10)

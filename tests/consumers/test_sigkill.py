@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from switchyard.cli.stack.full import environment
 from switchyard.consumers import KafkaWorker, WorkContext
 from switchyard.schemas import node_run_id
 from switchyard.schemas.settings import Settings
@@ -36,7 +37,8 @@ def _workflow(identifier: str) -> dict[str, object]:
 def _spawn(settings: Settings, workflow: str, group: str, markers: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        "SWITCHYARD_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        # The session's brokers, as the settings reach them (TLS, SASL on a secured one).
+        **{k: v for k, v in environment(settings).items() if k.startswith("SWITCHYARD_KAFKA_")},
         "SWITCHYARD_TOPIC_PREFIX": settings.topic_prefix,
         "SDK_TEST_MARKERS": str(markers),
     }

@@ -25,6 +25,7 @@ from switchyard.consumers.context import NodeLogger
 from switchyard.consumers.webhook import WebhookExecutor, WebhookService, pooled_client
 from switchyard.schemas import WebhookRequest, encode
 from switchyard.schemas.settings import Settings
+from switchyard.topics.connection import kafka_options
 from switchyard.topics.partitioning import partition_of
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
@@ -174,8 +175,7 @@ async def test_a_call_in_hand_holds_up_neither_later_records_nor_is_passed_by_a_
 async def _committed(settings: Settings, tp: TopicPartition) -> int | None:
     group = f"{settings.engine_group}-webhook-executor"
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group,
-        enable_auto_commit=False,
+        **kafka_options(settings), group_id=group, enable_auto_commit=False,
     )  # fmt: skip
     await consumer.start()
     try:

@@ -18,6 +18,7 @@ from switchyard.engine.store.runs import RunStore
 from switchyard.engine.store.workflows import WorkflowStore
 from switchyard.schemas import RunTriggered, encode, parse_workflow
 from switchyard.schemas.settings import Settings
+from switchyard.topics.connection import kafka_options
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.reader import read_topic
 from switchyard.topics.registry import TopicRegistry
@@ -110,7 +111,7 @@ async def consume(
 ) -> list[Any]:
     """The first ``count`` records of ``topic`` for which ``match(record)`` holds."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.kafka_bootstrap_servers,
+        topic, **kafka_options(settings),
         group_id=f"probe-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
     )  # fmt: skip
     await consumer.start()
@@ -129,4 +130,4 @@ async def consume(
 
 async def read_all(settings: Settings, topic: str) -> list[Any]:
     """Every record now on ``topic`` (up to its end offsets), without a consumer group."""
-    return await read_topic(settings.kafka_bootstrap_servers, topic)
+    return await read_topic(settings, topic)
