@@ -112,6 +112,7 @@ async def _closed(stack: BenchStack, name: str, plan: Plan, args: argparse.Names
         nodes, meter = NodeRunWindow(target), CpuMeter(lambda: all_pids(stack))
         closed = await max_rate(target, name, plan, hooks=(nodes, meter))
         entry["closed"] = closed_figures(closed, name, nodes, meter)
+        entry["closed"]["node_runs_checked_in_store"] = await nodes.checked_in_store()
         entry["rss_mib_under_load"] = {
             p: stack.rss_mib(p) for p in ("engine", "executor", "timers", "bridge")
         }

@@ -21,10 +21,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from benchmarks.load import Completion
 from benchmarks.workloads import TRANSITION
+from switchyard.engine.store.client import redis_client
+from switchyard.engine.store.runs import RunStore
 from switchyard.schemas import RunTriggered, encode, new_run_id, node_run_id
 from switchyard.schemas.settings import Settings
 from switchyard.topics.connection import kafka_options
 from switchyard.topics.registry import TopicRegistry
+
+# Runs of a measured window whose observed node runs are checked against Redis.
+SAMPLE_RUNS = 2000
 
 
 @dataclass
@@ -51,6 +56,10 @@ class SwitchyardTarget:
         self._n = 0
         # Every node-run completion of this target's runs seen on the run events.
         self.node_runs_completed = 0
+        # While ``sampling`` (a measured window): run id → node-run completions observed,
+        # for the runs that complete, to be compared with their stored state afterwards.
+        self.sampling = False
+        self.sample: dict[str, int] = {}
         self._producer = AIOKafkaProducer(
             **kafka_options(settings),
             acks="all", enable_idempotence=True, linger_ms=2,
@@ -155,6 +164,8 @@ class SwitchyardTarget:
             run_id = event["runId"]
             for node in TRANSITION:
                 self._by_node_run.pop(node_run_id(run_id, node), None)
+        if self.sampling and len(self.sample) < SAMPLE_RUNS:
+            self.sample[event["runId"]] = pending.node_runs
         self.completed.put_nowait(Completion(
             run_id=event["runId"], triggered_ms=pending.triggered_ms, completed_ms=ts,
             transition_ms=transition, first_request_ms=first, node_runs=pending.node_runs,
@@ -205,10 +216,35 @@ class NodeRunWindow:
     def start(self) -> None:
         self.started_at = time.monotonic()
         self.first = self.target.node_runs_completed
+        self.target.sample.clear()
+        self.target.sampling = True
 
     def stop(self) -> None:
         self.seconds = time.monotonic() - self.started_at
         self.count = self.target.node_runs_completed - self.first
+        self.target.sampling = False
+
+    async def checked_in_store(self) -> dict[str, int]:
+        """The window's completed runs (up to :data:`SAMPLE_RUNS`) read back from Redis:
+        node-run completions observed on the run events against the completed node runs
+        their stored state holds, which a counting error on either side would split."""
+        sample = dict(self.target.sample)
+        client = redis_client(self.target.settings)
+        try:
+            stored = await RunStore(client).load(sample)
+        finally:
+            await client.aclose()
+        in_store = {
+            run_id: sum(1 for nr in run.state.node_runs if nr.status == "COMPLETED")
+            for run_id, run in stored.items()
+        }
+        return {
+            "runs": len(sample),
+            "runs_found": len(in_store),
+            "observed": sum(sample.values()),
+            "stored": sum(in_store.values()),
+            "runs_differing": sum(1 for r, n in sample.items() if in_store.get(r) != n),
+        }
 
     @property
     def per_second(self) -> float:
