@@ -299,7 +299,7 @@ def test_verified_secrets_keep_no_secret_and_nothing_when_off() -> None:
     assert not off.holds("ci", "s3cret", "hash-1")
 
 
-async def test_a_redis_window_key_never_outlives_its_window(
+async def test_the_window_keys_expire_and_a_success_leaves_no_count(
     limit_settings: Settings, ids: Ids
 ) -> None:
     address = an_address()
