@@ -1,16 +1,15 @@
-"""Abusive templates fail within their bound, and the engine keeps working after."""
+"""Abusive templates fail for their bound (the error names which), and the engine
+keeps working after. No timing is asserted: a bound's own message shows it was the
+one that stopped the template, and the per-test timeout catches a hang."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from switchyard.engine.templates import JqTemplates, TemplateError, TemplateLimits
-
-SLACK = 2.0  # seconds allowed beyond a bound on a loaded two-core machine
 
 # Time runs out first: the memory these use grows slowly or not at all.
 RUNAWAYS = [
@@ -36,12 +35,10 @@ def roomy() -> Iterator[JqTemplates]:
         yield engine
 
 
-def fails_within(templates: JqTemplates, expression: str, bound: float) -> TemplateError:
-    """The error of rendering ``expression``, which must come within ``bound`` seconds."""
-    started = time.monotonic()
+def failure_of(templates: JqTemplates, expression: str) -> TemplateError:
+    """The error of rendering ``expression``."""
     with pytest.raises(TemplateError) as caught:
         templates.render({"config": f"{{{{ {expression} }}}}"}, {"a": 1})
-    assert time.monotonic() - started < bound + SLACK
     assert caught.value.expression == expression
     assert templates.evaluate(". + {b: 2} | .b", {}) == 2  # the sandbox still answers
     return caught.value
@@ -56,7 +53,7 @@ def assert_replaced(templates: JqTemplates, before: set[int]) -> None:
 @pytest.mark.parametrize("expression", RUNAWAYS)
 def test_a_runaway_template_times_out(templates: JqTemplates, expression: str) -> None:
     before = set(templates.sandbox_pids())
-    error = fails_within(templates, expression, templates.limits.timeout_ms / 1000)
+    error = failure_of(templates, expression)
     assert error.message == "template took longer than 300 ms"
     assert_replaced(templates, before)
 
@@ -64,7 +61,7 @@ def test_a_runaway_template_times_out(templates: JqTemplates, expression: str) -
 @pytest.mark.parametrize("expression", HOGS)
 def test_a_memory_hog_hits_the_cap(roomy: JqTemplates, expression: str) -> None:
     before = set(roomy.sandbox_pids())
-    error = fails_within(roomy, expression, roomy.limits.timeout_ms / 1000)
+    error = failure_of(roomy, expression)
     assert error.message == "template exceeded the sandbox memory limit of 64 MB"
     assert_replaced(roomy, before)
 
@@ -73,13 +70,13 @@ def test_a_value_nested_too_deep_for_the_sandbox_crashes_only_the_sandbox(
     roomy: JqTemplates,
 ) -> None:
     before = set(roomy.sandbox_pids())
-    error = fails_within(roomy, "reduce range(100000) as $i (0; [.])", 8)
+    error = failure_of(roomy, "reduce range(100000) as $i (0; [.])")
     assert error.message.startswith("template crashed the jq sandbox (killed by SIGSEGV)")
     assert_replaced(roomy, before)
 
 
 def test_a_value_nested_deeper_than_storage_allows_is_refused(templates: JqTemplates) -> None:
-    error = fails_within(templates, "reduce range(300) as $i (0; [.])", 1)
+    error = failure_of(templates, "reduce range(300) as $i (0; [.])")
     assert error.message == "template output nests more than 254 arrays or objects"
 
 
