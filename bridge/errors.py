@@ -18,9 +18,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from redis.exceptions import ClusterDownError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from switchyard.schemas import ProblemsError
@@ -29,6 +33,12 @@ from switchyard.schemas.problems import format_path
 log = logging.getLogger("switchyard.bridge")
 
 _SCALARS = (str, int, float, bool, type(None))
+# Connection failures of the store and the broker (not a script's or a request's error).
+_UNAVAILABLE: tuple[type[Exception], ...] = (
+    RedisConnectionError, RedisTimeoutError, ClusterDownError, KafkaConnectionError,
+    KafkaTimeoutError,
+)  # fmt: skip
+_RETRY_AFTER_S = 1
 
 
 class ApiError(Exception):
@@ -137,6 +147,15 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(ApiError(405, "method_not_allowed", message))
         return error_response(ApiError(error.status_code, "http_error", str(error.detail)))
 
+    async def on_unavailable(request: Request, error: Exception) -> Response:
+        # Redis or Kafka not answering is the service's state, not a bug of the server:
+        # a 503 the client may retry, named for what did not answer.
+        what = "Kafka" if isinstance(error, KafkaError) else "Redis"
+        log.warning("%s unavailable on %s %s: %r", what, request.method, request.url.path, error)
+        message = f"{what} did not answer ({type(error).__name__}); retry shortly"
+        headers = {"Retry-After": str(_RETRY_AFTER_S)}
+        return error_response(ApiError(503, "unavailable", message, headers))
+
     async def on_unexpected(request: Request, error: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(ApiError(500, "internal_error", "the server failed; see its log"))
@@ -145,4 +164,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemsError, on_problems)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    for unavailable in _UNAVAILABLE:
+        app.add_exception_handler(unavailable, on_unavailable)
     app.add_exception_handler(Exception, on_unexpected)
