@@ -304,3 +304,12 @@ async def timers(
 def driver(topics: Settings, redis: aioredis.Redis, producer: EventProducer) -> Driver:
     """Talks to the engine as the bridge and external systems do (Kafka and Redis)."""
     return Driver(topics, redis, producer)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test whose fixtures reach ``services`` needs Kafka and Redis: it is marked
+    ``integration`` whether or not its module says so, so ``-m "not integration"``
+    runs without any service."""
+    for item in items:
+        if "services" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
