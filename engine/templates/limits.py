@@ -93,9 +93,13 @@ def out_of_memory(expression: str, limits: TemplateLimits) -> TemplateError:
     )
 
 
-def crashed(expression: str, how: str) -> TemplateError:
+def crashed(expression: str, how: str, limits: TemplateLimits) -> TemplateError:
+    # jq dies by SIGSEGV both when its recursion overflows the stack and when an
+    # allocation fails under the address-space cap: the message names both bounds.
     return TemplateError(
-        expression, f"template crashed the jq sandbox ({how}); it may nest too deeply"
+        expression,
+        f"template crashed the jq sandbox ({how}); it may nest too deeply or need more "
+        f"than the sandbox memory limit of {limits.memory_mb} MB",
     )
 
 

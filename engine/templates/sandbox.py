@@ -163,7 +163,7 @@ class SandboxWorker:
         self.kill()
         if tag == wire.OUT_OF_MEMORY:
             return out_of_memory(expression, self._limits)
-        return crashed(expression, f"unknown reply {tag!r}")
+        return crashed(expression, f"unknown reply {tag!r}", self._limits)
 
     def _death(self, expression: str) -> Exception:
         self.kill()
@@ -177,7 +177,7 @@ class SandboxWorker:
             self.death = "timeout"
             return timed_out(expression, self._limits)
         self.death = "crash"
-        return crashed(expression, _exit_status(code))
+        return crashed(expression, _exit_status(code), self._limits)
 
     def _receive(self, deadline: float) -> bytes | None:
         """The next frame's body; ``b""`` when the child closed its end; None at the deadline."""

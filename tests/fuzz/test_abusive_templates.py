@@ -57,7 +57,8 @@ ABUSE = {
     # Deep enough that jq's recursion overflows the sandbox's stack before any output.
     "deep nesting": Abuse("{{ reduce range(100000) as $i (0; [.]) }}", "depth",
                           "template crashed the jq sandbox (killed by SIGSEGV); "
-                          "it may nest too deeply"),
+                          "it may nest too deeply or need more than the sandbox memory "
+                          f"limit of {ROOMY.memory_mb} MB"),
     "deep parse": Abuse('{{ ("[" * 100000) | fromjson }}', "depth",
                         "jq error: Exceeds depth limit for parsing"),
     "syntax error": Abuse("{{ .outputs[ }}", "syntax",
