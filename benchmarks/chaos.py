@@ -35,9 +35,9 @@ from typing import Any
 import orjson
 
 from switchyard.cli.stack import processes
-from switchyard.cli.stack.full import environment, local_settings
+from switchyard.cli.stack.full import environment, local_settings, ops_url
 from switchyard.cli.stack.kafka import KafkaBroker
-from switchyard.cli.stack.launcher import Component
+from switchyard.cli.stack.launcher import Component, readiness
 from switchyard.cli.stack.redis import RedisServer
 from switchyard.cli.stack.services import PythonService
 from switchyard.engine.machine import waits
@@ -127,6 +127,8 @@ class Report:
     poison_letters_repeated: int = 0
     webhook_calls: int = 0
     seconds: float = 0.0
+    # Seconds from each kill until the process served again (a service: its /readyz).
+    restarts: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -152,6 +154,8 @@ class Report:
             f"({self.poison_letters_repeated} published again), "
             f"unexpected {len(self.unexpected_dead_letters)} {self.unexpected_dead_letters[:3]}",
             f"webhook calls    {self.webhook_calls} (at least once: restarts may repeat a call)",
+            "restart (max s)  "
+            + (", ".join(f"{k} {max(v):.1f}" for k, v in sorted(self.restarts.items())) or "none"),
             "RESULT           " + ("OK" if self.ok else "INVARIANT BROKEN"),
         ]
 
@@ -204,15 +208,22 @@ class ChaosRun:
             kafka_port=free_port(), kafka_controller_port=free_port(), redis_port=free_port(),
             bridge_port=free_port(), kafka_heap="384m", topic_prefix="chaos.",
             webhook_allow_hosts=["127.0.0.1/32"], template_workers=1,
+            # Their /readyz tells when a restarted service consumes again.
+            engine_ops_port=free_port(), executor_ops_port=free_port(),
+            timers_ops_port=free_port(), scheduler_ops_port=0, triggers_ops_port=0,
         ))  # fmt: skip
         env = {**environment(self.settings), "PYTHONPATH": str(repo)}
         self.registry = TopicRegistry.from_settings(self.settings)
+
+        def service(name: str) -> PythonService:
+            return PythonService(self.settings, name, env, ops_url=ops_url(self.settings, name))
+
         self.components: dict[str, Component] = {
             "redis": RedisServer(self.settings),
             "kafka": KafkaBroker(self.settings),
-            "engine": PythonService(self.settings, "engine", env),
-            "executor": PythonService(self.settings, "executor", env),
-            "timers": PythonService(self.settings, "timers", env),
+            "engine": service("engine"),
+            "executor": service("executor"),
+            "timers": service("timers"),
             "worker": PythonService(
                 self.settings, "worker", env, ready_file=False,
                 args=("worker", "run", "benchmarks.chaos_handlers:echo", "--node-type", "KAFKA",
@@ -266,8 +277,26 @@ class ChaosRun:
             else:
                 raise RuntimeError(f"{kind} is not running (pid file {component.spec.pid_file})")
         self._start(name)
+        back = time.monotonic() - started
+        serving = self._until_ready(component, started)
         self.report.kills[kind] += 1
-        self.say(f"  {kind:<8} killed and back in {time.monotonic() - started:.1f} s")
+        self.report.restarts.setdefault(kind, []).append(serving or back)
+        ready = f", consuming again in {serving:.1f} s" if serving is not None else ""
+        self.say(f"  {kind:<10} killed and back in {back:.1f} s{ready}")
+
+    @staticmethod
+    def _until_ready(component: Component, started: float, within: float = 90.0) -> float | None:
+        """Seconds from the kill until the restarted service's /readyz passes (its
+        consumer holds partitions again); None for a process without ops endpoints."""
+        url = getattr(component, "ops_url", None)
+        if not url:
+            return None
+        deadline = time.monotonic() + within
+        while readiness(url) != "ready":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{component.spec.name} not ready {within:.0f} s after restart")
+            time.sleep(0.05)
+        return time.monotonic() - started
 
     # -- load and chaos ----------------------------------------------------------
     async def _load(self, until: float) -> None:

@@ -42,15 +42,18 @@ def local_settings(settings: Settings, profile: StackProfile | None = None) -> S
     agent_id, agent_secret = settings.agent_client_id, settings.agent_client_secret
     if agent_secret is None:
         agent_id, agent_secret = agent_credential(home)
-    # One engine per local stack: a stable instance id lets a restarted engine take
-    # its partitions back at once (static membership) instead of after a rebalance.
-    instance = (
-        settings.engine_instance_id
-        or "engine-" + hashlib.sha256(str(home).encode()).hexdigest()[:12]
-    )
+    # One engine and one executor per local stack: a stable instance id lets a restarted
+    # one take its partitions back at once (static membership) instead of after a
+    # rebalance.
+    of_home = hashlib.sha256(str(home).encode()).hexdigest()[:12]
+    instance = settings.engine_instance_id or f"engine-{of_home}"
+    # The webhook executor too: without it a killed executor's partitions waited for its
+    # session to time out (10 s) before its restart got them back.
+    executor = settings.executor_instance_id or f"executor-{of_home}"
     local = settings.model_copy(
         update={
             "engine_instance_id": instance,
+            "executor_instance_id": executor,
             "home": home,
             "kafka_bootstrap_servers": bootstrap_servers(settings, cluster),
             "redis_url": f"redis://127.0.0.1:{settings.redis_port}/0",

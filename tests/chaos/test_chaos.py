@@ -27,6 +27,7 @@ async def test_kills_of_every_process_lose_and_duplicate_nothing(tmp_path: Path)
         chaos.down()
     summary = "\n".join(lines + report.lines())
     assert dict(report.kills) == dict.fromkeys(KINDS, 1), summary
+    assert sorted(report.restarts) == sorted(KINDS), summary  # each restart timed
     assert report.runs > 100, summary
     assert report.lost == [], summary
     assert report.failed == [], summary

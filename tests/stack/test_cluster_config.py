@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from switchyard.cli.stack.full import local_settings
+from switchyard.cli.stack.full import environment, local_settings
 from switchyard.cli.stack.kafka import (
     KafkaBroker,
     _server_properties,
@@ -85,3 +85,20 @@ def test_the_cluster_stack_waits_for_a_replica_unless_told_otherwise(tmp_path: P
         == 0
     )
     assert local_settings(Settings(home=tmp_path), StackProfile()).redis_wait_replicas == 0
+
+
+def test_the_stack_gives_its_executor_a_static_member_id_of_its_home(tmp_path: Path) -> None:
+    """A restarted executor takes its partitions back at once instead of after its dead
+    session times out: one stable instance id per stack home, unless set."""
+    first = local_settings(Settings(home=tmp_path / "a"))
+    assert first.executor_instance_id is not None
+    assert first.executor_instance_id.startswith("executor-")
+    assert local_settings(Settings(home=tmp_path / "a")).executor_instance_id == (
+        first.executor_instance_id
+    )
+    assert local_settings(Settings(home=tmp_path / "b")).executor_instance_id != (
+        first.executor_instance_id
+    )
+    mine = local_settings(Settings(home=tmp_path / "a", executor_instance_id="mine"))
+    assert mine.executor_instance_id == "mine"
+    assert environment(first)["SWITCHYARD_EXECUTOR_INSTANCE_ID"] == first.executor_instance_id
