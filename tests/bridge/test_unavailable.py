@@ -43,7 +43,16 @@ async def test_a_route_answers_503_naming_redis_once_redis_is_gone(
     bridge_settings: Settings, own_redis: tuple[int, subprocess.Popen[bytes]]
 ) -> None:
     port, server = own_redis
-    settings = bridge_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"})
+    # A plain single Redis of its own, whatever the session's is (a secured cluster).
+    settings = bridge_settings.model_copy(
+        update={
+            "redis_url": f"redis://127.0.0.1:{port}/0",
+            "redis_cluster": False,
+            "redis_password": None,
+            "redis_ssl_ca_file": None,
+            "redis_wait_replicas": 0,
+        }
+    )
 
     async def answers() -> bool:
         try:

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
 from switchyard.consumers.webhook import WebhookService
 from switchyard.schemas.settings import Settings
@@ -31,14 +30,6 @@ async def executor(topics: Settings) -> AsyncIterator[WebhookService]:
         service = WebhookService(topics, producer, http, lambda: datetime.now(UTC))
         async with service.loop:
             yield service
-
-
-@pytest.fixture
-async def driver(topics: Settings) -> AsyncIterator[Driver]:
-    client = aioredis.Redis.from_url(topics.redis_url)
-    async with EventProducer(topics) as producer:
-        yield Driver(topics, client, producer)
-    await client.aclose()
 
 
 @pytest.fixture
