@@ -105,3 +105,13 @@ async def keeping_meta(url: str) -> AsyncIterator[aioredis.Redis]:
         if found:
             await redis.hset(keys.META, items=[part for pair in found.items() for part in pair])
         await redis.aclose()
+
+
+async def accepts(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts a TCP connection on ``host:port`` now."""
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    writer.close()
+    return True

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+
+from switchyard.consumers.webhook import WebhookService
+from switchyard.schemas.settings import Settings
+from switchyard.topics.producer import EventProducer
 from tests.helpers import LocalHandler, serving
 
 HOLD_AT_MOST_S = 60.0  # a forgotten release must not hang the test session
@@ -43,3 +49,12 @@ def slow_receiver() -> Iterator[SlowReceiver]:
             yield SlowReceiver(url, calls, release)
         finally:
             release.set()
+
+
+@asynccontextmanager
+async def webhook_executor(settings: Settings) -> AsyncIterator[WebhookService]:
+    """The webhook executor, consuming its requests until the block ends."""
+    async with EventProducer(settings) as producer, httpx.AsyncClient() as http:
+        service = WebhookService(settings, producer, http, lambda: datetime.now(UTC))
+        async with service.loop:
+            yield service

@@ -7,28 +7,23 @@ the call until the test releases it."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 
 from switchyard.consumers.webhook import WebhookService
 from switchyard.schemas.settings import Settings
-from switchyard.topics.producer import EventProducer
 from tests.bridge.support import Api, node_run, trigger_node
 from tests.helpers import until
-from tests.slow_receiver import SlowReceiver, slow_receiver
+from tests.slow_receiver import SlowReceiver, slow_receiver, webhook_executor
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def executor(bridge_settings: Settings) -> AsyncIterator[WebhookService]:
-    async with EventProducer(bridge_settings) as producer, httpx.AsyncClient() as http:
-        service = WebhookService(bridge_settings, producer, http, lambda: datetime.now(UTC))
-        async with service.loop:
-            yield service
+    async with webhook_executor(bridge_settings) as service:
+        yield service
 
 
 @pytest.fixture

@@ -217,9 +217,15 @@ async def test_the_list_stream_sends_only_matching_visible_runs_and_resumes_by_c
                 messages(member_response), lambda m: m.json()["runId"] == run["identifier"]
             )
             admin_source = messages(admin_response)
-            admin_seen = await take_until(
-                admin_source, lambda m: m.json()["runId"] == run["identifier"]
-            )
+            # Runs of different partitions come through different streams: the list
+            # promises each run's events in order, not one run's before another's.
+            wanted, found = {run["identifier"], hidden["identifier"]}, set()
+
+            def both_seen(m: Any) -> bool:
+                found.add(m.json()["runId"])
+                return wanted <= found
+
+            admin_seen = await take_until(admin_source, both_seen)
         member_runs = {m.json()["runId"] for m in member_seen}
         admin_runs = {m.json()["runId"] for m in admin_seen}
         assert member_runs == {run["identifier"]}

@@ -4,7 +4,6 @@ endpoint, whose failure counts live in Redis."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ import pytest
 from switchyard.bridge.app import create_app
 from switchyard.schemas.settings import Settings
 from tests.bridge.support import Api
-from tests.helpers import until
+from tests.helpers import accepts, until
 
 pytestmark = pytest.mark.integration
 
@@ -54,15 +53,7 @@ async def test_a_route_answers_503_naming_redis_once_redis_is_gone(
         }
     )
 
-    async def answers() -> bool:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            return False
-        writer.close()
-        return True
-
-    await until(answers, within=30)
+    await until(lambda: accepts(port), within=30)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

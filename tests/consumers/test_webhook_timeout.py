@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 
 from switchyard.consumers.webhook import WebhookService
 from switchyard.schemas.settings import Settings
-from switchyard.topics.producer import EventProducer
 from tests.integration.engine_support import Driver
-from tests.slow_receiver import SlowReceiver, slow_receiver
+from tests.slow_receiver import SlowReceiver, slow_receiver, webhook_executor
 
 pytestmark = pytest.mark.integration
 
@@ -26,10 +23,8 @@ TIMEOUT_S = 0.5
 
 @pytest.fixture
 async def executor(topics: Settings) -> AsyncIterator[WebhookService]:
-    async with EventProducer(topics) as producer, httpx.AsyncClient() as http:
-        service = WebhookService(topics, producer, http, lambda: datetime.now(UTC))
-        async with service.loop:
-            yield service
+    async with webhook_executor(topics) as service:
+        yield service
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from switchyard.schemas.settings import Settings
 from switchyard.topics.registry import TopicRegistry
 from switchyard.topics.telemetry.checks import member_finding
 from switchyard.topics.telemetry.ops import Check
-from tests.helpers import private_redis_db, until
+from tests.helpers import accepts, private_redis_db, until
 from tests.observability.processes import Launched, free_port, launched
 from tests.observability.test_dashboard import dashboard_series, series_of_exposition
 
@@ -142,16 +142,7 @@ async def private_redis(home: Path) -> AsyncIterator[tuple[int, asyncio.subproce
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-
-        async def answers() -> bool:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                return False
-            writer.close()
-            return True
-
-        await until(answers, within=30)
+        await until(lambda: accepts(port), within=30)
         yield port, server
     finally:
         if server.returncode is None:
