@@ -24,6 +24,7 @@ from enum import StrEnum
 from functools import partial
 from typing import TypeVar
 
+import msgspec
 import orjson
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from opentelemetry.trace import Span
@@ -411,8 +412,12 @@ class InboxProcessor:
             before = batch.runs.get(event.run_id)
             plans, direct = len(batch.plans), len(batch.direct)
             name = f"engine.transition {event.type}"
-            with tracing.record_span(name, record.headers, attributes) as span:
-                await self._decide(index, record, event, batch)
+            kept = before.state.trace if before is not None else None
+            parent, linked = tracing.run_parent(record.headers, kept)
+            with tracing.record_span(name, parent, attributes, linked) as span:
+                # A run that keeps no trace yet keeps this one (the trigger's, mostly).
+                trace = tracing.traceparent_of(span) if kept is None else None
+                await self._decide(index, record, event, batch, trace)
                 _carry_trace(span, batch, plans, direct)
                 _mark_completion(span, before, batch.runs.get(event.run_id))
                 # What the decision made of the record (a plan's outcome holds once
@@ -424,8 +429,15 @@ class InboxProcessor:
                     span.set_attribute("switchyard.outcome", outcome.value)
 
     async def _decide(
-        self, index: int, record: InboxRecord, event: InboxEvent, batch: _Batch
+        self,
+        index: int,
+        record: InboxRecord,
+        event: InboxEvent,
+        batch: _Batch,
+        trace: str | None = None,
     ) -> None:
+        """Decide ``event`` against its run and plan the outcome; ``trace`` is the
+        ``traceparent`` a run keeping none is to keep from now on."""
         stored = batch.runs.get(event.run_id)
         if stored is not None and stored.partition not in {None, record.partition}:
             reason = (
@@ -466,6 +478,8 @@ class InboxProcessor:
             log.exception("decide failed for %s", event.run_id)
             self._reject(index, record, event, stored, batch, "engine_error", repr(error))
             return
+        if trace is not None and decision.state is not None and decision.state.trace is None:
+            decision = replace(decision, state=msgspec.structs.replace(decision.state, trace=trace))
         if decision.rejection is not None:
             rejection = decision.rejection
             if rejection.code in BENIGN_REJECTIONS and stored is not None:

@@ -26,7 +26,7 @@ from switchyard.schemas import (
 )
 from switchyard.schemas.ids import RUN_ID_PATTERN
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 # What a state built in code (or a document from before ``format`` was written)
 # carries until ``__post_init__`` sets the current format; never stored.
 _NO_FORMAT = 0
@@ -114,6 +114,10 @@ class RunState(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_
     # The chain depth of an event-triggered run (RunTriggered.depth), carried by the
     # entity events its UPSERT_ENTITY nodes cause.
     depth: int = 0
+    # Format 2: the W3C ``traceparent`` of the run's trace, kept from its first traced
+    # transition, so that a report without trace context continues it. Only the engine
+    # sets it (never the machine: tracing is I/O's business); absent while tracing is off.
+    trace: str | None = None
 
     def __post_init__(self) -> None:
         # Absent in a document written before the field was always written: format 1

@@ -28,9 +28,17 @@ Step = Callable[[Document], Document]
 
 FIRST_FORMAT = 1
 
+
+def _format_2(doc: Document) -> Document:
+    """Format 2 adds ``trace`` (optional: the run's ``traceparent``). A format-1
+    document is a format-2 one without it; the step exists so that a release reading
+    format 1 refuses a format-2 store by its marker, instead of failing on the field."""
+    return dict(doc)
+
+
 # Format N → the step to format N + 1. Append only: a released step is never changed,
 # because documents written by any earlier release must still come through it.
-STEPS: Mapping[int, Step] = MappingProxyType({})
+STEPS: Mapping[int, Step] = MappingProxyType({1: _format_2})
 
 
 class StateFormatError(Exception):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,7 +138,7 @@ async def _content(client: aioredis.Redis, key: str, entry: Entry) -> Any:
     a TTL when ``entry`` had one."""
     kind = entry["type"]
     if kind == "hash":
-        found: Any = await client.hgetall(key)
+        found: Any = _states_unformatted(await client.hgetall(key))
     elif kind == "list":
         found = await client.lrange(key, 0, -1)
     elif kind == "zset":
@@ -151,7 +151,7 @@ async def _content(client: aioredis.Redis, key: str, entry: Entry) -> Any:
 def _wanted(entry: Entry) -> Any:
     kind = entry["type"]
     if kind == "hash":
-        content: Any = dict(_pairs(entry))
+        content: Any = _states_unformatted(dict(_pairs(entry)))
     elif kind == "list":
         content = [value(v) for v in entry["value"]]
     elif kind == "zset":
@@ -159,6 +159,19 @@ def _wanted(entry: Entry) -> Any:
     else:
         content = value(entry["value"])
     return content, "pttl" in entry
+
+
+def _states_unformatted(fields: Mapping[Any, Any]) -> dict[Any, Any]:
+    """A run hash's fields with its ``state`` read as a document without ``format``: the
+    upgrade moves a run's keys and brings its state to the current format
+    (``state_format.STEPS``), which changes nothing else in it."""
+    state = fields.get(b"state")
+    if state is None:
+        return dict(fields)
+    document = orjson.loads(state)
+    if isinstance(document, dict):
+        document.pop("format", None)
+    return {**fields, b"state": document}
 
 
 def _pairs(entry: Entry) -> list[tuple[bytes, bytes]]:

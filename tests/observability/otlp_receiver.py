@@ -40,6 +40,8 @@ class ReceivedSpan:
     end_ns: int
     attributes: dict[str, Any]
     events: list[str]
+    # (trace id, span id) of each span it links to.
+    links: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -68,6 +70,7 @@ def _span(service: str, span: Any) -> ReceivedSpan:
         parent_id=span.parent_span_id.hex(), kind=span.kind, start_ns=span.start_time_unix_nano,
         end_ns=span.end_time_unix_nano, attributes=_attributes(span.attributes),
         events=[event.name for event in span.events],
+        links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
     )  # fmt: skip
 
 

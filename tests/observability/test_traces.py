@@ -216,3 +216,82 @@ async def test_one_trace_covers_every_hop_of_a_run_in_order(
     assert done.attributes["switchyard.run_result"] == "SUCCESS"
     assert "run.completed" in done.events
     assert {s.attributes["switchyard.outcome"] for s in (started, called, done)} == {"applied"}
+
+
+def waiting_workflow(identifier: str) -> dict[str, Any]:
+    """trigger → work (KAFKA): no worker here; the test reports as Port's clients do."""
+    return {
+        "identifier": identifier,
+        "title": "Reported without trace context",
+        "nodes": [
+            {"identifier": "trigger", "title": "Start", "config": {"type": "SELF_SERVE_TRIGGER"}},
+            {"identifier": "work", "title": "Work", "config": {"type": "KAFKA", "payload": {}}},
+        ],
+        "connections": [{"sourceIdentifier": "trigger", "targetIdentifier": "work"}],
+    }  # fmt: skip
+
+
+async def test_a_report_without_trace_context_continues_the_run_s_trace(
+    topics: Settings, tmp_path: Path, receiver: tuple[str, Received]
+) -> None:
+    """A PATCH with no ``traceparent`` (Ocean's and the execution agent's) starts a trace
+    of its own at the bridge; the engine's transition stays in the run's trace, a child
+    of the run's first transition, linked to the bridge's request."""
+    endpoint, received = receiver
+    settings = topics.model_copy(
+        update={"auth_file": auth_file(tmp_path), "token_secret": SecretStr(uuid.uuid4().hex)}
+    )
+    otel = {
+        "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+    }  # fmt: skip
+    identifier = f"untraced-{uuid.uuid4().hex[:8]}"
+    async with (
+        launched(settings, ["engine", "bridge"], tmp_path, otel) as stack,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.settings.bridge_port}") as api,
+    ):
+        assert not tracing.enabled()  # this process sends no trace context
+        credentials = {"clientId": "admin", "clientSecret": CLIENT_SECRET}
+        token = (await api.post("/v1/auth/access_token", json=credentials)).json()
+        api.headers["Authorization"] = f"Bearer {token['accessToken']}"
+        defined = await api.post("/v1/workflows", json=waiting_workflow(identifier))
+        assert defined.status_code == HTTPStatus.CREATED, defined.text
+        triggered = await api.post(f"/v1/workflows/{identifier}/runs", json={"inputs": {}})
+        assert triggered.status_code == HTTPStatus.CREATED, triggered.text
+        run_id = triggered.json()["workflowRun"]["identifier"]
+        work_id = node_run_id(run_id, "work")
+        done = {"status": "COMPLETED", "result": "SUCCESS", "output": {"ok": True}}
+
+        async def report() -> int:
+            return (await api.patch(f"/v1/workflows/nodes/runs/{work_id}", json=done)).status_code
+
+        await until(report, lambda status: status == HTTPStatus.OK, within=30)
+
+        def finished() -> list[ReceivedSpan]:
+            return [s for s in received.snapshot()
+                    if s.attributes.get("switchyard.run_id") == run_id
+                    and "switchyard.run_result" in s.attributes]  # fmt: skip
+
+        async def completed() -> list[ReceivedSpan]:
+            return finished()
+
+        await until(completed, within=30)
+
+    spans = received.snapshot()
+    post = one(spans, "POST /v1/workflows/{workflow_id}/runs")
+    started = engine_span(spans, "RunTriggered", run_id=run_id)
+    reported = engine_span(spans, "NodeRunUpdated", run_id=run_id, node_run_id=work_id)
+    assert reported is finished()[0]
+    patches = [s for s in spans if s.name.startswith("PATCH /v1/workflows/nodes/runs/")
+               and s.service == "switchyard-bridge" and s.parent_id == ""]  # fmt: skip
+    patch_traces = {s.trace_id for s in patches}
+    # The run is one trace: the trigger's request, then each transition.
+    assert started.trace_id == reported.trace_id == post.trace_id
+    assert started.parent_id == post.span_id
+    assert reported.parent_id == started.span_id  # the context the run keeps
+    # The bridge's request is a trace of its own (no traceparent came in), linked.
+    assert len(reported.links) == 1, reported.links
+    linked_trace, linked_span = reported.links[0]
+    assert linked_trace in patch_traces
+    assert linked_trace != post.trace_id
+    assert linked_span in {s.span_id for s in spans if s.trace_id == linked_trace}

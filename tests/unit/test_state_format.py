@@ -136,8 +136,11 @@ def test_needs_upgrade_takes_the_current_format_without_parsing() -> None:
 
 
 def test_needs_upgrade_reads_a_document_without_format_as_format_1() -> None:
-    raw = dump_state(_state())
+    doc = orjson.loads(dump_state(_state()))
+    del doc["format"]
+    raw = orjson.dumps(doc)
     assert needs_upgrade(raw) == (CURRENT_FORMAT != 1)
+    assert load_state(raw) == _state()
     # A "format" key nested in an output is not the document's.
     nested = orjson.dumps({"run_id": "wfr_x", "outputs": {"a": {"format": 99}}})
     assert needs_upgrade(nested) == (CURRENT_FORMAT != 1)

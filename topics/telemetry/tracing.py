@@ -25,7 +25,15 @@ from typing import Any
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter, Setter
-from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags, Tracer
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    TraceFlags,
+    Tracer,
+)
 
 log = logging.getLogger("switchyard.tracing")
 
@@ -205,6 +213,31 @@ def _unsampled(headers: Headers) -> _Unsampled | None:
 _TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
 
 
+def run_parent(headers: Headers, run_trace: str | None) -> tuple[Headers, Headers]:
+    """The headers a run's record is traced under, and the ones it is linked to.
+
+    ``run_trace`` is the ``traceparent`` the run keeps from its first traced transition
+    (``RunState.trace``). A record of the run's own trace keeps its own parent (the
+    nearer one: the worker's span that sent it). A record without trace context (a
+    worker or client that sends none, a timer) or of another trace (a request to the
+    bridge that started a trace of its own) continues the run's trace instead, linked
+    to the other one: so one run is one trace whoever reports, and a run not sampled
+    stays not sampled on every hop (the cheap path of :func:`record_span`)."""
+    if run_trace is None:
+        return headers, ()
+    own = next((value for name, value in headers if name == "traceparent"), None)
+    ours = run_trace.encode("latin-1")
+    if own is not None and own[3:35] == ours[3:35]:
+        return headers, ()
+    return (("traceparent", ours),), (headers if own is not None else ())
+
+
+def traceparent_of(span: Span) -> str | None:
+    """``span``'s ``traceparent`` as it is sent (None for an invalid span)."""
+    return next((value.decode("latin-1") for name, value in headers_of(span)
+                 if name == "traceparent"), None)  # fmt: skip
+
+
 def headers_of(span: Span | None = None) -> list[tuple[str, bytes]]:
     """``traceparent``/``tracestate`` of ``span`` (else the current span) as Kafka
     headers; empty when there is no valid span to carry."""
@@ -217,15 +250,23 @@ def headers_of(span: Span | None = None) -> list[tuple[str, bytes]]:
     return headers
 
 
-def start_record_span(name: str, headers: Headers, attributes: Mapping[str, str | int]) -> Span:
-    """A CONSUMER span processing one Kafka record, child of the context it carries.
+def start_record_span(
+    name: str, headers: Headers, attributes: Mapping[str, str | int], linked: Headers = ()
+) -> Span:
+    """A CONSUMER span processing one Kafka record, child of the context ``headers``
+    carry (and linked to the one ``linked`` carry, if valid).
 
     Not made current and not ended: the caller uses ``trace.use_span`` around the
     work and ends it when the record's outcome is known.
     """
+    links = None
+    if linked:
+        other = trace.get_current_span(context_of(linked)).get_span_context()
+        links = [Link(other)] if other.is_valid else None
     return _state.tracer.start_span(
-        name, context=context_of(headers), kind=SpanKind.CONSUMER, attributes=attributes
-    )
+        name, context=context_of(headers), kind=SpanKind.CONSUMER, attributes=attributes,
+        links=links,
+    )  # fmt: skip
 
 
 def record_attributes(topic: str, partition: int, offset: int) -> dict[str, str | int]:
@@ -240,7 +281,9 @@ def record_attributes(topic: str, partition: int, offset: int) -> dict[str, str 
 
 
 @contextlib.contextmanager
-def record_span(name: str, headers: Headers, attributes: Mapping[str, str | int]) -> Iterator[Span]:
+def record_span(
+    name: str, headers: Headers, attributes: Mapping[str, str | int], linked: Headers = ()
+) -> Iterator[Span]:
     """:func:`start_record_span`, current inside the block and ended at its end
     (an exception is recorded on it). A record of a trace not sampled gets a stand-in
     that records nothing and carries the record's trace headers on."""
@@ -249,7 +292,7 @@ def record_span(name: str, headers: Headers, attributes: Mapping[str, str | int]
         with trace.use_span(unsampled):
             yield unsampled
         return
-    span = start_record_span(name, headers, attributes)
+    span = start_record_span(name, headers, attributes, linked)
     with trace.use_span(span, end_on_exit=True, record_exception=True):
         yield span
 

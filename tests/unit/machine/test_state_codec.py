@@ -49,7 +49,8 @@ def test_the_captured_documents_cover_every_field() -> None:
     docs = [orjson.loads(raw) for raw in DOCUMENTS]
     fields = {key for doc in docs for key in doc}
     node_fields = {key for doc in docs for nr in doc["node_runs"] for key in nr}
-    assert fields == set(RunState.__struct_fields__) - {"format"}
+    # ``trace`` came with format 2, after that release.
+    assert fields == set(RunState.__struct_fields__) - {"format", "trace"}
     assert node_fields == set(NodeRunState.__struct_fields__)
 
 
@@ -67,7 +68,7 @@ def test_a_document_of_the_pydantic_release_loads_and_dumps_as_the_same_document
 
 def test_a_state_built_in_code_is_stored_with_its_format_first() -> None:
     raw = dump_state(_state())
-    assert raw.startswith(b'{"format":1,"run_id":"wfr_0123456789abcdef",')
+    assert raw.startswith(b'{"format":%d,"run_id":"wfr_0123456789abcdef",' % STATE_FORMAT)
     doc = orjson.loads(raw)
     assert doc["created_at"] == "2026-01-28T10:00:00.250000Z"
     assert doc["rerun_of"] == {"identifier": "wfr_fedcba9876543210", "fromNode": "deploy"}
@@ -122,3 +123,15 @@ def test_a_state_of_an_unknown_later_format_is_refused() -> None:
 
 def test_replace_keeps_the_format() -> None:
     assert replace(_state(), step=4).format == STATE_FORMAT
+
+
+def test_a_run_s_trace_is_stored_only_when_it_keeps_one() -> None:
+    assert b'"trace"' not in dump_state(_state())
+    traced = replace(_state(), trace="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+    assert load_state(dump_state(traced)).trace == traced.trace
+
+
+def test_a_format_1_document_loads_as_a_run_keeping_no_trace() -> None:
+    state = load_state(DOCUMENTS[0])
+    assert (state.format, state.trace) == (STATE_FORMAT, None)
+    assert dump_state(state).startswith(b'{"format":%d,' % STATE_FORMAT)

@@ -222,3 +222,29 @@ def test_a_sampler_that_ignores_parents_still_decides_for_an_unsampled_record() 
     handed = found["seen"]["unsampled"]["handed"][0][1]
     assert handed.endswith("-01")
     assert len(found["spans"]) == 4  # every record, the unsampled one too
+
+
+RUN_TRACE = "00-" + "c" * 32 + "-" + "d" * 16 + "-00"
+
+
+def test_a_record_of_the_run_s_own_trace_keeps_its_own_parent() -> None:
+    own = (("traceparent", b"00-" + b"c" * 32 + b"-" + b"e" * 16 + b"-00"), ("x", b"y"))
+    assert tracing.run_parent(own, RUN_TRACE) == (own, ())
+
+
+def test_a_record_without_trace_context_continues_the_run_s_trace() -> None:
+    assert tracing.run_parent((("x", b"y"),), RUN_TRACE) == (
+        (("traceparent", RUN_TRACE.encode()),), ())  # fmt: skip
+    assert tracing.run_parent((), RUN_TRACE) == ((("traceparent", RUN_TRACE.encode()),), ())
+
+
+def test_a_record_of_another_trace_continues_the_run_s_and_is_linked_to_its_own() -> None:
+    other = (("traceparent", b"00-" + b"f" * 32 + b"-" + b"e" * 16 + b"-01"),)
+    assert tracing.run_parent(other, RUN_TRACE) == (
+        (("traceparent", RUN_TRACE.encode()),), other)  # fmt: skip
+
+
+def test_a_run_keeping_no_trace_yet_takes_the_record_s() -> None:
+    other = (("traceparent", b"00-" + b"f" * 32 + b"-" + b"e" * 16 + b"-01"),)
+    assert tracing.run_parent(other, None) == (other, ())
+    assert tracing.run_parent((), None) == ((), ())
