@@ -22,6 +22,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.ports import redis_server
+
 _START_WITHIN_S = 30.0
 
 
@@ -94,20 +96,10 @@ class RedisServer:
 
 @contextmanager
 def _server(directory: Path, *extra: str) -> Iterator[RedisServer]:
-    port = _free_port()
-    data = directory / str(port)
-    data.mkdir()
-    process = subprocess.Popen(
-        [_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-         "--dir", str(data), "--save", "", "--appendonly", "no", *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        _wait_for(port, "PONG", "PING answered", "PING")
+    _binary("redis-server")  # missing: say how to install it
+    data = Path(tempfile.mkdtemp(prefix="node-", dir=directory))
+    with redis_server(data, *extra, pick=_free_port) as (port, process):
         yield RedisServer(port, process)
-    finally:
-        process.kill()
-        process.wait(10)
 
 
 @contextmanager

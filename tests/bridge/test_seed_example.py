@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -11,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from switchyard.bridge.app import create_app
 from switchyard.consumers.webhook import WebhookService
@@ -21,28 +19,16 @@ from tests.bridge import seed_001_external_processing as seed
 from tests.bridge.support import SECRET, Api, node_run, trigger_node
 from tests.helpers import until
 from tests.integration.engine_support import echo_server
+from tests.ports import serving_app
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 async def served(bridge_settings: Settings) -> AsyncIterator[str]:
     """The bridge on a real port, as an external system reaches it."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(bridge_settings), host="127.0.0.1", port=port, log_level="warning"
-    ))  # fmt: skip
-    task = asyncio.create_task(server.serve())
-    await until(lambda: asyncio.sleep(0, server.started), within=20)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with serving_app(create_app(bridge_settings)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ endpoint, whose failure counts live in Redis."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,26 +15,16 @@ from switchyard.bridge.app import create_app
 from switchyard.schemas.settings import Settings
 from tests.bridge.support import Api
 from tests.helpers import accepts, until
+from tests.ports import redis_server
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """A redis-server of this test's own, bound to a port it took itself."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        yield port, server
-    finally:
-        server.kill()
-        server.wait(10)
+    """A redis-server of this test's own."""
+    with redis_server(tmp_path) as found:
+        yield found
 
 
 async def test_a_route_answers_503_naming_redis_once_redis_is_gone(

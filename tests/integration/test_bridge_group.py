@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -28,25 +28,12 @@ from switchyard.cli.bridge_group import PROCESS_HEADER
 from switchyard.cli.stack.full import environment
 from switchyard.schemas.settings import Settings
 from tests.helpers import private_redis_db, until
-from tests.observability.processes import free_port, launched
+from tests.observability.processes import launched
+from tests.ports import free_port, free_ports, on_free_ports_async, said_clash
 
 pytestmark = pytest.mark.integration
 
 SECRET = "bridge-group-secret"
-
-
-def consecutive_free_ports(count: int) -> int:
-    """The first of ``count`` consecutive ports free now."""
-    while True:
-        first = free_port()
-        with contextlib.ExitStack() as held:
-            try:
-                for port in range(first, first + count):
-                    probe = held.enter_context(socket.socket())
-                    probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return first
 
 
 @dataclass
@@ -71,12 +58,15 @@ async def mine(topics: Settings, session_tag: str, tmp_path: Path) -> Settings:
     auth.write_bytes(orjson.dumps({"users": [admin], "machines": []}))
     return private_redis_db(topics, session_tag).model_copy(update={
         "auth_file": auth, "token_secret": SecretStr(uuid.uuid4().hex), "home": tmp_path,
-        "bridge_port": free_port(), "bridge_ops_port": consecutive_free_ports(2),
     })  # fmt: skip
 
 
-@contextlib.asynccontextmanager
-async def bridge_group(settings: Settings, home: Path) -> AsyncIterator[Group]:
+async def _start_group(settings: Settings, home: Path) -> Group:
+    """One start on ports free a moment ago; a group that lost one to another process
+    meanwhile fails as a port clash (``EADDRINUSE``), to be started again on others."""
+    settings = settings.model_copy(
+        update={"bridge_port": free_port(), "bridge_ops_port": free_ports(2)}
+    )
     ready, log = home / "bridge.ready", home / "bridge.log"
     with log.open("wb") as sink:
         process = await asyncio.create_subprocess_exec(
@@ -85,19 +75,33 @@ async def bridge_group(settings: Settings, home: Path) -> AsyncIterator[Group]:
             env={**os.environ, **environment(settings)}, stdout=sink, stderr=sink,
         )  # fmt: skip
     group = Group(settings, process, log)
+
+    async def started() -> bool:
+        return ready.exists() or process.returncode is not None
+
     try:
-
-        async def started() -> bool:
-            return ready.exists() or process.returncode is not None
-
         await until(started, within=60)
+        if process.returncode is not None and said_clash(group.logs()):
+            raise OSError(errno.EADDRINUSE, f"the group lost a port:\n{group.logs()}")
         assert process.returncode is None, f"the group exited:\n{group.logs()}"
-        assert int(ready.read_text()) == process.pid
-        yield group
-    finally:
+    except BaseException:
         if process.returncode is None:
             process.kill()
             await process.wait()
+        raise
+    return group
+
+
+@contextlib.asynccontextmanager
+async def bridge_group(settings: Settings, home: Path) -> AsyncIterator[Group]:
+    group = await on_free_ports_async(lambda: _start_group(settings, home))
+    try:
+        assert int((home / "bridge.ready").read_text()) == group.process.pid
+        yield group
+    finally:
+        if group.process.returncode is None:
+            group.process.kill()
+            await group.process.wait()
 
 
 async def fresh(group: Group, method: str, path: str, **kwargs: object) -> httpx.Response:
@@ -181,7 +185,7 @@ async def test_two_children_share_the_port_the_data_and_stop_with_the_parent(
         # ports; each child's own ops port serves its own counters.
         refused = await fresh(group, "GET", "/metrics")
         assert refused.status_code == HTTPStatus.NOT_FOUND
-        first = mine.bridge_ops_port
+        first = group.settings.bridge_ops_port
         assert f"{first}..{first + 1}" in refused.json()["message"]
         for port in (first, first + 1):
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as ops:

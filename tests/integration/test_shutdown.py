@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,20 +13,14 @@ import pytest
 
 from switchyard.cli.stack import processes
 from switchyard.cli.stack.full import environment
-from switchyard.cli.stack.redis import RedisServer
 from switchyard.schemas import RunTriggered, encode
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from tests.helpers import until
 from tests.integration.engine_support import new_run_id
+from tests.ports import launcher_redis
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _log_has(log: Path, text: bytes) -> bool:
@@ -37,13 +30,10 @@ def _log_has(log: Path, text: bytes) -> bool:
 async def test_sigterm_exits_within_the_grace_period_while_redis_is_down(
     topics: Settings, tmp_path: Path
 ) -> None:
-    port = _free_port()
-    settings = topics.model_copy(
-        update={"home": tmp_path, "redis_port": port, "redis_url": f"redis://127.0.0.1:{port}/0",
-                "shutdown_grace_s": 2.0, "engine_group": f"shutdown-{port}"}
-    )  # fmt: skip
-    redis = RedisServer(settings)
-    redis.wait_ready(redis.start())
+    settings, redis = launcher_redis(topics.model_copy(update={"home": tmp_path}))
+    settings = settings.model_copy(
+        update={"shutdown_grace_s": 2.0, "engine_group": f"shutdown-{settings.redis_port}"}
+    )
     ready, log = tmp_path / "engine.ready", tmp_path / "engine.log"
     with log.open("wb") as sink:
         engine = await asyncio.create_subprocess_exec(

@@ -12,7 +12,6 @@ import asyncio
 import itertools
 import os
 import signal
-import socket
 import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
@@ -24,7 +23,6 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from switchyard.cli.stack.full import environment
-from switchyard.cli.stack.redis import RedisServer
 from switchyard.engine.machine.effects import CancelTimer, Decision, SetTimer
 from switchyard.engine.machine.state import RunState
 from switchyard.engine.store import keys
@@ -39,6 +37,7 @@ from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
 from tests.helpers import until
 from tests.integration.engine_support import new_run_id
+from tests.ports import launcher_redis
 
 pytestmark = pytest.mark.integration
 
@@ -379,22 +378,11 @@ async def test_kill_9_of_the_timers_process_loses_no_timer(
         assert event.fired_at >= event.due_at
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 async def test_timers_due_while_redis_is_away_fire_once_it_is_back(
     timer_settings: Settings, tap: InboxTap, producer: EventProducer, tmp_path: Path
 ) -> None:
-    port = _free_port()
-    settings = timer_settings.model_copy(
-        update={"home": tmp_path, "redis_port": port, "redis_url": f"redis://127.0.0.1:{port}/0"}
-    )
-    server = RedisServer(settings)
-    server.wait_ready(server.start())
+    settings, server = launcher_redis(timer_settings.model_copy(update={"home": tmp_path}))
     client = aioredis.Redis.from_url(settings.redis_url)
     try:
         runs = {new_run_id() for _ in range(20)}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import re
 import signal
@@ -24,6 +25,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,7 @@ from switchyard.topics.reader import read_topic
 from switchyard.topics.registry import TopicRegistry
 from tests.helpers import private_redis_db, until
 from tests.integration.engine_support import Driver, define_two_kafka_steps, new_run_id
-from tests.observability.processes import free_port
+from tests.ports import free_port, on_free_ports_async, said_clash
 
 pytestmark = pytest.mark.integration
 
@@ -92,34 +94,54 @@ async def own(settings: Settings, session_tag: str) -> Settings:
     return found
 
 
+async def _engine_up(settings: Settings, home: Path, name: str) -> Engine:
+    """One engine, ready, with its ops endpoints on a port free a moment ago; one that
+    lost the port meanwhile fails as a port clash (``EADDRINUSE``), to start again."""
+    port, log, ready = free_port(), home / f"{name}.log", home / f"{name}.ready"
+    env = {**os.environ, **environment(settings), "SWITCHYARD_ENGINE_INSTANCE_ID": name,
+           "SWITCHYARD_ENGINE_OPS_PORT": str(port)}  # fmt: skip
+    with log.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "switchyard.cli.main", "engine",
+            "--ready-file", str(ready), env=env, stdout=sink, stderr=sink,
+        )  # fmt: skip
+    engine = Engine(name, port, process, log)
+
+    async def up() -> bool:
+        return os.path.exists(ready) or process.returncode is not None  # noqa: ASYNC240
+
+    try:
+        await until(up, within=60)
+        if process.returncode is not None and said_clash(engine.logs()):
+            raise OSError(errno.EADDRINUSE, f"{name} lost its ops port:\n{engine.logs()}")
+        assert process.returncode is None, f"{name}:\n{engine.logs()}"
+    except BaseException:
+        await _kill(engine)
+        raise
+    return engine
+
+
+async def _kill(engine: Engine) -> None:
+    if engine.process.returncode is None:
+        engine.process.kill()
+        await engine.process.wait()
+
+
 @contextlib.asynccontextmanager
 async def engines(settings: Settings, home: Path, names: list[str]) -> AsyncIterator[list[Engine]]:
-    started: list[Engine] = []
+    found = await asyncio.gather(
+        *(on_free_ports_async(partial(_engine_up, settings, home, n)) for n in names),
+        return_exceptions=True,
+    )
+    started = [engine for engine in found if isinstance(engine, Engine)]
     try:
-        for name in names:
-            port, log, ready = free_port(), home / f"{name}.log", home / f"{name}.ready"
-            env = {**os.environ, **environment(settings), "SWITCHYARD_ENGINE_INSTANCE_ID": name,
-                   "SWITCHYARD_ENGINE_OPS_PORT": str(port)}  # fmt: skip
-            with log.open("wb") as sink:
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "switchyard.cli.main", "engine",
-                    "--ready-file", str(ready), env=env, stdout=sink, stderr=sink,
-                )  # fmt: skip
-            started.append(Engine(name, port, process, log))
-        for engine, name in zip(started, names, strict=True):
-            ready = home / f"{name}.ready"
-
-            async def up(engine: Engine = engine, ready: Path = ready) -> bool:
-                return os.path.exists(ready) or engine.process.returncode is not None  # noqa: ASYNC240
-
-            await until(up, within=60)
-            assert engine.process.returncode is None, f"{engine.name}:\n{engine.logs()}"
+        for failed in found:
+            if isinstance(failed, BaseException):
+                raise failed
         yield started
     finally:
         for engine in started:
-            if engine.process.returncode is None:
-                engine.process.kill()
-                await engine.process.wait()
+            await _kill(engine)
 
 
 async def holdings(found: list[Engine]) -> list[set[int]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,12 +16,7 @@ from pathlib import Path
 from switchyard.cli.stack.full import environment
 from switchyard.schemas.settings import Settings
 from tests.helpers import until
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.ports import free_port, on_free_ports_async, said_clash
 
 
 @dataclass
@@ -51,16 +46,12 @@ async def _started(ready: Path, process: asyncio.subprocess.Process) -> bool:
     return os.path.exists(ready) or process.returncode is not None  # noqa: ASYNC240
 
 
-@contextlib.asynccontextmanager
-async def launched(
-    settings: Settings,
-    names: Sequence[str],
-    home: Path,
-    extra_env: Mapping[str, str] | None = None,
-) -> AsyncIterator[Launched]:
-    """Start ``switchyard <name> --ready-file …`` for each name, wait until each is ready,
-    and kill them all on the way out (the test reads their logs on failure)."""
-    settings = with_ops_ports(settings.model_copy(update={"home": home}))
+async def _start(
+    settings: Settings, names: Sequence[str], home: Path, extra_env: Mapping[str, str] | None
+) -> Launched:
+    """One attempt on new ports; a process that exits first is a failure, raised as a
+    port clash (``EADDRINUSE``) when its log says its port was taken meanwhile."""
+    settings = with_ops_ports(settings)
     env = {**os.environ, **environment(settings), **(extra_env or {})}
     found = Launched(settings)
     try:
@@ -76,15 +67,40 @@ async def launched(
         for name, process in found.processes.items():
             ready = home / f"{name}.ready"
             await until(partial(_started, ready, process), within=90)
+            if process.returncode is not None and said_clash(found.log(name)):
+                raise OSError(errno.EADDRINUSE, f"{name} lost its port:\n{found.log(name)}")
             assert process.returncode is None, f"{name} exited:\n{found.log(name)}"
+    except BaseException:
+        await _stop(found)
+        raise
+    return found
+
+
+async def _stop(found: Launched) -> None:
+    for process in found.processes.values():
+        if process.returncode is None:
+            process.terminate()
+    for process in found.processes.values():
+        try:
+            await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def launched(
+    settings: Settings,
+    names: Sequence[str],
+    home: Path,
+    extra_env: Mapping[str, str] | None = None,
+) -> AsyncIterator[Launched]:
+    """Start ``switchyard <name> --ready-file …`` for each name, wait until each is ready,
+    and kill them all on the way out (the test reads their logs on failure). Their ports
+    are chosen by the OS a moment before; a start that lost one is tried again on others."""
+    settings = settings.model_copy(update={"home": home})
+    found = await on_free_ports_async(partial(_start, settings, names, home, extra_env))
+    try:
         yield found
     finally:
-        for process in found.processes.values():
-            if process.returncode is None:
-                process.terminate()
-        for process in found.processes.values():
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await _stop(found)

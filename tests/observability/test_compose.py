@@ -14,7 +14,7 @@ from switchyard.cli.stack.full import SERVICE_NAMES
 from switchyard.schemas.settings import Settings
 from switchyard.topics.telemetry.ops import Check, OpsServer
 from tests.conftest import REPO
-from tests.observability.processes import free_port
+from tests.ports import on_a_free_port
 
 
 def _default_port(name: str) -> int:
@@ -96,9 +96,11 @@ async def test_the_healthcheck_command_passes_only_while_readyz_does() -> None:
     async def toggled() -> Check:
         return Check.passed() if ready else Check.failed("redis away")
 
-    port = free_port()
-    code = _probe("engine").replace("127.0.0.1:9101", f"127.0.0.1:{port}")
-    async with OpsServer("127.0.0.1", port, {"redis": toggled}):
+    def ops(port: int) -> OpsServer:
+        return OpsServer("127.0.0.1", port, {"redis": toggled})
+
+    async with on_a_free_port(ops) as (port, _):
+        code = _probe("engine").replace("127.0.0.1:9101", f"127.0.0.1:{port}")
         assert await _exit_code(code) == 0
         ready = False
         assert await _exit_code(code) == 1

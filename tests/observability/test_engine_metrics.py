@@ -56,7 +56,8 @@ from switchyard.topics.registry import TopicRegistry
 from switchyard.topics.telemetry import metrics as telemetry
 from tests.helpers import LocalHandler, private_redis_db, serving, until
 from tests.integration.engine_support import make_processor, new_run_id
-from tests.observability.processes import Launched, free_port, launched
+from tests.observability.processes import Launched, launched
+from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 

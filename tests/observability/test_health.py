@@ -5,12 +5,11 @@ Prometheus' text format, and a taken ops port fails start-up naming its setting.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,10 @@ from switchyard.schemas.settings import Settings
 from switchyard.topics.registry import TopicRegistry
 from switchyard.topics.telemetry.checks import member_finding
 from switchyard.topics.telemetry.ops import Check
-from tests.helpers import accepts, private_redis_db, until
-from tests.observability.processes import Launched, free_port, launched
+from tests.helpers import private_redis_db, until
+from tests.observability.processes import Launched, launched
 from tests.observability.test_dashboard import dashboard_series, series_of_exposition
+from tests.ports import redis_server
 
 pytestmark = pytest.mark.integration
 
@@ -132,24 +132,6 @@ class Listed:
         raise NotImplementedError
 
 
-@contextlib.asynccontextmanager
-async def private_redis(home: Path) -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
-    """A redis-server of this test's own (the shared one must not be paused)."""
-    port = free_port()
-    server = await asyncio.create_subprocess_exec(
-        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-        "--appendonly", "no", "--dir", str(home),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        await until(lambda: accepts(port), within=30)
-        yield port, server
-    finally:
-        if server.returncode is None:
-            server.kill()
-            await server.wait()
-
-
 def refused(found: tuple[int, dict[str, Any]]) -> bool:
     status, body = found
     return status == 503 and "Error 111" in body["checks"]["redis"]["detail"]
@@ -158,15 +140,16 @@ def refused(found: tuple[int, dict[str, Any]]) -> bool:
 async def test_readiness_fails_naming_redis_when_redis_goes_away(
     topics: Settings, tmp_path: Path
 ) -> None:
-    async with private_redis(tmp_path) as (port, redis_server):
+    # A redis-server of this test's own (the shared one must not be paused).
+    with redis_server(tmp_path) as (port, server):
         on_private = topics.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"})
         async with launched(on_private, ["timers"], tmp_path) as stack:
             url = stack.ops_url("timers")
             _, body = await until(readiness_of(url), lambda found: found[0] == 200, within=60)
             assert body["checks"]["redis"] == {"ok": True, "detail": "PING answered"}
 
-            redis_server.kill()
-            await redis_server.wait()
+            server.kill()
+            await asyncio.to_thread(server.wait)
 
             # The first PING may find its connection closed; the next ones are refused.
             _, body = await until(readiness_of(url), refused, within=60)

@@ -28,7 +28,7 @@ from tests.bridge.support import integration_workflow, new_installation
 from tests.consumers import stack
 from tests.helpers import LocalHandler, serving, until
 from tests.integration.engine_support import consume, new_run_id
-from tests.observability.processes import free_port
+from tests.ports import on_a_free_port
 
 pytestmark = pytest.mark.integration
 
@@ -91,11 +91,13 @@ async def test_kafka_worker_metrics_on_its_opt_in_endpoint(
     for run_id, fail in runs.items():
         await producer.send_and_wait(registry.node_run_requests.name, run_id,
                                      _request(run_id, node, workflow, fail))  # fmt: skip
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    worker = KafkaWorker(topics, _handle, node_identifiers=[node], workflows=[workflow],
-                         ops_port=port)  # fmt: skip
-    async with worker:
+
+    def on(port: int) -> KafkaWorker[Any]:
+        return KafkaWorker(topics, _handle, node_identifiers=[node], workflows=[workflow],
+                           ops_port=port)  # fmt: skip
+
+    async with on_a_free_port(on) as (port, worker):
+        url = f"http://127.0.0.1:{port}"
         keys = {run_id.encode() for run_id in runs}
         updates = await consume(topics, registry.inbox.name, 2, lambda r: r.key in keys)
         results = {orjson.loads(u.value)["result"] for u in updates}
@@ -130,10 +132,13 @@ async def test_claim_worker_metrics_and_the_bridges_claims(
             raise KeyError("the handler failed on purpose")
         return {"ok": True}
 
-    name, port = f"claims-{uuid.uuid4().hex[:8]}", free_port()
-    worker = ClaimWorker(client, installation, handle, metrics_name=name, ops_port=port,
-                         min_backoff=0.05, max_backoff=0.2)  # fmt: skip
-    async with worker:
+    name = f"claims-{uuid.uuid4().hex[:8]}"
+
+    def on(port: int) -> ClaimWorker:
+        return ClaimWorker(client, installation, handle, metrics_name=name, ops_port=port,
+                           min_backoff=0.05, max_backoff=0.2)  # fmt: skip
+
+    async with on_a_free_port(on) as (port, worker):
 
         async def done() -> int:
             return worker.completed

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
 
@@ -126,11 +127,16 @@ class OpsServer:
             log_config=None,  # its records go through the process's handler (JSON or text)
             access_log=False,
         )  # fmt: skip
+        # Bound here, not by uvicorn: a taken port then raises OSError (EADDRINUSE) to
+        # the caller, where uvicorn would sys.exit() inside its task.
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        listener = socket.create_server((self.host, self.port), family=family)
         self._server = _Server(config)
-        self._task = asyncio.create_task(self._server.serve())
+        self._task = asyncio.create_task(self._server.serve(sockets=[listener]))
         while not self._server.started:
             if self._task.done():
-                await self._task  # raises what made it fail (port taken: OSError)
+                listener.close()
+                await self._task
                 raise OSError(f"ops endpoints did not start on {self.host}:{self.port}")
             await asyncio.sleep(0.01)
 
