@@ -32,6 +32,8 @@ from typing import TypeVar
 
 import redis
 import uvicorn
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from starlette.types import ASGIApp
 
 from switchyard.cli.stack.redis import RedisServer
@@ -176,7 +178,9 @@ async def serving_app(app: ASGIApp) -> AsyncIterator[str]:
 
 
 def _ours_answers(port: int, pid: int) -> bool:
-    client = redis.Redis(port=port, socket_timeout=1.0, socket_connect_timeout=1.0)
+    # One try per call: the caller polls, and watches the process between polls.
+    client = redis.Redis(port=port, socket_timeout=1.0, socket_connect_timeout=1.0,
+                         retry=Retry(NoBackoff(), 0))  # fmt: skip
     try:
         return int(client.info("server")["process_id"]) == pid
     except (redis.RedisError, OSError, KeyError):
