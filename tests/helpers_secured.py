@@ -25,15 +25,10 @@ from switchyard.cli.stack.kafka import KafkaBroker
 from switchyard.cli.stack.secure import StackSecrets
 from switchyard.cli.stack.tls import Certificates
 from switchyard.schemas.settings import Settings
+from tests.ports import free_port, on_free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 _START_WITHIN_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _tls_answers(port: int, ca: Path) -> bool:
@@ -107,16 +102,27 @@ class SecuredKafka:
 def secured_kafka(certs: Certificates, user: str, password: str) -> Iterator[SecuredKafka]:
     """A single KRaft broker of ``stack up --secure``'s kind (a SASL_SSL client listener
     with a SCRAM-SHA-512 user, TLS to its controller) on a free port."""
-    with tempfile.TemporaryDirectory(prefix="sy-sasl-kafka-") as home:
-        settings = Settings(
-            home=Path(home), cache_home=REPO / ".switchyard" / "cache",
-            kafka_port=free_port(), kafka_controller_port=free_port(), kafka_heap="256m",
-        )  # fmt: skip
-        secrets = StackSecrets(certs, user, password, redis_password="unused")
-        broker = KafkaBroker(settings, secrets=secrets)
-        pid = broker.start()
+    secrets = StackSecrets(certs, user, password, redis_password="unused")
+    with tempfile.TemporaryDirectory(prefix="sy-sasl-kafka-") as root:
+
+        def start() -> tuple[Settings, KafkaBroker]:
+            # A home per attempt: a broker's data is formatted with its ports.
+            port = free_port()
+            settings = Settings(
+                home=Path(root) / str(port), cache_home=REPO / ".switchyard" / "cache",
+                kafka_port=port, kafka_controller_port=free_port(), kafka_heap="256m",
+            )  # fmt: skip
+            broker = KafkaBroker(settings, secrets=secrets)
+            pid = broker.start()
+            try:
+                broker.wait_ready(pid)
+            except BaseException:
+                broker.stop()
+                raise
+            return settings, broker
+
+        settings, broker = on_free_ports(start)
         try:
-            broker.wait_ready(pid)
             yield SecuredKafka(f"127.0.0.1:{settings.kafka_port}", user, password)
         finally:
             broker.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -15,45 +14,63 @@ from switchyard.cli.stack.redis import RedisServer
 from switchyard.schemas.settings import Settings
 from switchyard.topics.registry import TopicRegistry
 from tests.conftest import REPO
+from tests.ports import free_port, on_free_ports
 
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def own_settings(tmp_path: Path) -> Settings:
+def _settings(home: Path) -> Settings:
     return Settings(
-        home=tmp_path / "stack",
+        home=home,
         cache_home=REPO / ".switchyard" / "cache",
-        kafka_port=_free_port(),
-        kafka_controller_port=_free_port(),
-        redis_port=_free_port(),
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        redis_port=free_port(),
         kafka_heap="256m",
     )
 
 
+@pytest.fixture
+def own_settings(tmp_path: Path) -> Settings:
+    # Never started here: these tests bind none of its ports.
+    return _settings(tmp_path / "stack")
+
+
+def _up_on_free_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Settings:
+    """``switchyard stack up --infra-only`` on ports free a moment ago, again on others
+    (in a fresh home: the broker's is formatted with its ports) while a port is taken
+    before Kafka or Redis binds it."""
+
+    def up() -> Settings:
+        settings = _settings(tmp_path / f"stack-{free_port()}")
+        for name, value in {
+            "SWITCHYARD_HOME": str(settings.home),
+            "SWITCHYARD_CACHE_HOME": str(settings.cache_dir),
+            "SWITCHYARD_KAFKA_PORT": str(settings.kafka_port),
+            "SWITCHYARD_KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
+            "SWITCHYARD_REDIS_PORT": str(settings.redis_port),
+            "SWITCHYARD_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{settings.kafka_port}",
+            "SWITCHYARD_TOPIC_PREFIX": "launcher-test.",
+            "SWITCHYARD_KAFKA_HEAP": "256m",
+        }.items():
+            monkeypatch.setenv(name, value)
+        if main(["stack", "up", "--infra-only"]) != 0:
+            said = capsys.readouterr().err
+            main(["stack", "down"])
+            raise RuntimeError(f"stack up failed: {said}")
+        return settings
+
+    return on_free_ports(up)
+
+
 def test_up_status_down_cycle_and_up_is_idempotent(
-    own_settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in {
-        "SWITCHYARD_HOME": str(own_settings.home),
-        "SWITCHYARD_CACHE_HOME": str(own_settings.cache_dir),
-        "SWITCHYARD_KAFKA_PORT": str(own_settings.kafka_port),
-        "SWITCHYARD_KAFKA_CONTROLLER_PORT": str(own_settings.kafka_controller_port),
-        "SWITCHYARD_REDIS_PORT": str(own_settings.redis_port),
-        "SWITCHYARD_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{own_settings.kafka_port}",
-        "SWITCHYARD_TOPIC_PREFIX": "launcher-test.",
-        "SWITCHYARD_KAFKA_HEAP": "256m",
-    }.items():
-        monkeypatch.setenv(name, value)
+    own_settings = _up_on_free_ports(tmp_path, monkeypatch, capsys)
     stack = Stack(own_settings)
     try:
-        assert main(["stack", "up", "--infra-only"]) == 0
         first = {s.name: s.pid for s in stack.status()}
         assert all(first.values()), first
         out = capsys.readouterr().out

@@ -4,7 +4,6 @@ static member id and ops port (on the single-node stack, on ports of its own).""
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from pathlib import Path
 
@@ -19,14 +18,9 @@ from switchyard.cli.stack.services import PythonService
 from switchyard.schemas.settings import Settings
 from tests.conftest import REPO
 from tests.helpers import until
+from tests.ports import free_port, free_ports, on_free_ports
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _environ(pid: int) -> dict[str, str]:
@@ -51,32 +45,44 @@ async def _member_ids(bootstrap: str, group: str) -> list[str]:
 def test_engines_2_runs_two_engines_with_distinct_instance_ids_and_ops_ports(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    kafka_port, engine_ops = _free_port(), _free_port()
-    env = {
-        "SWITCHYARD_HOME": str(tmp_path / "stack"),
-        "SWITCHYARD_CACHE_HOME": str(REPO / ".switchyard" / "cache"),
-        "SWITCHYARD_KAFKA_PORT": str(kafka_port),
-        "SWITCHYARD_KAFKA_CONTROLLER_PORT": str(_free_port()),
-        "SWITCHYARD_REDIS_PORT": str(_free_port()),
-        "SWITCHYARD_KAFKA_HEAP": "256m",
-        "SWITCHYARD_TOPIC_PREFIX": f"engines-{uuid.uuid4().hex[:6]}.",
-        "SWITCHYARD_BRIDGE_PORT": str(_free_port()),
-        "SWITCHYARD_ENGINE_OPS_PORT": str(engine_ops),
-        # The other services' ops endpoints are not what this test is about: not served,
-        # so they cannot collide with another stack on this machine.
-        **{
-            f"SWITCHYARD_{n}_OPS_PORT": "0" for n in ("EXECUTOR", "TIMERS", "SCHEDULER", "TRIGGERS")
-        },
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    prefix = f"engines-{uuid.uuid4().hex[:6]}."
+
+    def up() -> tuple[int, int]:
+        # Engine i serves its ops endpoints on the engine ops port + 10·(i-1).
+        kafka_port, engine_ops = free_port(), free_ports(2, apart=10)
+        env = {
+            # A home per attempt: a broker's data is formatted with its ports.
+            "SWITCHYARD_HOME": str(tmp_path / f"stack-{kafka_port}"),
+            "SWITCHYARD_CACHE_HOME": str(REPO / ".switchyard" / "cache"),
+            "SWITCHYARD_KAFKA_PORT": str(kafka_port),
+            "SWITCHYARD_KAFKA_CONTROLLER_PORT": str(free_port()),
+            "SWITCHYARD_REDIS_PORT": str(free_port()),
+            "SWITCHYARD_KAFKA_HEAP": "256m",
+            "SWITCHYARD_TOPIC_PREFIX": prefix,
+            "SWITCHYARD_BRIDGE_PORT": str(free_port()),
+            "SWITCHYARD_ENGINE_OPS_PORT": str(engine_ops),
+            # The other services' ops endpoints are not what this test is about: not
+            # served, so they cannot collide with another stack on this machine.
+            **{
+                f"SWITCHYARD_{n}_OPS_PORT": "0"
+                for n in ("EXECUTOR", "TIMERS", "SCHEDULER", "TRIGGERS")
+            },
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        if main(["stack", "up", "--engines", "2"]) != 0:
+            said = capsys.readouterr().err
+            main(["stack", "down"])
+            raise RuntimeError(f"stack up failed: {said}")
+        return kafka_port, engine_ops
+
+    kafka_port, engine_ops = on_free_ports(up)
     settings = Settings()
+    pids: dict[str, int] = {}
     try:
-        assert main(["stack", "up", "--engines", "2"]) == 0
         capsys.readouterr()
         assert main(["stack", "status"]) == 0
         out = capsys.readouterr().out
-        pids = {}
         for name, port in (("engine-1", engine_ops), ("engine-2", engine_ops + 10)):
             [line] = [line for line in out.splitlines() if line.startswith(f"{name} ")]
             assert f"http://127.0.0.1:{port}/metrics" in line

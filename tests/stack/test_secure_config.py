@@ -21,7 +21,7 @@ from switchyard.cli.stack.secure import redis_cluster_options, redis_options, st
 from switchyard.schemas.settings import Settings
 from switchyard.topics.connection import kafka_options
 from tests.conftest import REPO
-from tests.helpers_secured import free_port
+from tests.ports import free_port
 
 SECURE = StackProfile(cluster=True, secure=True)
 
