@@ -20,7 +20,7 @@ import errno
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import (
     AbstractAsyncContextManager,
     AsyncExitStack,
@@ -30,12 +30,14 @@ from contextlib import (
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
 import redis
 import uvicorn
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from starlette.types import ASGIApp
 
+from switchyard.cli.main import main
 from switchyard.cli.stack.redis import RedisServer
 from switchyard.schemas.settings import Settings
 
@@ -252,3 +254,28 @@ def launcher_redis(base: Settings) -> tuple[Settings, RedisServer]:
         return settings, server
 
     return on_free_ports(start)
+
+
+def stack_up_on_free_ports(
+    argv: Sequence[str],
+    environment: Callable[[], Mapping[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Mapping[str, str]:
+    """``switchyard <argv>`` (a ``stack up``) run in this process with the variables
+    ``environment()`` gives set (it picks the ports, and a fresh home when Kafka's are
+    among them: a broker's data is formatted with its ports), and again with new ones,
+    after a ``stack down``, while a start fails on a port taken meanwhile. The
+    variables it ran with."""
+
+    def up() -> Mapping[str, str]:
+        found = environment()
+        for name, value in found.items():
+            monkeypatch.setenv(name, value)
+        if main(list(argv)) != 0:
+            said = capsys.readouterr().err
+            main(["stack", "down"])
+            raise RuntimeError(f"switchyard {' '.join(argv)} failed: {said}")
+        return found
+
+    return on_free_ports(up)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,37 +11,38 @@ import pytest
 from switchyard.cli.main import main
 from switchyard.cli.stack import processes
 from tests.conftest import REPO
+from tests.ports import free_port, stack_up_on_free_ports
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_stack_up_runs_the_demo_and_down_stops_every_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    home = tmp_path / "stack"
-    for name, value in {
-        "SWITCHYARD_HOME": str(home),
-        "SWITCHYARD_CACHE_HOME": str(REPO / ".switchyard" / "cache"),
-        "SWITCHYARD_KAFKA_PORT": str(_free_port()),
-        "SWITCHYARD_KAFKA_CONTROLLER_PORT": str(_free_port()),
-        "SWITCHYARD_REDIS_PORT": str(_free_port()),
-        "SWITCHYARD_BRIDGE_PORT": str(_free_port()),
-        **{
-            f"SWITCHYARD_{n.upper()}_OPS_PORT": str(_free_port())
-            for n in ("engine", "executor", "timers", "scheduler", "triggers")
-        },
-        "SWITCHYARD_KAFKA_HEAP": "256m",
-        "SWITCHYARD_TEMPLATE_WORKERS": "1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    tried: list[Path] = []
+
+    def environment() -> dict[str, str]:
+        # A home per attempt: a broker's data is formatted with its ports.
+        tried.append(tmp_path / f"stack-{len(tried)}")
+        return {
+            "SWITCHYARD_HOME": str(tried[-1]),
+            "SWITCHYARD_CACHE_HOME": str(REPO / ".switchyard" / "cache"),
+            "SWITCHYARD_KAFKA_PORT": str(free_port()),
+            "SWITCHYARD_KAFKA_CONTROLLER_PORT": str(free_port()),
+            "SWITCHYARD_REDIS_PORT": str(free_port()),
+            "SWITCHYARD_BRIDGE_PORT": str(free_port()),
+            **{
+                f"SWITCHYARD_{n.upper()}_OPS_PORT": str(free_port())
+                for n in ("engine", "executor", "timers", "scheduler", "triggers")
+            },
+            "SWITCHYARD_KAFKA_HEAP": "256m",
+            "SWITCHYARD_TEMPLATE_WORKERS": "1",
+        }
+
+    stack_up_on_free_ports(["stack", "up"], environment, monkeypatch, capsys)
+    home = tried[-1]
+    pids: list[int] = []
     try:
-        assert main(["stack", "up"]) == 0
         out = capsys.readouterr().out
         for service in ("engine", "executor", "timers", "scheduler", "triggers", "bridge"):
             assert f"{service}: ready on" in out

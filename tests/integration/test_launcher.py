@@ -14,7 +14,7 @@ from switchyard.cli.stack.redis import RedisServer
 from switchyard.schemas.settings import Settings
 from switchyard.topics.registry import TopicRegistry
 from tests.conftest import REPO
-from tests.ports import free_port, on_free_ports
+from tests.ports import free_port, stack_up_on_free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -39,13 +39,14 @@ def own_settings(tmp_path: Path) -> Settings:
 def _up_on_free_ports(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Settings:
-    """``switchyard stack up --infra-only`` on ports free a moment ago, again on others
-    (in a fresh home: the broker's is formatted with its ports) while a port is taken
-    before Kafka or Redis binds it."""
+    """``switchyard stack up --infra-only`` on ports free a moment ago (again on others
+    while one is taken before Kafka or Redis binds it): the settings it ran with."""
+    tried: list[Settings] = []
 
-    def up() -> Settings:
-        settings = _settings(tmp_path / f"stack-{free_port()}")
-        for name, value in {
+    def environment() -> dict[str, str]:
+        tried.append(_settings(tmp_path / f"stack-{len(tried)}"))
+        settings = tried[-1]
+        return {
             "SWITCHYARD_HOME": str(settings.home),
             "SWITCHYARD_CACHE_HOME": str(settings.cache_dir),
             "SWITCHYARD_KAFKA_PORT": str(settings.kafka_port),
@@ -54,15 +55,10 @@ def _up_on_free_ports(
             "SWITCHYARD_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{settings.kafka_port}",
             "SWITCHYARD_TOPIC_PREFIX": "launcher-test.",
             "SWITCHYARD_KAFKA_HEAP": "256m",
-        }.items():
-            monkeypatch.setenv(name, value)
-        if main(["stack", "up", "--infra-only"]) != 0:
-            said = capsys.readouterr().err
-            main(["stack", "down"])
-            raise RuntimeError(f"stack up failed: {said}")
-        return settings
+        }
 
-    return on_free_ports(up)
+    stack_up_on_free_ports(["stack", "up", "--infra-only"], environment, monkeypatch, capsys)
+    return tried[-1]
 
 
 def test_up_status_down_cycle_and_up_is_idempotent(

@@ -18,7 +18,7 @@ from switchyard.cli.stack.services import PythonService
 from switchyard.schemas.settings import Settings
 from tests.conftest import REPO
 from tests.helpers import until
-from tests.ports import free_port, free_ports, on_free_ports
+from tests.ports import free_port, free_ports, stack_up_on_free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -47,10 +47,9 @@ def test_engines_2_runs_two_engines_with_distinct_instance_ids_and_ops_ports(
 ) -> None:
     prefix = f"engines-{uuid.uuid4().hex[:6]}."
 
-    def up() -> tuple[int, int]:
-        # Engine i serves its ops endpoints on the engine ops port + 10·(i-1).
-        kafka_port, engine_ops = free_port(), free_ports(2, apart=10)
-        env = {
+    def environment() -> dict[str, str]:
+        kafka_port = free_port()
+        return {
             # A home per attempt: a broker's data is formatted with its ports.
             "SWITCHYARD_HOME": str(tmp_path / f"stack-{kafka_port}"),
             "SWITCHYARD_CACHE_HOME": str(REPO / ".switchyard" / "cache"),
@@ -60,7 +59,8 @@ def test_engines_2_runs_two_engines_with_distinct_instance_ids_and_ops_ports(
             "SWITCHYARD_KAFKA_HEAP": "256m",
             "SWITCHYARD_TOPIC_PREFIX": prefix,
             "SWITCHYARD_BRIDGE_PORT": str(free_port()),
-            "SWITCHYARD_ENGINE_OPS_PORT": str(engine_ops),
+            # Engine i serves its ops endpoints on the engine ops port + 10·(i-1).
+            "SWITCHYARD_ENGINE_OPS_PORT": str(free_ports(2, apart=10)),
             # The other services' ops endpoints are not what this test is about: not
             # served, so they cannot collide with another stack on this machine.
             **{
@@ -68,15 +68,10 @@ def test_engines_2_runs_two_engines_with_distinct_instance_ids_and_ops_ports(
                 for n in ("EXECUTOR", "TIMERS", "SCHEDULER", "TRIGGERS")
             },
         }
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        if main(["stack", "up", "--engines", "2"]) != 0:
-            said = capsys.readouterr().err
-            main(["stack", "down"])
-            raise RuntimeError(f"stack up failed: {said}")
-        return kafka_port, engine_ops
 
-    kafka_port, engine_ops = on_free_ports(up)
+    argv = ["stack", "up", "--engines", "2"]
+    env = stack_up_on_free_ports(argv, environment, monkeypatch, capsys)
+    kafka_port, engine_ops = (int(env[f"SWITCHYARD_{n}_PORT"]) for n in ("KAFKA", "ENGINE_OPS"))
     settings = Settings()
     pids: dict[str, int] = {}
     try:
