@@ -21,11 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from switchyard.cli.stack.kafka import KafkaBroker
 from switchyard.cli.stack.secure import StackSecrets
 from switchyard.cli.stack.tls import Certificates
 from switchyard.schemas.settings import Settings
-from tests.ports import free_port, on_free_ports
+from tests.ports import free_port, launcher_broker
 
 REPO = Path(__file__).resolve().parent.parent
 _START_WITHIN_S = 30.0
@@ -104,24 +103,9 @@ def secured_kafka(certs: Certificates, user: str, password: str) -> Iterator[Sec
     with a SCRAM-SHA-512 user, TLS to its controller) on a free port."""
     secrets = StackSecrets(certs, user, password, redis_password="unused")
     with tempfile.TemporaryDirectory(prefix="sy-sasl-kafka-") as root:
-
-        def start() -> tuple[Settings, KafkaBroker]:
-            # A home per attempt: a broker's data is formatted with its ports.
-            port = free_port()
-            settings = Settings(
-                home=Path(root) / str(port), cache_home=REPO / ".switchyard" / "cache",
-                kafka_port=port, kafka_controller_port=free_port(), kafka_heap="256m",
-            )  # fmt: skip
-            broker = KafkaBroker(settings, secrets=secrets)
-            pid = broker.start()
-            try:
-                broker.wait_ready(pid)
-            except BaseException:
-                broker.stop()
-                raise
-            return settings, broker
-
-        settings, broker = on_free_ports(start)
+        base = Settings(home=Path(root), cache_home=REPO / ".switchyard" / "cache",
+                        kafka_heap="256m")  # fmt: skip
+        settings, broker = launcher_broker(base, secrets)
         try:
             yield SecuredKafka(f"127.0.0.1:{settings.kafka_port}", user, password)
         finally:

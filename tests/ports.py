@@ -38,7 +38,9 @@ from redis.retry import Retry
 from starlette.types import ASGIApp
 
 from switchyard.cli.main import main
+from switchyard.cli.stack.kafka import KafkaBroker
 from switchyard.cli.stack.redis import RedisServer
+from switchyard.cli.stack.secure import StackSecrets
 from switchyard.schemas.settings import Settings
 
 T = TypeVar("T")
@@ -279,3 +281,29 @@ def stack_up_on_free_ports(
         return found
 
     return on_free_ports(up)
+
+
+def launcher_broker(
+    base: Settings, secrets: StackSecrets | None = None
+) -> tuple[Settings, KafkaBroker]:
+    """The stack launcher's Kafka broker started, ready, on ports free a moment ago (in
+    a home of its own under ``base.home`` per attempt: a broker's data is formatted with
+    its ports): ``base`` with those ports and home, and the broker, for the test to stop."""
+
+    def start() -> tuple[Settings, KafkaBroker]:
+        port, controller = free_port(), free_port()
+        settings = base.model_copy(update={
+            "home": base.home / f"kafka-{port}", "kafka_port": port,
+            "kafka_controller_port": controller,
+            "kafka_bootstrap_servers": f"127.0.0.1:{port}",
+        })  # fmt: skip
+        broker = KafkaBroker(settings, secrets=secrets)
+        pid = broker.start()
+        try:
+            broker.wait_ready(pid)
+        except BaseException:
+            broker.stop()
+            raise
+        return settings, broker
+
+    return on_free_ports(start)

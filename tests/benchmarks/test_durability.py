@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,36 +16,14 @@ import redis
 import yaml
 
 from benchmarks.durability import broker_flush
-from switchyard.cli.stack.kafka import KafkaBroker
-from switchyard.cli.stack.redis import RedisServer
 from switchyard.schemas.settings import Settings
 from tests.conftest import REPO
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _free_pair() -> int:
-    """A port whose successor is free too (the broker's controller listener)."""
-    while True:
-        port = _free_port()
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
+from tests.ports import launcher_broker, launcher_redis
 
 
 def _settings(home: Path, durability: str) -> Settings:
-    kafka = _free_pair()
-    return Settings.model_validate({
-        "home": home, "cache_home": REPO / ".switchyard" / "cache", "durability": durability,
-        "kafka_port": kafka, "kafka_controller_port": kafka + 1, "redis_port": _free_port(),
-    })  # fmt: skip
+    # Ports and URLs are chosen at start (tests/ports.py).
+    return Settings(home=home, cache_home=REPO / ".switchyard" / "cache", durability=durability)
 
 
 def test_an_unknown_profile_is_refused_naming_the_setting() -> None:
@@ -58,8 +35,7 @@ def test_an_unknown_profile_is_refused_naming_the_setting() -> None:
 
 @pytest.fixture
 def launched_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[redis.Redis]:
-    server = RedisServer(_settings(tmp_path, request.param))
-    server.wait_ready(server.start())
+    _, server = launcher_redis(_settings(tmp_path, request.param))
     client = redis.Redis.from_url(server.url)
     try:
         yield client
@@ -87,9 +63,8 @@ def test_the_launched_redis_fsyncs_as_the_profile_says(
 def test_the_launched_broker_flushes_every_message_under_the_durable_profile(
     tmp_path: Path,
 ) -> None:
-    broker = KafkaBroker(_settings(tmp_path, "durable"))
+    _, broker = launcher_broker(_settings(tmp_path, "durable"))
     try:
-        broker.wait_ready(broker.start())
         flush = asyncio.run(broker_flush(broker.address))
     finally:
         broker.stop()

@@ -12,7 +12,6 @@ import contextlib
 import io
 import json
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from switchyard.cli.stack.profile import StackProfile
 from switchyard.schemas.settings import Settings
 from switchyard.topics.connection import kafka_options
 from tests.conftest import REPO
+from tests.ports import free_port, on_free_ports
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,12 +39,6 @@ KAFKA_PORT = 30092  # brokers on 30092..30094
 CONTROLLER_PORT = 30192  # controllers on 30202..30204
 REDIS_PORT = 30479  # nodes on 30479..30484, their bus on 31479..31484
 SERVICES = ("engine", "executor", "timers", "scheduler", "triggers")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _ports() -> list[int]:
@@ -71,8 +65,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredStack]:
         "SWITCHYARD_KAFKA_PORT": str(KAFKA_PORT),
         "SWITCHYARD_KAFKA_CONTROLLER_PORT": str(CONTROLLER_PORT),
         "SWITCHYARD_REDIS_PORT": str(REDIS_PORT),
-        "SWITCHYARD_BRIDGE_PORT": str(_free_port()),
-        **{f"SWITCHYARD_{n.upper()}_OPS_PORT": str(_free_port()) for n in SERVICES},
         "SWITCHYARD_TOPIC_PREFIX": f"secure-{uuid.uuid4().hex[:6]}.",
         "SWITCHYARD_TEMPLATE_WORKERS": "1",
     }
@@ -81,13 +73,26 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredStack]:
             patch.setenv(name, value)
         # Not from the test session's environment: the stack's own.
         patch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
-        printed = io.StringIO()  # module fixtures get no capsys
-        try:
-            with contextlib.redirect_stdout(printed):
-                assert main(["stack", "up", "--cluster", "--secure"]) == 0
+
+        def up() -> str:
+            # The services' ports, free a moment ago: again on others if one was taken
+            # before its process bound it (the fixed ports above are checked free).
+            patch.setenv("SWITCHYARD_BRIDGE_PORT", str(free_port()))
+            for n in SERVICES:
+                patch.setenv(f"SWITCHYARD_{n.upper()}_OPS_PORT", str(free_port()))
+            printed, said = io.StringIO(), io.StringIO()  # module fixtures get no capsys
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(said):
+                code = main(["stack", "up", "--cluster", "--secure"])
             print(printed.getvalue())
+            if code != 0:
+                main(["stack", "down"])
+                raise RuntimeError(f"stack up failed: {said.getvalue()}")
+            return printed.getvalue()
+
+        try:
+            output = on_free_ports(up)
             local = local_settings(Settings(), StackProfile(cluster=True, secure=True))
-            yield SecuredStack(local, home, printed.getvalue())
+            yield SecuredStack(local, home, output)
         finally:
             main(["stack", "down"])
 
