@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import stat
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 
 from switchyard.cli import exits
 from tests.cli.conftest import Cli, Served
+from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -53,12 +53,6 @@ nodes:
 connections:
   - {{sourceIdentifier: trigger, targetIdentifier: deploy}}
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_login_checks_and_saves_a_private_profile_that_later_commands_use(
@@ -105,7 +99,7 @@ async def test_without_credentials_or_api_the_exit_code_says_which(
     assert none.err.startswith("switchyard: --client-id/--client-secret: no credentials")
 
     down = await cli("runs", "list", "--client-secret", "x",
-                     "--api-url", f"http://127.0.0.1:{_free_port()}")  # fmt: skip
+                     "--api-url", f"http://127.0.0.1:{free_port()}")  # fmt: skip
     assert down.code == exits.UNREACHABLE
     assert "unreachable" in down.err
     assert down.err.count("\n") == 1

@@ -16,11 +16,9 @@ INTEGRATION_ACTION node runs of real runs, and the runs end SUCCESS.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
@@ -31,7 +29,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
 from switchyard.bridge.app import create_app
@@ -43,6 +40,7 @@ from switchyard.schemas.settings import Settings
 from switchyard.topics.admin import ensure_topics
 from tests.conftest import REPO
 from tests.helpers import until
+from tests.ports import free_port, serving_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -51,12 +49,6 @@ OCEAN_REQUIREMENT = "port-ocean>=0.56,<0.57"
 APP = Path(__file__).parent / "ocean_app"
 CLIENT_ID, CLIENT_SECRET = "ocean-machine", "ocean-machine-secret"
 TOKEN_SECRET = "ocean-test-token-secret-0123456789"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _works(python: Path) -> bool:
@@ -106,16 +98,11 @@ async def ocean_settings(settings: Settings, tmp_path: Path) -> Settings:
 async def bridge(ocean_settings: Settings) -> AsyncIterator[str]:
     """The real engine, and the bridge on a real port, as Ocean reaches it."""
     with JqTemplates(TemplateLimits.from_settings(ocean_settings)) as templates:
-        async with EngineService(ocean_settings, templates):
-            port = _free_port()
-            server = uvicorn.Server(uvicorn.Config(
-                create_app(ocean_settings), host="127.0.0.1", port=port, log_level="warning"
-            ))  # fmt: skip
-            task = asyncio.create_task(server.serve())
-            await until(lambda: asyncio.sleep(0, server.started), within=20)
-            yield f"http://127.0.0.1:{port}"
-            server.should_exit = True
-            await task
+        async with (
+            EngineService(ocean_settings, templates),
+            serving_app(create_app(ocean_settings)) as url,
+        ):
+            yield url
 
 
 @contextlib.contextmanager
@@ -138,7 +125,10 @@ def ocean_integration(
     }
     if listener is not None:
         env["OCEAN__EVENT_LISTENER"] = orjson.dumps({"type": listener}).decode()
-    command = [str(python), "debug.py", str(_free_port())]
+    # Ocean's own HTTP port, which nothing here calls. Still the pick-close-bind race
+    # (Ocean's uvicorn exits if the port is taken meanwhile), left so: Ocean is third
+    # party and says nothing we could wait on to tell a lost port from a slow start.
+    command = [str(python), "debug.py", str(free_port())]
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
