@@ -38,9 +38,23 @@ from switchyard.topics.connection import kafka_options
 from switchyard.topics.dead_letter import DeadLetter
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
+from switchyard.topics.telemetry import tracing
 from switchyard.topics.telemetry.log_context import log_context
 
 log = logging.getLogger("switchyard.triggers")
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass
+class _Matched:
+    """What one batch's records made: runs to start (each with the trace headers to
+    send it with), dead letters, and each record's outcome for the metrics."""
+
+    workflows: list[Workflow]
+    triggers: list[tuple[RunTriggered, Headers | None]] = field(default_factory=list)
+    letters: list[tuple[str, bytes]] = field(default_factory=list)
+    outcomes: list[str] = field(default_factory=list)
 
 
 def utc_now() -> datetime:
@@ -153,43 +167,30 @@ class TriggerMatcher:
     async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[RunTriggered]:
         """Match a batch of entity-event records; returns the triggers produced (sent
         and acknowledged by Kafka when this returns)."""
-        workflows = await workflows_with_event_triggers(self.workflows)
-        triggers: list[RunTriggered] = []
-        letters: list[tuple[str, bytes]] = []
-        outcomes: list[str] = []  # each event's, counted once Kafka has the batch
+        batch = _Matched(await workflows_with_event_triggers(self.workflows))
+        traced = tracing.enabled()  # the one tracing check of a batch
         for record in records:
             with log_context(topic=record.topic, partition=record.partition,
                              offset=record.offset, event_type="EntityEvent"):  # fmt: skip
-                self.counts.events += 1
-                try:
-                    event = EntityEvent.model_validate_json(record.value or b"")
-                except ValidationError as error:
-                    letters.append(self._dead_letter(record, str(error)))
-                    outcomes.append("undecodable")
+                if not traced:
+                    self._match(record, batch, None)
                     continue
-                self.counts.handled.append(event.id)
-                started, refused = runs_for(
-                    event, workflows, evaluate=self._evaluate,
-                    created_by=self.settings.automation_actor,
-                    max_depth=self.settings.trigger_max_depth, now=self.clock(),
-                )  # fmt: skip
-                for refusal in refused:
-                    message = (
-                        f"entity event {event.id} ({event.action} {event.key()}) does not start "
-                        f"{refusal.workflow_identifier}/{refusal.node_identifier}: {refusal.reason}"
-                    )
-                    log.info("%s", message)
-                    self.counts.refused += 1
-                    self.counts.refusals.append(message)
-                triggers += started
-                outcomes.append("matched" if started else "refused" if refused else "none")
+                attributes = tracing.record_attributes(record.topic, record.partition,
+                                                       record.offset)  # fmt: skip
+                with tracing.record_span("triggers.match", record.headers or (),
+                                         attributes) as span:  # fmt: skip
+                    # The runs it starts continue the trace of the write that caused it.
+                    self._match(record, batch, tuple(tracing.headers_of(span)) or None)
+        triggers = [trigger for trigger, _ in batch.triggers]
         futures = [
-            await self.producer.send(self.registry.inbox.name, trigger.run_id, encode(trigger))
-            for trigger in triggers
+            await self.producer.send(
+                self.registry.inbox.name, trigger.run_id, encode(trigger), headers=headers
+            )
+            for trigger, headers in batch.triggers
         ]
         futures += [
             await self.producer.send(self.registry.dead_letter.name, key, value)
-            for key, value in letters
+            for key, value in batch.letters
         ]
         await self.producer.flush_sent(futures)
         for trigger in triggers:
@@ -198,13 +199,42 @@ class TriggerMatcher:
                 trigger.run_id, trigger.workflow_identifier, trigger.depth,
             )  # fmt: skip
         self.counts.started += len(triggers)
-        self.counts.dead_lettered += len(letters)
-        for outcome in outcomes:
+        self.counts.dead_lettered += len(batch.letters)
+        for outcome in batch.outcomes:
             metrics.entity_event_matched(outcome)
         metrics.trigger_runs_started(triggers)
-        for _ in letters:
+        for _ in batch.letters:
             metrics.dead_lettered("undecodable")
         return triggers
+
+    def _match(
+        self, record: ConsumerRecord[bytes, bytes], batch: _Matched, headers: Headers | None
+    ) -> None:
+        """Match one entity-event record into ``batch``: the runs it starts (to be sent
+        with ``headers``), its dead letter, its outcome."""
+        self.counts.events += 1
+        try:
+            event = EntityEvent.model_validate_json(record.value or b"")
+        except ValidationError as error:
+            batch.letters.append(self._dead_letter(record, str(error)))
+            batch.outcomes.append("undecodable")
+            return
+        self.counts.handled.append(event.id)
+        started, refused = runs_for(
+            event, batch.workflows, evaluate=self._evaluate,
+            created_by=self.settings.automation_actor,
+            max_depth=self.settings.trigger_max_depth, now=self.clock(),
+        )  # fmt: skip
+        for refusal in refused:
+            message = (
+                f"entity event {event.id} ({event.action} {event.key()}) does not start "
+                f"{refusal.workflow_identifier}/{refusal.node_identifier}: {refusal.reason}"
+            )
+            log.info("%s", message)
+            self.counts.refused += 1
+            self.counts.refusals.append(message)
+        batch.triggers += [(trigger, headers) for trigger in started]
+        batch.outcomes.append("matched" if started else "refused" if refused else "none")
 
     def _evaluate(self, expression: str, context: Any) -> Any:
         return self.templates.evaluate(expression, context)

@@ -295,3 +295,75 @@ async def test_a_report_without_trace_context_continues_the_run_s_trace(
     assert linked_trace in patch_traces
     assert linked_trace != post.trace_id
     assert linked_span in {s.span_id for s in spans if s.trace_id == linked_trace}
+
+
+async def test_a_run_an_entity_write_starts_continues_the_write_s_trace(
+    topics: Settings, tmp_path: Path, receiver: tuple[str, Received]
+) -> None:
+    """An entity written through the API → its event → the trigger matcher's
+    ``triggers.match`` span → the run's first transition, all in the write's trace."""
+    endpoint, received = receiver
+    settings = topics.model_copy(
+        update={"auth_file": auth_file(tmp_path), "token_secret": SecretStr(uuid.uuid4().hex)}
+    )
+    otel = {
+        "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+    }  # fmt: skip
+    tag = uuid.uuid4().hex[:8]
+    blueprint, identifier = f"service-{tag}", f"on-create-{tag}"
+    on_create = {
+        "identifier": identifier,
+        "nodes": [
+            {"identifier": "trigger", "config": {"type": "EVENT_TRIGGER", "event": {
+                "type": "ENTITY_CREATED", "blueprintIdentifier": blueprint}}},
+            {"identifier": "work", "config": {"type": "KAFKA", "payload": {}}},
+        ],
+        "connections": [{"sourceIdentifier": "trigger", "targetIdentifier": "work"}],
+    }  # fmt: skip
+    async with (
+        launched(settings, ["engine", "bridge", "triggers"], tmp_path, otel) as stack,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.settings.bridge_port}") as api,
+    ):
+        credentials = {"clientId": "admin", "clientSecret": CLIENT_SECRET}
+        token = (await api.post("/v1/auth/access_token", json=credentials)).json()
+        api.headers["Authorization"] = f"Bearer {token['accessToken']}"
+        body = {"identifier": blueprint, "title": "Service",
+                "schema": {"properties": {"tier": {"type": "string"}}}}  # fmt: skip
+        assert (await api.post("/v1/blueprints", json=body)).status_code == HTTPStatus.CREATED
+        defined = await api.post("/v1/workflows", json=on_create)
+        assert defined.status_code == HTTPStatus.CREATED, defined.text
+        entity = {"identifier": "svc-a", "properties": {"tier": "gold"}}
+        wrote = await api.post(f"/v1/blueprints/{blueprint}/entities", json=entity)
+        assert wrote.status_code == HTTPStatus.CREATED, wrote.text
+
+        def started() -> list[ReceivedSpan]:
+            return [s for s in received.snapshot()
+                    if s.name == "engine.transition RunTriggered"
+                    and str(s.attributes.get("switchyard.run_id", "")).startswith("wfr_")
+                    and s.trace_id in {w.trace_id for w in writes()}]  # fmt: skip
+
+        def writes() -> list[ReceivedSpan]:
+            return [s for s in received.snapshot()
+                    if s.service == "switchyard-bridge" and s.parent_id == ""
+                    and s.name.startswith("POST /v1/blueprints/")]  # fmt: skip
+
+        async def found() -> list[ReceivedSpan]:
+            return started()
+
+        try:
+            [transition] = await until(found, within=30)
+        except AssertionError as error:
+            logs = "\n".join(f"{n}:\n{stack.log(n)}" for n in ("engine", "triggers"))
+            seen = sorted((s.service, s.name, s.trace_id) for s in received.snapshot())
+            raise AssertionError(f"{error}\n{seen}\n{logs}") from None
+
+    spans = [s for s in received.snapshot() if s.trace_id == transition.trace_id]
+    write = one(spans, "POST /v1/blueprints/")
+    match = one(spans, "triggers.match")
+    assert (match.service, match.kind) == ("switchyard-triggers", CONSUMER)
+    assert match.attributes["messaging.destination.name"].endswith("entity-events")
+    bridge_ids = {s.span_id for s in spans if s.service == "switchyard-bridge"}
+    assert match.parent_id in bridge_ids  # the event was produced inside the write's request
+    assert write.start_ns <= match.start_ns <= transition.start_ns
+    assert transition.parent_id == match.span_id  # the trigger sent inside the match's span
