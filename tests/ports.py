@@ -28,7 +28,7 @@ from contextlib import (
     contextmanager,
 )
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -307,3 +307,19 @@ def launcher_broker(
         return settings, broker
 
     return on_free_ports(start)
+
+
+def run_on_free_ports(
+    command: Callable[[], Sequence[str]], **options: Any
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(command(), capture_output=True, text=True, **options)``, where
+    ``command()`` picks the ports (and a fresh home) it passes; run again with new ones
+    while a run fails saying a port was taken (in its stderr) before it bound it."""
+
+    def run() -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(command(), capture_output=True, text=True, check=False, **options)
+        if done.returncode != 0 and said_clash(done.stderr):
+            raise OSError(errno.EADDRINUSE, f"a port was taken: {done.stderr[-3000:]}")
+        return done
+
+    return on_free_ports(run)

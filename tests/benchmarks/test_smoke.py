@@ -14,26 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, Services
+from tests.ports import run_on_free_ports
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _free_pair() -> int:
-    """A port whose successor is free too (the broker's controller listener)."""
-    while True:
-        port = _free_port()
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
 
 
 def _ports(*lengths: int) -> list[int]:
@@ -67,18 +50,21 @@ def _free(port: int) -> bool:
 @pytest.mark.timeout(600)
 def test_quick_benchmark_prints_the_table_and_writes_sane_json(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
-    kafka, redis, bridge, ops = _ports(2, 1, 1, 5)
-    command = [
-        sys.executable, "-m", "benchmarks.run", "--quick", "--seconds", "2",
-        "--workloads", "chain,seq", "--skip", "temporal,profile", "--in-flight", "200",
-        "--home", str(tmp_path / "stack"), "--cache-home", str(REPO / ".switchyard" / "cache"),
-        "--kafka-port", str(kafka), "--redis-port", str(redis), "--bridge-port", str(bridge),
-        "--ops-port", str(ops), "--out", str(out),
-    ]  # fmt: skip
+    tried: list[Path] = []
+
+    def command() -> list[str]:
+        kafka, redis, bridge, ops = _ports(2, 1, 1, 5)
+        tried.append(tmp_path / f"stack-{len(tried)}")  # a broker's data holds its ports
+        return [
+            sys.executable, "-m", "benchmarks.run", "--quick", "--seconds", "2",
+            "--workloads", "chain,seq", "--skip", "temporal,profile", "--in-flight", "200",
+            "--home", str(tried[-1]), "--cache-home", str(REPO / ".switchyard" / "cache"),
+            "--kafka-port", str(kafka), "--redis-port", str(redis),
+            "--bridge-port", str(bridge), "--ops-port", str(ops), "--out", str(out),
+        ]  # fmt: skip
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
-    done = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=580, check=False
-    )
+    done = run_on_free_ports(command, cwd=REPO, env=env, timeout=580)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "runs/s" in done.stdout
     assert "chain" in done.stdout

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,21 +18,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from benchmarks.otlp_sink import SinkProcess
-from tests.benchmarks.test_smoke import _free_pair, _free_port
 from tests.conftest import REPO
-
-
-def _free_block(size: int) -> int:
-    """A port with its next ``size - 1`` free too (the ops ports of five processes)."""
-    while True:
-        port = _free_port()
-        try:
-            for offset in range(1, size):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port + offset))
-        except OSError:
-            continue
-        return port
+from tests.ports import free_port, free_ports, run_on_free_ports
 
 
 async def test_the_sink_counts_the_spans_an_otlp_exporter_sends(tmp_path: Path) -> None:
@@ -67,18 +52,22 @@ def test_a_short_run_traces_and_records_only_in_the_variants_that_turn_them_on(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "result.json"
-    command = [
-        sys.executable, "-m", "benchmarks.telemetry", "--quick", "--seconds", "2",
-        "--variants", "off,trace100", "--scrape-every", "1",
-        "--home", str(tmp_path / "stack"), "--cache-home", str(REPO / ".switchyard" / "cache"),
-        "--kafka-port", str(_free_pair()), "--redis-port", str(_free_port()),
-        "--bridge-port", str(_free_port()), "--ops-port", str(_free_block(5)),
-        "--out", str(out),
-    ]  # fmt: skip
+    tried: list[Path] = []
+
+    def command() -> list[str]:
+        tried.append(tmp_path / f"stack-{len(tried)}")  # a broker's data holds its ports
+        return [
+            sys.executable, "-m", "benchmarks.telemetry", "--quick", "--seconds", "2",
+            "--variants", "off,trace100", "--scrape-every", "1",
+            "--home", str(tried[-1]), "--cache-home", str(REPO / ".switchyard" / "cache"),
+            "--kafka-port", str(free_ports(2)), "--redis-port", str(free_port()),
+            # The ops ports of five processes: the given one and the next four.
+            "--bridge-port", str(free_port()), "--ops-port", str(free_ports(5)),
+            "--out", str(out),
+        ]  # fmt: skip
+
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SWITCHYARD_", "OTEL_"))}
-    done = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=280, check=False
-    )
+    done = run_on_free_ports(command, cwd=REPO, env=env, timeout=280)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "metrics off" in done.stdout
     assert "metrics + tracing 100%" in done.stdout
