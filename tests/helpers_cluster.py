@@ -13,7 +13,6 @@ test stack.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,24 +21,14 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.ports import redis_server
+from tests.ports import free_ports, redis_server
 
 _START_WITHIN_S = 30.0
 
 
 def _free_port() -> int:
-    """A port the OS says is free (the cluster bus uses port + 10000: checked too)."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port + 10000 < 65536:
-            with socket.socket() as bus:
-                try:
-                    bus.bind(("127.0.0.1", port + 10000))
-                except OSError:
-                    continue
-            return port
+    """A port free a moment ago, and its cluster bus port (port + 10000) too."""
+    return free_ports(2, apart=10000)
 
 
 def _binary(name: str) -> str:
