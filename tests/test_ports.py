@@ -19,7 +19,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from switchyard.schemas.settings import Settings
 from switchyard.topics.telemetry.ops import OpsServer
+from tests.observability import processes
+from tests.observability.processes import launched
 from tests.ports import (
     PortsKeptClashing,
     clashed,
@@ -136,3 +139,18 @@ def test_what_counts_as_a_port_clash(error: Exception) -> None:
 def test_other_failures_are_not_port_clashes() -> None:
     assert not clashed(OSError(errno.ECONNREFUSED, "Connection refused"))
     assert not clashed(RuntimeError("redis-server on port 5 did not start: out of memory"))
+
+
+async def test_a_service_whose_ops_port_is_taken_is_launched_again_on_another(
+    topics: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with held() as taken:
+        # The first port chosen (the engine's ops port) is the one this test holds.
+        ports = itertools.chain([taken], iter(free_port, None))
+        monkeypatch.setattr(processes, "free_port", lambda: next(ports))
+        async with launched(topics, ["engine"], tmp_path) as stack:
+            port = stack.settings.engine_ops_port
+            assert port != taken
+            async with httpx.AsyncClient() as http:
+                answer = await http.get(f"{stack.ops_url('engine')}/healthz")
+            assert answer.json() == {"ok": True}
