@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 import subprocess
 import time
@@ -42,6 +43,7 @@ from switchyard.cli.stack.kafka import KafkaBroker
 from switchyard.cli.stack.redis import RedisServer
 from switchyard.cli.stack.secure import StackSecrets
 from switchyard.schemas.settings import Settings
+from tests.helpers import until
 
 T = TypeVar("T")
 
@@ -78,11 +80,12 @@ def free_ports(count: int, *, apart: int = 1) -> int:
         first = free_port()
         if first + (count - 1) * apart > 65535:
             continue
-        if all(_is_free(first + i * apart) for i in range(1, count)):
+        if all(is_free(first + i * apart) for i in range(1, count)):
             return first
 
 
-def _is_free(port: int) -> bool:
+def is_free(port: int) -> bool:
+    """Whether ``port`` can be bound on the loopback address now."""
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))
@@ -323,3 +326,20 @@ def run_on_free_ports(
         return done
 
     return on_free_ports(run)
+
+
+async def until_ready(
+    process: asyncio.subprocess.Process, ready: Path, log: Callable[[], str], within: float
+) -> None:
+    """Until a service of ours writes its ``--ready-file`` or exits. One that exited
+    saying a port was taken raises ``OSError`` (``EADDRINUSE``), for
+    :func:`on_free_ports_async` to start it again on others; any other exit fails with
+    its log. Stopping it on failure is the caller's."""
+
+    async def started() -> bool:
+        return os.path.exists(ready) or process.returncode is not None  # noqa: ASYNC240
+
+    await until(started, within=within)
+    if process.returncode is not None and said_clash(log()):
+        raise OSError(errno.EADDRINUSE, f"a port was taken:\n{log()}")
+    assert process.returncode is None, f"exited during start-up:\n{log()}"

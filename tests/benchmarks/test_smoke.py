@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, Services
-from tests.ports import run_on_free_ports
+from tests.ports import is_free, run_on_free_ports
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,20 +30,11 @@ def _ports(*lengths: int) -> list[int]:
         while True:
             first = rng.randrange(20000, min(low, 32768) - 400)
             wanted = {p + shift for p in range(first, first + length) for shift in (0, 200)}
-            if not wanted & taken and all(_free(port) for port in wanted):
+            if not wanted & taken and all(is_free(port) for port in wanted):
                 break
         taken |= wanted
         chosen.append(first)
     return chosen
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 @pytest.mark.timeout(600)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import signal
 import sys
@@ -29,7 +28,7 @@ from switchyard.cli.stack.full import environment
 from switchyard.schemas.settings import Settings
 from tests.helpers import private_redis_db, until
 from tests.observability.processes import launched
-from tests.ports import free_port, free_ports, on_free_ports_async, said_clash
+from tests.ports import free_port, free_ports, on_free_ports_async, until_ready
 
 pytestmark = pytest.mark.integration
 
@@ -76,14 +75,8 @@ async def _start_group(settings: Settings, home: Path) -> Group:
         )  # fmt: skip
     group = Group(settings, process, log)
 
-    async def started() -> bool:
-        return ready.exists() or process.returncode is not None
-
     try:
-        await until(started, within=60)
-        if process.returncode is not None and said_clash(group.logs()):
-            raise OSError(errno.EADDRINUSE, f"the group lost a port:\n{group.logs()}")
-        assert process.returncode is None, f"the group exited:\n{group.logs()}"
+        await until_ready(process, ready, group.logs, within=60)
     except BaseException:
         if process.returncode is None:
             process.kill()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import re
 import signal
@@ -48,7 +47,7 @@ from switchyard.topics.reader import read_topic
 from switchyard.topics.registry import TopicRegistry
 from tests.helpers import private_redis_db, until
 from tests.integration.engine_support import Driver, define_two_kafka_steps, new_run_id
-from tests.ports import free_port, on_free_ports_async, said_clash
+from tests.ports import free_port, on_free_ports_async, until_ready
 
 pytestmark = pytest.mark.integration
 
@@ -107,14 +106,8 @@ async def _engine_up(settings: Settings, home: Path, name: str) -> Engine:
         )  # fmt: skip
     engine = Engine(name, port, process, log)
 
-    async def up() -> bool:
-        return os.path.exists(ready) or process.returncode is not None  # noqa: ASYNC240
-
     try:
-        await until(up, within=60)
-        if process.returncode is not None and said_clash(engine.logs()):
-            raise OSError(errno.EADDRINUSE, f"{name} lost its ops port:\n{engine.logs()}")
-        assert process.returncode is None, f"{name}:\n{engine.logs()}"
+        await until_ready(process, ready, engine.logs, within=60)
     except BaseException:
         await _kill(engine)
         raise

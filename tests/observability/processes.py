@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -15,8 +14,7 @@ from pathlib import Path
 
 from switchyard.cli.stack.full import environment
 from switchyard.schemas.settings import Settings
-from tests.helpers import until
-from tests.ports import free_port, on_free_ports_async, said_clash
+from tests.ports import free_port, on_free_ports_async, until_ready
 
 
 @dataclass
@@ -42,10 +40,6 @@ def with_ops_ports(settings: Settings) -> Settings:
     return settings.model_copy(update=update)
 
 
-async def _started(ready: Path, process: asyncio.subprocess.Process) -> bool:
-    return os.path.exists(ready) or process.returncode is not None  # noqa: ASYNC240
-
-
 async def _start(
     settings: Settings, names: Sequence[str], home: Path, extra_env: Mapping[str, str] | None
 ) -> Launched:
@@ -65,11 +59,7 @@ async def _start(
                     env=env, stdout=asyncio.subprocess.DEVNULL, stderr=sink,
                 )  # fmt: skip
         for name, process in found.processes.items():
-            ready = home / f"{name}.ready"
-            await until(partial(_started, ready, process), within=90)
-            if process.returncode is not None and said_clash(found.log(name)):
-                raise OSError(errno.EADDRINUSE, f"{name} lost its port:\n{found.log(name)}")
-            assert process.returncode is None, f"{name} exited:\n{found.log(name)}"
+            await until_ready(process, home / f"{name}.ready", partial(found.log, name), 90)
     except BaseException:
         await _stop(found)
         raise
