@@ -15,7 +15,6 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 from switchyard.cli.stack.secure import StackSecrets
 from switchyard.cli.stack.tls import Certificates
 from switchyard.schemas.settings import Settings
-from tests.ports import free_port, launcher_broker
+from tests.ports import launcher_broker, on_free_ports, start_redis
 
 REPO = Path(__file__).resolve().parent.parent
 _START_WITHIN_S = 30.0
@@ -55,27 +54,24 @@ def _start_redis(
     redis_server = shutil.which("redis-server")
     if redis_server is None:
         raise RuntimeError("redis-server is not installed: apt-get install redis-server (7.x)")
-    # redis-server can't be told "any port" for TLS: a port the OS just gave may be
-    # taken again before the server binds it, so a server that exits at once is
-    # restarted on another port.
-    for _ in range(5):
-        port = free_port()
-        process = subprocess.Popen(
-            [redis_server, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-             "--tls-cert-file", str(certs.server_cert), "--tls-key-file", str(certs.server_key),
-             "--tls-ca-cert-file", str(certs.ca_cert), "--tls-auth-clients", "no",
-             "--requirepass", password, "--dir", str(data), "--save", "",
-             "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + _START_WITHIN_S
-        while process.poll() is None and time.monotonic() < deadline:
-            if _tls_answers(port, certs.ca_cert):
-                return port, process
-            time.sleep(0.05)
-        process.kill()
-        process.wait(10)
-    raise RuntimeError("redis-server with TLS did not start (5 tries)")
+
+    def log(port: int) -> Path:
+        return data / f"redis-{port}.log"
+
+    # redis-server can't be told "any port" for TLS (--port 0 turns plain TCP off): a
+    # server that loses its port before it binds it is started again on another.
+    def argv(port: int) -> list[str]:
+        return [redis_server, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+                "--tls-cert-file", str(certs.server_cert), "--tls-key-file", str(certs.server_key),
+                "--tls-ca-cert-file", str(certs.ca_cert), "--tls-auth-clients", "no",
+                "--requirepass", password, "--dir", str(data), "--save", "",
+                "--appendonly", "no", "--logfile", str(log(port))]  # fmt: skip
+
+    # A handshake with a certificate of our CA is this server's, not another's.
+    def answers(port: int, _: int) -> bool:
+        return _tls_answers(port, certs.ca_cert)
+
+    return on_free_ports(lambda: start_redis(argv, log, answers=answers))
 
 
 @contextmanager

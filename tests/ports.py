@@ -196,14 +196,21 @@ def _ours_answers(port: int, pid: int) -> bool:
         client.close()
 
 
-def _start_redis(
-    argv: Callable[[int], Sequence[str]], log: Callable[[int], Path], pick: Callable[[], int]
+def start_redis(
+    argv: Callable[[int], Sequence[str]],
+    log: Callable[[int], Path],
+    pick: Callable[[], int] = free_port,
+    answers: Callable[[int, int], bool] = _ours_answers,
 ) -> tuple[int, subprocess.Popen[bytes]]:
+    """One redis-server started with ``argv(port)`` on a port from ``pick``, logging to
+    ``log(port)``, until ``answers(port, pid)``: its port and process. One that exits
+    (or never answers) fails with its log's tail, which names a port taken meanwhile
+    (for :func:`on_free_ports` to start it again on another)."""
     port = pick()
     process = subprocess.Popen(argv(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + _START_WITHIN_S
     while process.poll() is None and time.monotonic() < deadline:
-        if _ours_answers(port, process.pid):
+        if answers(port, process.pid):
             return port, process
         time.sleep(0.05)
     process.kill()
@@ -228,7 +235,7 @@ def redis_server(
                 "--appendonly", "no", "--dir", str(directory), "--logfile", str(log(port)),
                 *options]  # fmt: skip
 
-    port, process = on_free_ports(lambda: _start_redis(argv, log, pick))
+    port, process = on_free_ports(lambda: start_redis(argv, log, pick))
     try:
         yield port, process
     finally:
