@@ -41,7 +41,11 @@ from typing import Any
 
 import redis
 
-from benchmarks.chaos import ChaosRun, Report, _Hook
+from benchmarks.chaos import ChaosRun
+from benchmarks.chaos_handlers import RECEIVER_ENV
+from benchmarks.chaos_receiver import Receiver
+from benchmarks.chaos_report import Report
+from benchmarks.chaos_workflows import WORK_PATH
 from switchyard.cli.stack import processes
 from switchyard.cli.stack.full import engine_services, environment, local_settings
 from switchyard.cli.stack.launcher import Component, infrastructure
@@ -79,13 +83,15 @@ def free_base(rng: random.Random) -> int:
 class ClusterFaults(ChaosRun):
     """The chaos run's load and checks on a cluster stack of its own under ``home``."""
 
+    drives_triggers = False  # no scheduler nor trigger matcher on this stack
+
     def __init__(self, home: Path, *, rate: float, seed: int = 5, say: Any = print) -> None:
         # Not ChaosRun.__init__: that one builds the single-node stack.
         repo = Path(__file__).resolve().parents[1]
         self.say = say
         self.rate = rate
         self.random = random.Random(seed)
-        self.hook = _Hook()
+        self.receiver = Receiver()
         base = free_base(random.Random())
         self.settings = local_settings(
             Settings(
@@ -99,7 +105,8 @@ class ClusterFaults(ChaosRun):
             ),
             StackProfile(cluster=True, engines=ENGINES),
         )  # fmt: skip
-        env = {**environment(self.settings), "PYTHONPATH": str(repo)}
+        env = {**environment(self.settings), "PYTHONPATH": str(repo),
+               RECEIVER_ENV: self.receiver.url(WORK_PATH)}  # fmt: skip
         self.registry = TopicRegistry.from_settings(self.settings)
         self.infra: list[Component] = infrastructure(self.settings, cluster=True)
         services: list[Component] = engine_services(self.settings, env, ENGINES)
@@ -260,7 +267,7 @@ class ClusterFaults(ChaosRun):
     def down(self) -> None:
         for name in reversed(list(self.components)):
             self.components[name].stop()
-        self.hook.close()
+        self.receiver.close()
 
 
 def main() -> int:

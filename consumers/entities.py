@@ -17,18 +17,25 @@ names the run and its chain depth (the trigger matcher stops loops with it).
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 
 import redis.asyncio as aioredis
+from aiokafka.errors import KafkaError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from switchyard.consumers.context import NodeLogger, Outcome, WorkContext
 from switchyard.consumers.kafka_worker import KafkaWorker
-from switchyard.engine.store.entities import BlueprintMissing, EntityStore, WriteBy
+from switchyard.engine.store.entities import BlueprintMissing, EntityStore, WriteBy, Written
 from switchyard.engine.store.entity_outbox import EntityEventPublisher, EntityOutboxRelay
 from switchyard.schemas import EntityRequest
 from switchyard.schemas.entities import EntityOrigin
 from switchyard.schemas.entity_rules import (
+    EntityInput,
     EntityInvalid,
     node_entity_identifier,
     node_event_id,
@@ -38,6 +45,8 @@ from switchyard.schemas.errors import format_problems
 from switchyard.schemas.settings import Settings
 from switchyard.topics.producer import EventProducer
 from switchyard.topics.registry import TopicRegistry
+
+log = logging.getLogger("switchyard.entities")
 
 
 class EntityExecutor:
@@ -66,7 +75,7 @@ class EntityExecutor:
             )
             who = WriteBy(by=context.workflow_run_id, event_id=node_event_id(context.node_run_id),
                           now=self.clock(), origin=origin)  # fmt: skip
-            written = await self.store.upsert(blueprint, change, identifier, who, merge=True)
+            written = await self._upsert(blueprint, change, identifier, who)
         except BlueprintMissing as error:
             return _failed(log, f"blueprintIdentifier: {error}")
         except EntityInvalid as error:
@@ -83,6 +92,33 @@ class EntityExecutor:
             verb = "created" if written.created else "updated" if written.event else "unchanged"
             log.info(f"entity {identifier} of blueprint {request.blueprint_identifier} {verb}")
         return Outcome.success({"response": {"data": entity}})
+
+    async def _upsert(
+        self, blueprint: str, change: EntityInput, identifier: str, who: WriteBy
+    ) -> Written:
+        """The write, tried again while Redis or Kafka is away (a restart, a failover):
+        that is no failure of the node. Trying again is safe: a write that was made
+        left its node-run marker, and the retry replays it (the outbox relay publishes
+        an event whose publish was cut off)."""
+        delay = _FIRST_RETRY_S
+        deadline = time.monotonic() + _RETRY_FOR_S
+        while True:
+            try:
+                return await self.store.upsert(blueprint, change, identifier, who, merge=True)
+            except _UNAVAILABLE as error:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("entity write of %s failed (%r); retrying in %.1f s",
+                            who.event_id, error, delay)  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_RETRY_S)
+
+
+# Redis or Kafka not answering for a while (a restart, a failover).
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, KafkaError)
+_FIRST_RETRY_S = 0.1
+_MAX_RETRY_S = 2.0
+_RETRY_FOR_S = 120.0
 
 
 def _failed(log: NodeLogger, message: str) -> Outcome:
