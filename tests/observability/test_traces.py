@@ -97,6 +97,26 @@ def auth_file(home: Path) -> Path:
     return path
 
 
+def traced_settings(topics: Settings, home: Path) -> Settings:
+    return topics.model_copy(
+        update={"auth_file": auth_file(home), "token_secret": SecretStr(uuid.uuid4().hex)}
+    )
+
+
+def otel_env(endpoint: str, **more: str) -> dict[str, str]:
+    """What every launched process exports with: everything sampled, batches flushed fast."""
+    return {
+        "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_TRACES_SAMPLER": "parentbased_always_on", **more,
+    }  # fmt: skip
+
+
+async def log_in(api: httpx.AsyncClient) -> None:
+    credentials = {"clientId": "admin", "clientSecret": CLIENT_SECRET}
+    token = (await api.post("/v1/auth/access_token", json=credentials)).json()
+    api.headers["Authorization"] = f"Bearer {token['accessToken']}"
+
+
 async def work(ctx: WorkContext) -> dict[str, Any]:
     return {"done": ctx.payload["status"]}
 
@@ -124,14 +144,8 @@ async def test_one_trace_covers_every_hop_of_a_run_in_order(
     topics: Settings, tmp_path: Path, receiver: tuple[str, Received], traced_here: None
 ) -> None:
     endpoint, received = receiver
-    settings = topics.model_copy(
-        update={"auth_file": auth_file(tmp_path), "token_secret": SecretStr(uuid.uuid4().hex)}
-    )
-    otel = {
-        "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_BSP_SCHEDULE_DELAY": "200",
-        "OTEL_TRACES_SAMPLER": "parentbased_always_on",
-    }  # fmt: skip
+    settings = traced_settings(topics, tmp_path)
+    otel = otel_env(endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
     identifier = f"traced-{uuid.uuid4().hex[:8]}"
     with serving(Webhook) as (url, traceparents):
         async with (
@@ -139,9 +153,7 @@ async def test_one_trace_covers_every_hop_of_a_run_in_order(
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.settings.bridge_port}") as api,
             KafkaWorker(stack.settings, work, workflows=[identifier]),
         ):
-            credentials = {"clientId": "admin", "clientSecret": CLIENT_SECRET}
-            token = (await api.post("/v1/auth/access_token", json=credentials)).json()
-            api.headers["Authorization"] = f"Bearer {token['accessToken']}"
+            await log_in(api)
             defined = await api.post("/v1/workflows", json=workflow(identifier, url))
             assert defined.status_code == HTTPStatus.CREATED, defined.text
             triggered = await api.post(f"/v1/workflows/{identifier}/runs",
@@ -238,22 +250,14 @@ async def test_a_report_without_trace_context_continues_the_run_s_trace(
     of its own at the bridge; the engine's transition stays in the run's trace, a child
     of the run's first transition, linked to the bridge's request."""
     endpoint, received = receiver
-    settings = topics.model_copy(
-        update={"auth_file": auth_file(tmp_path), "token_secret": SecretStr(uuid.uuid4().hex)}
-    )
-    otel = {
-        "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-        "OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_TRACES_SAMPLER": "parentbased_always_on",
-    }  # fmt: skip
+    settings, otel = traced_settings(topics, tmp_path), otel_env(endpoint)
     identifier = f"untraced-{uuid.uuid4().hex[:8]}"
     async with (
         launched(settings, ["engine", "bridge"], tmp_path, otel) as stack,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.settings.bridge_port}") as api,
     ):
         assert not tracing.enabled()  # this process sends no trace context
-        credentials = {"clientId": "admin", "clientSecret": CLIENT_SECRET}
-        token = (await api.post("/v1/auth/access_token", json=credentials)).json()
-        api.headers["Authorization"] = f"Bearer {token['accessToken']}"
+        await log_in(api)
         defined = await api.post("/v1/workflows", json=waiting_workflow(identifier))
         assert defined.status_code == HTTPStatus.CREATED, defined.text
         triggered = await api.post(f"/v1/workflows/{identifier}/runs", json={"inputs": {}})
@@ -303,13 +307,7 @@ async def test_a_run_an_entity_write_starts_continues_the_write_s_trace(
     """An entity written through the API → its event → the trigger matcher's
     ``triggers.match`` span → the run's first transition, all in the write's trace."""
     endpoint, received = receiver
-    settings = topics.model_copy(
-        update={"auth_file": auth_file(tmp_path), "token_secret": SecretStr(uuid.uuid4().hex)}
-    )
-    otel = {
-        "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-        "OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_TRACES_SAMPLER": "parentbased_always_on",
-    }  # fmt: skip
+    settings, otel = traced_settings(topics, tmp_path), otel_env(endpoint)
     tag = uuid.uuid4().hex[:8]
     blueprint, identifier = f"service-{tag}", f"on-create-{tag}"
     on_create = {
@@ -325,9 +323,7 @@ async def test_a_run_an_entity_write_starts_continues_the_write_s_trace(
         launched(settings, ["engine", "bridge", "triggers"], tmp_path, otel) as stack,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.settings.bridge_port}") as api,
     ):
-        credentials = {"clientId": "admin", "clientSecret": CLIENT_SECRET}
-        token = (await api.post("/v1/auth/access_token", json=credentials)).json()
-        api.headers["Authorization"] = f"Bearer {token['accessToken']}"
+        await log_in(api)
         body = {"identifier": blueprint, "title": "Service",
                 "schema": {"properties": {"tier": {"type": "string"}}}}  # fmt: skip
         assert (await api.post("/v1/blueprints", json=body)).status_code == HTTPStatus.CREATED
