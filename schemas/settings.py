@@ -123,6 +123,10 @@ class Settings(BaseSettings):
         default=None,
         description="Static group membership of the webhook executor (as engine_instance_id).",
     )
+    triggers_instance_id: str | None = Field(
+        default=None,
+        description="Static group membership of the trigger matcher (as engine_instance_id).",
+    )
     engine_session_timeout_s: float = Field(
         default=10.0, ge=3, le=300, description="How long a silent engine keeps its partitions."
     )

@@ -50,10 +50,13 @@ def local_settings(settings: Settings, profile: StackProfile | None = None) -> S
     # The webhook executor too: without it a killed executor's partitions waited for its
     # session to time out (10 s) before its restart got them back.
     executor = settings.executor_instance_id or f"executor-{of_home}"
+    # And the trigger matcher: its restart waited 8 s for the killed one's session.
+    triggers = settings.triggers_instance_id or f"triggers-{of_home}"
     local = settings.model_copy(
         update={
             "engine_instance_id": instance,
             "executor_instance_id": executor,
+            "triggers_instance_id": triggers,
             "home": home,
             "kafka_bootstrap_servers": bootstrap_servers(settings, cluster),
             "redis_url": f"redis://127.0.0.1:{settings.redis_port}/0",
