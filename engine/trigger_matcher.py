@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from switchyard.engine import metrics
 from switchyard.engine.event_triggers import event_triggers, runs_for
@@ -143,17 +144,28 @@ class TriggerMatcher:
     async def _run(self) -> None:
         delay = 0.1
         while not self._stopping.is_set():
+            fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
             try:
                 fetched = await self.consumer.getmany(timeout_ms=200)
                 if fetched:
                     # Shielded: stop() waits for the batch rather than cancelling it.
                     await asyncio.shield(self._handle(fetched))
                 delay = 0.1
-            except (KafkaError, OSError, ConnectionError) as error:
-                # Kafka or Redis away: nothing was committed, the batch comes back.
+            except (KafkaError, OSError, ConnectionError, RedisError) as error:
+                # Kafka or Redis away (redis-py's errors are no OSError: they ended the
+                # process on a Redis restart). Nothing was committed, but the consumer's
+                # position is past the batch: read it again from its first offsets, or
+                # the next batch's commit would skip it (its events lost).
+                self._rewind(fetched)
                 log.warning("trigger batch failed (%r); retrying in %.1f s", error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _rewind(self, fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        for tp, batch in fetched.items():
+            # A partition no longer assigned is read again by its new owner.
+            with contextlib.suppress(KafkaError):
+                self.consumer.seek(tp, batch[0].offset)
 
     async def _handle(
         self, fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
