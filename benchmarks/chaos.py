@@ -293,6 +293,7 @@ class ChaosRun:
                 order = list(kinds)
                 self.random.shuffle(order)
             await asyncio.to_thread(self.kill, order.pop())
+            await asyncio.to_thread(self._check_running)
             await self._check_waits()
 
     async def run(
@@ -308,9 +309,19 @@ class ChaosRun:
         self.say(f"load stopped after {len(self.triggered)} runs; waiting for them to settle")
         await self._check_waits()
         states = await self._settle(settle)
+        await asyncio.to_thread(self._check_running)
         await self._check(states)
         self.report.seconds = time.monotonic() - started
         return self.report
+
+    def _check_running(self) -> None:
+        """Every process runs: one that ended on its own (an error it did not survive)
+        is a defect even if the runs came through without it."""
+        for name, component in self.components.items():
+            if component.pid() is None:
+                self.report.exited.add(name)
+                self.say(f"  {name} is not running (nobody killed it); starting it again")
+                self._start(name)
 
     async def _check_waits(self) -> None:
         await chaos_checks.check_waits(self)
@@ -351,7 +362,8 @@ def main() -> int:
     chaos.say = lambda line: print(line, flush=True)
     try:
         chaos.up()
-        report = asyncio.run(chaos.run(args.minutes * 60, tuple(args.every)))
+        # A long run leaves a backlog: settling ends as soon as every run completed.
+        report = asyncio.run(chaos.run(args.minutes * 60, tuple(args.every), settle=300.0))
     finally:
         chaos.down()
     print("\n".join(report.lines()))

@@ -69,6 +69,8 @@ class Report:
     event_runs: int = 0  # completed runs of chaos-on-item (one per entity event)
     ticks: int = 0  # ticks due while the load ran (each must be one completed run)
     tick_runs: int = 0
+    # Processes found not running though nobody killed them (they ended on their own).
+    exited: set[str] = field(default_factory=set)
     seconds: float = 0.0
     # Seconds from each kill until the process served again (a service: its /readyz).
     restarts: dict[str, list[float]] = field(default_factory=dict)  # by process
@@ -79,7 +81,7 @@ class Report:
                     or self.duplicated or self.conflicting_ids or self.unexpected_runs
                     or self.unexpected_dead_letters or self.poison_missing
                     or not self.webhooks.ok or not self.handler.ok or self.unkeyed_calls
-                    or self.entity_missing)  # fmt: skip
+                    or self.entity_missing or self.exited)  # fmt: skip
 
     def restart_line(self) -> str:
         by_process = sorted(self.restarts.items())
@@ -114,6 +116,7 @@ class Report:
             f"(missing {self.poison_missing[:3]}, {self.poison_letters_repeated} published "
             f"again), unexpected {len(self.unexpected_dead_letters)} "
             f"{self.unexpected_dead_letters[:3]}",
+            f"exited alone    {len(self.exited)} {sorted(self.exited)}",
             "restart (max s)  " + (self.restart_line() or "none"),
             "RESULT           " + ("OK" if self.ok else "INVARIANT BROKEN"),
         ]

@@ -54,4 +54,5 @@ async def test_kills_of_every_process_lose_and_duplicate_nothing(tmp_path: Path)
     assert report.event_runs == report.runs, summary
     assert report.tick_runs == report.ticks, summary
     assert report.completed == 2 * report.runs + report.ticks, summary
+    assert report.exited == set(), summary  # no process ended on its own
     assert report.ok, summary
