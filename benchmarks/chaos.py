@@ -172,6 +172,11 @@ class ChaosRun:
             for kind in KINDS
         }
         self.of_kind["kafka-stop"] = ["kafka"]
+        self._track()
+
+    def _track(self) -> None:
+        """What the load and the faults record for the checks (a subclass building a
+        stack of its own calls this too)."""
         self.report = Report()
         self.triggered: list[str] = []
         self.saved_at = datetime.now(UTC)

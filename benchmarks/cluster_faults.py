@@ -121,8 +121,7 @@ class ClusterFaults(ChaosRun):
         ]  # fmt: skip
         self.components = {c.spec.name: c for c in [*self.infra, *services]}
         self.services = [c.spec.name for c in services]
-        self.report = Report()
-        self.triggered = []
+        self._track()
         self.down_on_purpose: set[str] = set()
         self.restarts: Counter[str] = Counter()
 

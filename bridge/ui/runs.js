@@ -104,7 +104,9 @@ export async function renderRuns(main, params) {
   const refresh = () => { if (!pending) pending = setTimeout(() => { pending = null; load().catch(() => {}); }, 300); };
   const { limit: _limit, offset: _offset, ...filters } = listQuery(params, offset);
   const subscription = stream(`/v1/workflows/runs/stream${query(filters)}`, {
-    onOpen: () => { live.textContent = "live"; live.classList.add("on"); },
+    // Read the page again once the stream is open: a run started between the first load
+    // and the stream's start sends no event this stream sees.
+    onOpen: () => { live.textContent = "live"; live.classList.add("on"); refresh(); },
     onEvent: refresh,
     onPoll: () => { live.textContent = "refreshing"; load().catch(() => {}); },
   });

@@ -276,10 +276,18 @@ async def test_a_report_without_trace_context_continues_the_run_s_trace(
                     if s.attributes.get("switchyard.run_id") == run_id
                     and "switchyard.run_result" in s.attributes]  # fmt: skip
 
-        async def completed() -> list[ReceivedSpan]:
-            return finished()
+        def bridge_spans() -> list[ReceivedSpan]:
+            return [s for s in received.snapshot() if s.service == "switchyard-bridge"
+                    and s.name.startswith(("POST /v1/workflows/{workflow_id}/runs",
+                                           "PATCH /v1/workflows/nodes/runs/"))]  # fmt: skip
 
-        await until(completed, within=30)
+        async def completed() -> tuple[int, set[str]]:
+            # The bridge exports in its own batches: wait for its two requests as well
+            # as the engine's last transition before reading the trace.
+            return len(finished()), {s.name.split(" ")[0] for s in bridge_spans()}
+
+        await until(completed, lambda seen: seen[0] > 0 and seen[1] >= {"POST", "PATCH"},
+                    within=30)  # fmt: skip
 
     spans = received.snapshot()
     post = one(spans, "POST /v1/workflows/{workflow_id}/runs")
