@@ -7,18 +7,19 @@ executors (each also runs the entity executor), two Kafka workers (in one group
 each, every process with its own static member id), the timer service, the
 scheduler and the trigger matcher. It triggers ``chaos-chain`` runs by producing
 ``RunTriggered`` to the inbox (workflows in ``chaos_workflows.py``: each chain run's
-entity write starts a ``chaos-on-item`` run, and five schedules fire a tick a
-minute), and meanwhile, at random moments, ``kill -9``s one process of a kind
-(engine, executor, worker: a random one of the two; timers, scheduler, triggers,
-Redis, the broker) and restarts it, or stops and restarts the broker gracefully
-(``kafka-stop``). Then it stops the load, waits for the runs to settle and checks
-(``chaos_checks.py``): every run COMPLETED/SUCCESS; no run waiting on nothing after
-any kill; no transition applied twice; every webhook call and KAFKA handler call
-applied exactly once per node-run attempt at the receiver that deduplicates on its
-``Idempotency-Key`` (raw repeated calls reported); each entity written and its event
-turned into one run; each schedule tick one run; no run nobody started; dead letters
-only for the poison sent on purpose. It prints the counts and exits non-zero if an
-invariant broke.
+entity write starts a ``chaos-on-item`` run, which ends on a webhook its deadline's
+timer completes, and five schedules fire a tick a minute), and meanwhile, at random
+moments, ``kill -9``s one process of a kind (engine, executor, worker: a random one
+of the two; timers, scheduler, triggers, Redis, the broker) and restarts it, or stops
+and restarts the broker gracefully (``kafka-stop``). Then it stops the load, waits
+for the runs to settle and checks (``chaos_checks.py``): every run
+COMPLETED/SUCCESS; no run waiting on nothing after any kill; no transition applied
+twice; every webhook call and KAFKA handler call applied exactly once per node-run
+attempt at the receiver that deduplicates on its ``Idempotency-Key`` (raw repeated
+calls reported); each entity written and its event turned into one run; each
+deadline's timer firing applied once; each schedule tick one run; no run nobody
+started; dead letters only for the poison sent on purpose. It prints the counts and
+exits non-zero if an invariant broke.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ from benchmarks.chaos_workflows import (
     BLUEPRINT,
     BLUEPRINT_SCHEMA,
     CHAIN,
-    HOOK_PATH,
     WORK_PATH,
     all_workflows,
 )
@@ -207,7 +207,7 @@ class ChaosRun:
             )
             await EntityStore(client, None).create_blueprint(body, "chaos", now)  # type: ignore[arg-type]
             self.saved_at = datetime.now(UTC)
-            for definition in all_workflows(self.receiver.url(HOOK_PATH), self.drives_triggers):
+            for definition in all_workflows(self.receiver.url, self.drives_triggers):
                 workflow = parse_workflow(definition)
                 await WorkflowStore(client).save(workflow, create=True, now=self.saved_at)
         finally:

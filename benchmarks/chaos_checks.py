@@ -53,7 +53,7 @@ def required_runs(chaos: ChaosRun) -> list[str]:
 
 
 def _graphs(chaos: ChaosRun) -> dict[str, Graph]:
-    definitions = flows.all_workflows(chaos.receiver.url(flows.HOOK_PATH), chaos.drives_triggers)
+    definitions = flows.all_workflows(chaos.receiver.url, chaos.drives_triggers)
     return {d["identifier"]: Graph.of(parse_workflow({**d, "version": 1})) for d in definitions}
 
 
@@ -121,11 +121,50 @@ async def check(chaos: ChaosRun, states: dict[str, RunState]) -> None:
     report.webhooks = _effects(chaos, flows.HOOK_PATH, flows.hook_key, done)
     report.handler = _effects(chaos, flows.WORK_PATH, flows.work_key, done)
     report.unkeyed_calls = len(chaos.receiver.unkeyed)
+    if chaos.drives_triggers:
+        items = [r for r in chaos.triggered if _done(states.get(flows.on_item_run(r)))]
+        report.late_calls = _effects(chaos, flows.LATE_PATH, flows.late_key, items)
+        await _check_timer_firings(chaos, states, items)
     await _check_entities(chaos, done)
     await _check_run_events(chaos)
     await _check_requests(chaos)
     await _check_entity_events(chaos, done)
     await _check_dead_letters(chaos)
+
+
+def _done(state: RunState | None) -> bool:
+    return state is not None and state.status == "COMPLETED"
+
+
+async def _check_timer_firings(
+    chaos: ChaosRun, states: dict[str, RunState], items: list[str]
+) -> None:
+    """Each completed on-item run's late node completed by its deadline's timer, once:
+    the timer service fires at least once (a kill between its fire and its removal fires
+    again), the engine applies one firing and finds the others stale."""
+    fired: defaultdict[str, int] = defaultdict(int)
+    for record in await read_topic(chaos.settings, chaos.registry.inbox.name):
+        try:
+            event = orjson.loads(record.value)
+        except orjson.JSONDecodeError:  # the poison
+            continue
+        if event.get("type") == "TimerFired" and event.get("purpose") == "node_timeout":
+            fired[event.get("nodeRunId") or ""] += 1
+    timers = chaos.report.timers
+    timers.expected = len(items)
+    for run_id in items:
+        key = flows.late_key(run_id)
+        late = [nr for nr in states[flows.on_item_run(run_id)].node_runs if nr.node == "late"]
+        by_timer = [nr for nr in late if nr.timed_out and nr.output == {"timeout": True}]
+        if len(late) == 1 and len(by_timer) == 1 and fired.get(key):
+            timers.applied += 1
+        elif len(late) > 1:
+            timers.extra.append(key)
+        else:
+            timers.missing.append(key)
+    wanted = {flows.late_key(r) for r in items}
+    timers.calls = sum(n for key, n in fired.items() if key in wanted)
+    timers.repeated_calls = sum(n - 1 for key, n in fired.items() if key in wanted)
 
 
 def _effects(chaos: ChaosRun, path: str, key_of: Callable[[str], str], done: list[str]) -> Effects:

@@ -58,6 +58,10 @@ class Report:
     poison_letters_repeated: int = 0
     webhooks: Effects = field(default_factory=Effects)
     handler: Effects = field(default_factory=Effects)
+    # The on-item run's not synchronized webhook (its call) and its deadline's timer
+    # (calls: TimerFired records on the inbox; applied: the node completed by it once).
+    late_calls: Effects = field(default_factory=Effects)
+    timers: Effects = field(default_factory=Effects)
     unkeyed_calls: int = 0
     # Node-run requests on their topic again byte for byte (the outbox publishes at
     # least once); the handler's repeated calls say how many it consumed twice.
@@ -81,6 +85,7 @@ class Report:
                     or self.duplicated or self.conflicting_ids or self.unexpected_runs
                     or self.unexpected_dead_letters or self.poison_missing
                     or not self.webhooks.ok or not self.handler.ok or self.unkeyed_calls
+                    or not self.late_calls.ok or not self.timers.ok
                     or self.entity_missing or self.exited)  # fmt: skip
 
     def restart_line(self) -> str:
@@ -106,6 +111,8 @@ class Report:
             f"unexpected runs  {len(self.unexpected_runs)} {self.unexpected_runs[:5]}",
             f"webhook effects  {self.webhooks.line()}",
             f"handler effects  {self.handler.line()}",
+            f"late webhooks    {self.late_calls.line()}",
+            f"timer firings    {self.timers.line()}",
             f"unkeyed calls    {self.unkeyed_calls}",
             f"requests again   {self.requests_republished} node-run requests re-published "
             f"byte for byte; the handler consumed {self.handler.repeated_calls} twice",

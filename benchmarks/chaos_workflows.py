@@ -15,7 +15,7 @@ and schedule runs from their event or tick): the checks compute what must exist.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,10 @@ BLUEPRINT_SCHEMA = {"properties": {"n": {"type": "number"}}}
 # Where the receiver takes each kind of effect.
 HOOK_PATH = "hook"
 WORK_PATH = "work"
+LATE_PATH = "late"
+# The on-item run's late node: handed over, then never answered, so its deadline's
+# timer fires and completes it (onTimeout: continue): a timer firing under the chaos.
+LATE_TIMEOUT_S = 2
 
 
 def chain_workflow(hook_url: str) -> dict[str, Any]:
@@ -76,9 +80,19 @@ def _ends(identifier: str, trigger: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def on_item_workflow() -> dict[str, Any]:
+def on_item_workflow(late_url: str) -> dict[str, Any]:
+    """Started by each chain run's entity event; ends on a not synchronized WEBHOOK
+    nobody answers, completed by its deadline's timer."""
     event = {"type": "ENTITY_CREATED", "blueprintIdentifier": BLUEPRINT}
-    return _ends(ON_ITEM, {"type": "EVENT_TRIGGER", "event": event})
+    workflow = _ends(ON_ITEM, {"type": "EVENT_TRIGGER", "event": event})
+    workflow["nodes"].append({"identifier": "late", "config": {
+        "type": "WEBHOOK", "url": late_url, "method": "POST", "synchronized": False,
+        "timeoutSeconds": LATE_TIMEOUT_S, "onTimeout": "continue",
+        "body": {"late": True}}})  # fmt: skip
+    workflow["connections"].append(
+        {"sourceIdentifier": "seen", "targetIdentifier": "late", "sourceOutletIdentifier": "yes"}
+    )
+    return workflow
 
 
 def tick_workflows() -> list[dict[str, Any]]:
@@ -89,11 +103,12 @@ def tick_cron(workflow: str) -> str:
     return f"{workflow.rsplit('-', 1)[1]}-59/5 * * * *"
 
 
-def all_workflows(hook_url: str, triggers: bool = True) -> list[dict[str, Any]]:
-    """The chain; with ``triggers``, the workflows the scheduler and the matcher start."""
+def all_workflows(url: Callable[[str], str], triggers: bool = True) -> list[dict[str, Any]]:
+    """The chain; with ``triggers``, the workflows the scheduler and the matcher start.
+    ``url(path)``: where the receiver takes the effects of ``path``."""
     return [
-        chain_workflow(hook_url),
-        *((on_item_workflow(), *tick_workflows()) if triggers else ()),
+        chain_workflow(url(HOOK_PATH)),
+        *((on_item_workflow(url(LATE_PATH)), *tick_workflows()) if triggers else ()),
     ]
 
 
@@ -122,6 +137,11 @@ def item_event_id(run_id: str) -> str:
 def on_item_run(run_id: str) -> str:
     """The run the trigger matcher starts for chain run ``run_id``'s entity event."""
     return derived_run_id("event", item_event_id(run_id), ON_ITEM, "trigger")
+
+
+def late_key(run_id: str) -> str:
+    """The Idempotency-Key of the late node of chain run ``run_id``'s on-item run."""
+    return node_run_id(on_item_run(run_id), "late")
 
 
 def ticks_between(workflow: str, after: datetime, until: datetime) -> Iterator[datetime]:

@@ -42,7 +42,8 @@ async def test_kills_of_every_process_lose_and_duplicate_nothing(tmp_path: Path)
     assert report.poison_missing == [], summary
     assert report.poison_dead_lettered == report.poison_sent > 0, summary
     # Exactly once at the deduplicating receiver: each attempt applied, none twice.
-    for effects in (report.webhooks, report.handler):
+    # Each event-triggered run's late webhook called once, completed by its timer once.
+    for effects in (report.webhooks, report.handler, report.late_calls, report.timers):
         assert effects.expected == report.runs, summary
         assert effects.missing == [], summary
         assert effects.extra == [], summary
