@@ -31,7 +31,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -85,11 +84,7 @@ def free_port() -> int:
     rng = random.Random()
     for _ in range(200):
         port = rng.randrange(20000, max(20001, min(low, 32768)))
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        if processes.port_bindable(port):
             return port
     raise RuntimeError("no free port below the ephemeral range")
 

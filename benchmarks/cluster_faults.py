@@ -32,7 +32,6 @@ import logging
 import os
 import random
 import signal
-import socket
 import sys
 import time
 from collections import Counter
@@ -60,22 +59,14 @@ FAULTS = ("kafka", "redis-master", "engine")
 ENGINES = 2
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_base(rng: random.Random) -> int:
     """A port base whose cluster ports (base + 0..60, the Redis buses base + 1040..1045)
     are all free."""
     for _ in range(200):
         # Below 32768: the ports above are clients' source ports (ip_local_port_range).
         base = rng.randrange(20_000, 31_000, 100)
-        if all(_bindable(base + offset) for offset in (*range(61), *range(1040, 1046))):
+        offsets = (*range(61), *range(1040, 1046))
+        if all(processes.port_bindable(base + offset) for offset in offsets):
             return base
     raise RuntimeError("no free port range for the cluster stack")
 

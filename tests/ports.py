@@ -39,6 +39,7 @@ from redis.retry import Retry
 from starlette.types import ASGIApp
 
 from switchyard.cli.main import main
+from switchyard.cli.stack import processes
 from switchyard.cli.stack.kafka import KafkaBroker
 from switchyard.cli.stack.redis import RedisServer
 from switchyard.cli.stack.secure import StackSecrets
@@ -86,12 +87,7 @@ def free_ports(count: int, *, apart: int = 1) -> int:
 
 def is_free(port: int) -> bool:
     """Whether ``port`` can be bound on the loopback address now."""
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+    return processes.port_bindable(port)
 
 
 def clashed(error: BaseException) -> bool:

@@ -153,3 +153,13 @@ def port_open(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def port_bindable(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether ``port`` can be bound on ``host`` now (a candidate, not a reservation)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
