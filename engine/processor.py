@@ -402,6 +402,18 @@ class InboxProcessor:
             if not traced:
                 await self._decide(index, record, event, batch)
                 return
+            before = batch.runs.get(event.run_id)
+            plans, direct = len(batch.plans), len(batch.direct)
+            kept = before.state.trace if before is not None else None
+            parent, linked = tracing.run_parent(record.headers, kept)
+            stand_in = tracing.unsampled_span(parent)
+            if stand_in is not None:
+                # Not sampled (most records at a low ratio): no span, no attributes,
+                # no current context; only the trace headers handed on (README: Traces).
+                trace = tracing.traceparent_of(stand_in) if kept is None else None
+                await self._decide(index, record, event, batch, trace)
+                _carry_headers(tuple(stand_in.carried) or None, batch, plans, direct)
+                return
             attributes = {
                 **tracing.record_attributes(record.topic, record.partition, record.offset),
                 "switchyard.run_id": event.run_id, "switchyard.event_type": event.type,
@@ -409,16 +421,12 @@ class InboxProcessor:
             node_run_id = getattr(event, "node_run_id", None)
             if node_run_id is not None:
                 attributes["switchyard.node_run_id"] = node_run_id
-            before = batch.runs.get(event.run_id)
-            plans, direct = len(batch.plans), len(batch.direct)
             name = f"engine.transition {event.type}"
-            kept = before.state.trace if before is not None else None
-            parent, linked = tracing.run_parent(record.headers, kept)
             with tracing.record_span(name, parent, attributes, linked) as span:
                 # A run that keeps no trace yet keeps this one (the trigger's, mostly).
                 trace = tracing.traceparent_of(span) if kept is None else None
                 await self._decide(index, record, event, batch, trace)
-                _carry_trace(span, batch, plans, direct)
+                _carry_headers(tuple(tracing.headers_of(span)) or None, batch, plans, direct)
                 _mark_completion(span, before, batch.runs.get(event.run_id))
                 # What the decision made of the record (a plan's outcome holds once
                 # the Redis step applies it).
@@ -579,10 +587,11 @@ class InboxProcessor:
         await self.producer.flush_sent(futures)
 
 
-def _carry_trace(span: Span, batch: _Batch, plans: int, direct: int) -> None:
-    """The trace context of ``span`` on the messages of the plans and letters the batch
-    gained since it had ``plans`` plans and ``direct`` letters."""
-    headers = tuple(tracing.headers_of(span)) or None
+def _carry_headers(
+    headers: tuple[tuple[str, bytes], ...] | None, batch: _Batch, plans: int, direct: int
+) -> None:
+    """Trace ``headers`` on the messages of the plans and letters the batch gained
+    since it had ``plans`` plans and ``direct`` letters."""
 
     def carrying(m: OutboxMessage) -> OutboxMessage:  # twice as fast as dataclasses.replace
         return OutboxMessage(m.topic, m.key, m.value, m.partition, headers)

@@ -7,7 +7,7 @@ order, with the run and node-run ids as attributes."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ from switchyard.bridge.credentials import hash_secret
 from switchyard.consumers import KafkaWorker, WorkContext
 from switchyard.schemas import node_run_id
 from switchyard.schemas.settings import Settings
+from switchyard.topics.reader import read_topic
+from switchyard.topics.registry import TopicRegistry
 from switchyard.topics.telemetry import tracing
 from tests.helpers import LocalHandler, serving, until
 from tests.observability.otlp_receiver import Received, ReceivedSpan, otlp_receiver
@@ -371,3 +373,88 @@ async def test_a_run_an_entity_write_starts_continues_the_write_s_trace(
     assert match.parent_id in bridge_ids  # the event was produced inside the write's request
     assert write.start_ns <= match.start_ns <= transition.start_ns
     assert transition.parent_id == match.span_id  # the trigger sent inside the match's span
+
+
+async def test_a_run_not_sampled_exports_nothing_and_hands_its_trace_headers_on(
+    topics: Settings, tmp_path: Path, receiver: tuple[str, Received]
+) -> None:
+    """A trigger whose incoming ``traceparent`` says "not sampled": under the
+    parent-based sampler no process exports a span of that trace, and the engine hands
+    the inbox record's trace headers on unchanged (its tracestate too), on the node-run
+    request the trigger makes and on the one after an untraced report."""
+    endpoint, received = receiver
+    settings, otel = traced_settings(topics, tmp_path), otel_env(endpoint)
+    identifier = f"unsampled-{uuid.uuid4().hex[:8]}"
+    trace_id = uuid.uuid4().hex
+    incoming = {"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-00", "tracestate": "k=v"}
+    async with (
+        launched(settings, ["engine", "bridge"], tmp_path, otel) as stack,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.settings.bridge_port}") as api,
+    ):
+        await log_in(api)
+        definition = waiting_workflow(identifier)
+        definition["nodes"].append(
+            {"identifier": "again", "config": {"type": "KAFKA", "payload": {}}}
+        )
+        definition["connections"].append({"sourceIdentifier": "work", "targetIdentifier": "again"})
+        defined = await api.post("/v1/workflows", json=definition)
+        assert defined.status_code == HTTPStatus.CREATED, defined.text
+        triggered = await api.post(f"/v1/workflows/{identifier}/runs", json={"inputs": {}},
+                                   headers=incoming)  # fmt: skip
+        assert triggered.status_code == HTTPStatus.CREATED, triggered.text
+        run_id = triggered.json()["workflowRun"]["identifier"]
+        done = {"status": "COMPLETED", "result": "SUCCESS", "output": {}}
+        for node in ("work", "again"):
+            patch = f"/v1/workflows/nodes/runs/{node_run_id(run_id, node)}"
+
+            async def report(path: str = patch) -> int:
+                return (await api.patch(path, json=done)).status_code
+
+            await until(report, lambda status: status == HTTPStatus.OK, within=30)
+
+        async def result() -> str | None:
+            found = (await api.get(f"/v1/workflows/runs/{run_id}")).json()["workflowRun"]
+            return found["result"]  # type: ignore[no-any-return]
+
+        assert await until(result, lambda r: r is not None, within=30) == "SUCCESS"
+        # A second run, sampled (no traceparent): each process exports its spans in
+        # order, so once the bridge's and the engine's spans of it are here, any span
+        # of the first run would be too.
+        later = await api.post(f"/v1/workflows/{identifier}/runs", json={"inputs": {}})
+        assert later.status_code == HTTPStatus.CREATED, later.text
+        await until(_services_of(received, later.json()["workflowRun"]["identifier"]),
+                    lambda services: services >= {"switchyard-bridge", "switchyard-engine"},
+                    within=30)  # fmt: skip
+
+    registry = TopicRegistry.from_settings(stack.settings)
+    [trigger] = [r for r in await read_topic(stack.settings, registry.inbox.name)
+                 if r.key == run_id.encode() and b'"RunTriggered"' in r.value]  # fmt: skip
+    sent = dict(trigger.headers)
+    assert sent["traceparent"].decode().split("-")[1::2] == [trace_id, "00"]  # not sampled
+    assert sent["tracestate"] == b"k=v"
+    requests = [r for r in await read_topic(stack.settings, registry.node_run_requests.name)
+                if orjson.loads(r.value)["context"]["workflowRunId"] == run_id]  # fmt: skip
+    trace_headers = [
+        [(k, v) for k, v in r.headers if k in ("traceparent", "tracestate")] for r in requests
+    ]
+    # The trigger's request: the RunTriggered's headers, unchanged. The next one, after
+    # a report without trace context: the run's kept traceparent (the run keeps no
+    # tracestate), so still that trace, still not sampled.
+    assert trace_headers == [
+        [("traceparent", sent["traceparent"]), ("tracestate", b"k=v")],
+        [("traceparent", sent["traceparent"])],
+    ], trace_headers
+    spans = received.snapshot()
+    assert [s for s in spans if s.trace_id == trace_id] == []
+    assert [s for s in spans if s.attributes.get("switchyard.run_id") == run_id] == []
+
+
+def _services_of(received: Received, run_id: str) -> Callable[[], Awaitable[set[str]]]:
+    """The services that exported a span of run ``run_id``'s trace."""
+
+    async def probe() -> set[str]:
+        spans = received.snapshot()
+        traces = {s.trace_id for s in spans if s.attributes.get("switchyard.run_id") == run_id}
+        return {s.service for s in spans if s.trace_id in traces}
+
+    return probe

@@ -186,7 +186,7 @@ class _Unsampled(NonRecordingSpan):
 _TRACEPARENT_LENGTH = 55
 
 
-def _unsampled(headers: Headers) -> _Unsampled | None:
+def unsampled_span(headers: Headers) -> _Unsampled | None:
     """The stand-in span of a record whose ``traceparent`` says "not sampled", when the
     sampler follows parents; None when a span must be made (sampled, no or odd header).
 
@@ -287,7 +287,7 @@ def record_span(
     """:func:`start_record_span`, current inside the block and ended at its end
     (an exception is recorded on it). A record of a trace not sampled gets a stand-in
     that records nothing and carries the record's trace headers on."""
-    unsampled = _unsampled(headers)
+    unsampled = unsampled_span(headers)
     if unsampled is not None:
         with trace.use_span(unsampled):
             yield unsampled
