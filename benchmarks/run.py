@@ -343,11 +343,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path(".switchyard/cache") if Path(".switchyard/cache").exists() else None,
         help="where the broker's jars are kept (default .switchyard/cache)",
     )
-    parser.add_argument("--kafka-port", type=int, default=33092)
-    parser.add_argument("--redis-port", type=int, default=33379)
-    parser.add_argument("--bridge-port", type=int, default=33080)
+    parser.add_argument("--kafka-port", type=int, default=24092)
+    parser.add_argument("--redis-port", type=int, default=24379)
+    parser.add_argument("--bridge-port", type=int, default=24080)
     parser.add_argument(
-        "--ops-port", type=int, default=33101, help="the engine's /metrics; the next four too"
+        "--ops-port", type=int, default=24101, help="the engine's /metrics; the next four too"
     )
     parser.add_argument(
         "--out", type=Path, help="JSON file (default benchmarks/results/<date>.json)"

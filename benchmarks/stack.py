@@ -37,11 +37,13 @@ Durability = Literal["default", "durable"]  # SWITCHYARD_DURABILITY
 
 @dataclass(frozen=True)
 class Ports:
-    kafka: int = 33092
-    controller: int = 33093
-    redis: int = 33379
-    bridge: int = 33080
-    ops: int = 33101  # engine's /metrics; executor, timers, scheduler, triggers the next four
+    # Below 32768: ports in ip_local_port_range may be a client's source port when the
+    # stack starts (a broker once failed to bind 33092 so).
+    kafka: int = 24092
+    controller: int = 24093
+    redis: int = 24379
+    bridge: int = 24080
+    ops: int = 24101  # engine's /metrics; executor, timers, scheduler, triggers the next four
 
 
 def bench_settings(home: Path, ports: Ports, cache: Path | None, *,
