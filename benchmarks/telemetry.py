@@ -13,8 +13,12 @@ worker are restarted with the variant's environment while Kafka and Redis stay u
 Each variant: the existing harness's closed loop (:func:`benchmarks.run.max_rate`,
 runs/s and node runs/s), then an open loop at one fixed rate for every variant (p50/p99
 latency); with metrics on, every process's ``/metrics`` is scraped as Prometheus would.
-Beside the rates, the CPU (user + system) Switchyard's processes spent per run: on
-one shared 2-core machine it moves far less with the other load than runs/s does.
+Before the first variant the fresh stack is warmed by a closed loop nobody counts
+(``--warm-up``), and before each one Redis' append-only file is rewritten, so no
+variant's window holds a rewrite Redis started on its own (the forks inside the windows
+are counted and printed). Beside the rates, the CPU (user + system) Switchyard's
+processes spent per run: on one shared 2-core machine it moves less with the other
+load than runs/s does.
 Spans come from Switchyard's processes only: the benchmark's worker configures no
 tracing and exports nothing.
 Prints a table and writes ``benchmarks/results/telemetry-<timestamp>.json`` (and
@@ -38,7 +42,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks import cpu, redis_figures, workloads
-from benchmarks.load import open_loop
+from benchmarks.load import closed_loop, open_loop
 from benchmarks.otlp_sink import SinkProcess
 from benchmarks.run import Plan, closed_figures, machine, max_rate, save
 from benchmarks.stack import BenchStack, Ports, bench_settings
@@ -201,6 +205,48 @@ async def measure(stack: BenchStack, variant: Variant, env: dict[str, str], plan
     }  # fmt: skip
 
 
+async def _redis_forks(stack: BenchStack) -> int:
+    client = stack.redis()
+    try:
+        return int((await client.info("stats"))["total_forks"])
+    finally:
+        await client.aclose()
+
+
+async def compact_aof(stack: BenchStack, within: float = 120.0) -> None:
+    """Rewrite Redis' append-only file now and wait for it: the runs the variants before
+    left make it grow, and a rewrite Redis starts on its own (a fork copying the whole
+    dataset) would otherwise fall inside some variant's window and not others'."""
+    client = stack.redis()
+    try:
+        with contextlib.suppress(Exception):  # "already in progress": wait for that one
+            await client.bgrewriteaof()
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            info = await client.info("persistence")
+            if not info.get("aof_rewrite_in_progress") and not info.get("aof_rewrite_scheduled"):
+                return
+            await asyncio.sleep(0.2)
+        _say(f"Redis' AOF rewrite still running after {within:.0f} s; measuring anyway")
+    finally:
+        await client.aclose()
+
+
+async def warm_up(stack: BenchStack, env: dict[str, str], seconds: float) -> None:
+    """A closed loop nobody counts, once, on the fresh stack: the broker's JIT, the page
+    cache and Redis' first allocations warm before the first variant is measured."""
+    if seconds <= 0:
+        return
+    _say(f"warming the stack up for {seconds:.0f} s (not measured)")
+    worker, _ = stack.start_worker(WORKLOAD, extra_env=env)
+    try:
+        async with SwitchyardTarget(stack.settings, f"bench-{WORKLOAD}",
+                                    observe_steps=False) as target:  # fmt: skip
+            await closed_loop(target, window=200, warmup=0, seconds=seconds)
+    finally:
+        stack.stop_worker(worker)
+
+
 async def _durability(stack: BenchStack) -> dict[str, str]:
     client = stack.redis()
     try:
@@ -255,12 +301,15 @@ async def _variants(stack: BenchStack, sink: SinkProcess, order: list[Variant], 
             stack.up(env)
             await stack.define(workloads.chain())
             result["durability"] = await _durability(stack)
+            await warm_up(stack, env, args.warm_up)
         else:
             _say(f"restarting Switchyard's processes for {variant.label}")
             stack.start_services(env)
-        started = time.monotonic()
+        await compact_aof(stack)
+        started, forks = time.monotonic(), await _redis_forks(stack)
         entry = await measure(stack, variant, env, plan, args, rate)
         entry["seconds"] = round(time.monotonic() - started, 1)
+        entry["redis_forks"] = await _redis_forks(stack) - forks
         rate = entry["open"]["offered_runs_per_s"]  # the first variant's, for all of them
         stack.stop_services()  # shutting down flushes the spans still queued
         after = await sink.counts()
@@ -360,6 +409,8 @@ def _notes(result: dict[str, Any]) -> list[str]:
         "Switchyard processes (engine's jq sandboxes included) per run started, warm-up to "
         "drained open loop",
         f"noise: {noise}a closed loop's two halves differ by up to {halves:.1f}%",
+        "Redis forks (AOF rewrites) inside the measured variants: "
+        f"{sum(r.get('redis_forks', 0) for r in result['runs'])} (a rewrite runs before each)",
         "metrics recorded (sum of switchyard_*_total at the end, all processes): "
         + ", ".join(f"{k} {v['counters_total']:.0f}" for k, v in variants.items()),
     ]
@@ -386,6 +437,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     add("--repeats", type=int, default=1, help="runs of every variant, order reversed each time")
     add("--variants", type=lambda s: s.split(","), default=[v.key for v in VARIANTS],
         help="any of: " + ", ".join(v.key for v in VARIANTS))  # fmt: skip
+    add(
+        "--warm-up",
+        type=float,
+        help="seconds of an unmeasured closed loop on the fresh "
+        "stack before the first variant (default 20, quick 0)",
+    )
     add("--open-rate", type=float, help="open-loop runs/s (default: half the first max)")
     add("--open-fraction", type=float, default=0.5)
     add("--open-seconds", type=float, help="open-loop length (default a third of --seconds)")
@@ -400,7 +457,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     add("--sink-port", type=int, default=0, help="the OTLP sink's (default: any free port)")
     add("--out", type=Path, help="JSON file (default benchmarks/results/telemetry-<date>.json)")
     add("--keep-stack", action="store_true", help="leave the stack running")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.warm_up is None:
+        args.warm_up = 0.0 if args.quick else 20.0
+    return args
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ from typing import TypeVar
 import msgspec
 import orjson
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
-from opentelemetry.trace import Span
+from opentelemetry.trace import Span, use_span
 from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -407,22 +407,27 @@ class InboxProcessor:
             kept = before.state.trace if before is not None else None
             parent, linked = tracing.run_parent(record.headers, kept)
             stand_in = tracing.unsampled_span(parent)
+            span: Span | None = None
+            if stand_in is None:
+                attributes = {
+                    **tracing.record_attributes(record.topic, record.partition, record.offset),
+                    "switchyard.run_id": event.run_id, "switchyard.event_type": event.type,
+                }  # fmt: skip
+                node_run_id = getattr(event, "node_run_id", None)
+                if node_run_id is not None:
+                    attributes["switchyard.node_run_id"] = node_run_id
+                name = f"engine.transition {event.type}"
+                span = tracing.start_record_span(name, parent, attributes, linked)
+                stand_in = tracing.stand_in(span)  # a root the sampler dropped
             if stand_in is not None:
-                # Not sampled (most records at a low ratio): no span, no attributes,
-                # no current context; only the trace headers handed on (README: Traces).
+                # Not sampled (most records at a low ratio): no span made current, no
+                # span attributes, only the trace headers handed on (README: Traces).
                 trace = tracing.traceparent_of(stand_in) if kept is None else None
                 await self._decide(index, record, event, batch, trace)
                 _carry_headers(tuple(stand_in.carried) or None, batch, plans, direct)
                 return
-            attributes = {
-                **tracing.record_attributes(record.topic, record.partition, record.offset),
-                "switchyard.run_id": event.run_id, "switchyard.event_type": event.type,
-            }  # fmt: skip
-            node_run_id = getattr(event, "node_run_id", None)
-            if node_run_id is not None:
-                attributes["switchyard.node_run_id"] = node_run_id
-            name = f"engine.transition {event.type}"
-            with tracing.record_span(name, parent, attributes, linked) as span:
+            assert span is not None
+            with use_span(span, end_on_exit=True, record_exception=True):
                 # A run that keeps no trace yet keeps this one (the trigger's, mostly).
                 trace = tracing.traceparent_of(span) if kept is None else None
                 await self._decide(index, record, event, batch, trace)

@@ -213,6 +213,24 @@ def unsampled_span(headers: Headers) -> _Unsampled | None:
 _TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
 
 
+def stand_in(span: Span) -> _Unsampled | None:
+    """The stand-in of a span the sampler dropped (a root at a low ratio, mostly),
+    carrying the headers the propagator would write for it; None while it records.
+
+    Formatting ``traceparent`` here instead of through the propagator, and never
+    making the dropped span current, is what keeps a trace's first record cheap when
+    it is not sampled, as :func:`unsampled_span` does for the records after it."""
+    if span.is_recording():
+        return None
+    context = span.get_span_context()
+    if not context.is_valid:
+        return None
+    carried = [("traceparent", _traceparent(context))]
+    if context.trace_state:
+        carried.append(("tracestate", context.trace_state.to_header().encode("latin-1")))
+    return _Unsampled(context, carried)
+
+
 def run_parent(headers: Headers, run_trace: str | None) -> tuple[Headers, Headers]:
     """The headers a run's record is traced under, and the ones it is linked to.
 
@@ -234,8 +252,18 @@ def run_parent(headers: Headers, run_trace: str | None) -> tuple[Headers, Header
 
 def traceparent_of(span: Span) -> str | None:
     """``span``'s ``traceparent`` as it is sent (None for an invalid span)."""
-    return next((value.decode("latin-1") for name, value in headers_of(span)
-                 if name == "traceparent"), None)  # fmt: skip
+    if isinstance(span, _Unsampled):
+        return next((value.decode("latin-1") for name, value in span.carried
+                     if name == "traceparent"), None)  # fmt: skip
+    context = span.get_span_context()
+    if not context.is_valid:
+        return None
+    return _traceparent(context).decode("latin-1")
+
+
+def _traceparent(context: SpanContext) -> bytes:
+    """W3C ``traceparent`` version 00, as the propagator writes it."""
+    return b"00-%032x-%016x-%02x" % (context.trace_id, context.span_id, context.trace_flags)
 
 
 def headers_of(span: Span | None = None) -> list[tuple[str, bytes]]:
@@ -288,11 +316,14 @@ def record_span(
     (an exception is recorded on it). A record of a trace not sampled gets a stand-in
     that records nothing and carries the record's trace headers on."""
     unsampled = unsampled_span(headers)
+    span = start_record_span(name, headers, attributes, linked) if unsampled is None else None
+    if span is not None:
+        unsampled = stand_in(span)
     if unsampled is not None:
         with trace.use_span(unsampled):
             yield unsampled
         return
-    span = start_record_span(name, headers, attributes, linked)
+    assert span is not None
     with trace.use_span(span, end_on_exit=True, record_exception=True):
         yield span
 

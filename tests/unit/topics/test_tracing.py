@@ -154,6 +154,7 @@ def test_the_outbox_keeps_a_message_s_headers_across_its_json() -> None:
 # and the spans the process finished.
 RECORDS_PROBE = """
 import json
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from switchyard.topics.telemetry import tracing
@@ -176,7 +177,12 @@ for kind, headers in records.items():
             "recording": span.is_recording(),
             "handed": [[k, v.decode()] for k, v in tracing.headers_of(span)],
             "current": [[k, v.decode()] for k, v in tracing.headers_of()],
+            "traceparent_of": tracing.traceparent_of(span),
         }
+        written = {}  # what the propagator writes for the span's own context
+        propagate.inject(written, context=trace.set_span_in_context(
+            trace.NonRecordingSpan(span.get_span_context())))
+        seen[kind]["propagated"] = sorted(written.items())
 spans = finished.get_finished_spans()
 def parent_of(s):
     return format(s.parent.span_id, "016x") if s.parent else None
@@ -214,6 +220,27 @@ def test_a_record_of_an_unsampled_trace_gets_no_span_and_hands_its_headers_on() 
     assert names == [["engine.transition X", "a" * 32, "b" * 16]]
     # No header, or one that does not parse: the sampler decides, as before.
     assert found["seen"]["malformed"]["handed"] != found["seen"]["unsampled"]["handed"]
+
+
+def test_a_root_the_sampler_drops_hands_on_what_the_propagator_would_write() -> None:
+    found = records_probe(OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+                          OTEL_TRACES_SAMPLER_ARG="0")  # fmt: skip
+    root = found["seen"]["none"]
+    assert root["recording"] is False
+    assert [k for k, _ in root["handed"]] == ["traceparent"]
+    assert int(root["handed"][0][1][-2:], 16) & 1 == 0  # a fresh trace, not sampled
+    assert root["handed"] == root["current"] == [list(kv) for kv in root["propagated"]]
+    # Only the record whose parent was sampled made a span; the dropped root none.
+    assert found["spans"] == [["engine.transition X", "a" * 32, "b" * 16]]
+    for kind, seen in found["seen"].items():  # the run keeps the traceparent sent on
+        assert seen["traceparent_of"] == seen["handed"][0][1], kind
+
+
+def test_the_traceparent_a_run_keeps_is_its_recording_span_s() -> None:
+    found = records_probe(OTEL_TRACES_SAMPLER="always_on")
+    for kind, seen in found["seen"].items():
+        assert seen["recording"] is True, kind
+        assert seen["traceparent_of"] == dict(seen["propagated"])["traceparent"], kind
 
 
 def test_a_sampler_that_ignores_parents_still_decides_for_an_unsampled_record() -> None:
