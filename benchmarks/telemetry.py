@@ -14,9 +14,9 @@ Each variant: the existing harness's closed loop (:func:`benchmarks.run.max_rate
 runs/s and node runs/s), then an open loop at one fixed rate for every variant (p50/p99
 latency); with metrics on, every process's ``/metrics`` is scraped as Prometheus would.
 Before the first variant the fresh stack is warmed by a closed loop nobody counts
-(``--warm-up``), and before each one Redis' append-only file is rewritten, so no
-variant's window holds a rewrite Redis started on its own (the forks inside the windows
-are counted and printed). Beside the rates, the CPU (user + system) Switchyard's
+(``--warm-up``), and before each one Redis' append-only file is rewritten with Redis'
+own rewrites turned off, so no variant's window holds a rewrite (the forks inside the
+windows are counted and printed). Beside the rates, the CPU (user + system) Switchyard's
 processes spent per run: on one shared 2-core machine it moves less with the other
 load than runs/s does.
 Spans come from Switchyard's processes only: the benchmark's worker configures no
@@ -214,11 +214,14 @@ async def _redis_forks(stack: BenchStack) -> int:
 
 
 async def compact_aof(stack: BenchStack, within: float = 120.0) -> None:
-    """Rewrite Redis' append-only file now and wait for it: the runs the variants before
-    left make it grow, and a rewrite Redis starts on its own (a fork copying the whole
-    dataset) would otherwise fall inside some variant's window and not others'."""
+    """Rewrite Redis' append-only file now and wait for it, with Redis' own rewrites
+    off: each run rewrites its state several times, so the file doubles within one
+    variant and a rewrite Redis starts on its own (a fork copying a dataset that grows
+    variant after variant) would fall inside some windows and not others. Every write
+    is still appended and fsynced every second; only when the file is compacted moves."""
     client = stack.redis()
     try:
+        await client.config_set("auto-aof-rewrite-percentage", 0)
         with contextlib.suppress(Exception):  # "already in progress": wait for that one
             await client.bgrewriteaof()
         deadline = time.monotonic() + within
@@ -254,7 +257,8 @@ async def _durability(stack: BenchStack) -> dict[str, str]:
     finally:
         await client.aclose()
     return {
-        "redis": f"appendonly {config.get('appendonly')}, appendfsync {config.get('appendfsync')}",
+        "redis": f"appendonly {config.get('appendonly')}, appendfsync {config.get('appendfsync')}"
+        ", the file rewritten between variants (auto-aof-rewrite-percentage 0)",
         "kafka": "one broker (replication 1), default flush (page cache, no fsync per write)",
         "producers": "acks=all, idempotent",
     }

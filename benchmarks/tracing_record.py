@@ -1,6 +1,7 @@
 """The tracing work of one Kafka record in a traced process, without Kafka: the
 ``record_span`` around a decision plus the headers handed to what it sends, for a
-record whose trace was not sampled and for one that was.
+record whose trace was not sampled, for one that was, and for one with no context (a
+root: the sampler decides).
 
     python -m benchmarks.tracing_record [--records 20000] [--rounds 5]
 
@@ -25,6 +26,9 @@ _PARENT = b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-"
 KINDS = {
     "not sampled": [("traceparent", _PARENT + b"00")],
     "sampled": [("traceparent", _PARENT + b"01")],
+    # A trace's first record (a trigger sent with no context): the sampler decides, so
+    # nine in ten are dropped and one in ten is sampled.
+    "no context": [],
 }
 
 
