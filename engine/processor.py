@@ -36,7 +36,13 @@ from switchyard.engine import metrics as engine_metrics
 from switchyard.engine.machine.decide import decide
 from switchyard.engine.machine.options import MachineOptions
 from switchyard.engine.machine.state import RunState
-from switchyard.engine.store.plan import ApplyPlan, OutboxMessage, move_plan, plan_decision
+from switchyard.engine.store.plan import (
+    ApplyPlan,
+    OutboxMessage,
+    letter_plan,
+    move_plan,
+    plan_decision,
+)
 from switchyard.engine.store.runs import RunStore, StoredRun
 from switchyard.engine.store.slots import partition_tag
 from switchyard.engine.store.workflows import WorkflowStore
@@ -351,9 +357,13 @@ class InboxProcessor:
         try:
             event = decode_inbox(record.value or b"")
         except DecodeError as error:
-            batch.direct.append(self.dead_letter(record, "undecodable", error.reason))
-            batch.outcomes[index] = Outcome.DEAD_LETTERED
-            batch.letters[index] = "undecodable"
+            letter = self.dead_letter(record, "undecodable", error.reason)
+            batch.letters[index] = "undecodable"  # counted if it is sent: not for a redelivery
+            # Planned in record order, as moves are: both are guarded by the partition's
+            # own offset, which a plan of a lower offset after a higher one can't pass.
+            plan = letter_plan(record.topic, record.partition, record.offset, letter,
+                               self.tag(record.partition))  # fmt: skip
+            batch.plan(index, plan, Outcome.DEAD_LETTERED)
             return None
         home = self.home(event.run_id)
         if record.key == event.run_id.encode() and record.partition == home:

@@ -153,6 +153,26 @@ def move_plan(
     )  # fmt: skip
 
 
+# The outbox an unreadable record's dead letter rides: such a record names no run.
+UNREADABLE = "unreadable"
+
+
+def letter_plan(
+    topic: str, partition: int, offset: int, letter: OutboxMessage, tag: str
+) -> ApplyPlan:
+    """Dead-letter an inbox record that names no run (``partition``/``offset``).
+
+    Guarded like a move, by the partition's own offset: a record redelivered after a
+    crash between the publish and the commit is not dead-lettered a second time, with
+    another ``at`` (a consumer of the topic would see two letters of one record). Its
+    letter rides the partition's outbox, so a crash can't lose it either.
+    """
+    return ApplyPlan(
+        run_id=UNREADABLE, offset=offset, step=f"letter:{partition}:{offset}",
+        partition=partition, outbox=[letter], guard=keys.strays(topic, tag), tag=tag,
+    )  # fmt: skip
+
+
 def _ms(value: datetime) -> str:
     """Whole ms since the epoch, in integers (a float product can land 1 ms short, and
     ``createdAfter``/``createdBefore`` compare these scores to a run's ``createdAt``)."""

@@ -70,6 +70,14 @@ class Records:
         where = self.home(run_id) if partition is None else partition
         return InboxRecord(self.topic, where, offset, run_id.encode(), value)
 
+    def unreadable(self, run_id: str, offset: int, value: bytes) -> InboxRecord:
+        """A record at the run's partition that names no run: guarded like a stray,
+        per topic and partition, so it too gets a topic name of its own."""
+        return InboxRecord(
+            f"{self.topic}.replayed-{uuid.uuid4().hex[:6]}", self.home(run_id), offset,
+            run_id.encode(), value,
+        )  # fmt: skip
+
     def stray(self, run_id: str, offset: int, value: bytes) -> InboxRecord:
         """A record on another partition. Its offset is made up, so it is given a topic
         name of its own: moves are guarded per topic and partition, and real moves of
@@ -132,7 +140,7 @@ async def test_every_record_not_applied_is_a_redelivery_a_duplicate_a_move_or_a_
     assert await handle(stray) == [Outcome.REDELIVERED]
     # Not decodable; an update of a node run the run doesn't have.
     bad = [
-        records.at(run, 13, b"{not json"),
+        records.unreadable(run, 13, b"{not json"),
         records.at(run, 14, _update(run, "wfnr_AAAAAAAAAAAAAAAA")),
     ]
     assert await handle(*bad) == [Outcome.DEAD_LETTERED, Outcome.DEAD_LETTERED]

@@ -4,6 +4,7 @@ Redis step and the Kafka publish is repaired from the outbox with the same ids."
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from switchyard.engine.processor import InboxRecord, Outcome, handle_batch
 from switchyard.engine.store import keys
 from switchyard.engine.store import plan as plan_module
 from switchyard.engine.store.runs import RunStore
+from switchyard.engine.store.slots import partition_tag
 from switchyard.schemas import NodeRunUpdated, RunTriggered, encode, node_run_id
 from switchyard.schemas.settings import Settings
 from switchyard.topics.partitioning import partition_of
@@ -68,6 +70,13 @@ def _record(settings: Settings, offset: int, run_id: str, value: bytes) -> Inbox
     inbox = TopicRegistry.from_settings(settings).inbox.name
     home = partition_of(run_id, settings.inbox_partitions)
     return InboxRecord(inbox, home, offset, run_id.encode(), value)
+
+
+def _replayed(inbox: str) -> str:
+    """A topic name for records at made-up offsets that name no run of their partition:
+    those are guarded per topic and partition, and must not meet this session's real
+    ones (a guard past a real offset would take that record for a redelivery)."""
+    return f"{inbox}.replayed-{uuid.uuid4().hex[:6]}"
 
 
 def _trigger(run_id: str, workflow: str) -> bytes:
@@ -164,7 +173,8 @@ async def test_an_event_keyed_by_something_else_is_rekeyed_not_applied(
     run_id = new_run_id()
     inbox = TopicRegistry.from_settings(topics).inbox.name
     home = partition_of(run_id, topics.inbox_partitions)
-    stray = InboxRecord(inbox, home, 55, b"not-the-run-id", _trigger(run_id, workflow))
+    # Its offset is made up: a topic name of its own keeps its guard from other tests'.
+    stray = InboxRecord(_replayed(inbox), home, 55, b"not-the-run-id", _trigger(run_id, workflow))
     assert await make_processor(topics, redis, producer, templates).handle([stray]) == [
         Outcome.MOVED
     ]
@@ -172,6 +182,38 @@ async def test_an_event_keyed_by_something_else_is_rekeyed_not_applied(
     republished = [r for r in await read_all(topics, inbox) if r.key == run_id.encode()]
     assert [orjson.loads(r.value)["runId"] for r in republished] == [run_id]
     assert [r.partition for r in republished] == [home]
+
+
+async def test_an_unreadable_record_is_dead_lettered_once_however_often_it_comes_back(
+    topics: Settings, redis: aioredis.Redis, producer: EventProducer, broken: EventProducer,
+    templates: Any,
+) -> None:  # fmt: skip
+    """Its letter (stamped with the time it was written) is published once: after a
+    crash before the publish, and after one between the publish and the commit."""
+    registry = TopicRegistry.from_settings(topics)
+    topic, key = _replayed(registry.inbox.name), f"poison-{uuid.uuid4().hex[:8]}".encode()
+    first, second = (InboxRecord(topic, 3, offset, key, b"\xffnot json") for offset in (40, 41))
+    try:
+        with pytest.raises(ConnectionError):
+            await make_processor(topics, redis, broken, templates).handle([first])
+        restarted = make_processor(topics, redis, producer, templates)
+        assert await restarted.recover() >= 1
+        assert await restarted.handle([first]) == [Outcome.REDELIVERED]
+        assert await restarted.handle([second]) == [Outcome.DEAD_LETTERED]
+        # Published, not committed: the record comes back to the next engine.
+        again = make_processor(topics, redis, producer, templates)
+        assert await again.handle([first, second]) == [Outcome.REDELIVERED] * 2
+
+        letters = [
+            orjson.loads(r.value)
+            for r in await read_all(topics, registry.dead_letter.name)
+            if r.key == key
+        ]
+        assert [(x["topic"], x["offset"], x["code"]) for x in letters] == [
+            (topic, 40, "undecodable"), (topic, 41, "undecodable"),
+        ]  # fmt: skip
+    finally:
+        await redis.delete(keys.strays(topic, partition_tag(3, topics.inbox_partitions)))
 
 
 async def test_a_report_delivered_twice_is_ignored_without_a_dead_letter(
