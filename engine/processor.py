@@ -433,15 +433,17 @@ class InboxProcessor:
                 # Not sampled (most records at a low ratio): no span made current, no
                 # span attributes, only the trace headers handed on (README: Traces).
                 trace = tracing.traceparent_of(stand_in) if kept is None else None
-                await self._decide(index, record, event, batch, trace)
-                _carry_headers(tuple(stand_in.carried) or None, batch, plans, direct)
+                headers = tuple(stand_in.carried) or None
+                await self._decide(index, record, event, batch, trace, headers)
+                _carry_headers(headers, batch, plans, direct)
                 return
             assert span is not None
             with use_span(span, end_on_exit=True, record_exception=True):
                 # A run that keeps no trace yet keeps this one (the trigger's, mostly).
                 trace = tracing.traceparent_of(span) if kept is None else None
-                await self._decide(index, record, event, batch, trace)
-                _carry_headers(tuple(tracing.headers_of(span)) or None, batch, plans, direct)
+                headers = tuple(tracing.headers_of(span)) or None
+                await self._decide(index, record, event, batch, trace, headers)
+                _carry_headers(headers, batch, plans, direct)
                 _mark_completion(span, before, batch.runs.get(event.run_id))
                 # What the decision made of the record (a plan's outcome holds once
                 # the Redis step applies it).
@@ -458,9 +460,11 @@ class InboxProcessor:
         event: InboxEvent,
         batch: _Batch,
         trace: str | None = None,
+        headers: tuple[tuple[str, bytes], ...] | None = None,
     ) -> None:
         """Decide ``event`` against its run and plan the outcome; ``trace`` is the
-        ``traceparent`` a run keeping none is to keep from now on."""
+        ``traceparent`` a run keeping none is to keep from now on, ``headers`` the trace
+        context its plan's messages carry."""
         stored = batch.runs.get(event.run_id)
         if stored is not None and stored.partition not in {None, record.partition}:
             reason = (
@@ -520,7 +524,7 @@ class InboxProcessor:
         plan = plan_decision(
             state, decision, offset=record.offset, registry=self.registry,
             partition=record.partition, tag=self.tag(record.partition),
-            agent_secret=self.agent_secret, workflow=workflow,
+            agent_secret=self.agent_secret, workflow=workflow, headers=headers,
         )  # fmt: skip
         batch.plan(index, plan, Outcome.APPLIED)
         if decision.state is not None:
@@ -606,13 +610,15 @@ def _carry_headers(
     headers: tuple[tuple[str, bytes], ...] | None, batch: _Batch, plans: int, direct: int
 ) -> None:
     """Trace ``headers`` on the messages of the plans and letters the batch gained
-    since it had ``plans`` plans and ``direct`` letters."""
+    since it had ``plans`` plans and ``direct`` letters (a decision's plan made its
+    own with them: only rejections, duplicates and letters are left)."""
 
     def carrying(m: OutboxMessage) -> OutboxMessage:  # twice as fast as dataclasses.replace
         return OutboxMessage(m.topic, m.key, m.value, m.partition, headers)
 
     for plan in batch.plans[plans:]:
-        plan.outbox = [carrying(m) for m in plan.outbox]
+        if plan.headers is not headers or headers is None:
+            plan.outbox = [carrying(m) for m in plan.outbox]
     batch.direct[direct:] = [carrying(m) for m in batch.direct[direct:]]
 
 
