@@ -55,12 +55,11 @@ class OutboxMessage:
     partition: int | None = None
     headers: tuple[tuple[str, bytes], ...] | None = None
 
-    def to_json(self, headers: bool = True) -> dict[str, Any]:
-        """The message as the outbox keeps it (``headers`` False: without them)."""
+    def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"topic": self.topic, "key": self.key, "value": self.value.decode()}
         if self.partition is not None:
             data["partition"] = self.partition
-        if headers and self.headers:  # trace context: ASCII by the W3C format
+        if self.headers:  # trace context: ASCII by the W3C format
             data["headers"] = [[name, value.decode("latin-1")] for name, value in self.headers]
         return data
 
@@ -72,39 +71,6 @@ class OutboxMessage:
             partition=data.get("partition"),
             headers=tuple((n, v.encode("latin-1")) for n, v in headers) if headers else None,
         )  # fmt: skip
-
-
-def outbox_payload(messages: Sequence[OutboxMessage]) -> str:
-    """A step's messages as the outbox keeps them: a JSON list, one object each. A
-    message with the same trace headers as the one before it says so (``sameHeaders``)
-    instead of repeating them: a traced step's messages all carry its transition's,
-    and writing them once keeps the outbox write, and the append-only file, as small
-    as untraced. A reader that does not know the key publishes such a message
-    without them: its trace context is lost, never the message."""
-    items: list[dict[str, Any]] = []
-    previous: tuple[tuple[str, bytes], ...] | None = None
-    for message in messages:
-        same = bool(message.headers) and message.headers == previous
-        item = message.to_json(headers=not same)
-        if same:
-            item["sameHeaders"] = True
-        items.append(item)
-        previous = message.headers
-    return orjson.dumps(items).decode()
-
-
-def outbox_messages(raw: bytes | str) -> list[OutboxMessage]:
-    """The messages of one outbox step (:func:`outbox_payload`, or an older release's
-    list, where each message carries its own headers)."""
-    messages: list[OutboxMessage] = []
-    for item in orjson.loads(raw):
-        message = OutboxMessage.from_json(item)
-        if item.get("sameHeaders") and messages:
-            headers = messages[-1].headers
-            message = OutboxMessage(message.topic, message.key, message.value,
-                                    message.partition, headers)  # fmt: skip
-        messages.append(message)
-    return messages
 
 
 @dataclass
@@ -145,7 +111,7 @@ class ApplyPlan:
             for c in self.commands
         ]
         if self.outbox:
-            payload = outbox_payload(self.outbox)
+            payload = orjson.dumps([m.to_json() for m in self.outbox]).decode()
             commands.append(["HSET", index(keys.outbox(self.run_id, self.tag)), self.step, payload])
             commands.append(["SADD", index(keys.outbox_pending(self.tag)), self.run_id])
         guard = index(self.guard or keys.run(self.run_id, self.tag))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, cast
 
+import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
@@ -18,7 +19,7 @@ from switchyard.engine.machine.state import RunState, load_state
 from switchyard.engine.store import keys, log_record
 from switchyard.engine.store.calls import side_by_side
 from switchyard.engine.store.org import AgentStreamer, streamer_of
-from switchyard.engine.store.plan import ApplyPlan, OutboxMessage, outbox_messages
+from switchyard.engine.store.plan import ApplyPlan, OutboxMessage
 from switchyard.engine.store.slots import partition_tag
 from switchyard.engine.store.workflows import latest_of
 from switchyard.schemas import NodeRunLog
@@ -193,7 +194,7 @@ class RunStore:
             for run_id in [_text(r) for r in await self.client.smembers(pending)]:
                 outbox = await self.client.hgetall(keys.outbox(run_id, tag))
                 if outbox:
-                    steps = {_text(step): outbox_messages(raw) for step, raw in outbox.items()}
+                    steps = {_text(step): _messages(raw) for step, raw in outbox.items()}
                     result[(tag, run_id)] = steps
                 else:
                     await self.client.srem(pending, run_id)
@@ -220,7 +221,7 @@ def _stored_runs(ids: Sequence[str], replies: Sequence[Any]) -> dict[str, Stored
         found[run_id] = StoredRun(
             state=load_state(state),
             offset=int(offset) if offset is not None else -1,
-            outbox={_text(step): outbox_messages(raw) for step, raw in outbox.items()},
+            outbox={_text(step): _messages(raw) for step, raw in outbox.items()},
             partition=int(partition) if partition is not None else None,
         )
     return found
@@ -228,3 +229,7 @@ def _stored_runs(ids: Sequence[str], replies: Sequence[Any]) -> dict[str, Stored
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _messages(raw: bytes | str) -> list[OutboxMessage]:
+    return [OutboxMessage.from_json(item) for item in orjson.loads(raw)]

@@ -16,7 +16,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
-from switchyard.engine.store.plan import OutboxMessage, outbox_messages, outbox_payload
+from switchyard.engine.store.plan import OutboxMessage
 from switchyard.topics.telemetry import tracing
 
 # Sends one message through an EventProducer whose aiokafka producer is a recorder,
@@ -147,30 +147,6 @@ def test_the_outbox_keeps_a_message_s_headers_across_its_json() -> None:
     plain = OutboxMessage("topic", "key", b"{}")
     assert "headers" not in plain.to_json()  # off: the stored outbox is as it was
     assert OutboxMessage.from_json(plain.to_json()).headers is None
-
-
-def test_a_step_s_outbox_writes_its_trace_headers_once_and_reads_them_back_on_each() -> None:
-    ours = (("traceparent", b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-00"),)
-    other = (("traceparent", b"00-" + b"c" * 32 + b"-" + b"d" * 16 + b"-01"),)
-    step = [
-        OutboxMessage("run-events", "wfr_1", b'{"a":1}', None, ours),
-        OutboxMessage("requests", "wfr_1", b'{"b":2}', 4, ours),
-        OutboxMessage("run-events", "wfr_1", b'{"c":3}', None, other),  # a carried letter
-        OutboxMessage("run-events", "wfr_1", b'{"d":4}'),
-        OutboxMessage("run-events", "wfr_1", b'{"e":5}', None, other),
-    ]
-    payload = outbox_payload(step)
-    assert payload.count("a" * 32) == 1
-    assert payload.count("c" * 32) == 2  # not the same as the message before: again
-    assert outbox_messages(payload) == step
-    # An older release's step (each message its own headers) reads the same.
-    older = orjson.dumps([m.to_json() for m in step])
-    assert outbox_messages(older) == step
-    # A reader that knows no sameHeaders still gets every message, in order.
-    plain = [OutboxMessage.from_json(item) for item in orjson.loads(payload)]
-    assert [(m.topic, m.value, m.partition) for m in plain] == [
-        (m.topic, m.value, m.partition) for m in step
-    ]
 
 
 # Handles one record of each kind in a traced process and prints, per record, whether
