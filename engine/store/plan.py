@@ -237,7 +237,6 @@ def plan_decision(
     registry: TopicRegistry,
     tag: str,
     partition: int = 0,
-    dead_letter: OutboxMessage | None = None,
     agent_secret: str | None = None,
     workflow: Workflow | None = None,
     headers: tuple[tuple[str, bytes], ...] | None = None,
@@ -247,8 +246,8 @@ def plan_decision(
     ``workflow`` (the run's pinned version) names the entities a new run is associated
     with (:mod:`~switchyard.engine.store.run_entities`); without it none are recorded.
 
-    A rejection still records the offset (the event is dealt with) and publishes its
-    dead letter from the outbox, so a crash can't lose the reason. Messages for Port's
+    A rejection's plan records the offset alone (the processor adds its dead letter to
+    the outbox, so a crash can't lose the reason). Messages for Port's
     execution agent are signed here with ``agent_secret``: the outbox keeps the signed
     bytes, so a re-publish after a crash sends the same ones. Every message it makes
     carries ``headers`` (the trace context of the transition).
@@ -261,8 +260,6 @@ def plan_decision(
         run_id=new.run_id, offset=offset, step=step, partition=partition, tag=tag,
         headers=headers,
     )  # fmt: skip
-    if dead_letter is not None:
-        plan.outbox.append(dead_letter)
     if not decision.accepted or decision.state is None:
         return plan
     plan.commands.append(["HSET", keys.run(new.run_id, tag), "state", dump_state(new).decode()])
