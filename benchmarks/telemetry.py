@@ -162,6 +162,33 @@ def recorded(texts: dict[str, str]) -> dict[str, float]:
     return sums
 
 
+# The engine's histograms whose means tell a batch's shape: (figure, metric, scale).
+_BATCH_FIGURES = (
+    ("records_per_batch", "switchyard_engine_batch_records", 1.0),
+    ("batch_ms", "switchyard_engine_batch_seconds", 1000.0),
+    ("apply_ms", "switchyard_engine_apply_seconds", 1000.0),
+    ("publish_ms", "switchyard_outbox_publish_seconds", 1000.0),
+)
+
+
+def batch_shape(text: str | None) -> dict[str, float]:
+    """The engine's batches from its ``/metrics``: how many, and the mean of each of
+    :data:`_BATCH_FIGURES` (empty without the text). Smaller batches cost more per run."""
+    if not text:
+        return {}
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith(("_sum", "_count")):
+                sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
+    shape = {"batches": sums.get("switchyard_engine_batch_records_count", 0.0)}
+    for figure, metric, scale in _BATCH_FIGURES:
+        count = sums.get(f"{metric}_count", 0.0)
+        if count:
+            shape[figure] = round(scale * sums.get(f"{metric}_sum", 0.0) / count, 3)
+    return shape
+
+
 async def _runs_in_redis(stack: BenchStack) -> int:
     client = stack.redis()
     try:
@@ -179,7 +206,8 @@ async def measure(stack: BenchStack, variant: Variant, env: dict[str, str], plan
     scraper = Scraper(stack.settings, args.scrape_every)
     if variant.metrics:
         scraper.start()
-    runs_before, cpu_before = await _runs_in_redis(stack), cpu.snapshot(stack.service_pids())
+    services = stack.service_pids()
+    runs_before, cpu_before = await _runs_in_redis(stack), cpu.snapshot(stack.pids())
     try:
         async with SwitchyardTarget(stack.settings, f"bench-{WORKLOAD}",
                                     observe_steps=False) as target:  # fmt: skip
@@ -192,16 +220,24 @@ async def measure(stack: BenchStack, variant: Variant, env: dict[str, str], plan
     finally:
         await scraper.stop()
     runs = await _runs_in_redis(stack) - runs_before
-    cpu_after = cpu.snapshot(stack.service_pids())
+    cpu_after = cpu.snapshot(stack.pids())
     async with httpx.AsyncClient() as client:
-        counters = recorded(await scraper.once(client))
+        texts = await scraper.once(client)
     stack.stop_worker(worker)
+
+    def part(snapshot: dict[str, float], ours: bool) -> dict[str, float]:
+        return {name: s for name, s in snapshot.items() if (name in services) == ours}
+
     return {
         "variant": variant.key, "closed": closed_figures(closed, WORKLOAD, nodes),
         "open": phase.as_dict(), "runs": runs,
-        "cpu_ms_per_run": cpu.per_run(cpu_before, cpu_after, runs),
+        "cpu_ms_per_run": cpu.per_run(part(cpu_before, True), part(cpu_after, True), runs),
+        # Kafka, Redis and the benchmark's worker: what the variant costs them.
+        "rest_cpu_ms_per_run": cpu.per_run(part(cpu_before, False), part(cpu_after, False),
+                                           runs),
+        "engine_batches": batch_shape(texts.get("engine")),
         "scrapes": scraper.scrapes, "scrapes_failed": scraper.failed,
-        "counters_total": counters,
+        "counters_total": recorded(texts),
     }  # fmt: skip
 
 
@@ -349,6 +385,10 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "p99_ms": _mean(r["open"]["latency_ms"]["p99"] for r in mine),
             "cpu_ms_per_run": _mean(r["cpu_ms_per_run"]["all"] for r in mine),
             "engine_cpu_ms_per_run": _mean(r["cpu_ms_per_run"].get("engine") for r in mine),
+            "rest_cpu_ms_per_run": _mean(r.get("rest_cpu_ms_per_run", {}).get("all")
+                                         for r in mine),
+            "records_per_batch": _mean(r.get("engine_batches", {}).get("records_per_batch")
+                                       for r in mine),
             "spans": sum(r["spans"] for r in mine),
             "spans_per_run": round(fmean(r["spans_per_run"] for r in mine), 2),
             "counters_total": sum(sum(r["counters_total"].values()) for r in mine),
@@ -385,7 +425,7 @@ def table(result: dict[str, Any]) -> str:
         f"order {' '.join(result['order'])}",
         "",
         f"{'variant':<23}{'runs/s':>7}{'nodes/s':>8}{'Δ%':>8}{'p50 ms':>7}{'p99 ms':>7}"
-        f"{'CPU ms/run':>11}{'CPU Δ%':>8}{'spans':>8}{'/run':>6}",
+        f"{'CPU ms/run':>11}{'CPU Δ%':>8}{'rest':>6}{'rec/b':>6}{'spans':>8}{'/run':>6}",
     ]
     for key, v in variants.items():
         base = key == BASELINE
@@ -395,6 +435,8 @@ def table(result: dict[str, Any]) -> str:
             f"{_cell(v['p50_ms'], width=7)}{_cell(v['p99_ms'], width=7)}"
             f"{_cell(v['cpu_ms_per_run'], '.2f', 11)}"
             f"{_cell(None if base else v.get('cpu_delta_pct'), '+.1f')}"
+            f"{_cell(v.get('rest_cpu_ms_per_run'), '.2f', 6)}"
+            f"{_cell(v.get('records_per_batch'), '.1f', 6)}"
             f"{v['spans']:>8}{v['spans_per_run']:>6.2f}"
         )
     return "\n".join(lines + _notes(result))
@@ -411,7 +453,8 @@ def _notes(result: dict[str, Any]) -> list[str]:
         "",
         "Δ: runs/s vs metrics off (closed loop); CPU ms/run: user+system CPU of all "
         "Switchyard processes (engine's jq sandboxes included) per run started, warm-up to "
-        "drained open loop",
+        "drained open loop; rest: the same of Kafka, Redis and the benchmark's worker; "
+        "rec/b: the engine's mean records per inbox batch (from its /metrics, metrics on)",
         f"noise: {noise}a closed loop's two halves differ by up to {halves:.1f}%",
         "Redis forks (AOF rewrites) inside the measured variants: "
         f"{sum(r.get('redis_forks', 0) for r in result['runs'])} (a rewrite runs before each)",
