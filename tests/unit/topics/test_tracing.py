@@ -138,6 +138,66 @@ def test_trace_context_round_trips_through_kafka_headers() -> None:
     assert not trace.get_current_span(tracing.context_of([])).get_span_context().is_valid
 
 
+_PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("traceparent", _PARENT.encode()), ("tracestate", b"vendor=a,other=b")],
+        # baggage: the propagator API reads the record (and its baggage)
+        [
+            ("traceparent", _PARENT.encode()),
+            ("tracestate", b"vendor=a,other=b"),
+            ("baggage", b"team=platform"),
+        ],
+    ],
+    ids=["traceparent-and-tracestate", "with-baggage"],
+)
+def test_context_of_reads_what_the_propagator_reads(headers: list[tuple[str, bytes]]) -> None:
+    from opentelemetry import baggage, propagate
+
+    ours = tracing.context_of(headers)
+    theirs = propagate.extract(headers, getter=tracing._getter)
+    mine = trace.get_current_span(ours).get_span_context()
+    assert mine == trace.get_current_span(theirs).get_span_context()
+    assert mine.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+    assert mine.span_id == 0xB7AD6B7169203331
+    assert mine.is_remote
+    assert mine.trace_flags.sampled
+    assert mine.trace_state.to_header() == "vendor=a,other=b"
+    assert baggage.get_all(ours) == baggage.get_all(theirs)
+
+
+@pytest.mark.parametrize(
+    "parent",
+    [
+        b"00-00000000000000000000000000000000-b7ad6b7169203331-01",  # invalid trace id
+        b"00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",  # invalid span id
+        b"00-0af7651916cd43dd8448eb211c80319c_b7ad6b7169203331-01",  # not a delimiter
+        b"00-0af7651916cd43dd8448eb211c80319g-b7ad6b7169203331-01",  # not hex
+        b"00-short",
+    ],
+)
+def test_context_of_gives_no_parent_for_a_broken_traceparent(parent: bytes) -> None:
+    context = trace.get_current_span(tracing.context_of([("traceparent", parent)]))
+    assert not context.get_span_context().is_valid
+
+
+def test_headers_of_a_given_span_carry_its_tracestate() -> None:
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+
+    state = TraceState([("vendor", "a")])
+    span = NonRecordingSpan(SpanContext(1, 2, is_remote=False,
+                                        trace_flags=TraceFlags(1), trace_state=state))  # fmt: skip
+    assert tracing.headers_of(span) == [
+        ("traceparent", b"00-00000000000000000000000000000001-0000000000000002-01"),
+        ("tracestate", b"vendor=a"),
+    ]
+    invalid = NonRecordingSpan(SpanContext(0, 0, is_remote=False))
+    assert tracing.headers_of(invalid) == []
+
+
 def test_the_outbox_keeps_a_message_s_headers_across_its_json() -> None:
     headers = (("traceparent", b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01"),
                ("tracestate", b"k=v"))  # fmt: skip
