@@ -86,7 +86,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
                 token_attempts=TokenAttempts.from_settings(settings, client, credentials),
                 clock=clock,
             )
-            with pending_claims_refreshed(client):  # switchyard_claims_pending at scrapes
+            with pending_claims_refreshed(client, runs.tags()):  # claims pending at scrapes
                 yield
         finally:
             await waker.stop()

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge, Histogram
@@ -215,41 +215,63 @@ def acked(installation: str | None, outcome: str) -> None:
 
 
 class PendingClaims:
-    """Sets ``switchyard_claims_pending`` from Redis: every ``sy:claims:*`` sorted set
-    (one SCAN, filtered by Redis on pattern and type) and the size of each.
+    """Sets ``switchyard_claims_pending`` from Redis: each partition's pending sorted
+    set of each installation in that partition's ``sy:claimants`` set, summed per
+    installation.
 
-    Redis deletes a sorted set when its last member goes, so an installation seen
-    before whose set is gone is shown at 0 rather than dropped. Only the names are
-    kept here; every value is read at the scrape.
+    The first refresh also finds, by one SCAN of ``sy:claims:*``, the pending sets of a
+    store written before ``sy:claimants`` existed, and adds their installations; after
+    that a scrape costs a call per partition and a ZCARD per installation, whatever
+    the size of the keyspace (a SCAN at every scrape walked every key: with the runs
+    kept for 30 days, most of Redis' time spent on metrics). Redis deletes a sorted
+    set when its last member goes, so such an installation is shown at 0.
     """
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, tags: Sequence[str]) -> None:
         self.redis = redis
-        self.seen: set[str] = set()
+        self.tags = list(tags)
+        self.backfilled = False
 
     async def refresh(self) -> None:
         if not enabled():
             return
-        # Each inbox partition keeps its own pending set per installation
-        # (sy:claims:{p…}:<installation>): found by SCAN, summed per installation.
-        sizes: dict[str, int] = dict.fromkeys(self.seen, 0)
-        found: list[tuple[str, str]] = []
-        async for key in self.redis.scan_iter(match=f"{keys.PREFIX}claims:*", count=1000,
-                                              _type="zset"):  # fmt: skip
-            text = key.decode() if isinstance(key, bytes) else str(key)
-            _, brace, name = text.partition("}:")
-            if brace:
-                found.append((text, name))
+        if not self.backfilled:
+            await self._backfill()
+            self.backfilled = True
         async with self.redis.pipeline(transaction=False) as pipe:
-            for key, _ in found:
-                pipe.zcard(key)
+            for tag in self.tags:
+                pipe.smembers(keys.claimants(tag))
+            members = await pipe.execute()
+        found = [(tag, _text(name)) for tag, names in zip(self.tags, members, strict=True)
+                 for name in names]  # fmt: skip
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tag, name in found:
+                pipe.zcard(keys.claims(name, tag))
             counts = await pipe.execute()
+        sizes: dict[str, int] = {}
         for (_, name), count in zip(found, counts, strict=True):
             sizes[name] = sizes.get(name, 0) + int(count)
         for name, size in sizes.items():
             CLAIMS_PENDING.labels(name).set(size)
-        names = set(sizes)
-        self.seen = names
+
+    async def _backfill(self) -> None:
+        """``sy:claimants`` from the pending sets themselves (``sy:claims:{p…}:<id>``)."""
+        wanted = set(self.tags)
+        found: list[tuple[str, str]] = []
+        async for key in self.redis.scan_iter(match=f"{keys.PREFIX}claims:*", count=1000,
+                                              _type="zset"):  # fmt: skip
+            tag, brace, name = _text(key)[len(f"{keys.PREFIX}claims:") :].partition("}:")
+            if brace and f"{tag}}}" in wanted:
+                found.append((f"{tag}}}", name))
+        if found:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for tag, name in found:
+                    pipe.sadd(keys.claimants(tag), name)
+                await pipe.execute()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 # The bridges of this process (tests build several in one interpreter; a process runs
@@ -264,11 +286,11 @@ async def refresh_pending_claims() -> None:
 
 
 @contextlib.contextmanager
-def pending_claims_refreshed(redis: aioredis.Redis) -> Iterator[PendingClaims]:
+def pending_claims_refreshed(redis: aioredis.Redis, tags: Sequence[str]) -> Iterator[PendingClaims]:
     """While open, each scrape of ``/metrics`` sets the pending-claims gauge from ``redis``."""
     if refresh_pending_claims not in refreshers():
         add_refresher(refresh_pending_claims)
-    source = PendingClaims(redis)
+    source = PendingClaims(redis, tags)
     _pending_sources.append(source)
     try:
         yield source

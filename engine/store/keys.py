@@ -32,6 +32,7 @@ apply step (workflows, entities, answers) carry their own owner's tag.
 | ``sy:run:{p…}:<run>:events`` | list: the run's events in ``seq`` order (index ``seq - 1``), each packed (``event_record.py``: the RunEvent's values as a JSON array, no names, no run id; the bridge gives back the run-events topic's exact JSON; a whole JSON object, an older release's, is read as it is), RPUSHed in the apply step that emits them (the per-run SSE reads it; a list because a stream key costs ~4.7 kB however small) | engine | as the run while it is unfinished; ``RUN_EVENTS_TTL_SECONDS`` (60 s) after ``run.completed`` (EXPIRE in that step): a client resuming later gets ``event: end`` and reads the run with GET (a pruned run's list is deleted if still there) |
 | ``sy:runs:events:{p…}`` | stream: every run event of the partition's runs, one entry per apply step of a run (auto ids: the list SSE's cursor, with the event's index in the entry), fields ``r`` (run id) and ``e`` (a JSON array of the step's events, each packed as in the run's list; an older release's entry: one event's whole JSON), XADDed in the same apply step; each bridge's run waker blocks on them (one XREAD over all on one node, one per partition on a cluster) and wakes its live streams | engine | capped at about ``runs_events_cap(partitions)`` entries, the partition's share of ``RUNS_EVENTS_MAXLEN`` (30,000 in all: 2,500 each of 12; ``MAXLEN ~``; ~100,000 events, 3 entries a chain run): the list stream's resume window |
 | ``sy:claims:{p…}:<installation>`` | sorted set: pending node runs by visible-at (ms) (a claim takes from each partition's in turn) | engine adds/removes; bridge claims | until done (a leftover of a pruned run is removed with it) |
+| ``sy:claimants:{p…}`` | set: the installations that ever had a pending claim in the partition (SADDed with each pending claim; stores from before it are found by one SCAN per bridge process): what ``switchyard_claims_pending`` reads, instead of a SCAN of the keyspace at every scrape | engine adds; the bridge's first scrape backfills | forever (one member per installation) |
 | ``sy:claim:{p…}:<node run>`` | hash: ``run``, ``installation``, ``config`` (JSON), ``acked``, ``uid`` (its nodeUid, once claimed), ``view`` (optional JSON: the node run as a claim item shows it, ``claims.node_run_view``; without it a claim reads the run's state) | engine; bridge sets ``acked`` and ``uid`` | until done (a leftover of a pruned run is deleted with it) |
 | ``sy:org`` | hash: ``settings`` (JSON object, e.g. ``portAgentStreamerName``), ``featureFlags`` (JSON list): the organization Port's clients read and set | bridge (``PATCH /v1/organization``); engine reads | forever |
 | ``sy:notify`` | pub/sub channel: run ids as the engine creates them | engine | — |
@@ -240,6 +241,10 @@ def runs_of_entity(blueprint_identifier: str, entity_identifier: str, tag: str) 
 
 def claims(installation_id: str, tag: str) -> str:
     return f"{PREFIX}claims:{tag}:{installation_id}"
+
+
+def claimants(tag: str) -> str:
+    return f"{PREFIX}claimants:{tag}"
 
 
 def claim(node_run_id: str, tag: str) -> str:

@@ -298,6 +298,7 @@ def _plan_effect(
              "installation", effect.installation_id, "config", _json(effect.config),
              *(["uid", effect.node_uid] if effect.node_uid else [])],
             ["ZADD", keys.claims(effect.installation_id, tag), "NX", "0", effect.node_run_id],
+            ["SADD", keys.claimants(tag), effect.installation_id],
         ]  # fmt: skip
     elif isinstance(effect, ClearPendingClaim):
         plan.commands += [

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from switchyard.bridge.metrics import PendingClaims
 from switchyard.engine.service import EngineService
 from switchyard.engine.store import keys
 from tests.bridge import conftest as bridge_fixtures
@@ -155,3 +156,35 @@ async def test_claims_pending_claimed_and_acks(api: Api, engine: EngineService, 
     tags = api.ctx.runs.tags()
     assert await api.ctx.redis.exists(*(keys.claims(installation, tag) for tag in tags)) == 0
     assert (await _scrape(api))[pending] == 0
+
+
+async def test_claims_pending_reads_each_partitions_claimants_not_the_keyspace(
+    api: Api, engine: EngineService, wf_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installation = await _pending(api, wf_id, 2)
+    redis, tags = api.ctx.redis, api.ctx.runs.tags()
+    # The apply step that made each claim pending named its installation in the partition.
+    registered = [await redis.smembers(keys.claimants(tag)) for tag in tags]
+    assert any(installation.encode() in members for members in registered)
+    # A pending set of a store from before sy:claimants: found by the first scrape only.
+    older, tag = f"older-{uuid.uuid4().hex[:8]}", tags[-1]
+    await redis.zadd(keys.claims(older, tag), {f"wfnr_{uuid.uuid4().hex[:16]}": 0})
+    scans: list[str] = []
+    scan_iter = redis.scan_iter
+
+    def counted(*args: object, **kwargs: object) -> object:
+        scans.append(str(kwargs.get("match")))
+        return scan_iter(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(redis, "scan_iter", counted)
+    source = PendingClaims(redis, tags)
+    try:
+        for _ in range(3):
+            await source.refresh()
+            assert _value("switchyard_claims_pending", {"installation": installation}) == 2
+            assert _value("switchyard_claims_pending", {"installation": older}) == 1
+        assert len(scans) == 1
+        assert older.encode() in await redis.smembers(keys.claimants(tag))
+    finally:
+        await redis.delete(keys.claims(older, tag))
+        await redis.srem(keys.claimants(tag), older)
