@@ -18,7 +18,9 @@ Before the first variant the fresh stack is warmed by a closed loop nobody count
 own rewrites turned off, so no variant's window holds a rewrite (the forks inside the
 windows are counted and printed). Beside the rates, the CPU (user + system) Switchyard's
 processes spent per run: on one shared 2-core machine it moves less with the other
-load than runs/s does.
+load than runs/s does; the same of Kafka, Redis and the benchmark's worker ("rest":
+the worker traces nothing, so a drift of the machine shows there too), and the
+engine's mean records per inbox batch (from its ``/metrics``).
 Spans come from Switchyard's processes only: the benchmark's worker configures no
 tracing and exports nothing.
 Prints a table and writes ``benchmarks/results/telemetry-<timestamp>.json`` (and
