@@ -141,6 +141,13 @@ def shutdown_tracing() -> None:
     provider.shutdown()
 
 
+def flush_tracing(timeout_ms: int = 30_000) -> bool:
+    """Export every span ended so far, now; True when done (or tracing is off)."""
+    if not _state.enabled:
+        return True
+    return bool(_state.provider.force_flush(timeout_ms))
+
+
 def enabled() -> bool:
     """Whether this process traces: the one check the hot paths make."""
     return _state.enabled

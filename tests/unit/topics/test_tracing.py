@@ -335,3 +335,35 @@ def test_a_run_keeping_no_trace_yet_takes_the_record_s() -> None:
     other = (("traceparent", b"00-" + b"f" * 32 + b"-" + b"e" * 16 + b"-01"),)
     assert tracing.run_parent(other, None) == (other, ())
     assert tracing.run_parent((), None) == ((), ())
+
+
+def test_flush_tracing_while_off_has_nothing_to_wait_for() -> None:
+    assert not tracing.enabled()
+    assert tracing.flush_tracing(timeout_ms=1) is True
+
+
+# Ends a span, flushes, and leaves without the exit's own flush (os._exit).
+FLUSH_PROBE = """
+import os
+from switchyard.topics.telemetry import tracing
+assert tracing.configure_tracing("probe")
+with tracing.tracer().start_as_current_span("flushed"):
+    pass
+print(tracing.flush_tracing(), flush=True)
+os._exit(0)
+"""
+
+
+def test_flush_tracing_exports_the_spans_ended_so_far() -> None:
+    from tests.observability.otlp_receiver import otlp_receiver
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    with otlp_receiver() as (url, received):
+        # The batch processor alone would wait ten minutes: only the flush exports.
+        env = {**clean, "OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_BSP_SCHEDULE_DELAY": "600000"}
+        done = subprocess.run([sys.executable, "-c", FLUSH_PROBE], env=env,
+                              capture_output=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode()
+        assert done.stdout.decode().split() == ["True"]
+        spans = received.snapshot()
+    assert [(span.service, span.name) for span in spans] == [("switchyard-probe", "flushed")]
