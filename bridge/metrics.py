@@ -260,9 +260,10 @@ class PendingClaims:
         found: list[tuple[str, str]] = []
         async for key in self.redis.scan_iter(match=f"{keys.PREFIX}claims:*", count=1000,
                                               _type="zset"):  # fmt: skip
-            tag, brace, name = _text(key)[len(f"{keys.PREFIX}claims:") :].partition("}:")
-            if brace and f"{tag}}}" in wanted:
-                found.append((f"{tag}}}", name))
+            head, brace, name = _text(key)[len(f"{keys.PREFIX}claims:") :].partition("}:")
+            tag = f"{head}}}"
+            if brace and tag in wanted:
+                found.append((tag, name))
         if found:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for tag, name in found:

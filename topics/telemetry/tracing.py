@@ -180,8 +180,9 @@ def context_of(headers: Headers) -> Context:
     """The trace context a record's headers carry (an empty context without any).
 
     A version-00 ``traceparent`` (with its ``tracestate``) is read here, without the
-    propagator: a third of a sampled record's tracing cost went to ``extract``. Any
-    other headers (another version, ``baggage``) go through the propagator API."""
+    propagator (with ``headers_of`` below: 13% fewer Python calls per sampled record
+    under cProfile). Any other headers (another version, ``baggage``) go through the
+    propagator API."""
     parent = tracestate = None
     for name, value in headers:
         if name == "traceparent":
@@ -190,13 +191,9 @@ def context_of(headers: Headers) -> Context:
             tracestate = value
         elif name == "baggage":
             return propagate.extract(headers, getter=_getter)
-    context = _span_context(parent) if parent is not None else None
+    context = _span_context(parent, tracestate) if parent is not None else None
     if context is None:
         return propagate.extract(headers, getter=_getter)
-    if tracestate:
-        state = TraceState.from_header([tracestate.decode("latin-1")])
-        context = SpanContext(context.trace_id, context.span_id, is_remote=True,
-                              trace_flags=context.trace_flags, trace_state=state)  # fmt: skip
     return trace.set_span_in_context(NonRecordingSpan(context))
 
 
@@ -233,9 +230,10 @@ def unsampled_span(headers: Headers) -> _Unsampled | None:
 _TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
 
 
-def _span_context(parent: bytes) -> SpanContext | None:
-    """The remote span context of a version-00 ``traceparent``; None when it is not
-    one (the propagator then decides) or names an invalid trace or span."""
+def _span_context(parent: bytes, tracestate: bytes | None = None) -> SpanContext | None:
+    """The remote span context of a version-00 ``traceparent`` (and its ``tracestate``);
+    None when it is not one (the propagator then decides) or names an invalid trace or
+    span."""
     if len(parent) != _TRACEPARENT_LENGTH or not parent.startswith(b"00-"):
         return None
     if parent[35:36] != b"-" or parent[52:53] != b"-":
@@ -247,7 +245,9 @@ def _span_context(parent: bytes) -> SpanContext | None:
         return None
     if not trace_id or not span_id:
         return None
-    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags))
+    state = TraceState.from_header([tracestate.decode("latin-1")]) if tracestate else None
+    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags),
+                       trace_state=state)  # fmt: skip
 
 
 def stand_in(span: Span) -> _Unsampled | None:
@@ -315,8 +315,8 @@ def headers_of(span: Span | None = None) -> list[tuple[str, bytes]]:
     if isinstance(carrier, _Unsampled):
         return list(carrier.carried)
     if span is not None:
-        # A given span's own context, formatted here: ``inject`` was another third of a
-        # sampled record's cost (the current context's baggage is not the span's).
+        # A given span's own context, formatted here rather than by ``inject`` (see
+        # context_of); the current context's baggage is not the span's.
         context = span.get_span_context()
         return _carried(context) if context.is_valid else []
     headers: list[tuple[str, bytes]] = []
