@@ -45,7 +45,7 @@ class RunNotifier:
             self._task = None
         if self._pubsub is not None:
             with contextlib.suppress(RedisError):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self._pubsub.aclose()
             self._pubsub = None
         for waiters in self._waiters.values():
             for waiter in waiters:
@@ -97,5 +97,5 @@ class RunNotifier:
             delay = min(delay * 2, 5.0)
             with contextlib.suppress(RedisError):
                 if self._pubsub is not None:
-                    await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await self._pubsub.aclose()
                 self._pubsub = await self._subscribe()

@@ -304,7 +304,7 @@ class TimerService:
                     self._wake.set()
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
 
 
 def _wake_ms(data: object) -> float:
