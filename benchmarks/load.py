@@ -97,6 +97,7 @@ class ClosedLoop:
             "second_half_runs_per_s": round(sum(second) / len(second), 1) if second else None,
             "node_runs_per_run_observed": {str(k): v for k, v in
                                            sorted(self.node_runs_per_run.items())},
+            "per_second": self.per_second,  # runs completed in each second of the window
         }  # fmt: skip
 
 

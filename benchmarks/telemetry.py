@@ -3,6 +3,7 @@
     python -m benchmarks.telemetry --seconds 30               # four variants, ~4-5 minutes
     python -m benchmarks.telemetry --seconds 30 --repeats 2   # ABCD DCBA, with the spread
     python -m benchmarks.telemetry --quick --seconds 2 --variants off,trace100  # smoke
+    python -m benchmarks.telemetry --seconds 15 --repeats 6 --bracket --variants off,metrics,trace10
 
 Variants: metrics off (``SWITCHYARD_METRICS_ENABLED=false``); metrics on; metrics on
 and OpenTelemetry tracing sampled at 10% and at 100% (``OTEL_TRACES_EXPORTER=otlp``
@@ -23,6 +24,11 @@ the worker traces nothing, so a drift of the machine shows there too), and the
 engine's mean records per inbox batch (from its ``/metrics``).
 Spans come from Switchyard's processes only: the benchmark's worker configures no
 tracing and exports nothing.
+The machine's speed drifts between windows by more than the costs measured (repeats of
+one variant differ by a quarter where a closed loop's two halves agree): beside the Δ of
+the variants' means, each window's Δ against the metrics-off windows just before and
+after it, and the median of those per variant (the "paired" figure; ``--bracket``
+schedules metrics off between every two other windows so that each has both).
 Prints a table and writes ``benchmarks/results/telemetry-<timestamp>.json`` (and
 ``telemetry-latest.json``). Figures, never assertions.
 """
@@ -37,7 +43,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import fmean
+from statistics import fmean, median
 from typing import Any
 
 import httpx
@@ -97,12 +103,47 @@ BASELINE = "off"
 TARGETS = {"metrics": 5.0, "trace10": 10.0}
 
 
-def schedule(variants: list[Variant], repeats: int) -> list[Variant]:
-    """ABCD, then DCBA, then ABCD…: a drift over the run falls on every variant alike."""
-    order: list[Variant] = []
+def schedule(variants: list[Variant], repeats: int, bracket: bool = False) -> list[Variant]:
+    """ABCD, then DCBA, then ABCD…: a drift over the run falls on every variant alike.
+
+    ``bracket``: the baseline between every two other windows (A B A C A D A, then
+    A D A C A B A…), so each window has a baseline window just before and just after
+    it, for :func:`paired`."""
+    if not bracket:
+        order: list[Variant] = []
+        for n in range(repeats):
+            order += variants if n % 2 == 0 else variants[::-1]
+        return order
+    base = next((v for v in variants if v.key == BASELINE), None)
+    others = [v for v in variants if v.key != BASELINE]
+    if base is None or not others:
+        raise ValueError(f"a bracketed schedule needs {BASELINE!r} and another variant")
+    order = [base]
     for n in range(repeats):
-        order += variants if n % 2 == 0 else variants[::-1]
+        for variant in others if n % 2 == 0 else others[::-1]:
+            order += [variant, base]
     return order
+
+
+def paired(runs: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Per variant, each of its windows' Δ% of runs/s against the baseline windows next
+    to it in time (the mean of the one before and the one after, or the one there is).
+
+    The machine's speed drifts between windows far more than within one (a closed
+    loop's halves agree where repeats of one variant do not), so a window compared
+    with its neighbours carries less of the drift than the means of whole variants."""
+    rates = [r["closed"]["runs_per_s"] for r in runs]
+    bases = [i for i, r in enumerate(runs) if r["variant"] == BASELINE]
+    deltas: dict[str, list[float]] = {}
+    for i, run in enumerate(runs):
+        if run["variant"] == BASELINE:
+            continue
+        before = [rates[j] for j in bases if j < i][-1:]
+        after = [rates[j] for j in bases if j > i][:1]
+        if before or after:
+            base = fmean(before + after)
+            deltas.setdefault(run["variant"], []).append(round(100 * (rates[i] / base - 1), 1))
+    return deltas
 
 
 class Scraper:
@@ -310,7 +351,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     stack = BenchStack(bench_settings(args.home.resolve(), ports, args.cache_home), say=_say)
     # The variants set telemetry; none of the caller's own OTEL_* settings leak in.
     stack.env = {k: v for k, v in stack.env.items() if not k.startswith("OTEL_")}
-    order = schedule([v for v in VARIANTS if v.key in args.variants], args.repeats)
+    order = schedule([v for v in VARIANTS if v.key in args.variants], args.repeats,
+                     args.bracket)  # fmt: skip
     result: dict[str, Any] = {
         "command": " ".join(sys.argv), "machine": machine(), "workload": WORKLOAD,
         "plan": {"closed_s": plan.closed, "warmup_s": plan.warmup, "window": plan.window,
@@ -399,6 +441,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for entry in summary.values():
         entry["delta_pct"] = _delta(entry["runs_per_s"], base.get("runs_per_s"))
         entry["cpu_delta_pct"] = _delta(entry["cpu_ms_per_run"], base.get("cpu_ms_per_run"))
+    for key, deltas in paired(runs).items():
+        summary[key]["paired_deltas_pct"] = deltas
+        summary[key]["paired_delta_pct"] = round(median(deltas), 1)
     return summary
 
 
@@ -466,12 +511,24 @@ def _notes(result: dict[str, Any]) -> list[str]:
     d = result.get("durability")
     if d:
         lines.append(f"durability: Redis {d['redis']}; Kafka {d['kafka']}; {d['producers']}")
+    if any("paired_delta_pct" in v for v in variants.values()):
+        lines.append("paired Δ: each window against the metrics-off windows just before and "
+                     "after it; the median over a variant's windows (and their range)")  # fmt: skip
+        for v in variants.values():
+            deltas = v.get("paired_deltas_pct")
+            if deltas:
+                low, high = min(deltas), max(deltas)
+                lines.append(f"  {v['label']:<23}{v['paired_delta_pct']:+6.1f}%  over "
+                             f"{len(deltas)} windows, {low:+.1f}% to {high:+.1f}%")  # fmt: skip
     for key, bound in TARGETS.items():
         entry = variants.get(key)
         if entry and entry.get("delta_pct") is not None:
-            met = "yes" if entry["delta_pct"] >= -bound else "no"
-            lines.append(f"{entry['label']}: {entry['delta_pct']:+.1f}% runs/s vs off "
-                         f"(issue 15, at most {bound:.0f}% slower: {met})")  # fmt: skip
+            # The paired median when there is one: it carries less of the drift.
+            figure = entry.get("paired_delta_pct", entry["delta_pct"])
+            which = "paired median" if "paired_delta_pct" in entry else "means"
+            met = "yes" if figure >= -bound else "no"
+            lines.append(f"{entry['label']}: {figure:+.1f}% runs/s vs off ({which}; issue 15, "
+                         f"at most {bound:.0f}% slower: {met})")  # fmt: skip
     return lines
 
 
@@ -484,6 +541,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     add("--seconds", type=float, help="closed-loop length per variant (default 60, quick 3)")
     add("--quick", action="store_true", help="1 s warm-up, 2 s open loop (the smoke test)")
     add("--repeats", type=int, default=1, help="runs of every variant, order reversed each time")
+    add("--bracket", action="store_true",
+        help="metrics off between every two others (A B A C A, then A C A B A…)")  # fmt: skip
     add("--variants", type=lambda s: s.split(","), default=[v.key for v in VARIANTS],
         help="any of: " + ", ".join(v.key for v in VARIANTS))  # fmt: skip
     add(
@@ -507,6 +566,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     add("--out", type=Path, help="JSON file (default benchmarks/results/telemetry-<date>.json)")
     add("--keep-stack", action="store_true", help="leave the stack running")
     args = parser.parse_args(argv)
+    if args.bracket and (BASELINE not in args.variants or len(set(args.variants)) < 2):
+        parser.error(f"--bracket needs {BASELINE} and another variant in --variants")
     if args.warm_up is None:
         args.warm_up = 0.0 if args.quick else 20.0
     return args
