@@ -259,7 +259,9 @@ async def measure(stack: BenchStack, variant: Variant, env: dict[str, str], plan
             offered = rate or max(closed.rate, 1.0) * args.open_fraction
             _say(f"{WORKLOAD} [{variant.label}]: open loop at {offered:.0f} runs/s, "
                  f"{plan.open:.0f} s")  # fmt: skip
+            open_before = cpu.snapshot(stack.pids())
             phase = await open_loop(target, rate=offered, seconds=plan.open)
+            open_after = cpu.snapshot(stack.pids())
     finally:
         await scraper.stop()
     runs = await _runs_in_redis(stack) - runs_before
@@ -278,6 +280,12 @@ async def measure(stack: BenchStack, variant: Variant, env: dict[str, str], plan
         # Kafka, Redis and the benchmark's worker: what the variant costs them.
         "rest_cpu_ms_per_run": cpu.per_run(part(cpu_before, False), part(cpu_after, False),
                                            runs),
+        # The open loop alone: every variant at one offered rate, so the batches are
+        # alike and the CPU per run is the work's, not the closed loop's dynamics'.
+        "open_cpu_ms_per_run": cpu.per_run(part(open_before, True), part(open_after, True),
+                                           phase.sent),
+        "open_rest_cpu_ms_per_run": cpu.per_run(part(open_before, False),
+                                                part(open_after, False), phase.sent),
         "engine_batches": batch_shape(texts.get("engine")),
         "scrapes": scraper.scrapes, "scrapes_failed": scraper.failed,
         "counters_total": recorded(texts),
@@ -433,6 +441,12 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                                          for r in mine),
             "records_per_batch": _mean(r.get("engine_batches", {}).get("records_per_batch")
                                        for r in mine),
+            "open_cpu_ms_per_run": _mean(r.get("open_cpu_ms_per_run", {}).get("all")
+                                         for r in mine),
+            "open_engine_cpu_ms_per_run": _mean(r.get("open_cpu_ms_per_run", {}).get("engine")
+                                                for r in mine),
+            "open_rest_cpu_ms_per_run": _mean(r.get("open_rest_cpu_ms_per_run", {}).get("all")
+                                              for r in mine),
             "spans": sum(r["spans"] for r in mine),
             "spans_per_run": round(fmean(r["spans_per_run"] for r in mine), 2),
             "counters_total": sum(sum(r["counters_total"].values()) for r in mine),
@@ -511,6 +525,13 @@ def _notes(result: dict[str, Any]) -> list[str]:
     d = result.get("durability")
     if d:
         lines.append(f"durability: Redis {d['redis']}; Kafka {d['kafka']}; {d['producers']}")
+    if any(v.get("open_cpu_ms_per_run") is not None for v in variants.values()):
+        lines.append("CPU ms per run in the open loop alone (one offered rate for all): "
+                     "Switchyard / its engine / rest")  # fmt: skip
+        for v in variants.values():
+            lines.append(f"  {v['label']:<23}{_cell(v.get('open_cpu_ms_per_run'), '.3f', 6)} /"
+                         f"{_cell(v.get('open_engine_cpu_ms_per_run'), '.3f', 6)} /"
+                         f"{_cell(v.get('open_rest_cpu_ms_per_run'), '.3f', 6)}")  # fmt: skip
     if any("paired_delta_pct" in v for v in variants.values()):
         lines.append("paired Δ: each window against the metrics-off windows just before and "
                      "after it; the median over a variant's windows (and their range)")  # fmt: skip
